@@ -1,0 +1,90 @@
+"""Snapshot ids and their wire form.
+
+A *full id* is an unbounded non-negative integer: 0 is the epoch before any
+snapshot, snapshot k moves a process from epoch k-1 to epoch k. On the wire
+only a few header bits are available (6 DSCP bits in this testbed), so the
+wire form is the full id modulo the number of usable codes, compared with
+serial-number arithmetic (RFC 1982 style).
+
+Wire code 0 is reserved for *unmarked* traffic (packets no Beaver process
+stamped, e.g. out-group traffic under a protocol without gateways), so the
+usable codes are 1..2**bits-1 and ``wire(k) = k mod (2**bits-1) + 1``.
+
+Decoding needs a reference: the receiver's own full id. The protocol keeps
+every id alive in the system within ``window`` of each other (the
+coordinator never has more than ``window`` snapshots in flight), so a wire
+code decodes to the unique full id within ``window`` of the reference. A
+code that decodes to no such id is *out of window*: it is rejected, never
+adopted. Unique decoding needs ``2 * window + 1 <= codes``: at most 31
+snapshots in flight with 6 bits (the paper's prototype: 8191 with 14 bits).
+A smaller window leaves codes that no correct process can send, so corrupt
+or forged marks are caught.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+UNMARKED = 0
+"""The wire code of traffic that carries no snapshot id."""
+
+
+class OutOfWindow(ValueError):
+    """A wire id that no process within the snapshot window can have sent."""
+
+
+@dataclass(frozen=True)
+class IdSpace:
+    """The wire encoding of snapshot ids: ``bits`` header bits, ``window`` ids in flight."""
+
+    bits: int = 6
+    window: int = 16
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.bits <= 32:
+            raise ValueError(f"id bits must be in 2..32, got {self.bits}")
+        if not 1 <= self.window or 2 * self.window + 1 > self.codes:
+            raise ValueError(
+                f"window must be in 1..{(self.codes - 1) // 2} for {self.bits} bits, "
+                f"got {self.window}"
+            )
+
+    @property
+    def codes(self) -> int:
+        """Number of usable wire codes (code 0 is reserved for unmarked traffic)."""
+        return (1 << self.bits) - 1
+
+    def to_wire(self, full_id: int) -> int:
+        """The wire code of a full id (never :data:`UNMARKED`)."""
+        if full_id < 0:
+            raise ValueError(f"snapshot ids are non-negative, got {full_id}")
+        return full_id % self.codes + 1
+
+    def from_wire(self, wire: int, reference: int) -> int | None:
+        """The full id a wire code stands for, seen by a process at full id ``reference``.
+
+        Returns ``None`` for unmarked traffic. Raises :class:`OutOfWindow` when
+        the code is further than ``window`` from the reference either way, and
+        ``ValueError`` for a code that does not fit in ``bits``.
+        """
+        if wire == UNMARKED:
+            return None
+        if not 0 < wire <= self.codes:
+            raise ValueError(f"wire id {wire} does not fit in {self.bits} bits")
+        ahead = (wire - 1 - reference) % self.codes
+        if ahead <= self.window:
+            return reference + ahead
+        behind = self.codes - ahead
+        if behind <= self.window and reference - behind >= 0:
+            return reference - behind
+        raise OutOfWindow(
+            f"wire id {wire} is outside the window of {self.window} around id {reference}"
+        )
+
+    def ahead_wires(self, full_id: int) -> list[int]:
+        """Wire codes of the ids newer than ``full_id`` that a process may still see.
+
+        A gateway at ``full_id`` adopts these when in-group traffic carries them
+        (optimistic marking); a switch can match them one rule each.
+        """
+        return [self.to_wire(full_id + step) for step in range(1, self.window + 1)]
