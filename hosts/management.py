@@ -1,0 +1,125 @@
+"""The management-network protocol between in-group agents and the coordinator.
+
+One TCP connection per agent, carrying JSON objects one per line (UTF-8,
+``\\n``-terminated). The agent speaks first with ``hello``; after that every
+agent message carries ``seq``, counting up from 1 on the connection, so a
+duplicated, dropped or replayed report is noticed. Messages:
+
+agent -> coordinator
+    ``hello``      {node, protocol}
+    ``local``      {seq, first_id, last_id, taken_at, state, sent, received}
+    ``in_flight``  {seq, sender, first_id, last_id, message, received_at}
+    ``counters``   {seq, rejected, delivered}  (running totals, for the summary)
+
+coordinator -> agent
+    ``notify``     {snapshot_id}
+    ``restore``    {snapshot_id, state}
+    ``stop``       {}
+
+The node a report is about is the one that said ``hello`` on the
+connection: a report cannot speak for another node. Times are
+``time.monotonic()`` seconds (one clock for every namespace of a host).
+:func:`decode` turns a line into a checked dict or raises
+:class:`MalformedMessage`; :func:`local_snapshot` and :func:`in_flight`
+turn checked reports into the protocol core's records.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from beaver.core.records import InFlight, LocalSnapshot
+
+MAX_LINE = 4 * 1024 * 1024
+"""Longest line accepted (bytes): a local state must fit in it."""
+
+
+class MalformedMessage(ValueError):
+    """A management message that is not valid JSON of a known type with the right fields."""
+
+
+_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "hello": {"node": str, "protocol": str},
+    "local": {
+        "seq": int, "first_id": int, "last_id": int, "taken_at": (int, float),
+        "state": object, "sent": dict, "received": dict,
+    },
+    "in_flight": {
+        "seq": int, "sender": str, "first_id": int, "last_id": int,
+        "message": object, "received_at": (int, float),
+    },
+    "counters": {"seq": int, "rejected": int, "delivered": int},
+    "notify": {"snapshot_id": int},
+    "restore": {"snapshot_id": int, "state": object},
+    "stop": {},
+}
+
+
+def encode(kind: str, **fields: Any) -> bytes:
+    """One message as a line of JSON."""
+    if kind not in _FIELDS:
+        raise ValueError(f"unknown management message type {kind!r}")
+    return json.dumps({"type": kind, **fields}, separators=(",", ":")).encode() + b"\n"
+
+
+def decode(line: bytes | str) -> dict[str, Any]:
+    """A checked message from one line; :class:`MalformedMessage` says what is wrong."""
+    if len(line) > MAX_LINE:
+        raise MalformedMessage(f"message of {len(line)} bytes is longer than {MAX_LINE}")
+    try:
+        message = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise MalformedMessage(f"not JSON: {error}") from None
+    if not isinstance(message, dict):
+        raise MalformedMessage("not a JSON object")
+    kind = message.get("type")
+    if kind not in _FIELDS:
+        raise MalformedMessage(f"unknown message type {kind!r}")
+    for name, expected in _FIELDS[kind].items():
+        if name not in message:
+            raise MalformedMessage(f"{kind} message without {name!r}")
+        value = message[name]
+        if expected is not object and (
+            not isinstance(value, expected) or isinstance(value, bool)
+        ):
+            raise MalformedMessage(f"{kind} message: {name!r} has the wrong type")
+    for counts in ("sent", "received"):
+        if kind == "local" and not all(
+            isinstance(peer, str) and type(n) is int and n >= 0
+            for peer, n in message[counts].items()
+        ):
+            raise MalformedMessage(f"local message: {counts!r} must map peers to counts >= 0")
+    return message
+
+
+def encode_local(local: LocalSnapshot, seq: int) -> bytes:
+    return encode(
+        "local", seq=seq, first_id=local.first_id, last_id=local.last_id,
+        taken_at=local.taken_at, state=local.state, sent=local.sent, received=local.received,
+    )
+
+
+def encode_in_flight(record: InFlight, seq: int) -> bytes:
+    return encode(
+        "in_flight", seq=seq, sender=record.sender, first_id=record.first_id,
+        last_id=record.last_id, message=record.message, received_at=record.received_at,
+    )
+
+
+def local_snapshot(node: str, message: dict[str, Any]) -> LocalSnapshot:
+    """The core record of a checked ``local`` message from ``node``."""
+    return LocalSnapshot(
+        node=node, first_id=message["first_id"], last_id=message["last_id"],
+        taken_at=float(message["taken_at"]), state=message["state"],
+        sent=dict(message["sent"]), received=dict(message["received"]),
+    )
+
+
+def in_flight(node: str, message: dict[str, Any]) -> InFlight:
+    """The core record of a checked ``in_flight`` message received by ``node``."""
+    return InFlight(
+        receiver=node, sender=message["sender"], first_id=message["first_id"],
+        last_id=message["last_id"], message=message["message"],
+        received_at=float(message["received_at"]),
+    )
