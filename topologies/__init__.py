@@ -1,0 +1,1 @@
+"""The emulated data center: address plan, Mininet topology and its lifecycle."""
