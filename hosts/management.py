@@ -10,11 +10,19 @@ agent -> coordinator
     ``local``      {seq, first_id, last_id, taken_at, state, sent, received}
     ``in_flight``  {seq, sender, first_id, last_id, message, received_at}
     ``counters``   {seq, rejected, delivered}  (running totals, for the summary)
+    ``restored``   {seq, snapshot_id}  (the state of ``restore`` is in place)
 
 coordinator -> agent
     ``notify``     {snapshot_id}
     ``restore``    {snapshot_id, state}
     ``stop``       {}
+
+Optional fields (absent from older peers; readers use ``.get``):
+``counters`` may add ``malformed`` (datagrams ignored), ``sent``,
+``markers_sent``, ``chain_min`` (the shortest external causal chain seen,
+seconds, or null) and ``chain_count``; ``restore`` may add ``in_flight``, a
+list of ``{sender, message}`` the node delivers after restoring its state
+(the snapshot's channel state towards it).
 
 The node a report is about is the one that said ``hello`` on the
 connection: a report cannot speak for another node. Times are
@@ -50,6 +58,7 @@ _FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
         "message": object, "received_at": (int, float),
     },
     "counters": {"seq": int, "rejected": int, "delivered": int},
+    "restored": {"seq": int, "snapshot_id": int},
     "notify": {"snapshot_id": int},
     "restore": {"snapshot_id": int, "state": object},
     "stop": {},
