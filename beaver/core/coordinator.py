@@ -195,7 +195,7 @@ class Coordinator:
         if status.failed_gateways:
             status.valid = False
         else:
-            status.t1 = now
+            status.t1 = max(status.gateway_acks.values())
             status.valid = status.t1 - status.t0 < self.tau_min
         self._check_finished(status.snapshot_id)
         return self._notify_nodes(status.snapshot_id)
@@ -236,7 +236,8 @@ class Coordinator:
         """Take an in-flight message; returns the snapshots it completed."""
         problem = None
         if record.receiver not in self._last_reported or record.sender not in self._last_reported:
-            problem = f"in-flight record between unknown nodes {record.sender!r} -> {record.receiver!r}"
+            problem = (f"in-flight record between unknown nodes "
+                       f"{record.sender!r} -> {record.receiver!r}")
         elif not 1 <= record.first_id <= record.last_id <= self.newest:
             problem = (f"in-flight record for snapshots {record.first_id}..{record.last_id}, "
                        f"but only 1..{self.newest} were started")
@@ -308,6 +309,10 @@ class Coordinator:
     def forget(self, k: int) -> None:
         """Drop the stored states and messages of finished snapshots up to ``k``."""
         for node, locals_ in self._locals.items():
-            self._locals[node] = [local for local in locals_ if local.last_id > k]
+            self._locals[node] = [
+                local for local in locals_
+                if local.last_id > k
+                or any(s in self._unfinished for s in range(local.first_id, local.last_id + 1))
+            ]
         for old in [s for s in self._in_flight if s <= k and s not in self._unfinished]:
             del self._in_flight[old]
