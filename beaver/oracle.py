@@ -1,0 +1,225 @@
+"""Ground truth: was a snapshot causally consistent, and was its channel state exact?
+
+The oracle judges snapshots from what really happened, independently of any
+protocol's bookkeeping. Its input is an :class:`EventLog`:
+
+- every process (in-group node or out-group process) has a sequence of
+  events, each the send or the receive of a message with a unique id;
+- each in-group node has *capture positions*: snapshot k was captured at
+  position p when exactly the node's first p events happened before its
+  local state for k was recorded. Those p events are *inside* cut k.
+
+Snapshot k is **consistent** when no in-group event inside cut k has a
+causal predecessor (happened-before, through any process, in-group or not)
+that is an in-group event outside cut k. Its channel state is **exact**
+when the message ids the protocol recorded for k are precisely the in-group
+messages (in-group sender and receiver) sent inside cut k and received
+outside it.
+
+One pass decides both for every snapshot. Events are replayed in an order
+that respects every process's sequence and puts every send before its
+receive. Each in-group node has a *level*: the number of snapshots whose
+capture point it has passed (its events at level c are inside cuts c+1..
+and outside cuts 1..c). Each message carries a *taint*: for an in-group
+sender its level at the send, for an out-group sender the highest taint it
+has received so far (out-group processes pass causality on). An in-group
+receiver at level c that receives taint L > c shows an effect inside cuts
+c+1..L of a cause outside them: those snapshots are inconsistent. An
+in-group message sent at level ls and received at level lr is in flight
+across cuts ls+1..lr. The cost is linear in events plus snapshots plus the
+size of the channel states.
+
+A message that is sent but never received belongs to no channel state (the
+log does not say which channel it was on): a run should drain first.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+
+
+class LogError(ValueError):
+    """A log that no execution can have produced (receive without send, duplicates, ...)."""
+
+
+class EventLog:
+    """Per-process event sequences and the in-group nodes' capture positions.
+
+    Events are stored compactly: a message id ``m >= 0`` is a send of ``m``,
+    ``~m`` (a negative number) a receive of ``m``. ``captures[node][k - 1]``
+    is the position at which in-group ``node`` captured snapshot k.
+    """
+
+    def __init__(self, ingroup: Iterable[str]):
+        self.ingroup = frozenset(ingroup)
+        self.events: dict[str, array] = {}
+        self.captures: dict[str, list[int]] = {node: [] for node in self.ingroup}
+
+    def sequence(self, process: str) -> array:
+        """The event sequence of ``process`` (created empty on first use)."""
+        events = self.events.get(process)
+        if events is None:
+            events = self.events[process] = array("q")
+        return events
+
+    def send(self, process: str, message: int) -> None:
+        if message < 0:
+            raise LogError(f"message ids are non-negative, got {message}")
+        self.sequence(process).append(message)
+
+    def receive(self, process: str, message: int) -> None:
+        if message < 0:
+            raise LogError(f"message ids are non-negative, got {message}")
+        self.sequence(process).append(~message)
+
+    def capture(self, node: str, through: int) -> None:
+        """``node`` records its state for every snapshot up to ``through`` not yet captured."""
+        if node not in self.ingroup:
+            raise LogError(f"{node!r} is not an in-group node and takes no snapshots")
+        positions = self.captures[node]
+        position = len(self.sequence(node))
+        positions.extend([position] * (through - len(positions)))
+
+    def level(self, node: str) -> int:
+        """How many snapshots ``node`` has captured so far."""
+        return len(self.captures[node])
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The oracle's judgement of one snapshot."""
+
+    snapshot_id: int
+    captured: bool
+    """Every in-group node captured this snapshot (otherwise its cut ends at the log's end)."""
+    consistent: bool
+    channel_exact: bool
+    channel_missing: int
+    """In-flight in-group messages the protocol did not record."""
+    channel_extra: int
+    """Recorded messages that were not in flight across this cut."""
+
+
+def judge(
+    log: EventLog, recorded: Mapping[int, Collection[int]], snapshots: int
+) -> list[Verdict]:
+    """Judge snapshots ``1..snapshots``.
+
+    ``recorded[k]`` holds the message ids the protocol recorded as in flight for k.
+    """
+    if snapshots < 0:
+        raise ValueError(f"snapshot count must be non-negative, got {snapshots}")
+    replay = _Replay(log, snapshots)
+    replay.run()
+    inconsistent = _covered(replay.inconsistent_ranges, snapshots)
+    verdicts = []
+    for k in range(1, snapshots + 1):
+        truth = replay.in_flight.get(k, set())
+        got = set(recorded.get(k, ()))
+        missing, extra = len(truth - got), len(got - truth)
+        verdicts.append(
+            Verdict(
+                snapshot_id=k,
+                captured=all(len(log.captures[node]) >= k for node in log.ingroup),
+                consistent=not inconsistent[k],
+                channel_exact=missing == 0 and extra == 0,
+                channel_missing=missing,
+                channel_extra=extra,
+            )
+        )
+    return verdicts
+
+
+def _covered(ranges: list[tuple[int, int]], snapshots: int) -> list[bool]:
+    """Which of 0..snapshots lie in any of the closed ranges (index 0 unused)."""
+    depth = [0] * (snapshots + 2)
+    for low, high in ranges:
+        high = min(high, snapshots)
+        if low <= high:
+            depth[low] += 1
+            depth[high + 1] -= 1
+    covered, running = [False] * (snapshots + 1), 0
+    for k in range(1, snapshots + 1):
+        running += depth[k]
+        covered[k] = running > 0
+    return covered
+
+
+class _Replay:
+    """One pass over the log in a causal order (see the module docstring)."""
+
+    def __init__(self, log: EventLog, snapshots: int):
+        self.log = log
+        self.snapshots = snapshots
+        self.taint: dict[int, int] = {}
+        """Taint of every message sent so far."""
+        self.ingroup_sent: set[int] = set()
+        """Messages whose sender is in-group (their taint is the sender's level)."""
+        self.received: set[int] = set()
+        self.inconsistent_ranges: list[tuple[int, int]] = []
+        self.in_flight: dict[int, set[int]] = {}
+        self._position = dict.fromkeys(log.events, 0)
+        self._level = dict.fromkeys(log.events, 0)
+        self._carried = dict.fromkeys(log.events, 0)
+        self._waiting: dict[int, str] = {}
+        """A process blocked on the receive of a message not sent yet."""
+
+    def run(self) -> None:
+        ready = list(self.log.events)
+        while ready:
+            self._advance(ready.pop(), ready)
+        if self._waiting:
+            message, process = next(iter(self._waiting.items()))
+            raise LogError(
+                f"{process} receives message {message}, which is never sent before it "
+                f"(or only after, through a causal cycle)"
+            )
+
+    def _advance(self, process: str, ready: list[str]) -> None:
+        """Replay ``process`` until it ends or waits for a message not sent yet."""
+        events = self.log.events[process]
+        ingroup = process in self.log.ingroup
+        captures = self.log.captures.get(process, [])
+        taint, waiting = self.taint, self._waiting
+        position = self._position[process]
+        level, carried = self._level[process], self._carried[process]
+        while position < len(events):
+            while level < len(captures) and captures[level] <= position:
+                level += 1
+            event = events[position]
+            if event >= 0:
+                if event in taint:
+                    raise LogError(f"message {event} is sent twice (again by {process})")
+                if ingroup:
+                    taint[event] = level
+                    self.ingroup_sent.add(event)
+                else:
+                    taint[event] = carried
+                blocked = waiting.pop(event, None)
+                if blocked is not None:
+                    ready.append(blocked)
+            else:
+                message = ~event
+                if message not in taint:
+                    if message in waiting:
+                        raise LogError(f"message {message} is received twice ({process})")
+                    waiting[message] = process
+                    break
+                if message in self.received:
+                    raise LogError(f"message {message} is received twice ({process})")
+                self.received.add(message)
+                sent_at = taint[message]
+                if ingroup:
+                    if sent_at > level:
+                        self.inconsistent_ranges.append((level + 1, sent_at))
+                    elif sent_at < level and message in self.ingroup_sent:
+                        for k in range(sent_at + 1, min(level, self.snapshots) + 1):
+                            self.in_flight.setdefault(k, set()).add(message)
+                elif sent_at > carried:
+                    carried = sent_at
+            position += 1
+        self._position[process], self._level[process], self._carried[process] = (
+            position, level, carried,
+        )
