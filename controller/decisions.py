@@ -1,0 +1,256 @@
+"""What the controller decides, as plain objects: the os-ken app only translates.
+
+:class:`GatewayController` holds one core :class:`beaver.core.gateway.Gateway`
+per gateway switch, the Maglev tables of the services and the id updates in
+progress. Every handler takes the time as an argument (``now``, seconds on
+``time.monotonic()``) and returns operations (:data:`Op`) for the app to
+send. The snapshot-id logic itself is the core's: this module only says
+which rules express it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from beaver.core.gateway import Gateway
+from beaver.core.ids import IdSpace
+from controller.maglev import DEFAULT_SIZE, FlowKey, MaglevTable
+from controller.pipeline import Purpose, cookie
+from controller.rules import (
+    BORDER_GATEWAY_GROUP,
+    ETH_TYPE_IP,
+    Action,
+    Output,
+    Rule,
+    SelectGroup,
+    SetField,
+    ToController,
+    fabric_rules,
+    gateway_rules,
+    match,
+    spine_for_leaf,
+)
+from topologies.addressing import AddressPlan, InGroupHost
+
+FLOW_IDLE_TIMEOUT = 120
+"""Seconds an idle per-flow balance rule stays installed."""
+OBSERVE_COPY_BYTES = 128
+"""Bytes of an in-group packet copied to the controller: headers are enough."""
+
+
+@dataclass(frozen=True)
+class Install:
+    rule: Rule
+
+
+@dataclass(frozen=True)
+class ReplaceStamp:
+    """Rewrite the stamp rule in place (one flow-mod), then a barrier the update waits for."""
+
+    rule: Rule
+    snapshot_id: int
+
+
+@dataclass(frozen=True)
+class ReplaceObserve:
+    """Delete a gateway's observe rules (by cookie) and install ``rules``."""
+
+    switch: str
+    rules: tuple[Rule, ...]
+
+
+@dataclass(frozen=True)
+class InstallGroup:
+    group: SelectGroup
+
+
+@dataclass(frozen=True)
+class PacketOut:
+    switch: str
+    actions: tuple[Action, ...]
+
+
+Op = Install | ReplaceStamp | ReplaceObserve | InstallGroup | PacketOut
+
+
+@dataclass
+class GatewayUpdate:
+    """One gateway's part of an id update; times on the controller's monotonic clock."""
+
+    gateway: str
+    sent_at: float | None = None
+    acked_at: float | None = None
+    failure: str | None = None
+
+
+@dataclass
+class IdUpdate:
+    """Setting every gateway to ``snapshot_id``: complete only when every gateway acked."""
+
+    snapshot_id: int
+    started_at: float
+    parts: dict[str, GatewayUpdate] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> set[str]:
+        return {name for name, part in self.parts.items() if part.failure is not None}
+
+    @property
+    def complete(self) -> bool:
+        return all(part.acked_at is not None for part in self.parts.values())
+
+    @property
+    def settled(self) -> bool:
+        return all(p.acked_at is not None or p.failure is not None for p in self.parts.values())
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "snapshot_id": self.snapshot_id,
+            "started_at": self.started_at,
+            "complete": self.complete,
+            "failed": sorted(self.failed),
+            "gateways": {
+                name: {"sent_at": p.sent_at, "acked_at": p.acked_at, "failure": p.failure}
+                for name, p in sorted(self.parts.items())
+            },
+        }
+
+
+class GatewayController:
+    """Decisions for every switch of one address plan."""
+
+    def __init__(self, plan: AddressPlan, space: IdSpace | None = None,
+                 maglev_size: int = DEFAULT_SIZE) -> None:
+        self.plan = plan
+        self.space = space or IdSpace()
+        self.gateways = {g.name: Gateway(g.name, self.space) for g in plan.gateways}
+        self.tables = {
+            s.name: MaglevTable(s.backends, maglev_size) for s in plan.services if s.backends
+        }
+        self.connected: set[str] = set()
+        self.updates: list[IdUpdate] = []
+        self._fabric_rules, self._groups = fabric_rules(plan)
+
+    # -- switches -------------------------------------------------------------------------
+    def on_connect(self, switch: str) -> list[Op]:
+        """Everything a switch needs when it (re)connects."""
+        self.connected.add(switch)
+        if switch in self.gateways:
+            ops: list[Op] = [Install(r) for r in gateway_rules(self.plan, switch)]
+            ops.append(Install(self.stamp_rule(switch)))
+            ops.extend(Install(r) for r in self.observe_rules(switch))
+            return ops
+        ops = [InstallGroup(g) for g in self._groups if g.switch == switch]
+        ops.extend(Install(r) for r in self._fabric_rules if r.switch == switch)
+        return ops
+
+    def on_disconnect(self, switch: str) -> list[IdUpdate]:
+        """A switch left: its pending id updates fail. Returns the updates that settled."""
+        self.connected.discard(switch)
+        settled = []
+        for update in self.updates:
+            part = update.parts.get(switch)
+            if part is not None and part.acked_at is None and part.failure is None:
+                part.failure = "disconnected before the barrier reply"
+                settled.append(update)
+        return [u for u in settled if u.settled]
+
+    # -- stamping ---------------------------------------------------------------------------
+    def stamp_rule(self, gateway: str) -> Rule:
+        return Rule(
+            gateway, "stamp", 10, match(eth_type=ETH_TYPE_IP),
+            (SetField("ip_dscp", self.gateways[gateway].stamp()),),
+            goto="balance", cookie=cookie(Purpose.STAMP, self.gateways[gateway].current),
+        )
+
+    def observe_rules(self, gateway: str) -> list[Rule]:
+        current = self.gateways[gateway].current
+        return [
+            Rule(gateway, "observe", 100, match(eth_type=ETH_TYPE_IP, ip_dscp=wire),
+                 (ToController(OBSERVE_COPY_BYTES),), goto="balance",
+                 cookie=cookie(Purpose.OBSERVE, current))
+            for wire in self.space.ahead_wires(current)
+        ]
+
+    def _restamp(self, gateway: str) -> list[Op]:
+        snapshot_id = self.gateways[gateway].current
+        return [
+            ReplaceStamp(self.stamp_rule(gateway), snapshot_id),
+            ReplaceObserve(gateway, tuple(self.observe_rules(gateway))),
+        ]
+
+    def start_update(self, snapshot_id: int, now: float) -> tuple[IdUpdate, list[Op]]:
+        """Raise every gateway to ``snapshot_id``; disconnected gateways fail at once."""
+        update = IdUpdate(snapshot_id, now)
+        restamps: list[list[Op]] = []
+        for name, gateway in self.gateways.items():
+            part = update.parts[name] = GatewayUpdate(name)
+            if name not in self.connected:
+                part.failure = "not connected"
+                continue
+            gateway.set_id(snapshot_id)
+            restamps.append(self._restamp(name))
+        self.updates.append(update)
+        # Every stamp rule (and its barrier) first; the observe rules can follow.
+        return update, [ops[0] for ops in restamps] + [op for ops in restamps for op in ops[1:]]
+
+    def sent(self, update: IdUpdate, gateway: str, now: float) -> None:
+        update.parts[gateway].sent_at = now
+
+    def acked(self, update: IdUpdate, gateway: str, now: float) -> None:
+        part = update.parts[gateway]
+        if part.failure is None:
+            part.acked_at = now
+
+    def expire(self, update: IdUpdate, reason: str) -> None:
+        """Give up waiting: every gateway that has not acked has failed."""
+        for part in update.parts.values():
+            if part.acked_at is None and part.failure is None:
+                part.failure = reason
+
+    def forget(self, update: IdUpdate) -> None:
+        if update in self.updates:
+            self.updates.remove(update)
+
+    def on_ingroup_copy(self, gateway: str, wire: int) -> list[Op]:
+        """Optimistic marking: an in-group packet crossed ``gateway`` carrying ``wire``."""
+        if not self.gateways[gateway].observe_ingroup(wire):
+            return []
+        return self._restamp(gateway)
+
+    def ids(self) -> dict[str, int]:
+        return {name: g.current for name, g in self.gateways.items()}
+
+    def border_group(self, only: str | None = None) -> SelectGroup:
+        """The border's gateway group; ``only`` sends every inbound flow through one gateway."""
+        group = next(g for g in self._groups if g.group_id == BORDER_GATEWAY_GROUP)
+        if only is None:
+            return group
+        if only not in self.gateways:
+            raise KeyError(f"no gateway named {only!r}")
+        return SelectGroup(group.switch, group.group_id,
+                           (self.plan.port_between(group.switch, only),))
+
+    # -- balancing --------------------------------------------------------------------------
+    def backend_for(self, flow: FlowKey) -> InGroupHost:
+        service = self.plan.service_of_vip(flow.dst)
+        return self.plan.host(self.tables[service.name].lookup(flow))
+
+    def on_balance_miss(self, gateway: str, flow: FlowKey) -> list[Op]:
+        """First packet of a flow: pin it to its backend on this gateway and forward it."""
+        backend = self.backend_for(flow)
+        fields: dict[str, object] = {"eth_type": ETH_TYPE_IP, "ip_proto": flow.proto,
+                                     "ipv4_src": flow.src, "ipv4_dst": flow.dst}
+        if flow.proto in PORT_FIELDS:
+            source_field, destination_field = PORT_FIELDS[flow.proto]
+            fields[source_field], fields[destination_field] = flow.sport, flow.dport
+        rewrite = (SetField("ipv4_dst", backend.dip), SetField("eth_dst", backend.mac))
+        rule = Rule(gateway, "balance", 100, match(**fields), rewrite, goto="forward",
+                    cookie=cookie(Purpose.BALANCE_FLOW), idle_timeout=FLOW_IDLE_TIMEOUT)
+        uplink = spine_for_leaf(self.plan, backend.leaf)
+        out = Output(self.plan.port_between(gateway, uplink.name))
+        return [Install(rule), PacketOut(gateway, (*rewrite, out))]
+
+
+PORT_FIELDS = {6: ("tcp_src", "tcp_dst"), 17: ("udp_src", "udp_dst")}
+"""IP protocol -> the os-ken match fields of its ports."""

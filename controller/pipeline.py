@@ -1,0 +1,111 @@
+"""The OpenFlow tables, declared as data.
+
+Gateways (the software load balancers) run a small pipeline of named tables;
+every other switch of the fabric forwards in one table. Each table lists the
+tables it may jump to (always forward, so no loops); :func:`check_rules`
+rejects a rule that jumps anywhere else. Rules carry a cookie naming their
+purpose, so ``ovs-ofctl -O OpenFlow13 dump-flows`` reads as the pipeline:
+the high 16 bits of a cookie are its :class:`Purpose`.
+
+Gateway pipeline::
+
+    classify --out-group--> stamp ---+
+        \\                           v
+         +--in-group--> observe --> balance --> forward --> fabric
+
+* ``classify``: traffic from the border toward a VIP; in-group sources go to
+  ``observe``, everything else to ``stamp``.
+* ``stamp``: one rule writes the gateway's current snapshot id into DSCP.
+* ``observe``: in-group packets keep their own DSCP; those carrying an id
+  ahead of the gateway's are copied to the controller (optimistic marking).
+* ``balance``: one exact 5-tuple rule per flow rewrites VIP -> DIP; a miss
+  goes to the controller, which picks the backend and installs the rule.
+* ``forward``: DIP -> the spine toward the backend's leaf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    table_id: int
+    next_tables: tuple[str, ...]
+    description: str
+
+
+GATEWAY_PIPELINE: tuple[Table, ...] = (
+    Table("classify", 0, ("stamp", "observe"), "split out-group from in-group traffic to VIPs"),
+    Table("stamp", 1, ("balance",), "write the gateway's snapshot id into DSCP"),
+    Table("observe", 2, ("balance",), "copy in-group packets with a newer id to the controller"),
+    Table("balance", 3, ("forward",), "VIP -> DIP per flow (5-tuple), miss to the controller"),
+    Table("forward", 4, (), "DIP -> port toward the backend's leaf"),
+)
+FABRIC_PIPELINE: tuple[Table, ...] = (
+    Table("route", 0, (), "destination-based forwarding of a fabric switch"),
+)
+
+
+class Purpose(IntEnum):
+    """What a rule is for: the high 16 bits of its cookie."""
+
+    FABRIC = 0x0B01
+    CLASSIFY = 0x0B02
+    STAMP = 0x0B03
+    OBSERVE = 0x0B04
+    BALANCE_FLOW = 0x0B05
+    BALANCE_MISS = 0x0B06
+    FORWARD = 0x0B07
+    RESTORE_VIP = 0x0B08
+    PASS = 0x0B09
+
+
+COOKIE_MASK = 0xFFFF << 48
+
+
+def cookie(purpose: Purpose, detail: int = 0) -> int:
+    """A 64-bit cookie: purpose in the top 16 bits, ``detail`` below."""
+    return (int(purpose) << 48) | (detail & ((1 << 48) - 1))
+
+
+def purpose_of(cookie_value: int) -> Purpose:
+    return Purpose(cookie_value >> 48)
+
+
+def table(pipeline: tuple[Table, ...], name: str) -> Table:
+    for declared in pipeline:
+        if declared.name == name:
+            return declared
+    raise KeyError(f"table {name!r} is not declared in the pipeline")
+
+
+def check_pipeline(pipeline: tuple[Table, ...]) -> None:
+    """Table ids are unique and every jump goes to a declared, later table."""
+    ids = [t.table_id for t in pipeline]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"duplicate table ids in pipeline: {ids}")
+    for declared in pipeline:
+        for name in declared.next_tables:
+            target = table(pipeline, name)
+            if target.table_id <= declared.table_id:
+                raise ValueError(f"table {declared.name!r} jumps back to {name!r}")
+
+
+class UndeclaredJump(ValueError):
+    """A rule jumps to a table its own table does not declare as next."""
+
+
+def check_rules(pipeline: tuple[Table, ...], rules: Iterable[object]) -> None:
+    """Every rule lives in a declared table and jumps only to a declared next table."""
+    for rule in rules:
+        source = table(pipeline, rule.table)  # type: ignore[attr-defined]
+        goto = rule.goto  # type: ignore[attr-defined]
+        if goto is not None and goto not in source.next_tables:
+            raise UndeclaredJump(
+                f"rule {rule!r} jumps from {source.name!r} to {goto!r};"
+                f" allowed: {source.next_tables}"
+            )
