@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import copy
 import math
+import random
+from dataclasses import dataclass
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from beaver.core.coordinator import Coordinator, InvalidReport, Notify
-from beaver.core.ids import IdSpace
-from beaver.core.records import InFlight, LocalSnapshot, NotifyNode, UpdateGateway
+from beaver.core.gateway import Gateway
+from beaver.core.ids import UNMARKED, IdSpace
+from beaver.core.protocols import protocol
+from beaver.core.records import InFlight, LocalSnapshot, NotifyNode, Receipt, UpdateGateway
 
 NODES = ("a", "b", "c")
 
@@ -319,3 +325,214 @@ def test_forget_drops_finished_snapshots_only() -> None:
     assert coordinator.assemble(3).states == {"a": "a@2", "b": "b@3", "c": "c@3"}
     with pytest.raises(InvalidReport):
         coordinator.add_in_flight(InFlight("b", "a", 2, 2, "again", 8.0), 8.0)
+
+
+# -- completeness under random interleavings -----------------------------------------------
+
+
+@dataclass
+class Message:
+    """An in-group message as the test sees it: who, when sent and when received."""
+
+    ident: int
+    sender: str
+    receiver: str
+    wire: int
+    sent_at: int
+    received_at: int | None = None
+
+
+class Replica:
+    """An application whose state is what it sent and what was applied to it."""
+
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+        self.applied: list[int | str] = []
+        self.captures: list[tuple[tuple[int, ...], tuple[int | str, ...]]] = []
+
+    def state(self) -> tuple[tuple[int, ...], tuple[int | str, ...]]:
+        return tuple(self.sent), tuple(self.applied)
+
+    def capture(self) -> tuple[tuple[int, ...], tuple[int | str, ...]]:
+        self.captures.append(self.state())
+        return self.captures[-1]
+
+
+class Run:
+    """A few piggybacking nodes, one gateway (Beaver) and the coordinator, driven step by step.
+
+    The test's own clock counts steps. The test remembers when each message
+    was sent and received and, from each node's ``current``, the step at
+    which the node passed each snapshot's cut; that is all the truth needs.
+    """
+
+    def __init__(self, name: str, nodes: int, space: IdSpace, rng: random.Random) -> None:
+        chosen = protocol(name)
+        self.rng = rng
+        self.clock = 0
+        self.names = [f"n{i}" for i in range(nodes)]
+        self.replicas = {n: Replica() for n in self.names}
+        self.nodes = {
+            n: chosen.node(n, self.replicas[n].capture, peers=self.names, space=space)
+            for n in self.names
+        }
+        self.gateway = Gateway("g", space) if chosen.uses_gateways else None
+        self.coordinator = chosen.coordinator(self.names, gateways=["g"], space=space)
+        self.messages: list[Message] = []
+        self.in_transit: list[Message] = []
+        self.updates: list[UpdateGateway] = []
+        self.notifications: list[NotifyNode] = []
+        self.cut_at: dict[str, dict[int, int]] = {n: {} for n in self.names}
+        self.state_at_cut: dict[str, dict[int, tuple]] = {n: {} for n in self.names}
+        self.recorded_at_completion: dict[int, list[int]] = {}
+        self.outside = 0
+
+    def tick(self) -> float:
+        self.clock += 1
+        return float(self.clock)
+
+    # -- what happens at a node
+
+    def at_node(self, name: str, act) -> Receipt:
+        node, replica = self.nodes[name], self.replicas[name]
+        before, captures, state = node.current, len(replica.captures), replica.state()
+        receipt = act(node, self.tick())
+        if node.current > before:
+            assert len(replica.captures) == captures + 1
+            assert replica.captures[-1] == state, "captured after the message was applied"
+            for k in range(before + 1, node.current + 1):
+                self.cut_at[name][k] = self.clock
+                self.state_at_cut[name][k] = state
+        else:
+            assert len(replica.captures) == captures
+        for local_snapshot in receipt.snapshots:
+            self.completed(self.coordinator.add_local(local_snapshot, float(self.clock)))
+        for record in receipt.in_flight:
+            self.completed(self.coordinator.add_in_flight(record, float(self.clock)))
+        return receipt
+
+    def completed(self, done: list[int]) -> None:
+        for k in done:
+            assert k not in self.recorded_at_completion
+            in_flight = self.coordinator.assemble(k).in_flight
+            self.recorded_at_completion[k] = sorted(r.message for r in in_flight)
+
+    def command(self, commands: list) -> None:
+        for command in commands:
+            if isinstance(command, UpdateGateway):
+                self.updates.append(command)
+            else:
+                self.notifications.append(command)
+
+    # -- the steps
+
+    def send(self) -> None:
+        sender, receiver = self.rng.sample(self.names, 2)
+        wire = self.nodes[sender].send(receiver, self.tick())
+        message = Message(len(self.messages), sender, receiver, wire, self.clock)
+        self.replicas[sender].sent.append(message.ident)
+        self.messages.append(message)
+        self.in_transit.append(message)
+
+    def deliver(self) -> None:
+        message = self.in_transit.pop(self.rng.randrange(len(self.in_transit)))
+        receipt = self.at_node(
+            message.receiver,
+            lambda node, now: node.receive(message.wire, message.sender, now, message.ident),
+        )
+        assert receipt.deliver and not receipt.rejected
+        self.replicas[message.receiver].applied.append(message.ident)
+        message.received_at = self.clock
+
+    def from_outside(self) -> None:
+        """An out-group request enters through the gateway (stamped on the way in)."""
+        self.outside += 1
+        wire = self.gateway.stamp() if self.gateway else UNMARKED
+        receiver = self.rng.choice(self.names)
+        receipt = self.at_node(
+            receiver, lambda node, now: node.receive(wire, None, now, f"out{self.outside}")
+        )
+        assert receipt.deliver and receipt.in_flight == ()
+        self.replicas[receiver].applied.append(f"out{self.outside}")
+
+    def to_outside(self) -> None:
+        """An in-group node answers the out-group; the reply crosses the gateway."""
+        wire = self.nodes[self.rng.choice(self.names)].send(None, self.tick())
+        if self.gateway:
+            self.gateway.observe_ingroup(wire)
+
+    def start(self) -> None:
+        if self.coordinator.can_start():
+            _, commands = self.coordinator.start(self.tick())
+            self.command(commands)
+
+    def ack(self) -> None:
+        update = self.updates.pop(self.rng.randrange(len(self.updates)))
+        self.gateway.set_id(update.snapshot_id)
+        self.command(self.coordinator.gateway_acked("g", update.snapshot_id, self.tick()))
+
+    def notify(self) -> None:
+        told = self.notifications.pop(self.rng.randrange(len(self.notifications)))
+        self.at_node(told.node, lambda node, now: node.notify(told.snapshot_id, now))
+
+    def step(self) -> None:
+        steps = [(self.send, 8), (self.start, 4), (self.from_outside, 1), (self.to_outside, 1)]
+        for pending, act, weight in (
+            (self.in_transit, self.deliver, 8),
+            (self.updates, self.ack, 3),
+            (self.notifications, self.notify, 3),
+        ):
+            if pending:
+                steps.append((act, weight))
+        acts, weights = zip(*steps, strict=True)
+        self.rng.choices(acts, weights)[0]()
+
+    def drain(self) -> None:
+        while self.in_transit or self.updates or self.notifications:
+            pending = [act for queue, act in ((self.in_transit, self.deliver),
+                                              (self.updates, self.ack),
+                                              (self.notifications, self.notify)) if queue]
+            self.rng.choice(pending)()
+
+    # -- the truth, from times alone
+
+    def crossed(self, k: int) -> list[int]:
+        """Messages sent before the sender's cut k and received after the receiver's."""
+        return sorted(
+            m.ident for m in self.messages
+            if m.sent_at < self.cut_at[m.sender][k] and m.received_at > self.cut_at[m.receiver][k]
+        )
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    name=st.sampled_from(["beaver", "lai-yang"]),
+    nodes=st.integers(2, 4),
+    space=st.sampled_from([IdSpace(2, 1), IdSpace(3, 2), IdSpace(3, 3), IdSpace(6, 16)]),
+    steps=st.integers(10, 400),
+    seed=st.integers(0, 2**32),
+)
+def test_every_snapshot_completes_with_exactly_the_messages_that_crossed_its_cut(
+    name: str, nodes: int, space: IdSpace, steps: int, seed: int
+) -> None:
+    run = Run(name, nodes, space, random.Random(seed))
+    for _ in range(steps):
+        run.step()
+    run.drain()
+    coordinator = run.coordinator
+    for status in coordinator.statuses():
+        assert status.complete and status.valid and status.finished, status
+    assert coordinator.oldest_unfinished == coordinator.newest + 1
+    assert coordinator.rejected_reports == 0
+    assert all(node.rejected == 0 for node in run.nodes.values())
+    for k in range(1, coordinator.newest + 1):
+        crossed = run.crossed(k)
+        states = {n: run.state_at_cut[n][k] for n in run.names}
+        sent = {i for own_sent, _ in states.values() for i in own_sent}
+        received = {i for _, applied in states.values() for i in applied if isinstance(i, int)}
+        assert received <= sent, f"snapshot {k} shows a message received but never sent"
+        assert crossed == sorted(sent - received)
+        snapshot = coordinator.assemble(k)
+        assert snapshot.states == states
+        assert sorted(r.message for r in snapshot.in_flight) == crossed
+        assert run.recorded_at_completion[k] == crossed, f"snapshot {k} completed too early"
