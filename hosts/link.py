@@ -1,0 +1,103 @@
+"""The agent's end of the management connection (format: :mod:`hosts.management`).
+
+:func:`connect` dials the coordinator, retrying until a deadline (the
+coordinator may still be starting), and says ``hello``. The link numbers
+every later report with ``seq`` and splits what the coordinator sends into
+checked messages; a malformed line is logged and skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from typing import Any
+
+from beaver.core.records import InFlight, LocalSnapshot
+from hosts import management
+
+log = logging.getLogger(__name__)
+
+
+class ManagementLink:
+    """A connected, greeted management connection."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.seq = 0
+        self.broken = False
+        """Whether a write failed: the coordinator is gone."""
+        self._buffer = b""
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def _next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def send(self, kind: str, **fields: Any) -> None:
+        self._write(management.encode(kind, seq=self._next_seq(), **fields))
+
+    def send_local(self, local: LocalSnapshot) -> None:
+        self._write(management.encode_local(local, self._next_seq()))
+
+    def send_in_flight(self, record: InFlight) -> None:
+        self._write(management.encode_in_flight(record, self._next_seq()))
+
+    def _write(self, line: bytes) -> None:
+        if self.broken:
+            return
+        try:
+            self.sock.sendall(line)
+        except OSError as error:
+            self.broken = True
+            log.warning("lost the management connection: %s", error)
+
+    def receive(self) -> list[dict[str, Any]] | None:
+        """The complete messages that arrived (call when readable); None once closed."""
+        try:
+            data = self.sock.recv(1 << 16)
+        except ConnectionError:
+            return None
+        if not data:
+            return None
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        if len(self._buffer) > management.MAX_LINE:
+            log.error("coordinator sent a line longer than %d bytes", management.MAX_LINE)
+            return None
+        messages = []
+        for line in lines:
+            try:
+                messages.append(management.decode(line))
+            except management.MalformedMessage as error:
+                log.warning("ignored malformed management message: %s", error)
+        return messages
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def connect(
+    coordinator: tuple[str, int], node: str, protocol: str, *, timeout: float
+) -> ManagementLink:
+    """Connect and say hello, retrying refused connections for ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    pause = 0.02
+    while True:
+        try:
+            sock = socket.create_connection(coordinator, timeout=max(0.1, timeout))
+            break
+        except OSError as error:
+            if time.monotonic() + pause > deadline:
+                raise ConnectionError(
+                    f"no coordinator at {coordinator[0]}:{coordinator[1]} "
+                    f"after {timeout:g} s: {error}"
+                ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+    sock.settimeout(None)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(management.encode("hello", node=node, protocol=protocol))
+    return ManagementLink(sock)

@@ -1,0 +1,263 @@
+"""The in-group snapshot runtime: sockets on one side, the protocol core on the other.
+
+One single-threaded event loop (``selectors``) owns the node's UDP data
+socket and its management connection, so a local snapshot (the service's
+``capture``) always falls between two deliveries. For each datagram:
+
+1. read it with its DSCP (the wire snapshot id); a datagram that is not a
+   JSON object with a ``kind`` is logged and ignored;
+2. name the sender: the in-group node whose DIP is the source address, or
+   None for the out-group (traffic that came in through a gateway);
+3. ask the core: ``node.receive(wire, sender, now, message)`` (a marker goes
+   to ``node.receive_marker``). The core may take local snapshots, through
+   ``capture``, before the datagram is delivered;
+4. carry out the receipt: report local snapshots and in-flight records to the
+   coordinator, send Chandy-Lamport markers to the peers' DIPs, count and log a
+   rejected datagram, and hand the datagram to the service only if the core
+   says deliver.
+
+Every datagram the service sends is stamped with ``node.send(peer, now)`` in
+its DSCP. From the coordinator the runtime takes ``notify`` (to the core),
+``restore`` (to the service) and ``stop``. It decides nothing about
+snapshots itself. Time is ``time.monotonic()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import selectors
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from beaver.core.ids import UNMARKED
+from beaver.core.protocols import SnapshotNode
+from beaver.core.records import Marker, Receipt
+from hosts import wire
+from hosts.link import ManagementLink
+from hosts.services import Address, Send, Service
+
+log = logging.getLogger(__name__)
+
+BATCH = 64
+"""Datagrams read per wake-up before the management connection gets a turn."""
+
+
+@dataclass
+class Counters:
+    """Running totals, reported to the coordinator in ``counters`` messages."""
+
+    delivered: int = 0
+    rejected: int = 0
+    malformed: int = 0
+    sent: int = 0
+    markers_sent: int = 0
+    chain_count: int = 0
+    chain_min: float | None = None
+    """The shortest external causal chain seen (seconds), from relayed ``chain_started``."""
+
+
+class Runtime:
+    """Runs one in-group node: its data socket, its service and its protocol node."""
+
+    def __init__(
+        self,
+        node: SnapshotNode,
+        service: Service,
+        data: socket.socket,
+        peers: Mapping[str, Address],
+        link: ManagementLink,
+        *,
+        report_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.node = node
+        self.service = service
+        self.data = data
+        self.peers = dict(peers)
+        """Every in-group node's data address (DIP, port), this node's own included."""
+        self._node_at = {address[0]: name for name, address in self.peers.items()}
+        self.link = link
+        self.report_interval = report_interval
+        self.clock = clock
+        self.counters = Counters()
+        self.stopped = False
+        self._next_report = clock() + report_interval
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._wake_writer.setblocking(False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(data, selectors.EVENT_READ, self._on_data)
+        self._selector.register(link.sock, selectors.EVENT_READ, self._on_management)
+        self._selector.register(self._wake_reader, selectors.EVENT_READ, self._on_wake)
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve until ``stop``, :meth:`request_stop` or the coordinator hangs up."""
+        while not self.stopped:
+            self.step(self._timeout())
+        self.report_counters()
+
+    def step(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for traffic, handle it, then run due work."""
+        for key, _events in self._selector.select(timeout):
+            if self.stopped:
+                break
+            key.data()
+        now = self.clock()
+        if not self.stopped:
+            self._send_all(self.service.work(now), now)
+        if now >= self._next_report:
+            self.report_counters()
+            self._next_report = now + self.report_interval
+        if self.link.broken:
+            self.stopped = True
+
+    def request_stop(self) -> None:
+        """Stop after the event being handled (safe from a signal handler)."""
+        self.stopped = True
+        try:
+            self._wake_writer.send(b"\0")
+        except BlockingIOError:
+            pass
+
+    @property
+    def wakeup_fd(self) -> int:
+        """A descriptor for ``signal.set_wakeup_fd``: a signal then wakes the loop."""
+        return self._wake_writer.fileno()
+
+    def close(self) -> None:
+        self._selector.close()
+        self._wake_reader.close()
+        self._wake_writer.close()
+
+    def _timeout(self) -> float:
+        work = self.service.next_work()
+        due = min(self._next_report, math.inf if work is None else work)
+        return max(0.0, due - self.clock())
+
+    def _on_wake(self) -> None:
+        try:
+            self._wake_reader.recv(4096)
+        except BlockingIOError:
+            pass
+
+    # -- data channel ---------------------------------------------------------------------
+
+    def _on_data(self) -> None:
+        for _ in range(BATCH):
+            received = wire.receive(self.data)
+            if received is None:
+                return
+            self.handle_datagram(*received, self.clock())
+
+    def handle_datagram(self, payload: bytes, dscp: int, source: Address, now: float) -> None:
+        try:
+            message = wire.decode(payload)
+        except wire.MalformedDatagram as error:
+            self.counters.malformed += 1
+            log.warning("ignored malformed datagram from %s:%d: %s", *source, error)
+            return
+        sender = self._node_at.get(source[0])
+        if message["kind"] == wire.MARKER:
+            self._on_marker(message, sender, source, now)
+            return
+        receipt = self.node.receive(dscp, sender, now, message)
+        self._carry_out(receipt, now)
+        if receipt.rejected:
+            self.counters.rejected += 1
+            log.warning(
+                "rejected datagram from %s (%s:%d) with wire id %d: node %s at id %d",
+                sender or "out-group", *source, dscp, self.node.name, self.node.current,
+            )
+        if not receipt.deliver:
+            return
+        self.counters.delivered += 1
+        started = message.get("chain_started")
+        if sender is None and isinstance(started, int | float) and not isinstance(started, bool):
+            chain = now - started
+            self.counters.chain_count += 1
+            if self.counters.chain_min is None or chain < self.counters.chain_min:
+                self.counters.chain_min = chain
+        self._send_all(self.service.deliver(message, sender, source, now), now)
+
+    def _on_marker(
+        self, message: dict[str, Any], sender: str | None, source: Address, now: float
+    ) -> None:
+        snapshot_id = message.get("snapshot_id")
+        receive_marker = getattr(self.node, "receive_marker", None)
+        if sender is None or receive_marker is None or type(snapshot_id) is not int:
+            self.counters.malformed += 1
+            log.warning(
+                "ignored marker from %s:%d: not from an in-group peer of a marker protocol "
+                "with an integer snapshot_id", *source,
+            )
+            return
+        self._carry_out(receive_marker(Marker(snapshot_id), sender, now), now)
+
+    def _carry_out(self, receipt: Receipt, now: float) -> None:
+        for local in receipt.snapshots:
+            self.link.send_local(local)
+        for record in receipt.in_flight:
+            self.link.send_in_flight(record)
+        for peer, marker in receipt.outgoing:
+            marker_message = {"kind": wire.MARKER, "snapshot_id": marker.snapshot_id}
+            self._transmit(marker_message, self.peers[peer], UNMARKED, now)
+            self.counters.markers_sent += 1
+
+    def _send_all(self, sends: list[Send], now: float) -> None:
+        for send in sends:
+            if isinstance(send.to, str):
+                peer: str | None = send.to
+                address = self.peers[send.to]
+            else:
+                peer, address = None, send.to
+            self._transmit(send.message, address, self.node.send(peer, now), now)
+            self.counters.sent += 1
+
+    def _transmit(self, message: dict[str, Any], address: Address, dscp: int, now: float) -> None:
+        payload = wire.encode({**message, "sent_at": now})
+        try:
+            wire.send(self.data, payload, address, dscp)
+        except OSError as error:
+            log.warning("could not send to %s:%d: %s", *address, error)
+
+    # -- management -----------------------------------------------------------------------
+
+    def _on_management(self) -> None:
+        messages = self.link.receive()
+        if messages is None:
+            log.info("the coordinator closed the management connection; stopping")
+            self.stopped = True
+            return
+        for message in messages:
+            self.handle_command(message, self.clock())
+
+    def handle_command(self, message: dict[str, Any], now: float) -> None:
+        kind = message["type"]
+        if kind == "notify":
+            self._carry_out(self.node.notify(message["snapshot_id"], now), now)
+        elif kind == "restore":
+            self._restore(message, now)
+        elif kind == "stop":
+            self.stopped = True
+        else:
+            log.warning("ignored management message of type %r from the coordinator", kind)
+
+    def _restore(self, message: dict[str, Any], now: float) -> None:
+        self.service.restore(message["state"])
+        for entry in message.get("in_flight", []):
+            sender = entry.get("sender") if isinstance(entry, dict) else None
+            replayed = entry.get("message") if isinstance(entry, dict) else None
+            if sender not in self.peers or not isinstance(replayed, dict) or "kind" not in replayed:
+                log.warning("ignored a malformed in-flight entry of restore: %s", entry)
+                continue
+            self._send_all(self.service.deliver(replayed, sender, self.peers[sender], now), now)
+        self.link.send("restored", snapshot_id=message["snapshot_id"])
+        log.info("restored the state of snapshot %d", message["snapshot_id"])
+
+    def report_counters(self) -> None:
+        self.link.send("counters", **asdict(self.counters))

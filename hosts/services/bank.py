@@ -1,0 +1,206 @@
+"""A bank whose accounts are sharded over the in-group nodes.
+
+Each node opens ``accounts_per_node`` accounts (``<node>/<i>``) with
+``opening_balance`` each, so the bank's initial total is known. The
+workload makes transfers at ``rate`` per second (Poisson arrivals): the
+node debits one of its accounts and sends a ``credit`` datagram carrying a
+unique transfer id and the amount, either
+
+- to another in-group node's DIP (naming the account to credit), or
+- to an out-group relay (an external partner bank), which later sends a new
+  datagram to the bank's VIP; whichever backend the gateway picks credits one
+  of its own accounts. This is the external causal chain Beaver guards.
+
+A node's state (what ``capture`` returns) is its balances and the transfer
+ids it debited and credited, with amounts. A consistent global snapshot
+satisfies :func:`check_invariant`: every transfer credited somewhere was
+debited somewhere in the same snapshot, and the balances plus the amounts in
+flight on in-group channels never exceed the initial total (money held by
+relays is outside the snapshot, so the sum may be lower).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from beaver.core.records import InFlight
+from hosts.services import Address, Send
+
+log = logging.getLogger(__name__)
+
+CREDIT = "credit"
+
+
+@dataclass(frozen=True)
+class BankConfig:
+    """The bank's opening position and transfer sizes (the same on every node)."""
+
+    accounts_per_node: int = 4
+    opening_balance: int = 1000
+    max_amount: int = 10
+    external_share: float = 0.25
+    """Share of transfers sent through a relay (when there is one)."""
+
+    def initial_total(self, nodes: int) -> int:
+        return nodes * self.accounts_per_node * self.opening_balance
+
+
+class Bank:
+    """One node's shard of the bank."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        peers: Sequence[str],
+        relays: Sequence[Address],
+        rate: float,
+        start: float,
+        config: BankConfig | None = None,
+        rng: random.Random | None = None,
+    ):
+        self.name = name
+        self.config = config or BankConfig()
+        self.peers = tuple(sorted(set(peers) - {name}))
+        self.relays = tuple(relays)
+        self.rate = rate
+        self.rng = rng or random.Random(name)
+        self.balances = {
+            f"{name}/{i}": self.config.opening_balance
+            for i in range(self.config.accounts_per_node)
+        }
+        self.debited: dict[str, int] = {}
+        self.credited: dict[str, int] = {}
+        self.ignored = 0
+        """Datagrams that were not valid credits, or repeated a credited transfer."""
+        self._transfers = 0
+        """Transfers made by this process: never reset, so ids stay unique across restores."""
+        self._next = start + self.rng.expovariate(rate) if rate > 0 else None
+
+    # -- snapshot hooks -------------------------------------------------------------------
+
+    def capture(self) -> dict[str, Any]:
+        return {
+            "balances": dict(self.balances),
+            "debited": dict(self.debited),
+            "credited": dict(self.credited),
+        }
+
+    def restore(self, state: Any) -> None:
+        self.balances = dict(state["balances"])
+        self.debited = dict(state["debited"])
+        self.credited = dict(state["credited"])
+
+    # -- traffic --------------------------------------------------------------------------
+
+    def deliver(
+        self, message: dict[str, Any], sender: str | None, source: Address, now: float
+    ) -> list[Send]:
+        transfer, amount = message.get("transfer"), message.get("amount")
+        if (
+            message["kind"] != CREDIT
+            or not isinstance(transfer, str)
+            or type(amount) is not int
+            or amount <= 0
+        ):
+            self.ignored += 1
+            log.warning("bank %s ignored a datagram that is not a credit: %s", self.name, message)
+            return []
+        if transfer in self.credited:
+            self.ignored += 1
+            log.warning("bank %s ignored transfer %s: already credited", self.name, transfer)
+            return []
+        account = message.get("account")
+        if account not in self.balances:
+            accounts = sorted(self.balances)
+            account = accounts[zlib.crc32(transfer.encode()) % len(accounts)]
+        self.balances[account] += amount
+        self.credited[transfer] = amount
+        return []
+
+    def next_work(self) -> float | None:
+        return self._next
+
+    def work(self, now: float) -> list[Send]:
+        sends = []
+        while self._next is not None and self._next <= now:
+            self._next += self.rng.expovariate(self.rate)
+            send = self._transfer()
+            if send is not None:
+                sends.append(send)
+        return sends
+
+    def _transfer(self) -> Send | None:
+        funded = [account for account, balance in sorted(self.balances.items()) if balance > 0]
+        external = bool(self.relays) and self.rng.random() < self.config.external_share
+        if not funded or not (external or self.peers):
+            return None
+        source = self.rng.choice(funded)
+        amount = self.rng.randint(1, min(self.config.max_amount, self.balances[source]))
+        self._transfers += 1
+        transfer = f"{self.name}-{self._transfers}"
+        self.balances[source] -= amount
+        self.debited[transfer] = amount
+        credit: dict[str, Any] = {"kind": CREDIT, "transfer": transfer, "amount": amount}
+        if external:
+            return Send(self.rng.choice(self.relays), credit)
+        peer = self.rng.choice(self.peers)
+        credit["account"] = f"{peer}/{self.rng.randrange(self.config.accounts_per_node)}"
+        return Send(peer, credit)
+
+
+def check_invariant(
+    states: Mapping[str, Any], in_flight: Iterable[InFlight], initial_total: int
+) -> list[str]:
+    """The violations of bank consistency in a global snapshot (empty: consistent).
+
+    ``states`` maps each node to its captured bank state, ``in_flight`` are the
+    snapshot's channel-state records, ``initial_total`` the bank's opening total.
+    """
+    violations = []
+    debited: dict[str, str] = {}
+    for node, state in sorted(states.items()):
+        for transfer in state["debited"]:
+            debited[transfer] = node
+        for account, balance in sorted(state["balances"].items()):
+            if balance < 0:
+                violations.append(f"account {account} at {node} has negative balance {balance}")
+    credited: dict[str, str] = {}
+    for node, state in sorted(states.items()):
+        for transfer in sorted(state["credited"]):
+            credited[transfer] = node
+            if transfer not in debited:
+                violations.append(
+                    f"transfer {transfer} is credited at {node} but debited nowhere "
+                    "in the snapshot (an effect without its cause)"
+                )
+    moving = 0
+    for record in in_flight:
+        message = record.message
+        if not isinstance(message, dict) or message.get("kind") != CREDIT:
+            continue
+        transfer, amount = message.get("transfer"), message.get("amount")
+        if type(amount) is int:
+            moving += amount
+        if transfer not in debited:
+            violations.append(
+                f"transfer {transfer} in flight {record.sender} -> {record.receiver} "
+                "was debited nowhere in the snapshot"
+            )
+        if transfer in credited:
+            violations.append(
+                f"transfer {transfer} in flight {record.sender} -> {record.receiver} "
+                f"is also credited at {credited[transfer]}"
+            )
+    held = sum(sum(state["balances"].values()) for state in states.values())
+    if held + moving > initial_total:
+        violations.append(
+            f"balances {held} + in flight {moving} = {held + moving} exceed the "
+            f"initial total {initial_total}"
+        )
+    return violations

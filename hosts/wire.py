@@ -1,0 +1,102 @@
+"""Data-channel datagrams: JSON objects over UDP, snapshot ids in the DSCP bits.
+
+Every datagram the hosts exchange (bank credits, key-value requests and
+replies, relayed transfers, Chandy-Lamport markers) is one UTF-8 JSON object
+with a string ``kind``. The runtime adds ``sent_at`` (``time.monotonic()`` of
+the sender; one clock for every namespace of a host) to what it sends; a relay
+copies it into ``chain_started`` on the datagram it makes, so the in-group
+receiver learns how long the external causal chain took.
+
+The snapshot id travels in the IP header: DSCP, the upper six bits of TOS.
+A receiver reads TOS per datagram with ``IP_RECVTOS`` and ``recvmsg``; a
+sender sets it per datagram with an ``IP_TOS`` control message on ``sendmsg``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from typing import Any
+
+MAX_DATAGRAM = 65507
+"""Largest UDP payload over IPv4."""
+
+MARKER = "marker"
+"""The kind of Chandy-Lamport marker datagrams (the runtime's, never a service's)."""
+
+_TOS_CMSG_SPACE = socket.CMSG_SPACE(struct.calcsize("i"))
+
+
+class MalformedDatagram(ValueError):
+    """A datagram that is not a JSON object with a string ``kind``."""
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    payload = json.dumps(message, separators=(",", ":")).encode()
+    if len(payload) > MAX_DATAGRAM:
+        raise ValueError(f"datagram of {len(payload)} bytes does not fit in UDP")
+    return payload
+
+
+def decode(payload: bytes) -> dict[str, Any]:
+    try:
+        message = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise MalformedDatagram(f"not JSON: {error}") from None
+    if not isinstance(message, dict):
+        raise MalformedDatagram("not a JSON object")
+    if not isinstance(message.get("kind"), str):
+        raise MalformedDatagram("no string 'kind'")
+    return message
+
+
+def dscp_to_tos(dscp: int) -> int:
+    if not 0 <= dscp < 64:
+        raise ValueError(f"DSCP is six bits, got {dscp}")
+    return dscp << 2
+
+
+def tos_to_dscp(tos: int) -> int:
+    return tos >> 2
+
+
+def open_udp(address: tuple[str, int]) -> socket.socket:
+    """A non-blocking UDP socket bound to ``address`` that reports each datagram's TOS."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+        sock.bind(address)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def send(sock: socket.socket, payload: bytes, address: tuple[str, int], dscp: int) -> None:
+    """Send one datagram with ``dscp`` in its header."""
+    tos = struct.pack("i", dscp_to_tos(dscp))
+    sock.sendmsg([payload], [(socket.IPPROTO_IP, socket.IP_TOS, tos)], 0, address)
+
+
+def receive(sock: socket.socket) -> tuple[bytes, int, tuple[str, int]] | None:
+    """One datagram as (payload, DSCP, source address); None when none is waiting."""
+    try:
+        payload, ancillary, _flags, source = sock.recvmsg(MAX_DATAGRAM, _TOS_CMSG_SPACE)
+    except BlockingIOError:
+        return None
+    tos = 0
+    for level, kind, data in ancillary:
+        if level == socket.IPPROTO_IP and kind == socket.IP_TOS and data:
+            tos = data[0]
+    return payload, tos_to_dscp(tos), source
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` as a socket address; ValueError says what is wrong."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)

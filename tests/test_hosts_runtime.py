@@ -1,0 +1,204 @@
+"""The snapshot runtime over loopback, driven step by step, with a fake coordinator.
+
+The node under test ("a") listens on 127.0.0.2; its in-group peer "b" is a
+raw socket on 127.0.0.3 and an out-group host sits on 127.0.0.9. DSCP is
+really written and read on lo (IP_TOS / IP_RECVTOS).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pytest
+from test_hosts_fakes import FakeCoordinator, Peer, wait_until
+
+from beaver.core.ids import IdSpace
+from beaver.core.protocols import protocol
+from hosts import link, wire
+from hosts.runtime import Runtime
+from hosts.services import Address, Send
+
+SPACE = IdSpace()
+
+
+class Echo:
+    """A test service: records what it got, answers each message to its sender."""
+
+    def __init__(self) -> None:
+        self.delivered: list[Any] = []
+
+    def capture(self) -> dict[str, Any]:
+        return {"delivered": list(self.delivered)}
+
+    def restore(self, state: Any) -> None:
+        self.delivered = list(state["delivered"])
+
+    def deliver(
+        self, message: dict[str, Any], sender: str | None, source: Address, now: float
+    ) -> list[Send]:
+        self.delivered.append(message["n"])
+        return [Send(sender or source, {"kind": "echo", "n": message["n"]})]
+
+    def next_work(self) -> float | None:
+        return None
+
+    def work(self, now: float) -> list[Send]:
+        return []
+
+
+class Harness:
+    """Node "a" under a runtime, peer "b", an out-group host and the coordinator."""
+
+    def __init__(self, protocol_name: str):
+        self.coordinator = FakeCoordinator()
+        self.peer = Peer("127.0.0.3")
+        self.outsider = Peer("127.0.0.9")
+        self.data = wire.open_udp(("127.0.0.2", 0))
+        self.address = self.data.getsockname()
+        peers = {"a": self.address, "b": self.peer.address}
+        self.link = link.connect(self.coordinator.address, "a", protocol_name, timeout=2)
+        self.service = Echo()
+        node = protocol(protocol_name).node("a", self.service.capture, peers=peers, space=SPACE)
+        self.runtime = Runtime(node, self.service, self.data, peers, self.link,
+                               report_interval=60)
+        wait_until(lambda: self.coordinator.of_type("hello"), "hello", self.pump)
+
+    def pump(self) -> None:
+        self.runtime.step(0.005)
+        self.coordinator.poll()
+
+    def wait(self, condition: Any, what: str) -> Any:
+        return wait_until(condition, what, self.pump)
+
+    def notify(self, snapshot_id: int) -> None:
+        self.coordinator.send("notify", snapshot_id=snapshot_id)
+        self.wait(lambda: self.runtime.node.current >= snapshot_id, f"node at {snapshot_id}")
+
+    def close(self) -> None:
+        self.runtime.close()
+        self.link.close()
+        self.data.close()
+        self.peer.close()
+        self.outsider.close()
+        self.coordinator.close()
+
+
+@pytest.fixture
+def beaver():
+    harness = Harness("beaver")
+    yield harness
+    harness.close()
+
+
+def test_newer_id_snapshots_before_delivery_and_replies_carry_it(beaver):
+    beaver.peer.send({"kind": "data", "n": 1}, beaver.address, dscp=SPACE.to_wire(0))
+    beaver.peer.receive(beaver.pump, "echo of the first datagram")
+
+    beaver.peer.send({"kind": "data", "n": 2}, beaver.address, dscp=SPACE.to_wire(3))
+    echo, dscp = beaver.peer.receive(beaver.pump, "echo of the datagram stamped 3")
+
+    local = beaver.wait(lambda: beaver.coordinator.of_type("local"), "a local snapshot")[0]
+    assert (local["first_id"], local["last_id"]) == (1, 3)
+    assert local["state"] == {"delivered": [1]}, "state captured before delivering datagram 2"
+    assert local["sent"] == {"b": 1} and local["received"] == {"b": 1}
+    assert beaver.service.delivered == [1, 2]
+    assert echo["n"] == 2 and dscp == SPACE.to_wire(3)
+
+
+def test_older_id_is_recorded_in_flight_and_delivered(beaver):
+    beaver.notify(2)
+    beaver.peer.send({"kind": "data", "n": 7}, beaver.address, dscp=SPACE.to_wire(1))
+    beaver.peer.receive(beaver.pump, "echo of the late datagram")
+
+    record = beaver.wait(lambda: beaver.coordinator.of_type("in_flight"), "in-flight report")[0]
+    assert record["sender"] == "b"
+    assert (record["first_id"], record["last_id"]) == (2, 2)
+    assert record["message"]["n"] == 7
+    assert beaver.service.delivered == [7]
+
+
+def test_out_of_window_datagram_is_rejected_counted_and_run_goes_on(beaver, caplog):
+    far = SPACE.to_wire(SPACE.window + 10)
+    with caplog.at_level(logging.WARNING, logger="hosts.runtime"):
+        beaver.peer.send({"kind": "data", "n": 1}, beaver.address, dscp=far)
+        beaver.wait(lambda: beaver.runtime.counters.rejected == 1, "the rejection")
+    assert [r for r in caplog.records if "rejected datagram" in r.getMessage()]
+    assert beaver.service.delivered == [] and beaver.runtime.node.current == 0
+
+    beaver.peer.send({"kind": "data", "n": 2}, beaver.address, dscp=SPACE.to_wire(1))
+    beaver.peer.receive(beaver.pump, "echo after the rejection")
+    assert beaver.service.delivered == [2]
+
+
+def test_malformed_datagrams_are_logged_and_ignored(beaver, caplog):
+    with caplog.at_level(logging.WARNING, logger="hosts.runtime"):
+        for junk in (b"\xff not json", b"[1, 2]", b'{"n": 1}'):
+            beaver.peer.send(junk, beaver.address, dscp=SPACE.to_wire(0))
+        beaver.wait(lambda: beaver.runtime.counters.malformed == 3, "three malformed datagrams")
+    assert len([r for r in caplog.records if "malformed datagram" in r.getMessage()]) == 3
+    beaver.peer.send({"kind": "data", "n": 5}, beaver.address, dscp=SPACE.to_wire(0))
+    beaver.peer.receive(beaver.pump, "echo after the junk")
+    assert beaver.service.delivered == [5]
+
+
+def test_out_group_datagram_is_answered_at_its_source_and_chain_time_measured(beaver):
+    started = time.monotonic() - 0.05
+    beaver.outsider.send({"kind": "data", "n": 3, "chain_started": started}, beaver.address,
+                         dscp=SPACE.to_wire(0))
+    echo, _dscp = beaver.outsider.receive(beaver.pump, "reply to the out-group host")
+    assert echo["n"] == 3 and echo["sent_at"] >= started
+    assert beaver.runtime.counters.chain_count == 1
+    assert 0.05 <= beaver.runtime.counters.chain_min < 5
+
+
+def test_notify_reports_a_local_snapshot_and_counters_follow(beaver):
+    beaver.notify(1)
+    local = beaver.wait(lambda: beaver.coordinator.of_type("local"), "a local snapshot")[0]
+    assert (local["first_id"], local["last_id"], local["seq"]) == (1, 1, 1)
+    beaver.runtime.report_counters()
+    counters = beaver.wait(lambda: beaver.coordinator.of_type("counters"), "counters")[0]
+    assert counters["seq"] == 2 and counters["delivered"] == 0
+
+
+def test_restore_replaces_state_replays_in_flight_and_acknowledges(beaver):
+    beaver.coordinator.send(
+        "restore", snapshot_id=4, state={"delivered": [10, 11]},
+        in_flight=[{"sender": "b", "message": {"kind": "data", "n": 12}}],
+    )
+    beaver.wait(lambda: beaver.coordinator.of_type("restored"), "restored acknowledgement")
+    assert beaver.service.delivered == [10, 11, 12]
+    echo, _ = beaver.peer.receive(beaver.pump, "answer to the replayed message")
+    assert echo["n"] == 12
+
+
+def test_stop_ends_the_run_with_final_counters(beaver):
+    beaver.coordinator.send("stop")
+    beaver.runtime.run()
+    assert beaver.runtime.stopped
+    beaver.wait(lambda: beaver.coordinator.of_type("counters"), "final counters")
+
+
+def test_coordinator_hanging_up_ends_the_run(beaver):
+    beaver.coordinator.hang_up()
+    beaver.runtime.run()
+    assert beaver.runtime.stopped
+
+
+def test_chandy_lamport_sends_markers_and_reports_when_channels_close():
+    harness = Harness("chandy-lamport")
+    try:
+        harness.notify(1)
+        marker, dscp = harness.peer.receive(harness.pump, "a marker to b")
+        assert marker["kind"] == "marker" and marker["snapshot_id"] == 1 and dscp == 0
+        assert harness.coordinator.of_type("local") == []
+
+        harness.peer.send({"kind": "data", "n": 4}, harness.address)
+        harness.wait(lambda: harness.coordinator.of_type("in_flight"), "channel state from b")
+        harness.peer.send({"kind": "marker", "snapshot_id": 1}, harness.address)
+        local = harness.wait(lambda: harness.coordinator.of_type("local"), "local snapshot")[0]
+        assert local["state"] == {"delivered": []}
+        assert harness.runtime.counters.markers_sent == 1
+    finally:
+        harness.close()
