@@ -1,0 +1,112 @@
+"""The bank service and its consistency invariant, without sockets."""
+
+from __future__ import annotations
+
+import random
+
+from beaver.core.records import InFlight
+from hosts.services import Send
+from hosts.services.bank import Bank, BankConfig, check_invariant
+
+CONFIG = BankConfig(accounts_per_node=2, opening_balance=100, max_amount=10)
+TOTAL = CONFIG.initial_total(2)
+RELAY = ("10.200.0.4", 9100)
+
+
+def bank(name: str, *, rate: float = 50.0, external_share: float = 0.0) -> Bank:
+    config = BankConfig(accounts_per_node=2, opening_balance=100, max_amount=10,
+                        external_share=external_share)
+    return Bank(name, peers=["a", "b"], relays=[RELAY], rate=rate, start=0.0, config=config,
+                rng=random.Random(name))
+
+
+def exchange(banks: dict[str, Bank], until: float) -> list[Send]:
+    """Run both workloads to ``until``, delivering in-group credits at once; returns the rest."""
+    outside = []
+    for now in (t / 100 for t in range(int(until * 100) + 1)):
+        for name, node in banks.items():
+            for send in node.work(now):
+                if isinstance(send.to, str):
+                    banks[send.to].deliver(send.message, name, ("0.0.0.0", 0), now)
+                else:
+                    outside.append(send)
+    return outside
+
+
+def test_in_group_transfers_conserve_money_and_keep_the_invariant():
+    banks = {"a": bank("a"), "b": bank("b")}
+    assert exchange(banks, until=2.0) == []
+    states = {name: node.capture() for name, node in banks.items()}
+    assert sum(len(s["debited"]) for s in states.values()) > 50
+    assert sum(sum(s["balances"].values()) for s in states.values()) == TOTAL
+    assert check_invariant(states, [], TOTAL) == []
+
+
+def test_external_transfers_go_to_a_relay_and_credit_any_backend_account():
+    a, b = bank("a", external_share=1.0), bank("b")
+    sends = a.work(1.0)
+    assert sends and all(send.to == RELAY and "account" not in send.message for send in sends)
+    for send in sends:
+        b.deliver(send.message, None, RELAY, 1.0)
+    assert sum(b.balances.values()) == 200 + sum(s.message["amount"] for s in sends)
+    assert set(b.credited) == set(a.debited)
+
+
+def test_credit_after_the_cut_without_its_debit_is_a_violation():
+    a, b = bank("a", external_share=1.0), bank("b")
+    a_before = a.capture()
+    sends = a.work(1.0)
+    for send in sends:
+        b.deliver(send.message, None, RELAY, 1.0)
+    violations = check_invariant({"a": a_before, "b": b.capture()}, [], TOTAL)
+    assert len(violations) >= len(sends) + 1
+    assert any("debited nowhere" in v for v in violations)
+    assert any("exceed the initial total" in v for v in violations)
+
+
+def test_in_flight_credit_counts_once():
+    a, b = bank("a"), bank("b")
+    (send,) = a.work(a.next_work())
+    assert send.to == "b"
+    record = InFlight("b", "a", 1, 1, send.message, 0.0)
+    states = {"a": a.capture(), "b": b.capture()}
+    assert check_invariant(states, [record], TOTAL) == []
+
+    b.deliver(send.message, "a", ("0.0.0.0", 0), 1.0)
+    doubled = check_invariant({"a": a.capture(), "b": b.capture()}, [record], TOTAL)
+    assert any("also credited" in v for v in doubled)
+    assert any("exceed" in v for v in doubled)
+
+
+def test_malformed_and_repeated_credits_are_ignored():
+    b = bank("b")
+    credit = {"kind": "credit", "transfer": "a-1", "amount": 5}
+    for message in ({"kind": "credit", "transfer": "a-2", "amount": -5},
+                    {"kind": "credit", "transfer": 3, "amount": 5},
+                    {"kind": "debit", "transfer": "a-3", "amount": 5},
+                    credit, credit):
+        b.deliver(message, "a", ("0.0.0.0", 0), 0.0)
+    assert b.ignored == 4
+    assert b.credited == {"a-1": 5} and sum(b.balances.values()) == 205
+
+
+def test_restore_puts_the_state_back_and_new_ids_stay_unique():
+    a = bank("a")
+    before = a.capture()
+    first = [send.message["transfer"] for send in a.work(1.0)]
+    a.restore(before)
+    assert a.capture() == before
+    second = [send.message["transfer"] for send in a.work(2.0)]
+    assert second and not set(first) & set(second)
+
+
+def test_negative_balances_are_violations():
+    state = {"balances": {"a/0": -1, "a/1": 0}, "debited": {}, "credited": {}}
+    assert check_invariant({"a": state}, [], TOTAL) == [
+        "account a/0 at a has negative balance -1"
+    ]
+
+
+def test_idle_bank_has_no_work():
+    idle = bank("a", rate=0)
+    assert idle.next_work() is None and idle.work(100.0) == []
