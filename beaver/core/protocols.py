@@ -21,7 +21,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol as TypingProtocol
+from typing import Any
+from typing import Protocol as TypingProtocol
 
 from beaver.core.baselines import MarkerNode, PollingNode
 from beaver.core.coordinator import Coordinator, Notify
@@ -38,7 +39,9 @@ class SnapshotNode(TypingProtocol):
 
     def send(self, peer: str | None, now: float) -> int: ...
 
-    def receive(self, wire: int, sender: str | None, now: float, message: Any = None) -> Receipt: ...
+    def receive(
+        self, wire: int, sender: str | None, now: float, message: Any = None
+    ) -> Receipt: ...
 
     def notify(self, snapshot_id: int, now: float) -> Receipt: ...
 
