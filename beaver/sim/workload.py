@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,10 +45,10 @@ class Workload:
 
     def __post_init__(self) -> None:
         for name in ("message_rate_hz", "request_rate_hz", "give_up_s"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.snapshot_rate_hz <= 0:
-            raise ValueError(f"snapshot rate must be > 0 Hz, got {self.snapshot_rate_hz}")
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be >= 0 and finite, got {getattr(self, name)}")
+        if not 0 < self.snapshot_rate_hz < math.inf:
+            raise ValueError(f"snapshot rate must be > 0 and finite, got {self.snapshot_rate_hz}")
         for name in ("relay_share", "vip_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in 0..1, got {getattr(self, name)}")

@@ -75,7 +75,9 @@ class WorldConfig:
         chosen = protocol(self.protocol)
         if self.nodes < 2:
             raise ValueError(f"need at least 2 in-group nodes, got {self.nodes}")
-        if self.gateways < 0 or (chosen.uses_gateways and self.gateways < 1):
+        if self.gateways < 0:
+            raise ValueError(f"gateway count must be >= 0, got {self.gateways}")
+        if chosen.uses_gateways and self.gateways < 1:
             raise ValueError(f"{self.protocol} needs at least 1 gateway, got {self.gateways}")
         if self.externals < 0:
             raise ValueError(f"out-group process count must be >= 0, got {self.externals}")
@@ -85,9 +87,10 @@ class WorldConfig:
             raise ValueError(f"relays must be in 0..{self.externals}, got {self.relays}")
         if self.snapshots < 0:
             raise ValueError(f"snapshot count must be >= 0, got {self.snapshots}")
-        for name in ("tau_min", "checked_tau_min"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 < self.tau_min < math.inf:
+            raise ValueError(f"tau_min must be > 0 and finite, got {self.tau_min}")
+        if not self.checked_tau_min > 0:
+            raise ValueError(f"controller tau_min must be > 0, got {self.checked_tau_min}")
         IdSpace(self.id_bits, self.window)
 
     @property
