@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from beaver.core.coordinator import Coordinator, InvalidReport, Notify
 from beaver.core.gateway import Gateway
 from beaver.core.ids import UNMARKED, IdSpace
+from beaver.core.node import PiggybackNode
 from beaver.core.protocols import protocol
 from beaver.core.records import InFlight, LocalSnapshot, NotifyNode, Receipt, UpdateGateway
 
@@ -180,6 +181,50 @@ def test_a_complete_snapshot_waiting_for_its_gateways_keeps_the_window_full() ->
     coordinator.gateway_acked("g1", 1, 0.5)
     assert coordinator.status(1).finished
     assert coordinator.can_start()
+
+
+def test_a_gateway_whose_updates_keep_failing_holds_the_window() -> None:
+    """Invalid snapshots finish, but the failing gateway may still stamp its old id."""
+    coordinator = Coordinator(NODES, gateways=["g1", "g2"], update_timeout=1.0,
+                              space=IdSpace(bits=3, window=3))
+    for k in (1, 2, 3):
+        assert coordinator.can_start()
+        coordinator.start(float(k))
+        coordinator.gateway_acked("g1", k, float(k))
+        coordinator.expire(k + 1.0)
+        finish_without_messages(coordinator, k)
+        assert coordinator.status(k).finished and coordinator.status(k).valid is False
+    assert coordinator.oldest_unfinished == 4
+    assert not coordinator.can_start()
+    with pytest.raises(RuntimeError, match="wait for gateway g2"):
+        coordinator.start(5.0)
+    assert coordinator.gateway_acked("g2", 2, 5.0) == [], "a late ack changes no snapshot"
+    assert coordinator.status(2).valid is False
+    assert coordinator.can_start()
+    assert coordinator.start(6.0)[0] == 4
+    assert coordinator.start(7.0)[0] == 5
+    assert not coordinator.can_start(), "g2 may still stamp 2; 6 would be 4 ids ahead"
+
+
+def test_stale_stamps_of_a_failing_gateway_never_alias_to_unstarted_ids() -> None:
+    """g2 forwards client traffic but never gets its updates; snapshots go on while they may."""
+    space = IdSpace()
+    coordinator = Coordinator(["a"], gateways=["g1", "g2"], update_timeout=1.0, space=space)
+    g1, g2 = Gateway("g1", space), Gateway("g2", space)
+    node = PiggybackNode("a", lambda: "state", space)
+    now = 0.0
+    while coordinator.can_start() and coordinator.newest < 3 * space.codes:
+        k, _ = coordinator.start(now)
+        g1.set_id(k)
+        coordinator.gateway_acked("g1", k, now)
+        now += 1.0
+        for command in coordinator.expire(now):
+            for local_snapshot in node.notify(command.snapshot_id, now).snapshots:
+                coordinator.add_local(local_snapshot, now)
+    assert coordinator.newest == space.window
+    receipt = node.receive(g2.stamp(), None, now, "client request through g2")
+    assert receipt.snapshots == ()
+    assert node.current == coordinator.newest
 
 
 # -- completeness by counting --------------------------------------------------------------

@@ -21,7 +21,9 @@ node having reported is completeness.
 At most ``window`` snapshots are in flight, so every id alive in the system
 stays within the wire id window (:mod:`beaver.core.ids`). A snapshot is
 finished when it is complete and its gateway phase is over (acknowledged,
-failed or timed out).
+failed or timed out). A gateway whose updates fail may still forward traffic
+stamped with the last id it acknowledged, so that id counts as alive too:
+the coordinator waits rather than let its stamps alias to newer ids.
 """
 
 from __future__ import annotations
@@ -110,6 +112,8 @@ class Coordinator:
         self.rejected_reports = 0
         self._status: dict[int, SnapshotStatus] = {}
         self._unfinished: set[int] = set()
+        self._gateway_ids = dict.fromkeys(self.gateways, 0)
+        """The newest id each gateway acknowledged (it stamps at least that one)."""
         self._last_reported = dict.fromkeys(self.nodes, 0)
         self._locals: dict[str, list[LocalSnapshot]] = {node: [] for node in self.nodes}
         self._in_flight: dict[int, list[InFlight]] = {}
@@ -136,15 +140,16 @@ class Coordinator:
 
     def can_start(self) -> bool:
         """Whether one more snapshot keeps every live id within the wire window."""
-        return self.newest + 2 - self.oldest_unfinished <= self.window
+        oldest_live = min([self.oldest_unfinished - 1, *self._gateway_ids.values()])
+        return self.newest + 1 - oldest_live <= self.window
 
     def start(self, now: float) -> tuple[int, list[Command]]:
         """Start the next snapshot at ``now`` (t0); returns its id and what to send."""
         if not self.can_start():
-            raise RuntimeError(
-                f"{self.window} snapshots in flight; wait for snapshot "
-                f"{self.oldest_unfinished} to finish"
-            )
+            lagging = [g for g, k in self._gateway_ids.items() if self.newest + 1 - k > self.window]
+            holdup = (f"gateway {', '.join(lagging)} to acknowledge a newer id" if lagging
+                      else f"snapshot {self.oldest_unfinished} to finish")
+            raise RuntimeError(f"{self.window} snapshots in flight; wait for {holdup}")
         self.newest += 1
         k = self.newest
         status = SnapshotStatus(k, t0=now, pending_gateways=set(self.gateways))
@@ -157,8 +162,14 @@ class Coordinator:
         return k, self._notify_nodes(k)
 
     def gateway_acked(self, gateway: str, snapshot_id: int, now: float) -> list[Command]:
-        """Gateway ``gateway`` acknowledged stamping ``snapshot_id`` at ``now``."""
+        """Gateway ``gateway`` acknowledged stamping ``snapshot_id`` at ``now``.
+
+        A late acknowledgement (after the update was failed) does not change
+        the snapshot, but shows the gateway no longer stamps older ids.
+        """
         status = self._status.get(snapshot_id)
+        if status is not None and gateway in self._gateway_ids:
+            self._gateway_ids[gateway] = max(self._gateway_ids[gateway], snapshot_id)
         if status is None or gateway not in status.pending_gateways:
             return []
         status.pending_gateways.discard(gateway)
