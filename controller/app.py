@@ -57,6 +57,7 @@ from controller.rules import Output, Rule, SelectGroup, SetField, ToController, 
 from topologies.addressing import AddressPlan
 
 log = logging.getLogger("beaver.controller")
+CONNECTION_POLL_SECONDS = 0.02
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class GatewayApp(app_manager.OSKenApp):
     def start(self) -> Any:
         thread = super().start()
         self.control.start()
+        threading.Thread(target=self._watch_connections, daemon=True, name="watch").start()
         log.info("control interface on %s:%d", *self.control.address)
         return thread
 
@@ -111,6 +113,23 @@ class GatewayApp(app_manager.OSKenApp):
             self._send_ops(self.decisions.on_connect(name))
             self._barrier(datapath, lambda now: self._mark_ready(name))
         log.info("switch %s (dpid %#x) connected", name, datapath.id)
+
+    def _watch_connections(self) -> None:
+        """Declare datapaths whose socket os-ken closed dead.
+
+        With os-ken's native (thread) hub a closed OpenFlow connection ends the
+        receive loop but never reaches ``DEAD_DISPATCHER`` (its send thread
+        stays blocked on its queue). A closed socket has file number -1: mark
+        such datapaths dead (which emits the state-change event) and wake their
+        send thread so it exits.
+        """
+        while True:
+            with self.lock:
+                closed = [dp for dp in self.datapaths.values() if dp.socket.fileno() == -1]
+            for datapath in closed:
+                datapath.set_state(DEAD_DISPATCHER)
+                datapath.send(b"", close_socket=True)
+            time.sleep(CONNECTION_POLL_SECONDS)
 
     def _mark_ready(self, name: str) -> None:
         self.ready.add(name)

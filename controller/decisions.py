@@ -185,10 +185,10 @@ class GatewayController:
         restamps: list[list[Op]] = []
         for name, gateway in self.gateways.items():
             part = update.parts[name] = GatewayUpdate(name)
+            gateway.set_id(snapshot_id)  # a gateway that reconnects later stamps the newest id
             if name not in self.connected:
                 part.failure = "not connected"
                 continue
-            gateway.set_id(snapshot_id)
             restamps.append(self._restamp(name))
         self.updates.append(update)
         # Every stamp rule (and its barrier) first; the observe rules can follow.

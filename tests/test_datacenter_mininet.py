@@ -1,0 +1,256 @@
+"""The emulated data center end to end: real OVS bridges, OpenFlow 1.3 rules, real packets.
+
+One network for the whole module (prefix ``tm``, its own management subnet
+and controller ports). Probe servers run on every backend; clients run in
+external hosts. Every wait is for a condition (a ready line, an answer, a
+controller status) with a timeout that says what it waited for.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from beaver.core.ids import IdSpace
+from controller.client import GatewayClient
+from controller.maglev import FlowKey, MaglevTable
+from topologies.addressing import DataCenterParams
+from topologies.network import PROJECT_ROOT, DataCenter
+
+pytestmark = pytest.mark.mininet
+
+UDP_PORT, TCP_PORT = 7000, 7001
+PARAMS = DataCenterParams(hosts_per_leaf=2, gateways=2, prefix="tm", mgmt_net="172.30.77.0/24")
+SPACE = IdSpace()
+
+
+class Lines:
+    """The stdout lines of a process, read by a thread so waits can time out."""
+
+    def __init__(self, process: subprocess.Popen[str], label: str,
+                 into: queue.Queue[tuple[str, str]] | None = None) -> None:
+        self.process, self.label = process, label
+        self.queue: queue.Queue[tuple[str, str]] = into if into is not None else queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        for line in self.process.stdout:  # type: ignore[union-attr]
+            self.queue.put((self.label, line.strip()))
+
+    def next(self, timeout: float, waiting_for: str) -> str:
+        return next_line(self.queue, timeout, waiting_for)[1]
+
+
+def next_line(lines: queue.Queue[tuple[str, str]], timeout: float,
+              waiting_for: str) -> tuple[str, str]:
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        raise TimeoutError(f"no output within {timeout}s while waiting for {waiting_for}") from None
+
+
+def probe(host: Any, *args: str) -> subprocess.Popen[str]:
+    return host.popen([sys.executable, "-m", "topologies.probe", *args], cwd=PROJECT_ROOT,
+                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+class Backends:
+    """Probe servers on every in-group host; ``arrivals`` reads what they reported."""
+
+    def __init__(self, dc: DataCenter) -> None:
+        self.reports: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.servers = {}
+        for host in dc.plan.hosts:
+            self.servers[host.name] = probe(dc.host(host.name), "serve", "--udp", str(UDP_PORT),
+                                            "--tcp", str(TCP_PORT))
+            Lines(self.servers[host.name], host.name, self.reports)
+        for _ in self.servers:
+            name, line = next_line(self.reports, 10, "probe servers to print ready")
+            assert line == "ready", f"{name}: {line}"
+
+    def arrivals(self, expected: int, timeout: float = 5.0) -> list[tuple[str, dict[str, Any]]]:
+        """The next ``expected`` reports from any backend, as (backend, report)."""
+        found = []
+        for index in range(expected):
+            name, line = next_line(self.reports, timeout, f"packet {index + 1} of {expected}"
+                                   f" at a backend (seen so far: {found})")
+            found.append((name, json.loads(line)))
+        return found
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.terminate()
+            server.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def dc(mininet_machine: None) -> Iterator[DataCenter]:
+    with DataCenter(PARAMS) as datacenter:
+        yield datacenter
+
+
+@pytest.fixture(scope="module")
+def backends(dc: DataCenter) -> Iterator[Backends]:
+    servers = Backends(dc)
+    yield servers
+    servers.stop()
+
+
+@pytest.fixture
+def spread(dc: DataCenter) -> Iterator[GatewayClient]:
+    """The controller client; inbound traffic is spread over all gateways again afterwards."""
+    yield dc.controller
+    dc.controller.steer(None)
+
+
+def send(dc: DataCenter, client: str, proto: str, sport: int, count: int = 1,
+         dscp: int = 0, to: str | None = None) -> list[dict[str, Any]]:
+    target = to or dc.plan.services[0].vip
+    process = probe(dc.host(client), "send", proto, target, str(UDP_PORT if proto == "udp"
+                    else TCP_PORT), "--sport", str(sport), "--count", str(count),
+                    "--dscp", str(dscp))
+    lines = Lines(process, client)
+    replies = []
+    while (line := lines.next(10, f"{proto} replies at {client}")) != "done":
+        replies.append(json.loads(line))
+    process.wait(timeout=5)
+    return replies
+
+
+def predicted_backend(dc: DataCenter, source: str, proto: int, sport: int, dport: int) -> str:
+    """The backend the flow from ``source`` (an external's name or any IP) should reach."""
+    service = dc.plan.services[0]
+    ip = next((x.ip for x in dc.plan.externals if x.name == source), source)
+    flow = FlowKey(proto, ip, service.vip, sport, dport)
+    return MaglevTable(service.backends).lookup(flow)
+
+
+def counted(dc: DataCenter, before: dict[str, int], gateway: str | None, packets: int,
+            timeout: float = 5.0) -> dict[str, int]:
+    """Gateway counters once they show ``packets`` more (OVS updates them lazily).
+
+    ``gateway`` None: summed over all gateways. Returns the first counts that
+    reach the target, so a test can check they did not go beyond it.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        now = gateway_packets(dc)
+        names = [gateway] if gateway else list(now)
+        if sum(now[n] - before[n] for n in names) >= packets:
+            return now
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gateway counters {now} (before {before}) never grew by {packets}")
+        time.sleep(0.1)
+
+
+def gateway_packets(dc: DataCenter) -> dict[str, int]:
+    """Packets each gateway has classified (table 0): everything that entered it."""
+    counts = {}
+    for gateway in dc.plan.gateways:
+        output = dc.ofctl("dump-aggregate", gateway.name, "table=0")
+        counts[gateway.name] = int(output.split("packet_count=")[1].split()[0])
+    return counts
+
+
+def test_udp_reaches_predicted_backend_and_replies_bypass_gateways(
+        dc: DataCenter, backends: Backends) -> None:
+    client = dc.plan.externals[0].name
+    before = gateway_packets(dc)
+    replies = send(dc, client, "udp", sport=40001, count=5)
+    arrivals = backends.arrivals(5)
+    expected = predicted_backend(dc, client, 17, 40001, UDP_PORT)
+    assert {backend for backend, _ in arrivals} == {expected}
+    assert [r.get("reply_from") for r in replies] == [dc.plan.services[0].vip] * 5
+    after = counted(dc, before, None, 5)
+    assert sum(after.values()) - sum(before.values()) == 5, "replies must not cross a gateway"
+
+
+def test_tcp_reaches_predicted_backend_with_vip_replies(
+        dc: DataCenter, backends: Backends) -> None:
+    client = dc.plan.externals[1].name
+    replies = send(dc, client, "tcp", sport=40002)
+    [(backend, report)] = backends.arrivals(1)
+    assert backend == predicted_backend(dc, client, 6, 40002, TCP_PORT)
+    assert report["src"] == dc.plan.external(client).ip
+    assert replies == [{"reply_from": dc.plan.services[0].vip, "payload": "probe 0"}]
+
+
+def test_same_flow_through_each_gateway_reaches_same_backend(
+        dc: DataCenter, backends: Backends, spread: GatewayClient) -> None:
+    client = dc.plan.externals[2].name
+    reached = {}
+    for gateway in dc.plan.gateways:
+        spread.steer(gateway.name)
+        before = gateway_packets(dc)
+        send(dc, client, "udp", sport=40003)
+        [(reached[gateway.name], _)] = backends.arrivals(1)
+        assert counted(dc, before, gateway.name, 1)[gateway.name] == before[gateway.name] + 1
+    assert set(reached.values()) == {predicted_backend(dc, client, 17, 40003, UDP_PORT)}
+
+
+def test_backends_see_current_id_and_the_new_one_after_set_id(
+        dc: DataCenter, backends: Backends) -> None:
+    client = dc.plan.externals[0].name
+    current = max(dc.controller.ids().values())
+    send(dc, client, "udp", sport=40004, count=3)
+    assert {r["dscp"] for _, r in backends.arrivals(3)} == {SPACE.to_wire(current)}
+    for snapshot_id in (current + 1, current + 2):
+        result = dc.controller.set_id(snapshot_id)
+        assert result.complete and not result.failed
+        assert all(t.sent_at <= t.acked_at for t in result.gateways.values())
+        for sport in (40004, 40005, 40006):
+            send(dc, client, "udp", sport=sport, count=2)
+            assert {r["dscp"] for _, r in backends.arrivals(2)} == {SPACE.to_wire(snapshot_id)}
+
+
+def test_ingroup_traffic_with_newer_id_raises_the_gateway(
+        dc: DataCenter, backends: Backends, spread: GatewayClient) -> None:
+    first, second = (g.name for g in dc.plan.gateways)
+    current = max(spread.ids().values())
+    assert spread.set_id(current).complete
+    spread.steer(first)
+    # A sender the flow does not hash back to (a host cannot receive its own packet).
+    sender = next(h.name for h in dc.plan.hosts
+                  if predicted_backend(dc, h.dip, 17, 40007, UDP_PORT) != h.name)
+    newer = current + 3
+    send(dc, sender, "udp", sport=40007, dscp=SPACE.to_wire(newer), count=1)
+    [(_, report)] = backends.arrivals(1)
+    assert report["dscp"] == SPACE.to_wire(newer), "in-group packets keep their own id"
+    deadline = time.monotonic() + 5
+    while spread.ids()[first] != newer and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert spread.ids() == {first: newer, second: current}
+
+
+def test_gateway_disconnected_during_update_is_reported_failed(dc: DataCenter) -> None:
+    gateway = dc.plan.gateways[-1].name
+    target = f"tcp:127.0.0.1:{dc.controller_port}"
+    subprocess.run(["ovs-vsctl", "del-controller", gateway], check=True)
+    try:
+        deadline = time.monotonic() + 10
+        while gateway in dc.controller.status()["connected"]:
+            assert time.monotonic() < deadline, f"controller still sees {gateway} connected"
+            time.sleep(0.02)
+        result = dc.controller.set_id(max(dc.controller.ids().values()) + 1)
+        assert result.failed == {gateway}
+        assert not result.complete and result.last_acked is None
+        assert result.gateways[gateway].acked_at is None
+    finally:
+        subprocess.run(["ovs-vsctl", "set-controller", gateway, target], check=True)
+        dc.controller.wait_ready(30)
+
+
+def test_invalid_parameter_fails_before_anything_is_created(mininet_machine: None) -> None:
+    bridges = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout
+    with pytest.raises(ValueError, match="spines=0"):
+        DataCenter(DataCenterParams(spines=0, prefix="tx"))
+    after = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout
+    assert after == bridges

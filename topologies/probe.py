@@ -1,0 +1,113 @@
+"""Traffic probes run inside emulated hosts: a UDP/TCP echo server and a client.
+
+``python -m topologies.probe serve --udp 5000 --tcp 5001`` prints ``ready``
+once both sockets are bound, then one JSON line per datagram or connection:
+``{"proto", "src", "sport", "dport", "dscp"}`` and echoes the payload back.
+``dscp`` is read per datagram with ``IP_RECVTOS``; it is null for TCP (a
+stream socket does not report it).
+
+``python -m topologies.probe send udp|tcp HOST PORT --sport S --count N
+[--dscp D]`` sends ``N`` datagrams (or one TCP exchange) from source port
+``S`` and prints one JSON line per reply: ``{"reply_from", "payload"}``, then
+``done``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import select
+import socket
+import sys
+
+BUFFER = 2048
+
+
+def serve(udp_port: int, tcp_port: int) -> None:
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+    udp.bind(("0.0.0.0", udp_port))
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tcp.bind(("0.0.0.0", tcp_port))
+    tcp.listen(16)
+    print("ready", flush=True)
+    while True:
+        readable, _, _ = select.select([udp, tcp], [], [])
+        if udp in readable:
+            data, ancillary, _, source = udp.recvmsg(BUFFER, socket.CMSG_SPACE(1))
+            tos = next((c[2][0] for c in ancillary
+                        if (c[0], c[1]) == (socket.IPPROTO_IP, socket.IP_TOS)), None)
+            report("udp", source, udp_port, None if tos is None else tos >> 2)
+            udp.sendto(data, source)
+        if tcp in readable:
+            connection, source = tcp.accept()
+            with connection:
+                connection.settimeout(5)
+                data = connection.recv(BUFFER)
+                report("tcp", source, tcp_port, None)
+                connection.sendall(data)
+
+
+def report(proto: str, source: tuple[str, int], port: int, dscp: int | None) -> None:
+    line = {"proto": proto, "src": source[0], "sport": source[1], "dport": port, "dscp": dscp}
+    print(json.dumps(line), flush=True)
+
+
+def send(proto: str, host: str, port: int, sport: int, count: int, dscp: int,
+         timeout: float) -> None:
+    kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, dscp << 2)
+        sock.bind(("0.0.0.0", sport))
+        sock.settimeout(timeout)
+        if proto == "tcp":
+            sock.connect((host, port))
+            sock.sendall(b"probe 0")
+            print(json.dumps({"reply_from": sock.getpeername()[0],
+                              "payload": sock.recv(BUFFER).decode()}), flush=True)
+        else:
+            for index in range(count):
+                sock.sendto(f"probe {index}".encode(), (host, port))
+                try:
+                    data, source = sock.recvfrom(BUFFER)
+                except TimeoutError:
+                    print(json.dumps({"timeout": index}), flush=True)
+                    continue
+                print(json.dumps({"reply_from": source[0], "payload": data.decode()}),
+                      flush=True)
+    print("done", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m topologies.probe")
+    commands = parser.add_subparsers(dest="command", required=True)
+    server = commands.add_parser("serve")
+    server.add_argument("--udp", type=int, required=True)
+    server.add_argument("--tcp", type=int, required=True)
+    client = commands.add_parser("send")
+    client.add_argument("proto", choices=("udp", "tcp"))
+    client.add_argument("host")
+    client.add_argument("port", type=int)
+    client.add_argument("--sport", type=int, required=True)
+    client.add_argument("--count", type=int, default=1)
+    client.add_argument("--dscp", type=int, default=0, choices=range(64), metavar="0..63")
+    client.add_argument("--timeout", type=float, default=2.0)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            serve(args.udp, args.tcp)
+        else:
+            send(args.proto, args.host, args.port, args.sport, args.count, args.dscp,
+                 args.timeout)
+    except KeyboardInterrupt:
+        return 130
+    except OSError as error:
+        print(f"python -m topologies.probe: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
