@@ -8,6 +8,7 @@ pure function of its inputs and seed.
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -19,15 +20,15 @@ class Engine:
         self.now = 0.0
         self.events_run = 0
         self._queue: list[tuple[float, int, Callable[..., Any], tuple[Any, ...]]] = []
-        self._sequence = 0
+        self._tickets = itertools.count()
 
     def at(self, time: float, action: Callable[..., Any], *args: Any) -> None:
-        """Run ``action(*args)`` at simulated ``time`` (never before ``now``)."""
-        self._sequence += 1
-        heapq.heappush(self._queue, (max(time, self.now), self._sequence, action, args))
+        """Run ``action(*args)`` at simulated ``time`` (callers keep ``time >= now``)."""
+        heapq.heappush(self._queue, (time, next(self._tickets), action, args))
 
     def after(self, delay: float, action: Callable[..., Any], *args: Any) -> None:
-        self.at(self.now + delay, action, *args)
+        """Run ``action(*args)`` ``delay >= 0`` seconds from now."""
+        heapq.heappush(self._queue, (self.now + delay, next(self._tickets), action, args))
 
     def run(
         self,

@@ -59,7 +59,7 @@ class Latencies:
     gateway_leg: Delay = field(
         default_factory=lambda: Delay(
             3.5 * US, 0.1 * US, 1.0,
-            tail_probability=0.004, tail_median=40 * US, tail_cap=400 * US,
+            tail_probability=0.002, tail_median=40 * US, tail_cap=400 * US,
         )
     )
     """Coordinator -> gateway update, and the gateway's acknowledgement back."""

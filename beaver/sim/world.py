@@ -133,6 +133,7 @@ class World:
     def __init__(self, config: WorldConfig):
         self.config = config
         self.rng = random.Random(config.seed)
+        self._random = self.rng.random
         self.engine = Engine()
         self.latencies = config.latencies
         self.workload = config.workload
@@ -141,6 +142,9 @@ class World:
         width = len(str(config.nodes - 1))
         self.names = [f"n{i:0{width}d}" for i in range(config.nodes)]
         self.index = {name: i for i, name in enumerate(self.names)}
+        self.log = EventLog(self.names)
+        self._sequences = [self.log.sequence(name) for name in self.names]
+        """Each node's event sequence (sends as ids, receives as ``~id``: see EventLog)."""
         self.nodes: list[SnapshotNode] = [
             self.protocol.node(name, self._capturer(i), peers=self.names, space=space)
             for i, name in enumerate(self.names)
@@ -157,7 +161,6 @@ class World:
             space=space,
         )
         self.gateway_index = {gateway.name: g for g, gateway in enumerate(self.gateways)}
-        self.log = EventLog(self.names)
         self.recorded: dict[int, list[int]] = defaultdict(list)
         self.extra_messages = 0
         self.rejected_messages = 0
@@ -265,9 +268,10 @@ class World:
     # -- in-group nodes -------------------------------------------------------------------
 
     def _capturer(self, node: int):
+        sequence = self.log.sequence(self.names[node])
+
         def capture() -> NodeState:
-            position = len(self.log.sequence(self.names[node]))
-            return NodeState(position, self._sent[node], self._received[node])
+            return NodeState(len(sequence), self._sent[node], self._received[node])
 
         return capture
 
@@ -310,27 +314,29 @@ class World:
 
     def _ingroup_message(self) -> None:
         rng, count = self.rng, len(self.nodes)
-        sender = rng.randrange(count)
+        sender = self._pick(count)
         if self.relays and rng.random() < self.workload.relay_share:
             self._to_relay(sender)
             return
-        receiver = rng.randrange(count - 1)
+        receiver = self._pick(count - 1)
         if receiver >= sender:
             receiver += 1
         now = self.engine.now
         wire = self.nodes[sender].send(self.names[receiver], now)
         message = self._new_message()
-        self.log.send(self.names[sender], message)
+        self._sequences[sender].append(message)
         self._sent[sender] += 1
         if self.stamping and rng.random() < self.workload.vip_share:
-            gateway = self.gateways[rng.randrange(len(self.gateways))]
+            gateway = self.gateways[self._pick_gateway()]
             halfway = self.latencies.ingroup_link.draw(rng) / 2
             self.engine.after(halfway, gateway.observe_ingroup, wire)
         self._on_channel(sender, receiver, self._deliver, message, wire)
 
     def _deliver(self, sender: int, receiver: int, message: int, wire: int) -> None:
-        receipt = self.nodes[receiver].receive(wire, self.names[sender], self.engine.now, message)
-        self._settle(receiver, receipt)
+        node = self.nodes[receiver]
+        receipt = node.receive(wire, self.names[sender], self.engine.now, message)
+        if receipt is not NOTHING or node.current != self._level[receiver]:
+            self._settle(receiver, receipt)
         self._record_receive(receiver, message, receipt)
 
     def _deliver_marker(self, sender: int, receiver: int, marker: Marker) -> None:
@@ -338,13 +344,15 @@ class World:
         self._settle(receiver, node.receive_marker(marker, self.names[sender], self.engine.now))
 
     def _deliver_inbound(self, receiver: int, message: int, wire: int) -> None:
-        receipt = self.nodes[receiver].receive(wire, None, self.engine.now, message)
-        self._settle(receiver, receipt)
+        node = self.nodes[receiver]
+        receipt = node.receive(wire, None, self.engine.now, message)
+        if receipt is not NOTHING or node.current != self._level[receiver]:
+            self._settle(receiver, receipt)
         self._record_receive(receiver, message, receipt)
 
     def _record_receive(self, receiver: int, message: int, receipt: Receipt) -> None:
         if receipt.deliver:
-            self.log.receive(self.names[receiver], message)
+            self._sequences[receiver].append(~message)
             self._received[receiver] += 1
         else:
             self.rejected_messages += 1
@@ -354,10 +362,10 @@ class World:
     def _to_relay(self, sender: int) -> None:
         """In-group ``sender`` starts an external chain through a random relay."""
         rng, now = self.rng, self.engine.now
-        relay = self.relays[rng.randrange(len(self.relays))]
+        relay = self.relays[self._pick(len(self.relays))]
         self.nodes[sender].send(None, now)
         message = self._new_message()
-        self.log.send(self.names[sender], message)
+        self._sequences[sender].append(message)
         self._sent[sender] += 1
         chain = self.latencies.chain(self.config.tau_min, rng)
         self.engine.after(chain * RELAY_RECEIVES_AT, self._relay_receive, relay, message, now)
@@ -371,7 +379,7 @@ class World:
 
     def _relay_forward(self, relay: str, origin: int, at_gateway: float) -> None:
         """The relay's new message, caused by what it received, to another in-group node."""
-        count = self.rng.randrange(len(self.nodes) - 1)
+        count = self._pick(len(self.nodes) - 1)
         receiver = count + 1 if count >= origin else count
         message = self._new_message()
         self.log.send(relay, message)
@@ -380,15 +388,19 @@ class World:
 
     def _client_request(self) -> None:
         rng = self.rng
-        client = self.clients[rng.randrange(len(self.clients))]
-        receiver = rng.randrange(len(self.nodes))
+        client = self.clients[self._pick(len(self.clients))]
+        receiver = self._pick(len(self.nodes))
         message = self._new_message()
         self.log.send(client, message)
         delay = self.latencies.client_to_gateway.draw(rng)
         self.engine.after(delay, self._cross_gateway, self._pick_gateway(), receiver, message)
 
     def _pick_gateway(self) -> int:
-        return self.rng.randrange(len(self.gateways))
+        return self._pick(len(self.gateways))
+
+    def _pick(self, count: int) -> int:
+        """A uniform choice among ``0..count-1`` (one call into the generator)."""
+        return int(self._random() * count)
 
     def _cross_gateway(self, gateway: int, receiver: int, message: int) -> None:
         wire = self.gateways[gateway].stamp() if self.stamping else UNMARKED
