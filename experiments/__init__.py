@@ -1,0 +1,31 @@
+"""Experiments: named sweeps over simulated worlds that write tidy CSV data.
+
+Each module defines one :class:`~experiments.base.Experiment`; this
+registry names them for ``beaver experiment``. Results go to
+``<out>/<name>/<name>.csv`` (one row per observation, units in the column
+names) with the parameters in ``<name>.json`` beside it; ``beaver plot``
+draws figures from those files alone (:mod:`analysis`).
+
+================ ============================================================
+name             question (the paper's figure)
+================ ============================================================
+effective-rate   share of snapshots accepted vs frequency and |G| (Fig 11)
+update-bound     t1 - t0 vs the real spread of gateway updates (Fig 13)
+max-rate         highest sustained snapshot rate, with and without
+                 parallelism (Fig 10)
+baselines        Beaver vs Lai-Yang, Chandy-Lamport, polling
+tau-sensitivity  accepted-but-inconsistent snapshots when tau_min is wrong
+================ ============================================================
+"""
+
+from __future__ import annotations
+
+from experiments import baselines, effective_rate, max_rate, tau_sensitivity, update_bound
+from experiments.base import Experiment, result_paths, run_experiment
+
+EXPERIMENTS: dict[str, Experiment] = {
+    module.EXPERIMENT.name: module.EXPERIMENT
+    for module in (effective_rate, update_bound, max_rate, baselines, tau_sensitivity)
+}
+
+__all__ = ["EXPERIMENTS", "Experiment", "result_paths", "run_experiment"]
