@@ -17,9 +17,13 @@ socket and its management connection, so a local snapshot (the service's
    says deliver.
 
 Every datagram the service sends is stamped with ``node.send(peer, now)`` in
-its DSCP. From the coordinator the runtime takes ``notify`` (to the core),
-``restore`` (to the service) and ``stop``. It decides nothing about
-snapshots itself. Time is ``time.monotonic()``.
+its DSCP. Peers come up at different times, so a runtime starts by sending
+each peer a ``join`` datagram and answers a peer's first ``join`` with its
+own; the service sends to a peer only once it is known to be up (joins are
+the runtime's, like markers: the core never sees them). From the
+coordinator the runtime takes ``notify`` (to the core), ``restore`` (to the
+service) and ``stop``. It decides nothing about snapshots itself. Time is
+``time.monotonic()``.
 """
 
 from __future__ import annotations
@@ -84,7 +88,10 @@ class Runtime:
         self.report_interval = report_interval
         self.clock = clock
         self.counters = Counters()
+        self.reachable: frozenset[str] = frozenset()
+        """The peers known to be up: they sent a ``join``."""
         self.stopped = False
+        self._announced = False
         self._next_report = clock() + report_interval
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._wake_writer.setblocking(False)
@@ -97,6 +104,8 @@ class Runtime:
 
     def run(self) -> None:
         """Serve until ``stop``, :meth:`request_stop` or the coordinator hangs up."""
+        if not self._announced:
+            self.announce()
         while not self.stopped:
             self.step(self._timeout())
         self.report_counters()
@@ -109,12 +118,19 @@ class Runtime:
             key.data()
         now = self.clock()
         if not self.stopped:
-            self._send_all(self.service.work(now), now)
+            self._send_all(self.service.work(now, self.reachable), now)
         if now >= self._next_report:
             self.report_counters()
             self._next_report = now + self.report_interval
         if self.link.broken:
             self.stopped = True
+
+    def announce(self) -> None:
+        """Tell every peer that this node is up."""
+        self._announced = True
+        for peer, address in sorted(self.peers.items()):
+            if peer != self.node.name:
+                self._transmit({"kind": wire.JOIN}, address, UNMARKED, self.clock())
 
     def request_stop(self) -> None:
         """Stop after the event being handled (safe from a signal handler)."""
@@ -162,6 +178,14 @@ class Runtime:
             log.warning("ignored malformed datagram from %s:%d: %s", *source, error)
             return
         sender = self._node_at.get(source[0])
+        if message["kind"] == wire.JOIN and sender is not None:
+            if sender not in self.reachable:
+                self.reachable |= {sender}
+                log.info("peer %s is up", sender)
+                if not message.get("answer"):
+                    self._transmit({"kind": wire.JOIN, "answer": True}, self.peers[sender],
+                                   UNMARKED, now)
+            return
         if message["kind"] == wire.MARKER:
             self._on_marker(message, sender, source, now)
             return

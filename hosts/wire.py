@@ -1,8 +1,8 @@
 """Data-channel datagrams: JSON objects over UDP, snapshot ids in the DSCP bits.
 
 Every datagram the hosts exchange (bank credits, key-value requests and
-replies, relayed transfers, Chandy-Lamport markers) is one UTF-8 JSON object
-with a string ``kind``. The runtime adds ``sent_at`` (``time.monotonic()`` of
+replies, relayed transfers, Chandy-Lamport markers, joins) is one UTF-8 JSON
+object with a string ``kind``. The runtime adds ``sent_at`` (``time.monotonic()`` of
 the sender; one clock for every namespace of a host) to what it sends; a relay
 copies it into ``chain_started`` on the datagram it makes, so the in-group
 receiver learns how long the external causal chain took.
@@ -24,6 +24,8 @@ MAX_DATAGRAM = 65507
 
 MARKER = "marker"
 """The kind of Chandy-Lamport marker datagrams (the runtime's, never a service's)."""
+JOIN = "join"
+"""The kind of the datagram a runtime sends its peers when it starts (the runtime's too)."""
 
 _TOS_CMSG_SPACE = socket.CMSG_SPACE(struct.calcsize("i"))
 
@@ -65,7 +67,6 @@ def open_udp(address: tuple[str, int]) -> socket.socket:
     """A non-blocking UDP socket bound to ``address`` that reports each datagram's TOS."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
         sock.bind(address)
         sock.setblocking(False)

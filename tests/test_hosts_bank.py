@@ -11,6 +11,7 @@ from hosts.services.bank import Bank, BankConfig, check_invariant
 CONFIG = BankConfig(accounts_per_node=2, opening_balance=100, max_amount=10)
 TOTAL = CONFIG.initial_total(2)
 RELAY = ("10.200.0.4", 9100)
+UP = frozenset({"a", "b"})
 
 
 def bank(name: str, *, rate: float = 50.0, external_share: float = 0.0) -> Bank:
@@ -25,7 +26,7 @@ def exchange(banks: dict[str, Bank], until: float) -> list[Send]:
     outside = []
     for now in (t / 100 for t in range(int(until * 100) + 1)):
         for name, node in banks.items():
-            for send in node.work(now):
+            for send in node.work(now, UP):
                 if isinstance(send.to, str):
                     banks[send.to].deliver(send.message, name, ("0.0.0.0", 0), now)
                 else:
@@ -44,7 +45,7 @@ def test_in_group_transfers_conserve_money_and_keep_the_invariant():
 
 def test_external_transfers_go_to_a_relay_and_credit_any_backend_account():
     a, b = bank("a", external_share=1.0), bank("b")
-    sends = a.work(1.0)
+    sends = a.work(1.0, UP)
     assert sends and all(send.to == RELAY and "account" not in send.message for send in sends)
     for send in sends:
         b.deliver(send.message, None, RELAY, 1.0)
@@ -55,7 +56,7 @@ def test_external_transfers_go_to_a_relay_and_credit_any_backend_account():
 def test_credit_after_the_cut_without_its_debit_is_a_violation():
     a, b = bank("a", external_share=1.0), bank("b")
     a_before = a.capture()
-    sends = a.work(1.0)
+    sends = a.work(1.0, UP)
     for send in sends:
         b.deliver(send.message, None, RELAY, 1.0)
     violations = check_invariant({"a": a_before, "b": b.capture()}, [], TOTAL)
@@ -66,7 +67,7 @@ def test_credit_after_the_cut_without_its_debit_is_a_violation():
 
 def test_in_flight_credit_counts_once():
     a, b = bank("a"), bank("b")
-    (send,) = a.work(a.next_work())
+    (send,) = a.work(a.next_work(), UP)
     assert send.to == "b"
     record = InFlight("b", "a", 1, 1, send.message, 0.0)
     states = {"a": a.capture(), "b": b.capture()}
@@ -93,10 +94,10 @@ def test_malformed_and_repeated_credits_are_ignored():
 def test_restore_puts_the_state_back_and_new_ids_stay_unique():
     a = bank("a")
     before = a.capture()
-    first = [send.message["transfer"] for send in a.work(1.0)]
+    first = [send.message["transfer"] for send in a.work(1.0, UP)]
     a.restore(before)
     assert a.capture() == before
-    second = [send.message["transfer"] for send in a.work(2.0)]
+    second = [send.message["transfer"] for send in a.work(2.0, UP)]
     assert second and not set(first) & set(second)
 
 
@@ -107,6 +108,13 @@ def test_negative_balances_are_violations():
     ]
 
 
+def test_transfers_go_only_to_peers_known_to_be_up():
+    alone = bank("a")
+    assert alone.work(1.0, frozenset()) == [] and alone.debited == {}
+    outward = bank("a", external_share=0.5)
+    assert {send.to for send in outward.work(1.0, frozenset())} == {RELAY}
+
+
 def test_idle_bank_has_no_work():
     idle = bank("a", rate=0)
-    assert idle.next_work() is None and idle.work(100.0) == []
+    assert idle.next_work() is None and idle.work(100.0, UP) == []

@@ -32,44 +32,64 @@ def wait_until(
 
 
 class FakeCoordinator:
-    """Accepts agent connections and records every message they send."""
+    """Accepts agent connections and records every message they send, by node."""
 
     def __init__(self) -> None:
         self.server = socket.create_server(("127.0.0.1", 0))
         self.address = self.server.getsockname()
-        self.connection: socket.socket | None = None
-        self.messages: list[dict[str, Any]] = []
-        self._buffer = b""
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        """(node, message) in arrival order; the node is the one that said hello."""
+        self._connections: dict[str, socket.socket] = {}
+        self._open: dict[socket.socket, tuple[str, bytes]] = {}
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.server, selectors.EVENT_READ)
 
     def poll(self, timeout: float = 0.0) -> None:
-        """Accept a waiting agent and read what arrived, waiting up to ``timeout``."""
+        """Accept waiting agents and read what arrived, waiting up to ``timeout``."""
         for key, _events in self._selector.select(timeout):
             if key.fileobj is self.server:
-                self.connection, _ = self.server.accept()
-                self._selector.register(self.connection, selectors.EVENT_READ)
+                connection, _ = self.server.accept()
+                self._open[connection] = ("", b"")
+                self._selector.register(connection, selectors.EVENT_READ)
                 continue
-            data = self.connection.recv(1 << 16)
+            connection = key.fileobj
+            data = connection.recv(1 << 16)
             if not data:
-                self._selector.unregister(self.connection)
+                self._selector.unregister(connection)
                 continue
-            self._buffer += data
-            *lines, self._buffer = self._buffer.split(b"\n")
-            self.messages += [management.decode(line) for line in lines]
+            node, buffer = self._open[connection]
+            *lines, buffer = (buffer + data).split(b"\n")
+            for line in lines:
+                message = management.decode(line)
+                if message["type"] == "hello":
+                    node = message["node"]
+                    self._connections[node] = connection
+                self.received.append((node, message))
+            self._open[connection] = (node, buffer)
 
-    def of_type(self, kind: str) -> list[dict[str, Any]]:
-        return [m for m in self.messages if m["type"] == kind]
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return [message for _node, message in self.received]
 
-    def send(self, kind: str, **fields: Any) -> None:
-        assert self.connection is not None, "no agent connected"
-        self.connection.sendall(management.encode(kind, **fields))
+    def of_type(self, kind: str, node: str | None = None) -> list[dict[str, Any]]:
+        return [m for n, m in self.received if m["type"] == kind and node in (None, n)]
+
+    def nodes(self) -> list[str]:
+        return sorted(self._connections)
+
+    def send(self, kind: str, node: str | None = None, **fields: Any) -> None:
+        """Send to ``node`` (default: the only agent connected)."""
+        if node is None:
+            (node,) = self._connections
+        self._connections[node].sendall(management.encode(kind, **fields))
 
     def hang_up(self) -> None:
-        if self.connection is not None:
-            self._selector.unregister(self.connection)
-            self.connection.close()
-            self.connection = None
+        for connection in self._open:
+            if self._selector.get_map().get(connection) is not None:
+                self._selector.unregister(connection)
+            connection.close()
+        self._open.clear()
+        self._connections.clear()
 
     def close(self) -> None:
         self.hang_up()

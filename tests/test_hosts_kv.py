@@ -5,6 +5,7 @@ from __future__ import annotations
 from hosts.services.kv import KeyValueStore
 
 CLIENT = ("10.200.0.1", 40000)
+UP = frozenset({"a", "b", "c"})
 
 
 def store(name: str = "a", rate: float = 10.0) -> KeyValueStore:
@@ -22,11 +23,13 @@ def test_put_then_get_answers_the_client_address():
 def test_writes_replicate_to_every_peer_at_the_flush_rate():
     kv = store()
     kv.deliver({"kind": "put", "rid": 1, "key": "x", "value": 1}, None, CLIENT, 0.0)
-    assert kv.work(0.05) == []
-    sends = kv.work(0.1)
+    assert kv.work(0.05, UP) == []
+    sends = kv.work(0.1, UP)
     assert sorted(send.to for send in sends) == ["b", "c"]
     assert all(send.message == {"kind": "replicate", "writes": {"x": 1}} for send in sends)
-    assert kv.work(0.2) == [], "nothing new to replicate"
+    assert kv.work(0.2, UP) == [], "nothing new to replicate"
+    kv.deliver({"kind": "put", "rid": 2, "key": "y", "value": 2}, None, CLIENT, 0.2)
+    assert [send.to for send in kv.work(0.35, frozenset({"a", "c"}))] == ["c"]
 
     replica = store("b")
     replica.deliver(sends[0].message, "a", ("10.1.1.1", 9000), 0.1)
@@ -46,7 +49,7 @@ def test_capture_includes_unreplicated_writes_and_restore_puts_them_back():
     kv.deliver({"kind": "put", "rid": 1, "key": "x", "value": 1}, None, CLIENT, 0.0)
     state = kv.capture()
     assert state == {"data": {"x": 1}, "unreplicated": {"x": 1}}
-    kv.work(1.0)
+    kv.work(1.0, UP)
     kv.deliver({"kind": "put", "rid": 2, "key": "y", "value": 2}, None, CLIENT, 1.0)
     kv.restore(state)
     assert kv.capture() == state
@@ -55,4 +58,4 @@ def test_capture_includes_unreplicated_writes_and_restore_puts_them_back():
 def test_rate_zero_never_replicates():
     kv = store(rate=0)
     kv.deliver({"kind": "put", "rid": 1, "key": "x", "value": 1}, None, CLIENT, 0.0)
-    assert kv.next_work() is None and kv.work(10.0) == []
+    assert kv.next_work() is None and kv.work(10.0, UP) == []

@@ -44,7 +44,7 @@ class Echo:
     def next_work(self) -> float | None:
         return None
 
-    def work(self, now: float) -> list[Send]:
+    def work(self, now: float, reachable: frozenset[str]) -> list[Send]:
         return []
 
 
@@ -184,6 +184,18 @@ def test_coordinator_hanging_up_ends_the_run(beaver):
     beaver.coordinator.hang_up()
     beaver.runtime.run()
     assert beaver.runtime.stopped
+
+
+def test_a_joining_peer_becomes_reachable_and_is_answered_once(beaver):
+    beaver.peer.send({"kind": "join"}, beaver.address)
+    answer, dscp = beaver.peer.receive(beaver.pump, "the answer to join")
+    assert answer["kind"] == "join" and answer["answer"] is True and dscp == 0
+    assert beaver.runtime.reachable == {"b"}
+    beaver.peer.send({"kind": "join", "answer": True}, beaver.address)
+    beaver.peer.send({"kind": "data", "n": 1}, beaver.address, dscp=SPACE.to_wire(0))
+    echo, _ = beaver.peer.receive(beaver.pump, "the echo (no second join answer)")
+    assert echo["kind"] == "echo"
+    assert beaver.runtime.counters.delivered == 1, "joins never reach the service"
 
 
 def test_chandy_lamport_sends_markers_and_reports_when_channels_close():

@@ -1,9 +1,11 @@
 """The services the in-group runs, and the interface the snapshot runtime drives.
 
 A service is a plain object with no sockets: the runtime hands it each
-delivered datagram and asks it, when its workload is due, for new work. It
-answers with :class:`Send` values (to an in-group peer by name, or to an
-out-group address), which the runtime stamps and sends. ``capture`` returns
+delivered datagram and asks it, when its workload is due, for new work
+(telling it which in-group peers are known to be up: a datagram sent to a
+peer that has not bound its socket yet would be lost). It answers with
+:class:`Send` values (to an in-group peer by name, or to an out-group
+address), which the runtime stamps and sends. ``capture`` returns
 the service's state as JSON-serialisable data; the protocol core calls it
 when the node takes a local snapshot, always between two deliveries.
 ``restore`` puts such a state back.
@@ -47,6 +49,6 @@ class Service(Protocol):
         """When the workload next wants to run (``time.monotonic()``), None if never."""
         ...
 
-    def work(self, now: float) -> list[Send]:
-        """Run the workload that is due at ``now``."""
+    def work(self, now: float, reachable: frozenset[str]) -> list[Send]:
+        """Run the workload due at ``now``, sending only to ``reachable`` peers."""
         ...

@@ -6,7 +6,8 @@ workload makes transfers at ``rate`` per second (Poisson arrivals): the
 node debits one of its accounts and sends a ``credit`` datagram carrying a
 unique transfer id and the amount, either
 
-- to another in-group node's DIP (naming the account to credit), or
+- to another in-group node's DIP (naming the account to credit; only nodes
+  known to be up, so no credit is lost to a socket not bound yet), or
 - to an out-group relay (an external partner bank), which later sends a new
   datagram to the bank's VIP; whichever backend the gateway picks credits one
   of its own accounts. This is the external causal chain Beaver guards.
@@ -126,19 +127,20 @@ class Bank:
     def next_work(self) -> float | None:
         return self._next
 
-    def work(self, now: float) -> list[Send]:
+    def work(self, now: float, reachable: frozenset[str]) -> list[Send]:
         sends = []
+        peers = [peer for peer in self.peers if peer in reachable]
         while self._next is not None and self._next <= now:
             self._next += self.rng.expovariate(self.rate)
-            send = self._transfer()
+            send = self._transfer(peers)
             if send is not None:
                 sends.append(send)
         return sends
 
-    def _transfer(self) -> Send | None:
+    def _transfer(self, peers: list[str]) -> Send | None:
         funded = [account for account, balance in sorted(self.balances.items()) if balance > 0]
         external = bool(self.relays) and self.rng.random() < self.config.external_share
-        if not funded or not (external or self.peers):
+        if not funded or not (external or peers):
             return None
         source = self.rng.choice(funded)
         amount = self.rng.randint(1, min(self.config.max_amount, self.balances[source]))
@@ -149,7 +151,7 @@ class Bank:
         credit: dict[str, Any] = {"kind": CREDIT, "transfer": transfer, "amount": amount}
         if external:
             return Send(self.rng.choice(self.relays), credit)
-        peer = self.rng.choice(self.peers)
+        peer = self.rng.choice(peers)
         credit["account"] = f"{peer}/{self.rng.randrange(self.config.accounts_per_node)}"
         return Send(peer, credit)
 

@@ -8,7 +8,8 @@ clients see the VIP answer.
 
 Writes are replicated to the other backends asynchronously: each backend
 collects the keys written since its last flush and sends them to every peer
-as a ``replicate`` datagram, ``rate`` times a second (0: never). Replication
+as a ``replicate`` datagram, ``rate`` times a second (0: never); peers not
+known to be up yet miss those writes. Replication
 is last-writer-wins by arrival. The state is the data plus the writes not
 replicated yet (they are part of what a snapshot must capture).
 """
@@ -65,12 +66,13 @@ class KeyValueStore:
     def next_work(self) -> float | None:
         return self._next
 
-    def work(self, now: float) -> list[Send]:
+    def work(self, now: float, reachable: frozenset[str]) -> list[Send]:
         if self._next is None or self.period is None or now < self._next:
             return []
         while self._next <= now:
             self._next += self.period
-        if not self.unreplicated or not self.peers:
+        peers = [peer for peer in self.peers if peer in reachable]
+        if not self.unreplicated or not peers:
             return []
         writes, self.unreplicated = self.unreplicated, {}
-        return [Send(peer, {"kind": "replicate", "writes": writes}) for peer in self.peers]
+        return [Send(peer, {"kind": "replicate", "writes": writes}) for peer in peers]

@@ -1,0 +1,270 @@
+"""The agent, relay and client as processes on loopback, with a fake or core-driven coordinator.
+
+The address plan is the real one with in-group DIPs moved to 127.0.0.2x and
+external hosts to 127.0.0.3x. Every process is started here and stopped by
+its handle at teardown, on failure too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_hosts_fakes import FakeCoordinator, Peer, wait_until
+
+from beaver.core.protocols import protocol
+from hosts import management
+from hosts.services.bank import BankConfig, check_invariant
+from topologies.addressing import DataCenterParams, build_plan
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class Process:
+    """A child process whose stdout lines are read without blocking."""
+
+    def __init__(self, *args: str):
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", *args], cwd=REPO,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        os.set_blocking(self.popen.stdout.fileno(), False)
+        self.lines: list[str] = []
+        self._partial = b""
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self.popen.stdout, selectors.EVENT_READ)
+
+    def read(self, timeout: float = 0.0) -> None:
+        if self._selector.select(timeout):
+            data = self.popen.stdout.read() or b""
+            *lines, self._partial = (self._partial + data).split(b"\n")
+            self.lines += [line.decode() for line in lines]
+
+    def line(self, prefix: str, pump=None) -> str:
+        def pump_and_read() -> None:
+            if pump is not None:
+                pump()
+            self.read(0.01)
+
+        def found() -> str | None:
+            printed = [x for x in self.lines if x.startswith(prefix)]
+            if self.popen.poll() is not None and not printed:
+                self.read(0.1)
+                raise AssertionError(
+                    f"process exited ({self.popen.returncode}) before printing {prefix!r}: "
+                    f"{self.popen.stderr.read().decode()}"
+                )
+            return next((x for x in self.lines if x.startswith(prefix)), None)
+
+        return wait_until(found, f"a line starting {prefix!r}", pump_and_read, timeout=10)
+
+    def wait(self, timeout: float = 10.0) -> int:
+        code = self.popen.wait(timeout)
+        self.read(0.1)
+        return code
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(5)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._selector.close()
+        self.popen.stdout.close()
+        self.popen.stderr.close()
+
+
+@pytest.fixture
+def processes():
+    started: list[Process] = []
+
+    def start(*args: str) -> Process:
+        process = Process(*args)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def coordinator():
+    fake = FakeCoordinator()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture(scope="module")
+def plan_file(tmp_path_factory) -> Path:
+    plan = build_plan(DataCenterParams(leaves=1, hosts_per_leaf=2, externals=2, relays=1,
+                                       prefix="t"))
+    plan = dataclasses.replace(
+        plan,
+        hosts=tuple(dataclasses.replace(h, dip=f"127.0.0.{21 + i}")
+                    for i, h in enumerate(plan.hosts)),
+        externals=tuple(dataclasses.replace(x, ip=f"127.0.0.{31 + i}")
+                        for i, x in enumerate(plan.externals)),
+    )
+    path = tmp_path_factory.mktemp("plan") / "plan.json"
+    path.write_text(plan.to_json())
+    return path
+
+
+def agent(start, plan_file: Path, coordinator: FakeCoordinator, node: str, *extra: str):
+    host, port = coordinator.address
+    return start("hosts.agent", "--plan", str(plan_file), "--node", node,
+                 "--coordinator", f"{host}:{port}", "--connect-timeout", "5", *extra)
+
+
+def test_agent_is_ready_answers_notify_and_stops_on_request(processes, plan_file, coordinator):
+    process = agent(processes, plan_file, coordinator, "th1", "--service", "bank",
+                    "--protocol", "beaver", "--rate", "0")
+    ready = json.loads(process.line("ready", coordinator.poll).split(" ", 1)[1])
+    assert ready["data"].startswith("127.0.0.21:") and ready["peers"] == ["th1", "th2"]
+    wait_until(lambda: coordinator.of_type("hello"), "hello", coordinator.poll)
+
+    coordinator.send("notify", snapshot_id=1)
+    local = wait_until(lambda: coordinator.of_type("local"), "local snapshot", coordinator.poll)[0]
+    assert local["state"]["balances"] == {"th1/0": 1000, "th1/1": 1000, "th1/2": 1000,
+                                          "th1/3": 1000}
+    coordinator.send("stop")
+    assert process.wait() == 0
+    assert any(line.startswith("stopped") for line in process.lines)
+    coordinator.poll(0.1)
+    assert coordinator.of_type("counters")
+
+
+@pytest.mark.parametrize("ending", ["sigterm", "hang-up"])
+def test_agent_exits_cleanly(processes, plan_file, coordinator, ending):
+    process = agent(processes, plan_file, coordinator, "th2", "--service", "kv",
+                    "--protocol", "lai-yang")
+    process.line("ready", coordinator.poll)
+    if ending == "sigterm":
+        process.popen.send_signal(signal.SIGTERM)
+    else:
+        wait_until(lambda: coordinator.nodes(), "hello", coordinator.poll)
+        coordinator.hang_up()
+    assert process.wait() == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "complaint"),
+    [(["--node", "nobody"], "nobody"), (["--node", "th1", "--peers", "th9"], "th9")],
+)
+def test_agent_refuses_bad_arguments(processes, plan_file, extra, complaint):
+    process = processes("hosts.agent", "--plan", str(plan_file), "--service", "bank",
+                        "--protocol", "beaver", "--coordinator", "127.0.0.1:1", *extra)
+    assert process.wait() == 2
+    stderr = process.popen.stderr.read().decode().strip().splitlines()
+    assert len(stderr) == 1 and complaint in stderr[0]
+
+
+def test_agent_without_coordinator_gives_up_after_its_timeout(processes, plan_file):
+    unused = FakeCoordinator()
+    address = unused.address
+    unused.close()
+    process = processes("hosts.agent", "--plan", str(plan_file), "--node", "th1",
+                        "--service", "bank", "--protocol", "beaver",
+                        "--coordinator", f"{address[0]}:{address[1]}", "--connect-timeout", "0.3")
+    assert process.wait() == 1
+    assert "no coordinator" in process.popen.stderr.read().decode()
+
+
+def test_relay_delays_and_marks_the_chain_start(processes):
+    target = Peer("127.0.0.40")
+    try:
+        relay = processes("hosts.relay", "--listen", "127.0.0.41:9100",
+                          "--forward", f"{target.address[0]}:{target.address[1]}",
+                          "--delay", "0.05")
+        assert "emulated in the relay process" in relay.line("relay ready")
+        sender = Peer("127.0.0.42")
+        sent_at = time.monotonic()
+        sender.send({"kind": "credit", "transfer": "x-1", "amount": 3, "sent_at": sent_at},
+                    ("127.0.0.41", 9100), dscp=9)
+        message, dscp = target.receive(lambda: relay.read(0.01), "the relayed datagram")
+        arrived = time.monotonic()
+        sender.close()
+        assert message == {"kind": "credit", "transfer": "x-1", "amount": 3,
+                           "chain_started": sent_at}
+        assert dscp == 0 and arrived - sent_at >= 0.05
+        relay.popen.send_signal(signal.SIGTERM)
+        assert relay.wait() == 0
+        stopped = json.loads(relay.line("stopped").split(" ", 1)[1])
+        assert stopped == {"received": 1, "forwarded": 1, "malformed": 0}
+    finally:
+        target.close()
+
+
+def test_client_loads_a_kv_agent_and_counts_replies(processes, plan_file, coordinator):
+    process = agent(processes, plan_file, coordinator, "th1", "--service", "kv",
+                    "--protocol", "beaver")
+    data = json.loads(process.line("ready", coordinator.poll).split(" ", 1)[1])["data"]
+    client = processes("hosts.client", "--vip", data, "--bind", "127.0.0.31",
+                       "--rate", "200", "--duration", "0.3", "--keys", "5")
+    assert client.wait(timeout=15) == 0
+    summary = json.loads(client.line("summary").split(" ", 1)[1])
+    assert summary["sent"] >= 40
+    assert summary["replies"] == summary["from_vip"] == summary["sent"] and summary["lost"] == 0
+    assert summary["latency_ms"]["p50"] is not None
+
+
+@pytest.mark.parametrize("protocol_name", ["lai-yang", "chandy-lamport"])
+def test_bank_snapshots_assembled_by_the_core_are_consistent(
+    processes, plan_file, coordinator, protocol_name
+):
+    """Two bank agents transfer money; the core coordinator takes three snapshots."""
+    agents = [
+        agent(processes, plan_file, coordinator, node, "--service", "bank",
+              "--protocol", protocol_name, "--rate", "300", "--external-share", "0",
+              "--report-interval", "0.05")
+        for node in ("th1", "th2")
+    ]
+    wait_until(lambda: coordinator.nodes() == ["th1", "th2"], "both agents", coordinator.poll)
+
+    def credits_delivered(node: str) -> int:
+        return max((c["delivered"] for c in coordinator.of_type("counters", node)), default=0)
+
+    wait_until(lambda: min(credits_delivered("th1"), credits_delivered("th2")) >= 5,
+               "credits delivered at both nodes", coordinator.poll)
+
+    core = protocol(protocol_name).coordinator(["th1", "th2"])
+    handled = 0
+
+    def pump() -> None:
+        nonlocal handled
+        coordinator.poll(0.01)
+        for node, message in coordinator.received[handled:]:
+            if message["type"] == "local":
+                core.add_local(management.local_snapshot(node, message), time.monotonic())
+            elif message["type"] == "in_flight":
+                core.add_in_flight(management.in_flight(node, message), time.monotonic())
+        handled = len(coordinator.received)
+
+    for _ in range(3):
+        snapshot_id, commands = core.start(time.monotonic())
+        for command in commands:
+            coordinator.send("notify", command.node, snapshot_id=command.snapshot_id)
+        status = core.status(snapshot_id)
+        wait_until(lambda: status.complete, f"snapshot {snapshot_id}", pump)  # noqa: B023
+        snapshot = core.assemble(snapshot_id)
+        states = snapshot.states
+        assert sum(len(state["debited"]) for state in states.values()) > 0
+        total = BankConfig().initial_total(2)
+        assert check_invariant(states, snapshot.in_flight, total) == []
+        held = sum(sum(state["balances"].values()) for state in states.values())
+        moving = sum(record.message["amount"] for record in snapshot.in_flight)
+        assert held + moving == total, "in-group only: no money outside the snapshot"
+    for node in ("th1", "th2"):
+        coordinator.send("stop", node)
+    assert [process.wait() for process in agents] == [0, 0]
