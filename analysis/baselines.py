@@ -24,7 +24,7 @@ def draw(root: Path) -> list[Path]:
     protocols = list(dict.fromkeys(frame["protocol"]))
     combos = frame[["nodes", "chains"]].drop_duplicates().sort_values(["nodes", "chains"])
     combos = list(combos.itertuples(index=False, name=None))
-    fig, axes = figure(panels=len(MEASURES), width=4.6)
+    fig, axes = figure(panels=2, rows=2, width=6.0)
     width = 0.8 / len(combos)
     positions = np.arange(len(protocols))
     for axis, (column, (label, scale)) in zip(axes, MEASURES.items(), strict=True):

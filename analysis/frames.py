@@ -43,10 +43,12 @@ def over_seeds(frame: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
     return summary
 
 
-def figure(panels: int = 1, width: float = 6.4) -> tuple[Figure, list]:
-    """A figure with ``panels`` side by side and room below for a caption."""
-    fig, axes = plt.subplots(1, panels, figsize=(width * panels, 4.6), squeeze=False)
-    return fig, list(axes[0])
+def figure(panels: int = 1, rows: int = 1, width: float = 6.4) -> tuple[Figure, list]:
+    """A figure of ``rows`` x ``panels`` axes (row by row) with room below for a caption."""
+    fig, axes = plt.subplots(
+        rows, panels, figsize=(width * panels, 4.4 * rows + 0.4), squeeze=False
+    )
+    return fig, list(axes.flat)
 
 
 def save(fig: Figure, path: Path, caption: str) -> Path:
