@@ -1,21 +1,29 @@
 """Stand-ins for the coordinator and for peers, shared by the host tests.
 
-:class:`FakeCoordinator` is a TCP server on loopback speaking the management
-protocol; :class:`Peer` is a raw UDP socket that sends with a chosen DSCP and
-reads the DSCP of what it receives. :func:`wait_until` polls a condition,
+:class:`FakeCoordinator` is a TCP server speaking the management protocol;
+:class:`Peer` is a raw UDP socket that sends with a chosen DSCP and reads the
+DSCP of what it receives; :class:`Process` runs ``python -m`` a module of the
+project (directly or through a Mininet host's ``popen``) and reads its
+stdout without blocking. :func:`wait_until` polls a condition,
 driving the given pump, and says what it waited for when it gives up.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import selectors
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hosts import management, wire
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def wait_until(
@@ -34,11 +42,13 @@ def wait_until(
 class FakeCoordinator:
     """Accepts agent connections and records every message they send, by node."""
 
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.server = socket.create_server((host, 0))
         self.address = self.server.getsockname()
         self.received: list[tuple[str, dict[str, Any]]] = []
         """(node, message) in arrival order; the node is the one that said hello."""
+        self.closed: set[str] = set()
+        """Nodes whose agent closed its connection (everything it sent has been read)."""
         self._connections: dict[str, socket.socket] = {}
         self._open: dict[socket.socket, tuple[str, bytes]] = {}
         self._selector = selectors.DefaultSelector()
@@ -54,10 +64,11 @@ class FakeCoordinator:
                 continue
             connection = key.fileobj
             data = connection.recv(1 << 16)
+            node, buffer = self._open[connection]
             if not data:
                 self._selector.unregister(connection)
+                self.closed.add(node)
                 continue
-            node, buffer = self._open[connection]
             *lines, buffer = (buffer + data).split(b"\n")
             for line in lines:
                 message = management.decode(line)
@@ -115,3 +126,57 @@ class Peer:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class Process:
+    """A child process whose stdout lines are read without blocking."""
+
+    def __init__(self, *args: str, launch: Callable[..., Any] = subprocess.Popen):
+        self.popen = launch([sys.executable, "-m", *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        os.set_blocking(self.popen.stdout.fileno(), False)
+        self.lines: list[str] = []
+        self._partial = b""
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self.popen.stdout, selectors.EVENT_READ)
+
+    def read(self, timeout: float = 0.0) -> None:
+        if self._selector.select(timeout):
+            data = self.popen.stdout.read() or b""
+            *lines, self._partial = (self._partial + data).split(b"\n")
+            self.lines += [line.decode() for line in lines]
+
+    def line(self, prefix: str, pump=None) -> str:
+        def pump_and_read() -> None:
+            if pump is not None:
+                pump()
+            self.read(0.01)
+
+        def found() -> str | None:
+            printed = [x for x in self.lines if x.startswith(prefix)]
+            if self.popen.poll() is not None and not printed:
+                self.read(0.1)
+                raise AssertionError(
+                    f"process exited ({self.popen.returncode}) before printing {prefix!r}: "
+                    f"{self.popen.stderr.read().decode()}"
+                )
+            return next((x for x in self.lines if x.startswith(prefix)), None)
+
+        return wait_until(found, f"a line starting {prefix!r}", pump_and_read, timeout=10)
+
+    def wait(self, timeout: float = 10.0) -> int:
+        code = self.popen.wait(timeout)
+        self.read(0.1)
+        return code
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(5)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._selector.close()
+        self.popen.stdout.close()
+        self.popen.stderr.close()

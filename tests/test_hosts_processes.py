@@ -9,79 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import selectors
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from test_hosts_fakes import FakeCoordinator, Peer, wait_until
+from test_hosts_fakes import FakeCoordinator, Peer, Process, wait_until
 
 from beaver.core.protocols import protocol
 from hosts import management
 from hosts.services.bank import BankConfig, check_invariant
 from topologies.addressing import DataCenterParams, build_plan
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-class Process:
-    """A child process whose stdout lines are read without blocking."""
-
-    def __init__(self, *args: str):
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", *args], cwd=REPO,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
-        os.set_blocking(self.popen.stdout.fileno(), False)
-        self.lines: list[str] = []
-        self._partial = b""
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(self.popen.stdout, selectors.EVENT_READ)
-
-    def read(self, timeout: float = 0.0) -> None:
-        if self._selector.select(timeout):
-            data = self.popen.stdout.read() or b""
-            *lines, self._partial = (self._partial + data).split(b"\n")
-            self.lines += [line.decode() for line in lines]
-
-    def line(self, prefix: str, pump=None) -> str:
-        def pump_and_read() -> None:
-            if pump is not None:
-                pump()
-            self.read(0.01)
-
-        def found() -> str | None:
-            printed = [x for x in self.lines if x.startswith(prefix)]
-            if self.popen.poll() is not None and not printed:
-                self.read(0.1)
-                raise AssertionError(
-                    f"process exited ({self.popen.returncode}) before printing {prefix!r}: "
-                    f"{self.popen.stderr.read().decode()}"
-                )
-            return next((x for x in self.lines if x.startswith(prefix)), None)
-
-        return wait_until(found, f"a line starting {prefix!r}", pump_and_read, timeout=10)
-
-    def wait(self, timeout: float = 10.0) -> int:
-        code = self.popen.wait(timeout)
-        self.read(0.1)
-        return code
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(5)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        self._selector.close()
-        self.popen.stdout.close()
-        self.popen.stderr.close()
 
 
 @pytest.fixture
