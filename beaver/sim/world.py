@@ -48,6 +48,8 @@ RELAY_RECEIVES_AT = 0.3
 """Share of an external chain's time after which the relay has the message."""
 RELAY_SENDS_AT = 0.6
 """Share of an external chain's time after which the relay sends its new message."""
+FORGET_EVERY = 64
+"""The coordinator drops stored states of finished snapshots every this many starts."""
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,8 @@ class World:
     def _start(self) -> None:
         _, commands = self.coordinator.start(self.engine.now)
         self._started += 1
+        if self._started % FORGET_EVERY == 0:
+            self.coordinator.forget(self.coordinator.oldest_unfinished - 1)
         if self._started < self.config.snapshots:
             self.engine.after(self._start_gap(), self._start_tick)
         else:
