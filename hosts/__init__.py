@@ -3,5 +3,13 @@
 In-group hosts run an agent: the snapshot runtime (UDP with snapshot ids in
 DSCP, driven by the protocol core) and the service it snapshots. Out-group
 hosts run external clients and relays that create external causal chains.
-:mod:`hosts.management` is the protocol agents speak with the coordinator.
+
+- :mod:`~hosts.agent`: ``python -m hosts.agent``, one in-group node
+- :mod:`~hosts.runtime`: the event loop between sockets and the protocol core
+- :mod:`~hosts.services`: the bank and the key-value store, and their interface
+- :mod:`~hosts.wire`: data-channel datagrams and DSCP on sockets
+- :mod:`~hosts.management`: the protocol agents speak with the coordinator
+- :mod:`~hosts.link`: the agent's end of that connection
+- :mod:`~hosts.relay`: ``python -m hosts.relay``, an external partner with WAN delay
+- :mod:`~hosts.client`: ``python -m hosts.client``, external key-value load on a VIP
 """

@@ -112,9 +112,10 @@ def serve(args: argparse.Namespace) -> int:
     now = time.monotonic()
     rng = random.Random(args.seed if args.seed is not None else host.name)
     service = make_service(args, plan, host.name, list(peers), now, rng)
-    node = protocol(args.protocol).node(host.name, service.capture, peers=peers, space=space)
+    rules = protocol(args.protocol)
+    node = rules.node(host.name, service.capture, peers=peers, space=space)
     runtime = Runtime(node, service, data, peers, management,
-                      report_interval=args.report_interval)
+                      gateways_stamp=rules.uses_gateways, report_interval=args.report_interval)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: runtime.request_stop())
     signal.set_wakeup_fd(runtime.wakeup_fd)

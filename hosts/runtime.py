@@ -7,7 +7,10 @@ socket and its management connection, so a local snapshot (the service's
 1. read it with its DSCP (the wire snapshot id); a datagram that is not a
    JSON object with a ``kind`` is logged and ignored;
 2. name the sender: the in-group node whose DIP is the source address, or
-   None for the out-group (traffic that came in through a gateway);
+   None for the out-group (traffic that came in through a gateway). Under a
+   protocol without gateways (``Protocol.uses_gateways``) out-group traffic
+   carries no snapshot id, whatever the network wrote in its DSCP, so the core
+   sees it unmarked;
 3. ask the core: ``node.receive(wire, sender, now, message)`` (a marker goes
    to ``node.receive_marker``). The core may take local snapshots, through
    ``capture``, before the datagram is delivered;
@@ -75,6 +78,7 @@ class Runtime:
         peers: Mapping[str, Address],
         link: ManagementLink,
         *,
+        gateways_stamp: bool = True,
         report_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ):
@@ -85,6 +89,9 @@ class Runtime:
         """Every in-group node's data address (DIP, port), this node's own included."""
         self._node_at = {address[0]: name for name, address in self.peers.items()}
         self.link = link
+        self.gateways_stamp = gateways_stamp
+        """Whether the protocol has gateways stamp out-group traffic; if not, its DSCP is
+        whatever the network left there and the core is told it is unmarked."""
         self.report_interval = report_interval
         self.clock = clock
         self.counters = Counters()
@@ -189,6 +196,8 @@ class Runtime:
         if message["kind"] == wire.MARKER:
             self._on_marker(message, sender, source, now)
             return
+        if sender is None and not self.gateways_stamp:
+            dscp = UNMARKED
         receipt = self.node.receive(dscp, sender, now, message)
         self._carry_out(receipt, now)
         if receipt.rejected:

@@ -62,6 +62,7 @@ class Harness:
         self.service = Echo()
         node = protocol(protocol_name).node("a", self.service.capture, peers=peers, space=SPACE)
         self.runtime = Runtime(node, self.service, self.data, peers, self.link,
+                               gateways_stamp=protocol(protocol_name).uses_gateways,
                                report_interval=60)
         wait_until(lambda: self.coordinator.of_type("hello"), "hello", self.pump)
 
@@ -196,6 +197,22 @@ def test_a_joining_peer_becomes_reachable_and_is_answered_once(beaver):
     echo, _ = beaver.peer.receive(beaver.pump, "the echo (no second join answer)")
     assert echo["kind"] == "echo"
     assert beaver.runtime.counters.delivered == 1, "joins never reach the service"
+
+
+@pytest.mark.parametrize(("protocol_name", "rejected"), [("lai-yang", 0), ("beaver", 1)])
+def test_out_group_dscp_counts_only_where_gateways_stamp(protocol_name, rejected):
+    """A stamp far behind the node: noise under Lai-Yang, out of window under Beaver."""
+    harness = Harness(protocol_name)
+    try:
+        far = SPACE.window + 5
+        harness.notify(far)
+        harness.outsider.send({"kind": "data", "n": 1}, harness.address, dscp=SPACE.to_wire(0))
+        harness.wait(lambda: harness.runtime.counters.delivered + harness.runtime.counters.rejected,
+                     "the out-group datagram to be handled")
+        assert harness.runtime.counters.rejected == rejected
+        assert harness.service.delivered == ([1] if rejected == 0 else [])
+    finally:
+        harness.close()
 
 
 def test_chandy_lamport_sends_markers_and_reports_when_channels_close():

@@ -27,14 +27,26 @@ import random
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from beaver.core.records import InFlight
 from hosts.services import Address, Send
 
 log = logging.getLogger(__name__)
 
 CREDIT = "credit"
+
+
+class ChannelRecord(Protocol):
+    """An in-flight message as the core (``InFlight``) or the store records it."""
+
+    @property
+    def sender(self) -> str: ...
+
+    @property
+    def receiver(self) -> str: ...
+
+    @property
+    def message(self) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -157,12 +169,13 @@ class Bank:
 
 
 def check_invariant(
-    states: Mapping[str, Any], in_flight: Iterable[InFlight], initial_total: int
+    states: Mapping[str, Any], in_flight: Iterable[ChannelRecord], initial_total: int
 ) -> list[str]:
     """The violations of bank consistency in a global snapshot (empty: consistent).
 
     ``states`` maps each node to its captured bank state, ``in_flight`` are the
-    snapshot's channel-state records, ``initial_total`` the bank's opening total.
+    snapshot's channel-state records (messages other than credits are skipped),
+    ``initial_total`` the bank's opening total (:meth:`BankConfig.initial_total`).
     """
     violations = []
     debited: dict[str, str] = {}
