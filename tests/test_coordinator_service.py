@@ -1,0 +1,278 @@
+"""The snapshot coordinator service over loopback, with fake agents and a fake gateway control.
+
+Fake agents are the protocol core's node state machines (the same ones the
+host runtime drives) holding a toy bank balance; they exchange transfers
+over in-memory FIFO channels that deliver lazily, so transfers cross the
+cuts, and they speak :mod:`hosts.management` to the service over real TCP
+sockets on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import random
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from beaver.core.protocols import protocol
+from beaver.core.records import Receipt
+from controller.snapshots import GatewayUpdate, SnapshotService, TakeResult
+from controller.store import Store
+from hosts import management
+
+INITIAL_BALANCE = 1000
+NODES = ("h1", "h2", "h3")
+
+
+class FakeGateways:
+    """Acks every gateway ``delay(k)`` seconds after sending; gateways in ``failing(k)`` fail."""
+
+    def __init__(self, names=("g1", "g2"), delay=lambda k: 0.0002, failing=lambda k: ()):
+        self.names, self.delay, self.failing = list(names), delay, failing
+        self.current: dict[str, int] = dict.fromkeys(self.names, 0)
+
+    def gateways(self) -> list[str]:
+        return list(self.names)
+
+    def set_id(self, snapshot_id: int) -> GatewayUpdate:
+        sent = time.monotonic()
+        failed = set(self.failing(snapshot_id))
+        timings = {}
+        for i, name in enumerate(self.names):
+            if name not in failed:
+                self.current[name] = snapshot_id
+                timings[name] = (sent, sent + self.delay(snapshot_id) * (i + 1) / len(self.names))
+        return GatewayUpdate(timings, failed)
+
+
+@dataclass
+class FakeAgent:
+    """One in-group node: core state machine, a balance, a management connection."""
+
+    name: str
+    protocol_name: str
+    peers: tuple[str, ...]
+    balance: int = INITIAL_BALANCE
+    seq: int = 0
+    notifies: queue.Queue = field(default_factory=queue.Queue)
+
+    def __post_init__(self) -> None:
+        self.node = protocol(self.protocol_name).node(
+            self.name, lambda: {"balance": self.balance}, peers=self.peers)
+
+    def connect(self, address: tuple[str, int]) -> None:
+        self.sock = socket.create_connection(address, timeout=5)
+        self.sock.settimeout(None)
+        self.sock.sendall(management.encode("hello", node=self.name, protocol=self.protocol_name))
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.sock.makefile("rb"):
+            message = management.decode(line)
+            if message["type"] == "notify":
+                self.notifies.put(message["snapshot_id"])
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def report(self, receipt: Receipt) -> None:
+        for local in receipt.snapshots:
+            self.sock.sendall(management.encode_local(local, self.next_seq()))
+        for record in receipt.in_flight:
+            self.sock.sendall(management.encode_in_flight(record, self.next_seq()))
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class FakeInGroup:
+    """Fake agents moving money among themselves until the service's run is over."""
+
+    def __init__(self, protocol_name: str, gateways: FakeGateways | None, seed: int = 1):
+        self.agents = {n: FakeAgent(n, protocol_name, NODES) for n in NODES}
+        self.channels: dict[tuple[str, str], deque] = {
+            (a, b): deque() for a in NODES for b in NODES if a != b}
+        self.gateways = gateways
+        self.random = random.Random(seed)
+        self.transfer_ids = 0
+
+    def connect(self, service: SnapshotService) -> None:
+        address = service.start()
+        for agent in self.agents.values():
+            agent.connect(address)
+        service.wait_agents(timeout=10)
+
+    def drive_until(self, done: Future) -> Any:
+        """Run rounds of notifies, transfers, client traffic and deliveries until ``done``."""
+        deadline = time.monotonic() + 60
+        while not done.done():
+            assert time.monotonic() < deadline, "the service never finished taking snapshots"
+            for agent in self.agents.values():
+                self._notifies(agent)
+            self._round()
+            try:  # pace the rounds on the next notify, or 1 ms
+                k = self.agents[NODES[0]].notifies.get(timeout=0.001)
+                self.agents[NODES[0]].notifies.put(k)
+            except queue.Empty:
+                pass
+        return done.result()
+
+    def _notifies(self, agent: FakeAgent) -> None:
+        while not agent.notifies.empty():
+            self._handle(agent, agent.node.notify(agent.notifies.get(), time.monotonic()))
+
+    def _handle(self, agent: FakeAgent, receipt: Receipt) -> None:
+        agent.report(receipt)
+        for peer, marker in receipt.outgoing:
+            self.channels[agent.name, peer].append(("marker", marker))
+
+    def _round(self) -> None:
+        sender, receiver = self.random.sample(NODES, 2)
+        a = self.agents[sender]
+        amount = self.random.randint(1, 20)
+        self.transfer_ids += 1
+        wire = a.node.send(receiver, time.monotonic())
+        a.balance -= amount
+        self.channels[sender, receiver].append(
+            ("data", wire, {"transfer": self.transfer_ids, "amount": amount}))
+        if self.gateways is not None:  # a client request through a gateway
+            target = self.agents[self.random.choice(NODES)]
+            stamp = target.node.space.to_wire(self.gateways.current["g1"])
+            self._handle(target, target.node.receive(stamp, None, time.monotonic()))
+        for (source, destination), channel in self.channels.items():
+            if channel and self.random.random() < 0.4:
+                self._deliver(source, self.agents[destination], channel.popleft())
+
+    def _deliver(self, source: str, agent: FakeAgent, item: tuple) -> None:
+        now = time.monotonic()
+        if item[0] == "marker":
+            self._handle(agent, agent.node.receive_marker(item[1], source, now))
+            return
+        _, wire, message = item
+        receipt = agent.node.receive(wire, source, now, message)
+        self._handle(agent, receipt)
+        if receipt.deliver:
+            agent.balance += message["amount"]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "results" / "beaver.db") as db:
+        yield db
+
+
+def run_service(store: Store, protocol_name: str, *, gateways: FakeGateways | None = None,
+                tau_min: float = 10.0, count: int = 12, rate: float = 400.0,
+                meddle=None) -> tuple[SnapshotService, TakeResult, FakeInGroup]:
+    run = store.new_run(protocol_name, {"nodes": list(NODES)}, tau_min * 1e6, "given")
+    group = FakeInGroup(protocol_name, gateways)
+    service = SnapshotService(protocol_name, NODES, store, run, gateways=gateways,
+                              tau_min=tau_min)
+    try:
+        group.connect(service)
+        if meddle:
+            meddle(group, service)
+        with ThreadPoolExecutor(1) as pool:
+            result = group.drive_until(pool.submit(service.take, count, rate, 30))
+    finally:
+        service.close()
+        for agent in group.agents.values():
+            agent.close()
+    return service, result, group
+
+
+def bank_total(snapshot) -> int:
+    return (sum(s.state["balance"] for s in snapshot.states)
+            + sum(m.message["amount"] for m in snapshot.in_flight))
+
+
+@pytest.mark.parametrize("protocol_name", ["beaver", "lai-yang", "chandy-lamport"])
+def test_every_snapshot_completes_and_balances(store: Store, protocol_name: str) -> None:
+    gateways = FakeGateways() if protocol_name == "beaver" else None
+    service, result, group = run_service(store, protocol_name, gateways=gateways)
+    assert result.stalled is None and result.started == result.stored == 12
+    rows = store.snapshot_rows(service.run)
+    assert [r["snapshot_id"] for r in rows] == list(range(1, 13))
+    assert all(r["complete"] and r["valid"] for r in rows)
+    for row in rows:
+        snapshot = store.snapshot(service.run, row["snapshot_id"])
+        assert [s.node for s in snapshot.states] == list(NODES)
+        assert bank_total(snapshot) == INITIAL_BALANCE * len(NODES), row
+    assert sum(r["in_flight"] for r in rows) > 0, "no transfer crossed a cut: test too weak"
+    assert group.transfer_ids > 0
+
+
+def test_polling_completes_without_channel_state(store: Store) -> None:
+    service, result, _ = run_service(store, "polling", count=5)
+    rows = store.snapshot_rows(service.run)
+    assert result.stored == 5 and all(r["complete"] for r in rows)
+    assert all(r["in_flight"] == 0 for r in rows)
+
+
+def test_validity_follows_t1_minus_t0(store: Store) -> None:
+    slow = {3, 4, 7}  # acknowledged 20 s after t0 (fake times): longer than any real delay
+    gateways = FakeGateways(delay=lambda k: 20.0 if k in slow else 0.0002)
+    service, result, _ = run_service(store, "beaver", gateways=gateways, tau_min=10.0, count=8)
+    rows = {r["snapshot_id"]: r for r in store.snapshot_rows(service.run)}
+    assert {k for k, r in rows.items() if not r["valid"]} == slow
+    assert all(r["complete"] for r in rows.values())
+    assert all(r["update_us"] >= 20e6 for k, r in rows.items() if k in slow)
+    assert all(r["update_us"] < 10e6 for k, r in rows.items() if k not in slow)
+    timings = store.snapshot(service.run, 3).gateways
+    assert [g.gateway for g in timings] == ["g1", "g2"]
+    assert max(g.acked_at for g in timings) == pytest.approx(rows[3]["t1"])
+
+
+def test_failed_gateway_makes_the_snapshot_invalid(store: Store) -> None:
+    gateways = FakeGateways(failing=lambda k: {"g2"} if k == 2 else ())
+    service, result, _ = run_service(store, "beaver", gateways=gateways, count=4)
+    rows = {r["snapshot_id"]: r for r in store.snapshot_rows(service.run)}
+    assert [k for k, r in rows.items() if not r["valid"]] == [2]
+    assert rows[2]["t1"] is None and rows[2]["complete"]
+    failed = {g.gateway: g.failed for g in store.snapshot(service.run, 2).gateways}
+    assert failed == {"g1": False, "g2": True}
+
+
+def test_bad_reports_are_rejected_counted_and_the_run_goes_on(store: Store) -> None:
+    def meddle(group: FakeInGroup, service: SnapshotService) -> None:
+        h1, h2 = group.agents["h1"], group.agents["h2"]
+        h1.send_raw(b"{not json\n")
+        h1.send_raw(management.encode("counters", seq=1, rejected=0, delivered=0)[:-2] + b"\n")
+        forged = json.loads(management.encode(
+            "in_flight", seq=h1.seq + 1, sender="h3", first_id=1, last_id=1,
+            message={"transfer": -1, "amount": 999}, received_at=0.0))
+        h1.send_raw(json.dumps(forged | {"node": "h2"}).encode() + b"\n")
+        h2.send_raw(management.encode(  # ids never started
+            "local", seq=h2.seq + 1, first_id=40, last_id=40, taken_at=0.0,
+            state={"balance": 0}, sent={}, received={}))
+        h2.send_raw(management.encode("counters", seq=h2.next_seq(), rejected=0, delivered=1))
+        h2.send_raw(management.encode("counters", seq=h2.seq, rejected=0, delivered=1))
+        imposter = socket.create_connection(service.address, timeout=5)
+        imposter.sendall(management.encode("hello", node="h3", protocol="beaver"))
+        imposter.makefile("rb").readline()  # the service hangs up on a second h3
+        imposter.close()
+
+    service, result, _ = run_service(store, "beaver", gateways=FakeGateways(), count=10,
+                                     meddle=meddle)
+    assert result.rejections == {"malformed": 2, "forged": 3, "sequence": 1}
+    assert store.rejections(service.run) == result.rejections
+    assert result.stalled is None
+    rows = store.snapshot_rows(service.run)
+    assert len(rows) == 10 and all(r["complete"] for r in rows)
+    for row in rows:  # the forged in-flight message of 999 was not stored
+        snapshot = store.snapshot(service.run, row["snapshot_id"])
+        assert bank_total(snapshot) == INITIAL_BALANCE * len(NODES)
