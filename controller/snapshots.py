@@ -42,9 +42,9 @@ from beaver.core.coordinator import Coordinator, InvalidReport
 from beaver.core.ids import IdSpace
 from beaver.core.protocols import protocol as protocol_named
 from beaver.core.records import Command, NotifyNode, UpdateGateway
+from controller import store as stored
 from controller.store import (
     FinishedSnapshot,
-    GatewayTiming,
     Store,
     StoredInFlight,
     StoredLocal,
@@ -61,19 +61,28 @@ REJECTION_REASONS = ("malformed", "forged", "sequence", "invalid")
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True)
-class GatewayUpdate:
-    """What one ``set_id(k)`` did: per gateway (sent_at, acked_at), and the failed ones.
+class GatewayTiming(Protocol):
+    """One gateway's part of an update (``time.monotonic()`` seconds; None if unknown)."""
 
-    Times are ``time.monotonic()`` seconds, the coordinator's clock.
-    """
+    @property
+    def sent_at(self) -> float | None: ...
 
-    timings: Mapping[str, tuple[float, float]]
-    failed: Collection[str] = ()
+    @property
+    def acked_at(self) -> float | None: ...
+
+
+class GatewayUpdate(Protocol):
+    """What one ``set_id(k)`` did (:class:`controller.client.IdUpdateResult`)."""
+
+    @property
+    def gateways(self) -> Mapping[str, GatewayTiming]: ...
+
+    @property
+    def failed(self) -> Collection[str]: ...
 
 
 class GatewayControl(Protocol):
-    """The gateway side: the os-ken gateway app's client, or a fake in tests."""
+    """The gateway side: :class:`controller.client.GatewayClient`, or a fake in tests."""
 
     def gateways(self) -> list[str]: ...
 
@@ -135,7 +144,10 @@ class SnapshotService:
         self._listen = listen
         self.address: tuple[str, int] | None = None
         self.rejections: Counter[str] = Counter()
-        self.node_counters: dict[str, tuple[int, int]] = {}
+        self.node_counters: dict[str, dict[str, Any]] = {}
+        """Each agent's latest ``counters`` report (running totals)."""
+        self.restored: dict[str, int] = {}
+        """Per node, the snapshot id of the last ``restored`` acknowledgement."""
         self._agents: dict[str, _Agent] = {}
         self._open: dict[int, _Snapshot] = {}
         """Started snapshots not stored yet."""
@@ -181,6 +193,31 @@ class SnapshotService:
         """
         self._progress = progress
         return self._call(self._take(count, rate, timeout))
+
+    def wait_chain_time(self, timeout: float) -> float:
+        """The shortest external causal chain the agents measured (seconds).
+
+        Waits until some agent's counters report one; TimeoutError if none does.
+        """
+        return self._call(self._wait_chain_time(timeout))
+
+    def set_tau_min(self, tau_min: float) -> None:
+        """Set the validity threshold before the first snapshot starts."""
+        async def assign() -> None:
+            if self.core.newest:
+                raise RuntimeError("tau_min must be set before the first snapshot")
+            self.core.tau_min = tau_min
+        self._call(assign())
+
+    def restore(
+        self,
+        snapshot_id: int,
+        states: Mapping[str, Any],
+        in_flight: Mapping[str, list[dict[str, Any]]],
+        timeout: float,
+    ) -> None:
+        """Send every agent its state and channel state; wait for every ``restored``."""
+        self._call(self._restore(snapshot_id, states, in_flight, timeout))
 
     def close(self) -> None:
         """Tell agents to stop, store the rejection counters, stop listening."""
@@ -242,6 +279,37 @@ class SnapshotService:
         assert self._changed is not None
         self._changed.set()
 
+    async def _wait_chain_time(self, timeout: float) -> float:
+        def shortest() -> float | None:
+            chains = [c["chain_min"] for c in self.node_counters.values()
+                      if isinstance(c.get("chain_min"), int | float)]
+            return min(chains, default=None)
+
+        await self._wait_for(lambda: shortest() is not None, timeout,
+                             lambda: "no agent measured an external causal chain (are the "
+                                     "relays running and the bank sending through them?)")
+        chain = shortest()
+        assert chain is not None
+        return float(chain)
+
+    async def _restore(
+        self,
+        snapshot_id: int,
+        states: Mapping[str, Any],
+        in_flight: Mapping[str, list[dict[str, Any]]],
+        timeout: float,
+    ) -> None:
+        for node in self.nodes:
+            self._agents[node].writer.write(management.encode(
+                "restore", snapshot_id=snapshot_id, state=states[node],
+                in_flight=in_flight.get(node, []),
+            ))
+        await self._wait_for(
+            lambda: all(self.restored.get(node) == snapshot_id for node in self.nodes), timeout,
+            lambda: "no restored acknowledgement from " + ", ".join(
+                node for node in self.nodes if self.restored.get(node) != snapshot_id),
+        )
+
     async def _take(self, count: int, rate: float, timeout: float) -> TakeResult:
         deadline = time.monotonic() + timeout
         first = self.core.newest + 1
@@ -292,19 +360,23 @@ class SnapshotService:
         notes = self._open[k]
         try:
             update = await asyncio.to_thread(self._gateways.set_id, k)
+            timings, failed = dict(update.gateways), set(update.failed)
         except Exception as error:  # the gateway app is down or broke: every update failed
             log.warning("snapshot %d: gateway update failed: %s", k, error)
-            update = GatewayUpdate({}, failed=self.core.gateways)
+            timings, failed = {}, set(self.core.gateways)
         commands: list[Command] = []
-        for gateway, (sent_at, acked_at) in sorted(update.timings.items(),
-                                                   key=lambda item: item[1][1]):
-            notes.timings[gateway] = (sent_at, acked_at)
+        acked = sorted(
+            ((timing.acked_at, gateway) for gateway, timing in timings.items()
+             if gateway not in failed and timing.acked_at is not None),
+        )
+        for acked_at, gateway in acked:
+            notes.timings[gateway] = (timings[gateway].sent_at, acked_at)
             commands += self.core.gateway_acked(gateway, k, acked_at)
         now = time.monotonic()
-        unanswered = set(self.core.gateways) - set(update.timings)
-        for gateway in sorted(set(update.failed) | unanswered):
+        for gateway in sorted(set(self.core.gateways) - {gateway for _, gateway in acked}):
             notes.failed.add(gateway)
-            notes.timings.setdefault(gateway, (None, None))
+            timing = timings.get(gateway)
+            notes.timings[gateway] = (timing.sent_at if timing else None, None)
             commands += self.core.gateway_failed(gateway, k, now)
         return commands
 
@@ -369,13 +441,13 @@ class SnapshotService:
             self._reject("malformed", agent.node, str(error))
             return
         kind = message["type"]
-        if kind not in ("local", "in_flight", "counters"):
+        if kind not in ("local", "in_flight", "counters", "restored"):
             self._reject("malformed", agent.node, f"agents do not send {kind}")
             return
         if message.get("node", agent.node) != agent.node:
             self._reject("forged", agent.node, f"{kind} report for {message['node']!r}")
             return
-        if kind != "counters" and not 1 <= message["first_id"] <= message["last_id"] \
+        if kind in ("local", "in_flight") and not 1 <= message["first_id"] <= message["last_id"] \
                 <= self.core.newest:
             self._reject("forged", agent.node, f"{kind} report for snapshots "
                          f"{message['first_id']}..{message['last_id']}, started: "
@@ -388,7 +460,13 @@ class SnapshotService:
             return
         agent.last_seq = seq
         if kind == "counters":
-            self.node_counters[agent.node] = (message["rejected"], message["delivered"])
+            self.node_counters[agent.node] = {
+                name: value for name, value in message.items() if name not in ("type", "seq")}
+            self._wake()
+            return
+        if kind == "restored":
+            self.restored[agent.node] = message["snapshot_id"]
+            self._wake()
             return
         now = time.monotonic()
         try:
@@ -431,7 +509,7 @@ class SnapshotService:
             for m in snapshot.in_flight
         )
         gateways = tuple(
-            GatewayTiming(gateway, sent_at, acked_at, gateway in notes.failed)
+            stored.GatewayTiming(gateway, sent_at, acked_at, gateway in notes.failed)
             for gateway, (sent_at, acked_at) in sorted(notes.timings.items())
         )
         self.store.add_snapshot(self.run, self.protocol.name, FinishedSnapshot(

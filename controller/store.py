@@ -35,6 +35,7 @@ from typing import Any
 
 DEFAULT_DB = Path("results") / "beaver.db"
 SCHEMA_VERSION = 1
+NODE_COUNTERS = ("delivered", "rejected", "malformed", "sent", "markers_sent", "chain_count")
 
 SCHEMA = """
 CREATE TABLE runs (
@@ -94,10 +95,15 @@ CREATE TABLE rejections (
     PRIMARY KEY (run, reason)
 );
 CREATE TABLE node_counters (
-    run        INTEGER NOT NULL REFERENCES runs(id),
-    node       TEXT NOT NULL,
-    rejected   INTEGER NOT NULL,
-    delivered  INTEGER NOT NULL,
+    run           INTEGER NOT NULL REFERENCES runs(id),
+    node          TEXT NOT NULL,
+    delivered     INTEGER,
+    rejected      INTEGER,
+    malformed     INTEGER,
+    sent          INTEGER,
+    markers_sent  INTEGER,
+    chain_count   INTEGER,
+    chain_min_us  REAL,
     PRIMARY KEY (run, node)
 );
 """
@@ -252,13 +258,21 @@ class Store:
                 [(run, reason, count) for reason, count in counts.items()],
             )
 
-    def set_node_counters(self, run: int, counters: Mapping[str, tuple[int, int]]) -> None:
+    def set_node_counters(self, run: int, counters: Mapping[str, Mapping[str, Any]]) -> None:
+        """The agents' final counters (fields of the management ``counters`` message)."""
+        rows = []
+        for node, c in counters.items():
+            chain = c.get("chain_min")
+            rows.append((run, node, *(c.get(name) for name in NODE_COUNTERS),
+                         None if chain is None else chain * 1e6))
         with self._db:
             self._db.executemany(
-                "INSERT OR REPLACE INTO node_counters VALUES (?, ?, ?, ?)",
-                [(run, node, rejected, delivered)
-                 for node, (rejected, delivered) in counters.items()],
-            )
+                "INSERT OR REPLACE INTO node_counters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def node_counters(self, run: int) -> dict[str, dict[str, Any]]:
+        rows = self._db.execute("SELECT * FROM node_counters WHERE run = ? ORDER BY node", (run,))
+        return {row["node"]: {k: row[k] for k in row.keys() if k not in ("run", "node")}
+                for row in rows}
 
     # -- reading -------------------------------------------------------------------------
 

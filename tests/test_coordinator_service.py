@@ -26,7 +26,8 @@ import pytest
 
 from beaver.core.protocols import protocol
 from beaver.core.records import Receipt
-from controller.snapshots import GatewayUpdate, SnapshotService, TakeResult
+from controller.client import GatewayTiming, IdUpdateResult
+from controller.snapshots import SnapshotService, TakeResult
 from controller.store import Store
 from hosts import management
 
@@ -44,15 +45,18 @@ class FakeGateways:
     def gateways(self) -> list[str]:
         return list(self.names)
 
-    def set_id(self, snapshot_id: int) -> GatewayUpdate:
+    def set_id(self, snapshot_id: int) -> IdUpdateResult:
         sent = time.monotonic()
-        failed = set(self.failing(snapshot_id))
+        failed = frozenset(self.failing(snapshot_id))
         timings = {}
         for i, name in enumerate(self.names):
-            if name not in failed:
+            if name in failed:
+                timings[name] = GatewayTiming(sent, None, "no barrier reply")
+            else:
                 self.current[name] = snapshot_id
-                timings[name] = (sent, sent + self.delay(snapshot_id) * (i + 1) / len(self.names))
-        return GatewayUpdate(timings, failed)
+                delay = self.delay(snapshot_id) * (i + 1) / len(self.names)
+                timings[name] = GatewayTiming(sent, sent + delay, None)
+        return IdUpdateResult(snapshot_id, sent, not failed, failed, timings)
 
 
 @dataclass
@@ -81,6 +85,11 @@ class FakeAgent:
             message = management.decode(line)
             if message["type"] == "notify":
                 self.notifies.put(message["snapshot_id"])
+            elif message["type"] == "restore":
+                self.balance = message["state"]["balance"] + sum(
+                    m["message"]["amount"] for m in message["in_flight"])
+                self.sock.sendall(management.encode(
+                    "restored", seq=self.next_seq(), snapshot_id=message["snapshot_id"]))
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -243,8 +252,10 @@ def test_failed_gateway_makes_the_snapshot_invalid(store: Store) -> None:
     rows = {r["snapshot_id"]: r for r in store.snapshot_rows(service.run)}
     assert [k for k, r in rows.items() if not r["valid"]] == [2]
     assert rows[2]["t1"] is None and rows[2]["complete"]
-    failed = {g.gateway: g.failed for g in store.snapshot(service.run, 2).gateways}
-    assert failed == {"g1": False, "g2": True}
+    timings = {g.gateway: g for g in store.snapshot(service.run, 2).gateways}
+    assert not timings["g1"].failed and timings["g1"].acked_at is not None
+    assert timings["g2"].failed and timings["g2"].acked_at is None
+    assert timings["g2"].sent_at is not None
 
 
 def test_bad_reports_are_rejected_counted_and_the_run_goes_on(store: Store) -> None:
@@ -276,3 +287,48 @@ def test_bad_reports_are_rejected_counted_and_the_run_goes_on(store: Store) -> N
     for row in rows:  # the forged in-flight message of 999 was not stored
         snapshot = store.snapshot(service.run, row["snapshot_id"])
         assert bank_total(snapshot) == INITIAL_BALANCE * len(NODES)
+
+
+def test_chain_times_set_tau_min_and_counters_are_stored(store: Store) -> None:
+    run = store.new_run("beaver", {}, None, "measured")
+    group = FakeInGroup("beaver", None)
+    service = SnapshotService("beaver", NODES, store, run, gateways=FakeGateways())
+    try:
+        group.connect(service)
+        for agent, chain in zip(group.agents.values(), (None, 0.004, 0.003), strict=True):
+            agent.send_raw(management.encode(
+                "counters", seq=agent.next_seq(), rejected=1, delivered=10, chain_min=chain,
+                chain_count=0 if chain is None else 2))
+        assert service.wait_chain_time(timeout=10) == pytest.approx(0.003)
+        service.set_tau_min(0.003)
+        assert service.core.tau_min == 0.003
+    finally:
+        service.close()
+        for agent in group.agents.values():
+            agent.close()
+    counters = store.node_counters(run)
+    assert counters["h3"]["chain_min_us"] == pytest.approx(3000)
+    assert counters["h1"]["chain_min_us"] is None and counters["h1"]["delivered"] == 10
+
+
+def test_restore_sends_states_and_channel_state_and_waits_for_every_ack(store: Store) -> None:
+    service, _, group = run_service(store, "lai-yang", count=3)
+    snapshot = store.snapshot(service.run, 3)
+    states = {s.node: s.state for s in snapshot.states}
+    channel: dict[str, list] = {}
+    for m in snapshot.in_flight:
+        channel.setdefault(m.receiver, []).append({"sender": m.sender, "message": m.message})
+    run = store.new_run("lai-yang", {"restore_of": 3}, None, "none")
+    group = FakeInGroup("lai-yang", None)
+    for agent in group.agents.values():
+        agent.balance = -1
+    service = SnapshotService("lai-yang", NODES, store, run)
+    try:
+        group.connect(service)
+        service.restore(3, states, channel, timeout=10)
+        assert service.restored == dict.fromkeys(NODES, 3)
+    finally:
+        service.close()
+        for agent in group.agents.values():
+            agent.close()
+    assert sum(a.balance for a in group.agents.values()) == INITIAL_BALANCE * len(NODES)
