@@ -83,8 +83,8 @@ class ControlServer:
             daemon_threads = True
 
         self._server = Server((host, port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="control")
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True, name="control")
 
     @property
     def address(self) -> tuple[str, int]:
@@ -94,5 +94,6 @@ class ControlServer:
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()

@@ -1,0 +1,96 @@
+"""The controller's JSON-lines control interface and its client, against a stand-in target."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from controller.client import ControllerError, GatewayClient
+from controller.control import ControlServer
+from controller.decisions import GatewayController
+from topologies.addressing import DataCenterParams, build_plan
+
+PLAN = build_plan(DataCenterParams(gateways=2))
+
+
+class Target:
+    """Plays the app: real decisions, acks arrive at once except from ``silent``."""
+
+    def __init__(self) -> None:
+        self.decisions = GatewayController(PLAN)
+        for switch in PLAN.switches:
+            self.decisions.on_connect(switch.name)
+        self.silent: set[str] = set()
+        self.steered: list[str | None] = []
+
+    def status(self) -> dict[str, Any]:
+        return {"ready": True, "switches": [], "connected": [], "ready_switches": [],
+                "gateways": [g.name for g in PLAN.gateways]}
+
+    def ids(self) -> dict[str, int]:
+        return self.decisions.ids()
+
+    def set_id(self, snapshot_id: int, timeout: float | None = None) -> dict[str, Any]:
+        update, _ = self.decisions.start_update(snapshot_id, now=1.0)
+        for name in self.decisions.gateways:
+            self.decisions.sent(update, name, now=1.5)
+            if name not in self.silent:
+                self.decisions.acked(update, name, now=2.0)
+        self.decisions.expire(update, "no barrier reply before the timeout")
+        return update.to_dict()
+
+    def steer(self, gateway: str | None) -> None:
+        if gateway is not None and gateway not in self.decisions.gateways:
+            raise KeyError(f"no gateway named {gateway!r}")
+        self.steered.append(gateway)
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[Target, GatewayClient]]:
+    target = Target()
+    server = ControlServer(target, "127.0.0.1", 0)
+    server.start()
+    with GatewayClient(server.address[1], timeout=5) as client:
+        yield target, client
+    server.stop()
+
+
+def test_set_id_reports_times_per_gateway(served: tuple[Target, GatewayClient]) -> None:
+    target, client = served
+    client.wait_ready(timeout=5)
+    result = client.set_id(4)
+    assert result.complete and result.failed == frozenset()
+    assert (result.first_sent, result.last_acked) == (1.5, 2.0)
+    assert client.ids() == dict.fromkeys(client.gateways(), 4)
+
+
+def test_a_failed_gateway_is_reported_and_the_update_never_complete(
+        served: tuple[Target, GatewayClient]) -> None:
+    target, client = served
+    target.silent.add(PLAN.gateways[1].name)
+    result = client.set_id(1)
+    assert not result.complete and result.last_acked is None
+    assert result.failed == {PLAN.gateways[1].name}
+    assert result.gateways[PLAN.gateways[1].name].failure == "no barrier reply before the timeout"
+
+
+def test_bad_requests_get_one_clear_error(served: tuple[Target, GatewayClient]) -> None:
+    target, client = served
+    with pytest.raises(ControllerError, match="non-negative integer id"):
+        client.request("set_id", id="seven")
+    with pytest.raises(ControllerError, match="unknown op 'launch'"):
+        client.request("launch")
+    with pytest.raises(ControllerError, match="no gateway named 'gw9'"):
+        client.steer("gw9")
+    client.steer(None)
+    assert target.steered == [None]
+
+
+def test_unreachable_controller_is_a_clear_error() -> None:
+    server = ControlServer(Target(), "127.0.0.1", 0)
+    port = server.address[1]
+    server.stop()
+    with pytest.raises(ControllerError, match="cannot reach controller"):
+        GatewayClient(port, timeout=1).status()

@@ -1,0 +1,117 @@
+"""The controller's decisions as plain objects: id updates, optimistic marking, balancing."""
+
+from __future__ import annotations
+
+from beaver.core.ids import IdSpace
+from controller.decisions import (
+    GatewayController,
+    Install,
+    PacketOut,
+    ReplaceObserve,
+    ReplaceStamp,
+)
+from controller.maglev import FlowKey, MaglevTable
+from controller.rules import Output, SetField
+from topologies.addressing import DataCenterParams, build_plan
+
+PLAN = build_plan(DataCenterParams(gateways=3))
+GATEWAYS = [g.name for g in PLAN.gateways]
+
+
+def connected_controller() -> GatewayController:
+    controller = GatewayController(PLAN)
+    for switch in PLAN.switches:
+        controller.on_connect(switch.name)
+    return controller
+
+
+def test_update_sends_every_stamp_before_any_observe_rule() -> None:
+    controller = connected_controller()
+    update, ops = controller.start_update(4, now=10.0)
+    kinds = [type(op) for op in ops]
+    assert kinds == [ReplaceStamp] * 3 + [ReplaceObserve] * 3
+    wire = IdSpace().to_wire(4)
+    for op in ops[:3]:
+        assert isinstance(op, ReplaceStamp)
+        assert op.rule.actions == (SetField("ip_dscp", wire),) and op.snapshot_id == 4
+    assert not update.complete and not update.settled
+
+
+def test_update_completes_when_every_gateway_acked() -> None:
+    controller = connected_controller()
+    update, _ = controller.start_update(1, now=0.0)
+    for offset, name in enumerate(GATEWAYS):
+        controller.sent(update, name, now=1.0 + offset)
+        controller.acked(update, name, now=2.0 + offset)
+    assert update.complete and update.settled and update.failed == set()
+    assert update.to_dict()["gateways"][GATEWAYS[2]] == {
+        "sent_at": 3.0, "acked_at": 4.0, "failure": None}
+
+
+def test_gateway_disconnecting_during_update_fails_it_for_good() -> None:
+    controller = connected_controller()
+    update, _ = controller.start_update(2, now=0.0)
+    for name in GATEWAYS:
+        controller.sent(update, name, now=0.1)
+    controller.acked(update, GATEWAYS[0], now=0.2)
+    settled = controller.on_disconnect(GATEWAYS[1])
+    assert settled == []  # the third gateway has not answered yet
+    controller.acked(update, GATEWAYS[2], now=0.3)
+    controller.acked(update, GATEWAYS[1], now=0.4)  # a late reply does not revive it
+    assert update.settled and not update.complete
+    assert update.failed == {GATEWAYS[1]}
+    assert update.parts[GATEWAYS[1]].acked_at is None
+
+
+def test_disconnected_gateway_fails_at_once_but_stamps_the_new_id_when_back() -> None:
+    controller = connected_controller()
+    controller.on_disconnect(GATEWAYS[0])
+    update, ops = controller.start_update(3, now=0.0)
+    assert update.failed == {GATEWAYS[0]}
+    assert all(op.rule.switch != GATEWAYS[0] for op in ops if isinstance(op, ReplaceStamp))
+    stamps = [op.rule for op in controller.on_connect(GATEWAYS[0])
+              if isinstance(op, Install) and op.rule.table == "stamp"]
+    assert [r.actions for r in stamps] == [(SetField("ip_dscp", IdSpace().to_wire(3)),)]
+
+
+def test_expired_update_reports_the_silent_gateways() -> None:
+    controller = connected_controller()
+    update, _ = controller.start_update(1, now=0.0)
+    controller.acked(update, GATEWAYS[0], now=0.1)
+    controller.expire(update, "timeout")
+    assert update.failed == set(GATEWAYS[1:]) and not update.complete
+
+
+def test_ids_never_go_back() -> None:
+    controller = connected_controller()
+    controller.start_update(5, now=0.0)
+    controller.start_update(3, now=1.0)
+    assert controller.ids() == dict.fromkeys(GATEWAYS, 5)
+
+
+def test_ingroup_copy_with_newer_id_restamps_only_that_gateway() -> None:
+    controller = connected_controller()
+    space = controller.space
+    ops = controller.on_ingroup_copy(GATEWAYS[1], space.to_wire(2))
+    assert controller.ids() == {GATEWAYS[0]: 0, GATEWAYS[1]: 2, GATEWAYS[2]: 0}
+    [stamp, observe] = ops
+    assert isinstance(stamp, ReplaceStamp) and stamp.rule.switch == GATEWAYS[1]
+    assert isinstance(observe, ReplaceObserve)
+    assert {r.match_dict["ip_dscp"] for r in observe.rules} == set(space.ahead_wires(2))
+    assert controller.on_ingroup_copy(GATEWAYS[1], space.to_wire(1)) == []
+
+
+def test_balance_miss_pins_the_flow_to_the_maglev_backend() -> None:
+    controller = connected_controller()
+    service = PLAN.services[0]
+    flow = FlowKey(6, PLAN.externals[0].ip, service.vip, 33000, 443)
+    expected = PLAN.host(MaglevTable(service.backends).lookup(flow))
+    for gateway in GATEWAYS:
+        install, packet_out = controller.on_balance_miss(gateway, flow)
+        assert isinstance(install, Install) and isinstance(packet_out, PacketOut)
+        assert install.rule.match_dict == {
+            "eth_type": 0x0800, "ip_proto": 6, "ipv4_src": flow.src, "ipv4_dst": flow.dst,
+            "tcp_src": 33000, "tcp_dst": 443}
+        assert SetField("ipv4_dst", expected.dip) in install.rule.actions
+        assert SetField("eth_dst", expected.mac) in packet_out.actions
+        assert isinstance(packet_out.actions[-1], Output)

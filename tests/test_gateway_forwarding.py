@@ -1,0 +1,146 @@
+"""Where packets go under the controller's rules, asked of a software model of the fabric."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from beaver.core.ids import IdSpace
+from controller.decisions import GatewayController, Install
+from controller.flowtable import FlowTables, Trace
+from controller.maglev import FlowKey
+from controller.rules import SelectGroup, fabric_rules
+from topologies.addressing import DataCenterParams, build_plan
+
+PLAN = build_plan(DataCenterParams(spines=2, leaves=3, hosts_per_leaf=2, gateways=3, services=2))
+SPACE = IdSpace()
+GATEWAYS = [g.name for g in PLAN.gateways]
+
+
+def fabric(controller: GatewayController) -> FlowTables:
+    rules = [op.rule for s in PLAN.switches for op in controller.on_connect(s.name)
+             if isinstance(op, Install)]
+    return FlowTables(PLAN, rules, fabric_rules(PLAN)[1])
+
+
+def udp(src: str, dst: str, sport: int = 5000, dport: int = 80, dscp: int = 0) -> dict:
+    return {"eth_type": 0x0800, "ip_proto": 17, "ipv4_src": src, "ipv4_dst": dst,
+            "udp_src": sport, "udp_dst": dport, "ip_dscp": dscp}
+
+
+def via(gateway: str):
+    index = GATEWAYS.index(gateway)
+    return lambda group, packet: index
+
+
+def send_through(tables: FlowTables, controller: GatewayController, host: str, packet: dict,
+                 gateway: str) -> Trace:
+    """Send; on a balance miss let the controller decide (as the app does), then resend."""
+    trace = tables.send_from(host, packet, via(gateway))
+    misses = [c for c in trace.to_controller if c[1] == "balance"]
+    if misses:
+        _, _, seen = misses[0]
+        flow = FlowKey(seen["ip_proto"], seen["ipv4_src"], seen["ipv4_dst"],
+                       seen["udp_src"], seen["udp_dst"])
+        for op in controller.on_balance_miss(gateway, flow):
+            if isinstance(op, Install):
+                tables.add(op.rule)
+        trace = tables.send_from(host, packet, via(gateway))
+    return trace
+
+
+@pytest.fixture
+def controller() -> GatewayController:
+    return GatewayController(PLAN)
+
+
+def test_first_packet_of_a_flow_goes_to_the_controller_already_stamped(controller) -> None:
+    tables = fabric(controller)
+    client, service = PLAN.externals[0], PLAN.services[0]
+    trace = tables.send_from(client.name, udp(client.ip, service.vip), via(GATEWAYS[0]))
+    assert trace.delivered_to is None
+    [(switch, table, seen)] = trace.to_controller
+    assert (switch, table) == (GATEWAYS[0], "balance")
+    assert seen["ip_dscp"] == SPACE.to_wire(0)
+
+
+def test_out_group_flow_reaches_the_same_backend_through_every_gateway(controller) -> None:
+    tables = fabric(controller)
+    client, service = PLAN.externals[1], PLAN.services[1]
+    packet = udp(client.ip, service.vip, sport=40000)
+    expected = controller.backend_for(FlowKey(17, client.ip, service.vip, 40000, 80))
+    for gateway in GATEWAYS:
+        trace = send_through(tables, controller, client.name, packet, gateway)
+        assert trace.delivered_to == expected.name
+        assert trace.packet["ipv4_dst"] == expected.dip
+        assert [s for s in trace.switches if s in GATEWAYS] == [gateway]
+        assert expected.name in service.backends
+
+
+def test_gateways_stamp_their_current_id_on_out_group_traffic(controller) -> None:
+    tables = fabric(controller)
+    client, service = PLAN.externals[0], PLAN.services[0]
+    controller.gateways[GATEWAYS[2]].set_id(7)
+    tables.add(controller.stamp_rule(GATEWAYS[2]))
+    trace = send_through(tables, controller, client.name,
+                         udp(client.ip, service.vip, dscp=33), GATEWAYS[2])
+    assert trace.delivered_to is not None and trace.packet["ip_dscp"] == SPACE.to_wire(7)
+
+
+def test_replies_leave_with_the_vip_as_source_without_crossing_a_gateway(controller) -> None:
+    tables = fabric(controller)
+    client = PLAN.externals[0]
+    for host in PLAN.hosts:
+        trace = tables.send_from(host.name, udp(host.dip, client.ip, sport=80, dport=5000))
+        assert trace.delivered_to == client.name
+        assert trace.packet["ipv4_src"] == PLAN.service(host.service).vip
+        assert not set(trace.switches) & set(GATEWAYS)
+
+
+def test_out_group_cannot_reach_a_dip_directly(controller) -> None:
+    tables = fabric(controller)
+    client = PLAN.externals[0]
+    trace = tables.send_from(client.name, udp(client.ip, PLAN.hosts[0].dip))
+    assert trace.delivered_to is None and trace.dropped_at == PLAN.switches_with("border")[0].name
+
+
+def test_in_group_traffic_goes_directly_and_keeps_its_id(controller) -> None:
+    tables = fabric(controller)
+    for sender, receiver in itertools.permutations(PLAN.hosts, 2):
+        trace = tables.send_from(sender.name, udp(sender.dip, receiver.dip, dscp=9))
+        assert trace.delivered_to == receiver.name and trace.packet["ip_dscp"] == 9
+        assert not set(trace.switches) & set(GATEWAYS) and not trace.to_controller
+
+
+def test_in_group_traffic_to_a_vip_with_a_newer_id_is_copied_to_the_controller(
+        controller) -> None:
+    tables = fabric(controller)
+    sender, service = PLAN.hosts[0], PLAN.services[1]
+    newer = SPACE.to_wire(4)
+    packet = udp(sender.dip, service.vip, sport=41000, dscp=newer)
+    trace = send_through(tables, controller, sender.name, packet, GATEWAYS[1])
+    assert trace.packet["ip_dscp"] == newer, "in-group packets are never restamped"
+    assert [(s, t) for s, t, _ in trace.to_controller] == [(GATEWAYS[1], "observe")]
+    same_id = tables.send_from(sender.name, dict(packet, ip_dscp=SPACE.to_wire(0)),
+                               via(GATEWAYS[1]))
+    assert same_id.to_controller == []
+
+
+def test_no_packet_loops_between_any_two_endpoints(controller) -> None:
+    tables = fabric(controller)
+    addresses = ([(h.name, h.dip) for h in PLAN.hosts] + [(x.name, x.ip) for x in PLAN.externals]
+                 + [(None, s.vip) for s in PLAN.services] + [(None, "10.9.9.9")])
+    for (sender, source), (_, destination) in itertools.product(addresses, repeat=2):
+        if sender is None or source == destination:
+            continue
+        for bucket in range(len(GATEWAYS)):
+            trace = tables.send_from(sender, udp(source, destination),
+                                     lambda group, packet, b=bucket: b)
+            assert not trace.loop, (sender, destination, trace.switches)
+
+
+def test_border_spreads_vip_traffic_over_every_gateway() -> None:
+    [group] = fabric_rules(PLAN)[1]
+    assert isinstance(group, SelectGroup) and len(group.ports) == len(GATEWAYS)
+    assert {PLAN.port_between(group.switch, g) for g in GATEWAYS} == set(group.ports)
