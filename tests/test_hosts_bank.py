@@ -7,6 +7,7 @@ import random
 from beaver.core.records import InFlight
 from hosts.services import Send
 from hosts.services.bank import Bank, BankConfig, check_invariant
+from hosts.services.transfers import IdSet
 
 CONFIG = BankConfig(accounts_per_node=2, opening_balance=100, max_amount=10)
 TOTAL = CONFIG.initial_total(2)
@@ -38,7 +39,9 @@ def test_in_group_transfers_conserve_money_and_keep_the_invariant():
     banks = {"a": bank("a"), "b": bank("b")}
     assert exchange(banks, until=2.0) == []
     states = {name: node.capture() for name, node in banks.items()}
-    assert sum(len(s["debited"]) for s in states.values()) > 50
+    assert sum(len(IdSet(s["debited"])) for s in states.values()) > 50
+    assert all(len(s["debited"]["a.0" if name == "a" else "b.0"]) == 1
+               for name, s in states.items()), "a node's debits are one range"
     assert sum(sum(s["balances"].values()) for s in states.values()) == TOTAL
     assert check_invariant(states, [], TOTAL) == []
 
@@ -50,7 +53,7 @@ def test_external_transfers_go_to_a_relay_and_credit_any_backend_account():
     for send in sends:
         b.deliver(send.message, None, RELAY, 1.0)
     assert sum(b.balances.values()) == 200 + sum(s.message["amount"] for s in sends)
-    assert set(b.credited) == set(a.debited)
+    assert list(b.credited) == list(a.debited)
 
 
 def test_credit_after_the_cut_without_its_debit_is_a_violation():
@@ -81,14 +84,15 @@ def test_in_flight_credit_counts_once():
 
 def test_malformed_and_repeated_credits_are_ignored():
     b = bank("b")
-    credit = {"kind": "credit", "transfer": "a-1", "amount": 5}
-    for message in ({"kind": "credit", "transfer": "a-2", "amount": -5},
+    credit = {"kind": "credit", "transfer": "a.0:1", "amount": 5}
+    for message in ({"kind": "credit", "transfer": "a.0:2", "amount": -5},
                     {"kind": "credit", "transfer": 3, "amount": 5},
-                    {"kind": "debit", "transfer": "a-3", "amount": 5},
+                    {"kind": "credit", "transfer": "a.0:x", "amount": 5},
+                    {"kind": "debit", "transfer": "a.0:3", "amount": 5},
                     credit, credit):
         b.deliver(message, "a", ("0.0.0.0", 0), 0.0)
-    assert b.ignored == 4
-    assert b.credited == {"a-1": 5} and sum(b.balances.values()) == 205
+    assert b.ignored == 5
+    assert list(b.credited) == ["a.0:1"] and sum(b.balances.values()) == 205
 
 
 def test_restore_puts_the_state_back_and_new_ids_stay_unique():
@@ -99,6 +103,20 @@ def test_restore_puts_the_state_back_and_new_ids_stay_unique():
     assert a.capture() == before
     second = [send.message["transfer"] for send in a.work(2.0, UP)]
     assert second and not set(first) & set(second)
+    assert first[0] == "a.0:1" and second[0] == "a.1:1"
+
+
+def test_a_restarted_node_restoring_an_old_state_starts_a_newer_series():
+    old = bank("a", rate=5)
+    old.work(1.0, UP)
+    old.restore(old.capture())
+    old.work(2.0, UP)
+    state = old.capture()
+    assert sorted(state["debited"]) == ["a.0", "a.1"]
+    restarted = bank("a", rate=5)
+    restarted.restore(state)
+    (send, *_) = restarted.work(3.0, UP)
+    assert send.message["transfer"] == "a.2:1"
 
 
 def test_negative_balances_are_violations():
@@ -110,7 +128,7 @@ def test_negative_balances_are_violations():
 
 def test_transfers_go_only_to_peers_known_to_be_up():
     alone = bank("a")
-    assert alone.work(1.0, frozenset()) == [] and alone.debited == {}
+    assert alone.work(1.0, frozenset()) == [] and len(alone.debited) == 0
     outward = bank("a", external_share=0.5)
     assert {send.to for send in outward.work(1.0, frozenset())} == {RELAY}
 

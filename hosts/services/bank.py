@@ -13,7 +13,8 @@ unique transfer id and the amount, either
   of its own accounts. This is the external causal chain Beaver guards.
 
 A node's state (what ``capture`` returns) is its balances and the transfer
-ids it debited and credited, with amounts. A consistent global snapshot
+ids it debited and credited, as ranges per series
+(:mod:`hosts.services.transfers`). A consistent global snapshot
 satisfies :func:`check_invariant`: every transfer credited somewhere was
 debited somewhere in the same snapshot, and the balances plus the amounts in
 flight on in-group channels never exceed the initial total (money held by
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hosts.services import Address, Send
+from hosts.services.transfers import IdSet, incarnation_of, series_of, transfer_id
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +89,13 @@ class Bank:
             f"{name}/{i}": self.config.opening_balance
             for i in range(self.config.accounts_per_node)
         }
-        self.debited: dict[str, int] = {}
-        self.credited: dict[str, int] = {}
+        self.debited = IdSet()
+        self.credited = IdSet()
         self.ignored = 0
         """Datagrams that were not valid credits, or repeated a credited transfer."""
+        self._incarnation = 0
         self._transfers = 0
-        """Transfers made by this process: never reset, so ids stay unique across restores."""
+        """Transfers made in this incarnation (a restore starts a new one: ids never repeat)."""
         self._next = start + self.rng.expovariate(rate) if rate > 0 else None
 
     # -- snapshot hooks -------------------------------------------------------------------
@@ -100,14 +103,20 @@ class Bank:
     def capture(self) -> dict[str, Any]:
         return {
             "balances": dict(self.balances),
-            "debited": dict(self.debited),
-            "credited": dict(self.credited),
+            "debited": self.debited.to_json(),
+            "credited": self.credited.to_json(),
         }
 
     def restore(self, state: Any) -> None:
         self.balances = dict(state["balances"])
-        self.debited = dict(state["debited"])
-        self.credited = dict(state["credited"])
+        self.debited = IdSet(state["debited"])
+        self.credited = IdSet(state["credited"])
+        mine = [
+            n for series in self.debited.series()
+            if (n := incarnation_of(series, self.name)) is not None
+        ]
+        self._incarnation = max([self._incarnation, *mine]) + 1
+        self._transfers = 0
 
     # -- traffic --------------------------------------------------------------------------
 
@@ -115,16 +124,15 @@ class Bank:
         self, message: dict[str, Any], sender: str | None, source: Address, now: float
     ) -> list[Send]:
         transfer, amount = message.get("transfer"), message.get("amount")
-        if (
-            message["kind"] != CREDIT
-            or not isinstance(transfer, str)
-            or type(amount) is not int
-            or amount <= 0
-        ):
+        try:
+            if message["kind"] != CREDIT or type(amount) is not int or amount <= 0:
+                raise ValueError("not a credit")
+            fresh = self.credited.add(transfer)
+        except ValueError:
             self.ignored += 1
             log.warning("bank %s ignored a datagram that is not a credit: %s", self.name, message)
             return []
-        if transfer in self.credited:
+        if not fresh:
             self.ignored += 1
             log.warning("bank %s ignored transfer %s: already credited", self.name, transfer)
             return []
@@ -133,7 +141,6 @@ class Bank:
             accounts = sorted(self.balances)
             account = accounts[zlib.crc32(transfer.encode()) % len(accounts)]
         self.balances[account] += amount
-        self.credited[transfer] = amount
         return []
 
     def next_work(self) -> float | None:
@@ -157,9 +164,9 @@ class Bank:
         source = self.rng.choice(funded)
         amount = self.rng.randint(1, min(self.config.max_amount, self.balances[source]))
         self._transfers += 1
-        transfer = f"{self.name}-{self._transfers}"
+        transfer = transfer_id(series_of(self.name, self._incarnation), self._transfers)
         self.balances[source] -= amount
-        self.debited[transfer] = amount
+        self.debited.add(transfer)
         credit: dict[str, Any] = {"kind": CREDIT, "transfer": transfer, "amount": amount}
         if external:
             return Send(self.rng.choice(self.relays), credit)
@@ -178,18 +185,15 @@ def check_invariant(
     ``initial_total`` the bank's opening total (:meth:`BankConfig.initial_total`).
     """
     violations = []
-    debited: dict[str, str] = {}
+    debited = {node: IdSet(state["debited"]) for node, state in sorted(states.items())}
+    credited = {node: IdSet(state["credited"]) for node, state in sorted(states.items())}
     for node, state in sorted(states.items()):
-        for transfer in state["debited"]:
-            debited[transfer] = node
         for account, balance in sorted(state["balances"].items()):
             if balance < 0:
                 violations.append(f"account {account} at {node} has negative balance {balance}")
-    credited: dict[str, str] = {}
-    for node, state in sorted(states.items()):
-        for transfer in sorted(state["credited"]):
-            credited[transfer] = node
-            if transfer not in debited:
+    for node, ids in credited.items():
+        for transfer in ids:
+            if not any(transfer in ids for ids in debited.values()):
                 violations.append(
                     f"transfer {transfer} is credited at {node} but debited nowhere "
                     "in the snapshot (an effect without its cause)"
@@ -202,16 +206,17 @@ def check_invariant(
         transfer, amount = message.get("transfer"), message.get("amount")
         if type(amount) is int:
             moving += amount
-        if transfer not in debited:
+        if not any(transfer in ids for ids in debited.values()):
             violations.append(
                 f"transfer {transfer} in flight {record.sender} -> {record.receiver} "
                 "was debited nowhere in the snapshot"
             )
-        if transfer in credited:
-            violations.append(
-                f"transfer {transfer} in flight {record.sender} -> {record.receiver} "
-                f"is also credited at {credited[transfer]}"
-            )
+        for node, ids in credited.items():
+            if transfer in ids:
+                violations.append(
+                    f"transfer {transfer} in flight {record.sender} -> {record.receiver} "
+                    f"is also credited at {node}"
+                )
     held = sum(sum(state["balances"].values()) for state in states.values())
     if held + moving > initial_total:
         violations.append(
