@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -25,6 +26,7 @@ def draw(root: Path) -> list[Path]:
     combos = frame[["nodes", "chains"]].drop_duplicates().sort_values(["nodes", "chains"])
     combos = list(combos.itertuples(index=False, name=None))
     fig, axes = figure(panels=2, rows=2, width=6.0)
+    sizes = sorted({nodes for nodes, _ in combos})
     width = 0.8 / len(combos)
     positions = np.arange(len(protocols))
     for axis, (column, (label, scale)) in zip(axes, MEASURES.items(), strict=True):
@@ -34,7 +36,7 @@ def draw(root: Path) -> list[Path]:
             values = rows.set_index("protocol").reindex(protocols)
             axis.bar(positions + (i - (len(combos) - 1) / 2) * width,
                      scale * values["mean"].fillna(0), width, yerr=scale * values["std"],
-                     color=_color(i, len(combos)), hatch="//" if chains == "on" else None,
+                     color=plt.cm.tab10(sizes.index(nodes)), hatch="//" if chains == "on" else None,
                      edgecolor="black", linewidth=0.4,
                      label=f"{nodes} nodes, external chains {chains}")
         axis.set_xticks(positions, protocols, rotation=20)
@@ -48,12 +50,6 @@ def draw(root: Path) -> list[Path]:
                "carry external causal chains. Accepted = valid by the protocol's own rule. "
                f"{_accepted_line(frame)}")
     return [save(fig, root / NAME / f"{NAME}.png", caption)]
-
-
-def _color(index: int, count: int):
-    import matplotlib.pyplot as plt
-
-    return plt.cm.tab20c(index / max(1, count))
 
 
 def _accepted_line(frame: pd.DataFrame) -> str:

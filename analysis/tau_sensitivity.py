@@ -21,6 +21,8 @@ def draw(root: Path) -> list[Path]:
                           marker="o", capsize=3, label=f"true tau_min {true_tau:g} us")
         axis.axvline(1.0, color="gray", linestyle=":", label="bound = true tau_min")
         axis.set_xscale("log", base=2)
+        ratios = sorted(frame["bound_ratio"].unique())
+        axis.set_xticks(ratios, labels=[f"{ratio:g}" for ratio in ratios])
         axis.set_xlabel("coordinator's tau_min / true tau_min (log)")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3, which="both")
@@ -28,7 +30,9 @@ def draw(root: Path) -> list[Path]:
     left.set_title("Broken promise: inconsistent snapshots accepted")
     right.set_title("What a larger bound buys: more accepted")
     total = frame.groupby(frame["bound_ratio"] <= 1)["inconsistent_valid"].sum()
-    caption = (f"Mean and std over {frame['seed'].nunique()} seed(s). Accepted inconsistent "
+    caption = (f"Mean and std over {frame['seed'].nunique()} seed(s) of a busy world (5 % slow "
+               "gateway legs, half of in-group sends start an external chain). Accepted "
+               "inconsistent "
                f"snapshots with a correct or cautious bound (ratio <= 1): "
                f"{int(total.get(True, 0))}; with a too-large bound: {int(total.get(False, 0))}.")
     return [save(fig, root / NAME / f"{NAME}.png", caption)]
