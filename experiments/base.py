@@ -69,13 +69,17 @@ def run_experiment(
     began = time.perf_counter()
     count = 0
     partial = csv_path.with_suffix(".csv.partial")
-    with partial.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=experiment.columns, extrasaction="raise")
-        writer.writeheader()
-        for row in experiment.rows(plan, progress):
-            writer.writerow(row)
-            count += 1
-    partial.replace(csv_path)
+    try:
+        with partial.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=experiment.columns, extrasaction="raise")
+            writer.writeheader()
+            for row in experiment.rows(plan, progress):
+                writer.writerow(row)
+                count += 1
+        partial.replace(csv_path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     parameters = {
         "experiment": experiment.name,
         "question": experiment.question,
