@@ -15,19 +15,20 @@ RELAY = ("10.200.0.4", 9100)
 UP = frozenset({"a", "b"})
 
 
-def bank(name: str, *, rate: float = 50.0, external_share: float = 0.0) -> Bank:
+def bank(name: str, *, rate: float = 50.0, external_share: float = 0.0,
+         peers: tuple[str, ...] = ("a", "b")) -> Bank:
     config = BankConfig(accounts_per_node=2, opening_balance=100, max_amount=10,
                         external_share=external_share)
-    return Bank(name, peers=["a", "b"], relays=[RELAY], rate=rate, start=0.0, config=config,
+    return Bank(name, peers=peers, relays=[RELAY], rate=rate, start=0.0, config=config,
                 rng=random.Random(name))
 
 
 def exchange(banks: dict[str, Bank], until: float) -> list[Send]:
-    """Run both workloads to ``until``, delivering in-group credits at once; returns the rest."""
+    """Run the workloads to ``until``, delivering in-group credits at once; returns the rest."""
     outside = []
     for now in (t / 100 for t in range(int(until * 100) + 1)):
         for name, node in banks.items():
-            for send in node.work(now, UP):
+            for send in node.work(now, frozenset(banks)):
                 if isinstance(send.to, str):
                     banks[send.to].deliver(send.message, name, ("0.0.0.0", 0), now)
                 else:
@@ -40,10 +41,21 @@ def test_in_group_transfers_conserve_money_and_keep_the_invariant():
     assert exchange(banks, until=2.0) == []
     states = {name: node.capture() for name, node in banks.items()}
     assert sum(len(IdSet(s["debited"])) for s in states.values()) > 50
-    assert all(len(s["debited"]["a.0" if name == "a" else "b.0"]) == 1
-               for name, s in states.items()), "a node's debits are one range"
+    assert [len(s["debited"][f"{name}.0>{peer}"]) for name, peer, s in
+            (("a", "b", states["a"]), ("b", "a", states["b"]))] == [1, 1], \
+        "a node's debits to one peer are one range"
     assert sum(sum(s["balances"].values()) for s in states.values()) == TOTAL
     assert check_invariant(states, [], TOTAL) == []
+
+
+def test_states_stay_one_range_per_series_with_many_peers():
+    names = ("a", "b", "c", "d")
+    banks = {name: bank(name, rate=20, peers=names) for name in names}
+    assert exchange(banks, until=3.0) == []
+    states = [node.capture() for node in banks.values()]
+    assert sum(len(IdSet(state["credited"])) for state in states) > 100
+    assert all(len(spans) == 1 for state in states for ids in ("debited", "credited")
+               for spans in state[ids].values())
 
 
 def test_external_transfers_go_to_a_relay_and_credit_any_backend_account():
@@ -84,15 +96,15 @@ def test_in_flight_credit_counts_once():
 
 def test_malformed_and_repeated_credits_are_ignored():
     b = bank("b")
-    credit = {"kind": "credit", "transfer": "a.0:1", "amount": 5}
-    for message in ({"kind": "credit", "transfer": "a.0:2", "amount": -5},
+    credit = {"kind": "credit", "transfer": "a.0>b:1", "amount": 5}
+    for message in ({"kind": "credit", "transfer": "a.0>b:2", "amount": -5},
                     {"kind": "credit", "transfer": 3, "amount": 5},
-                    {"kind": "credit", "transfer": "a.0:x", "amount": 5},
-                    {"kind": "debit", "transfer": "a.0:3", "amount": 5},
+                    {"kind": "credit", "transfer": "a.0>b:x", "amount": 5},
+                    {"kind": "debit", "transfer": "a.0>b:3", "amount": 5},
                     credit, credit):
         b.deliver(message, "a", ("0.0.0.0", 0), 0.0)
     assert b.ignored == 5
-    assert list(b.credited) == ["a.0:1"] and sum(b.balances.values()) == 205
+    assert list(b.credited) == ["a.0>b:1"] and sum(b.balances.values()) == 205
 
 
 def test_restore_puts_the_state_back_and_new_ids_stay_unique():
@@ -103,7 +115,7 @@ def test_restore_puts_the_state_back_and_new_ids_stay_unique():
     assert a.capture() == before
     second = [send.message["transfer"] for send in a.work(2.0, UP)]
     assert second and not set(first) & set(second)
-    assert first[0] == "a.0:1" and second[0] == "a.1:1"
+    assert first[0] == "a.0>b:1" and second[0] == "a.1>b:1"
 
 
 def test_a_restarted_node_restoring_an_old_state_starts_a_newer_series():
@@ -112,11 +124,11 @@ def test_a_restarted_node_restoring_an_old_state_starts_a_newer_series():
     old.restore(old.capture())
     old.work(2.0, UP)
     state = old.capture()
-    assert sorted(state["debited"]) == ["a.0", "a.1"]
+    assert sorted(state["debited"]) == ["a.0>b", "a.1>b"]
     restarted = bank("a", rate=5)
     restarted.restore(state)
     (send, *_) = restarted.work(3.0, UP)
-    assert send.message["transfer"] == "a.2:1"
+    assert send.message["transfer"] == "a.2>b:1"
 
 
 def test_negative_balances_are_violations():

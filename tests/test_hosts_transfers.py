@@ -10,9 +10,11 @@ from hosts.services.transfers import IdSet, incarnation_of, parse, series_of, tr
 
 
 def test_ids_round_trip_and_bad_ids_are_refused():
-    assert parse(transfer_id(series_of("dch1", 2), 17)) == ("dch1.2", 17)
-    assert incarnation_of("dch1.2", "dch1") == 2 and incarnation_of("dch10.2", "dch1") is None
-    for bad in ("dch1.0", "dch1.0:0", ":3", "dch1.0:-1", 5, None):
+    relayed = transfer_id(series_of("dch1", 2, "10.200.0.2:9100"), 17)
+    assert parse(relayed) == ("dch1.2>10.200.0.2:9100", 17)
+    assert incarnation_of("dch1.2>dch2", "dch1") == 2
+    assert incarnation_of("dch10.2>dch1", "dch1") is None
+    for bad in ("dch1.0>dch2", "dch1.0>dch2:0", ":3", "dch1.0>dch2:-1", 5, None):
         with pytest.raises(ValueError):
             parse(bad)
 

@@ -94,8 +94,8 @@ class Bank:
         self.ignored = 0
         """Datagrams that were not valid credits, or repeated a credited transfer."""
         self._incarnation = 0
-        self._transfers = 0
-        """Transfers made in this incarnation (a restore starts a new one: ids never repeat)."""
+        self._transfers: dict[str, int] = {}
+        """Transfers made per destination in this incarnation (a restore starts a new one)."""
         self._next = start + self.rng.expovariate(rate) if rate > 0 else None
 
     # -- snapshot hooks -------------------------------------------------------------------
@@ -116,7 +116,7 @@ class Bank:
             if (n := incarnation_of(series, self.name)) is not None
         ]
         self._incarnation = max([self._incarnation, *mine]) + 1
-        self._transfers = 0
+        self._transfers = {}
 
     # -- traffic --------------------------------------------------------------------------
 
@@ -163,16 +163,16 @@ class Bank:
             return None
         source = self.rng.choice(funded)
         amount = self.rng.randint(1, min(self.config.max_amount, self.balances[source]))
-        self._transfers += 1
-        transfer = transfer_id(series_of(self.name, self._incarnation), self._transfers)
+        to: str | Address = self.rng.choice(self.relays) if external else self.rng.choice(peers)
+        destination = to if isinstance(to, str) else f"{to[0]}:{to[1]}"
+        number = self._transfers[destination] = self._transfers.get(destination, 0) + 1
+        transfer = transfer_id(series_of(self.name, self._incarnation, destination), number)
         self.balances[source] -= amount
         self.debited.add(transfer)
         credit: dict[str, Any] = {"kind": CREDIT, "transfer": transfer, "amount": amount}
-        if external:
-            return Send(self.rng.choice(self.relays), credit)
-        peer = self.rng.choice(peers)
-        credit["account"] = f"{peer}/{self.rng.randrange(self.config.accounts_per_node)}"
-        return Send(peer, credit)
+        if isinstance(to, str):
+            credit["account"] = f"{to}/{self.rng.randrange(self.config.accounts_per_node)}"
+        return Send(to, credit)
 
 
 def check_invariant(

@@ -1,11 +1,12 @@
 """Transfer ids and compact sets of them.
 
-A transfer id is ``<series>:<n>``. A series is one node's run of transfers,
-``<node>.<incarnation>``: a restore starts a new incarnation, so ids never
-repeat; ``n`` counts from 1. A node debits its series in order and credits
-arrive mostly in order, so a set of ids is kept as sorted inclusive ranges
-per series, ``{series: [[first, last], ...]}`` in JSON: a captured state
-stays small however long a run lasts.
+A transfer id is ``<series>:<n>``. A series is one node's run of transfers
+to one destination, ``<node>.<incarnation>><destination>`` (a peer's name or
+a relay's address): a restore starts a new incarnation, so ids never repeat;
+``n`` counts from 1. A node debits each series in order and one destination
+receives it mostly in order, so a set of ids is kept as sorted inclusive
+ranges per series, ``{series: [[first, last], ...]}`` in JSON: a captured
+state stays small however long a run lasts.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ def parse(transfer: object) -> tuple[str, int]:
     return series, int(number)
 
 
-def series_of(node: str, incarnation: int) -> str:
-    return f"{node}.{incarnation}"
+def series_of(node: str, incarnation: int, destination: str) -> str:
+    return f"{node}.{incarnation}>{destination}"
 
 
 def incarnation_of(series: str, node: str) -> int | None:
     """The incarnation if ``series`` is one of ``node``'s, else None."""
-    prefix, _, number = series.rpartition(".")
+    origin = series.partition(">")[0]
+    prefix, _, number = origin.rpartition(".")
     return int(number) if prefix == node and number.isdigit() else None
 
 
