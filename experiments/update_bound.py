@@ -119,7 +119,6 @@ def rows(plan: Plan, progress: Progress) -> Iterator[Row]:
             }
 
 
-
 EXPERIMENT = Experiment(
     name="update-bound",
     question="Does t1 - t0, as the coordinator sees it, bound the real spread of the moments "

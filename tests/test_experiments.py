@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from beaver.cli import main
+from beaver.sim import World, WorldConfig
 from experiments.base import start_rate_hz
+from experiments.update_bound import Adoption, AdoptionRecorder
 
 DOCUMENTED_COLUMNS = {
     "effective-rate": ["gateways", "snapshot_rate_hz", "seed", "snapshots", "achieved_rate_hz",
@@ -163,3 +165,17 @@ def test_start_rate_skips_the_initial_burst():
     assert start_rate_hz(burst_then_steady) == pytest.approx(8 / 4)
     assert start_rate_hz(burst_then_steady, skip=5) == pytest.approx(1.0)
     assert start_rate_hz([1.0]) != start_rate_hz([1.0])  # NaN: too few starts
+
+
+def test_adoption_recorder_tells_optimistic_marking_from_updates():
+    world = World(WorldConfig(gateways=2, nodes=2, snapshots=0))
+    recorder = AdoptionRecorder(world)
+    first, second = world.gateways
+    world.engine.now = 1e-6
+    assert first.observe_ingroup(first.space.to_wire(2))
+    world.engine.now = 2e-6
+    assert second.set_id(1)
+    assert not second.set_id(1)
+    assert recorder.adopted[1] == {first.name: Adoption(1e-6, True),
+                                   second.name: Adoption(2e-6, False)}
+    assert recorder.adopted[2] == {first.name: Adoption(1e-6, True)}
