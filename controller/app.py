@@ -45,11 +45,9 @@ from controller.decisions import (
 )
 from controller.maglev import FlowKey
 from controller.pipeline import (
-    COOKIE_MASK,
     FABRIC_PIPELINE,
     GATEWAY_PIPELINE,
     Purpose,
-    cookie,
     purpose_of,
     table,
 )
@@ -85,6 +83,8 @@ class GatewayApp(app_manager.OSKenApp):
         self.datapaths: dict[str, Any] = {}
         self.ready: set[str] = set()
         self.barriers: dict[tuple[int, int], Callable[[float], None]] = {}
+        self.probing: set[str] = set()
+        """Gateways whose probe rule (see :meth:`roundtrip`) is installed."""
         self.control = ControlServer(self, self.settings.control_host, self.settings.control_port)
 
     def start(self) -> Any:
@@ -109,6 +109,7 @@ class GatewayApp(app_manager.OSKenApp):
         with self.lock:
             self.datapaths[name] = datapath
             self.ready.discard(name)
+            self.probing.discard(name)
             self._clear(datapath)
             self._send_ops(self.decisions.on_connect(name))
             self._barrier(datapath, lambda now: self._mark_ready(name))
@@ -212,6 +213,25 @@ class GatewayApp(app_manager.OSKenApp):
             self.decisions.forget(update)
             return update.to_dict()
 
+    def roundtrip(self, gateway: str) -> dict[str, float]:
+        """One flow-mod that changes the table (a probe rule, added then deleted on the
+        next call) and its barrier, timed like an id update."""
+        acked: list[float] = []
+        with self.lock:
+            datapath = self.datapaths.get(gateway)
+            if datapath is None or gateway not in self.decisions.gateways:
+                raise KeyError(f"no connected gateway named {gateway!r}")
+            delete = gateway in self.probing
+            self.probing ^= {gateway}
+            sent_at = time.monotonic()
+            self._send_rule(self.decisions.probe_rule(gateway), delete=delete)
+            self._barrier(datapath, acked.append)
+            self.changed.wait_for(lambda: bool(acked),
+                                  timeout=self.settings.update_timeout)  # type: ignore[union-attr]
+            if not acked:
+                raise RuntimeError(f"no barrier reply from {gateway}")
+            return {"sent_at": sent_at, "acked_at": acked[0]}
+
     def steer(self, gateway: str | None) -> None:
         with self.lock:
             group = self.decisions.border_group(gateway)
@@ -251,13 +271,9 @@ class GatewayApp(app_manager.OSKenApp):
             elif isinstance(op, ReplaceStamp):
                 self._replace_stamp(op, update)
             elif isinstance(op, ReplaceObserve):
-                datapath = self.datapaths[op.switch]
-                ofp = datapath.ofproto
-                datapath.send_msg(datapath.ofproto_parser.OFPFlowMod(
-                    datapath, table_id=table(GATEWAY_PIPELINE, "observe").table_id,
-                    command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
-                    cookie=cookie(Purpose.OBSERVE), cookie_mask=COOKIE_MASK))
-                for rule in op.rules:
+                for rule in op.remove:
+                    self._send_rule(rule, delete=True)
+                for rule in op.add:
                     self._send_rule(rule)
             elif isinstance(op, PacketOut) and packet_in is not None:
                 datapath = self.datapaths[op.switch]
@@ -277,7 +293,7 @@ class GatewayApp(app_manager.OSKenApp):
             return
         self._barrier(datapath, lambda now: self.decisions.acked(update, gateway, now))
 
-    def _send_rule(self, rule: Rule) -> None:
+    def _send_rule(self, rule: Rule, delete: bool = False) -> None:
         datapath = self.datapaths[rule.switch]
         ofp, parser = datapath.ofproto, datapath.ofproto_parser
         pipeline = GATEWAY_PIPELINE if rule.switch in self.decisions.gateways else FABRIC_PIPELINE
@@ -289,7 +305,9 @@ class GatewayApp(app_manager.OSKenApp):
             instructions.append(parser.OFPInstructionGotoTable(table(pipeline, rule.goto).table_id))
         datapath.send_msg(parser.OFPFlowMod(
             datapath, cookie=rule.cookie, table_id=table(pipeline, rule.table).table_id,
-            command=ofp.OFPFC_ADD, idle_timeout=rule.idle_timeout, priority=rule.priority,
+            command=ofp.OFPFC_DELETE_STRICT if delete else ofp.OFPFC_ADD,
+            idle_timeout=rule.idle_timeout, priority=rule.priority,
+            out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
             match=parser.OFPMatch(**rule.match_dict), instructions=instructions))
 
 

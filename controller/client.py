@@ -131,6 +131,11 @@ class GatewayClient:
             arguments["timeout"] = timeout
         return IdUpdateResult.from_dict(self.request("set_id", **arguments)["update"])
 
+    def roundtrip(self, gateway: str) -> float:
+        """Seconds for one flow-mod + barrier to ``gateway`` (the controller's own clock)."""
+        reply = self.request("roundtrip", gateway=gateway)
+        return reply["acked_at"] - reply["sent_at"]
+
     def steer(self, gateway: str | None) -> None:
         """Send every inbound flow through ``gateway`` (``None``: spread over all again)."""
         self.request("steer", gateway=gateway)

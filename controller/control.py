@@ -14,6 +14,9 @@ set_id     id (int), timeout (s, optional)  update: snapshot_id, started_at,
                                             {sent_at, acked_at, failure}
 steer      gateway (name or null)           - (all inbound flows via one gateway;
                                             null spreads them again)
+roundtrip  gateway (name)                   sent_at, acked_at of one flow-mod (a
+                                            probe rule no packet matches, added or
+                                            deleted) and its barrier
 =========  ===============================  ======================================
 
 Times are ``time.monotonic()`` seconds of the controller process, comparable
@@ -37,6 +40,7 @@ class ControlTarget(Protocol):
     def ids(self) -> dict[str, int]: ...
     def set_id(self, snapshot_id: int, timeout: float | None = None) -> dict[str, Any]: ...
     def steer(self, gateway: str | None) -> None: ...
+    def roundtrip(self, gateway: str) -> dict[str, float]: ...
 
 
 def answer(target: ControlTarget, request: dict[str, Any]) -> dict[str, Any]:
@@ -52,6 +56,8 @@ def answer(target: ControlTarget, request: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(snapshot_id, int) or isinstance(snapshot_id, bool) or snapshot_id < 0:
                 raise ValueError(f"set_id needs a non-negative integer id, got {snapshot_id!r}")
             return {"ok": True, "update": target.set_id(snapshot_id, request.get("timeout"))}
+        if op == "roundtrip":
+            return {"ok": True, **target.roundtrip(str(request.get("gateway")))}
         if op == "steer":
             target.steer(request.get("gateway"))
             return {"ok": True}

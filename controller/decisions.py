@@ -11,6 +11,7 @@ which rules express it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from beaver.core.gateway import Gateway
 from beaver.core.ids import IdSpace
@@ -34,6 +35,7 @@ from topologies.addressing import AddressPlan, InGroupHost
 
 FLOW_IDLE_TIMEOUT = 120
 """Seconds an idle per-flow balance rule stays installed."""
+PROBE_ETH_TYPE = 0x88B5
 OBSERVE_COPY_BYTES = 128
 """Bytes of an in-group packet copied to the controller: headers are enough."""
 
@@ -53,10 +55,14 @@ class ReplaceStamp:
 
 @dataclass(frozen=True)
 class ReplaceObserve:
-    """Delete a gateway's observe rules (by cookie) and install ``rules``."""
+    """Move a gateway's observe rules to a new window: delete ``remove`` (strict), add ``add``.
+
+    Raising the id by one changes two rules, not the whole window.
+    """
 
     switch: str
-    rules: tuple[Rule, ...]
+    remove: tuple[Rule, ...]
+    add: tuple[Rule, ...]
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,8 @@ class GatewayController:
             s.name: MaglevTable(s.backends, maglev_size) for s in plan.services if s.backends
         }
         self.connected: set[str] = set()
+        self._observing: dict[str, dict[tuple[tuple[str, Any], ...], Rule]] = {}
+        """Per gateway, the observe rules installed (by match)."""
         self.updates: list[IdUpdate] = []
         self._fabric_rules, self._groups = fabric_rules(plan)
 
@@ -138,7 +146,9 @@ class GatewayController:
         if switch in self.gateways:
             ops: list[Op] = [Install(r) for r in gateway_rules(self.plan, switch)]
             ops.append(Install(self.stamp_rule(switch)))
-            ops.extend(Install(r) for r in self.observe_rules(switch))
+            observe = self.observe_rules(switch)
+            self._observing[switch] = {r.match: r for r in observe}
+            ops.extend(Install(r) for r in observe)
             return ops
         ops = [InstallGroup(g) for g in self._groups if g.switch == switch]
         ops.extend(Install(r) for r in self._fabric_rules if r.switch == switch)
@@ -168,15 +178,27 @@ class GatewayController:
         return [
             Rule(gateway, "observe", 100, match(eth_type=ETH_TYPE_IP, ip_dscp=wire),
                  (ToController(OBSERVE_COPY_BYTES),), goto="balance",
-                 cookie=cookie(Purpose.OBSERVE, current))
+                 cookie=cookie(Purpose.OBSERVE, wire))
             for wire in self.space.ahead_wires(current)
         ]
 
+    def probe_rule(self, gateway: str) -> Rule:
+        """A rule no packet matches (local experimental EtherType): for timing one flow-mod."""
+        return Rule(gateway, "classify", 1, match(eth_type=PROBE_ETH_TYPE),
+                    cookie=cookie(Purpose.PROBE))
+
     def _restamp(self, gateway: str) -> list[Op]:
         snapshot_id = self.gateways[gateway].current
+        wanted = {r.match: r for r in self.observe_rules(gateway)}
+        installed = self._observing.get(gateway, {})
+        self._observing[gateway] = wanted
         return [
             ReplaceStamp(self.stamp_rule(gateway), snapshot_id),
-            ReplaceObserve(gateway, tuple(self.observe_rules(gateway))),
+            ReplaceObserve(
+                gateway,
+                remove=tuple(r for key, r in installed.items() if key not in wanted),
+                add=tuple(r for key, r in wanted.items() if key not in installed),
+            ),
         ]
 
     def start_update(self, snapshot_id: int, now: float) -> tuple[IdUpdate, list[Op]]:

@@ -80,6 +80,12 @@ class FlowTables:
                 if (r.table, r.priority, r.match) != same]
         self.rules[rule.switch] = [*kept, rule]
 
+    def remove(self, rule: Rule) -> None:
+        """Delete a rule as a strict OpenFlow delete does (same table, priority, match)."""
+        same = (rule.table, rule.priority, rule.match)
+        self.rules[rule.switch] = [r for r in self.rules.get(rule.switch, [])
+                                   if (r.table, r.priority, r.match) != same]
+
     def pipeline(self, switch: str) -> tuple[Table, ...]:
         return GATEWAY_PIPELINE if switch in self.gateways else FABRIC_PIPELINE
 

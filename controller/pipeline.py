@@ -62,6 +62,7 @@ class Purpose(IntEnum):
     FORWARD = 0x0B07
     RESTORE_VIP = 0x0B08
     PASS = 0x0B09
+    PROBE = 0x0B0A
 
 
 COOKIE_MASK = 0xFFFF << 48

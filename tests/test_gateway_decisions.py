@@ -97,7 +97,10 @@ def test_ingroup_copy_with_newer_id_restamps_only_that_gateway() -> None:
     [stamp, observe] = ops
     assert isinstance(stamp, ReplaceStamp) and stamp.rule.switch == GATEWAYS[1]
     assert isinstance(observe, ReplaceObserve)
-    assert {r.match_dict["ip_dscp"] for r in observe.rules} == set(space.ahead_wires(2))
+    assert {r.match_dict["ip_dscp"] for r in observe.remove} == {space.to_wire(1),
+                                                               space.to_wire(2)}
+    assert {r.match_dict["ip_dscp"] for r in observe.add} == {space.to_wire(17),
+                                                            space.to_wire(18)}
     assert controller.on_ingroup_copy(GATEWAYS[1], space.to_wire(1)) == []
 
 

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from beaver.core.ids import IdSpace
-from controller.decisions import GatewayController, Install
+from controller.decisions import GatewayController, Install, ReplaceObserve, ReplaceStamp
 from controller.flowtable import FlowTables, Trace
 from controller.maglev import FlowKey
 from controller.rules import SelectGroup, fabric_rules
@@ -144,3 +144,24 @@ def test_border_spreads_vip_traffic_over_every_gateway() -> None:
     [group] = fabric_rules(PLAN)[1]
     assert isinstance(group, SelectGroup) and len(group.ports) == len(GATEWAYS)
     assert {PLAN.port_between(group.switch, g) for g in GATEWAYS} == set(group.ports)
+
+
+def test_after_many_updates_only_ids_ahead_of_the_gateway_are_copied(controller) -> None:
+    tables = fabric(controller)
+    gateway = GATEWAYS[0]
+    for snapshot_id in (1, 2, 3, 9, 30, 31):
+        _, ops = controller.start_update(snapshot_id, now=float(snapshot_id))
+        for op in ops:
+            if isinstance(op, ReplaceStamp):
+                tables.add(op.rule)
+            elif isinstance(op, ReplaceObserve) and op.switch == gateway:
+                for rule in op.remove:
+                    tables.remove(rule)
+                for rule in op.add:
+                    tables.add(rule)
+    sender, service = PLAN.hosts[0], PLAN.services[0]
+    for full_id in range(31 - 16, 31 + 20):
+        packet = udp(sender.dip, service.vip, dscp=SPACE.to_wire(full_id))
+        trace = tables.send_from(sender.name, packet, via(gateway))
+        copied = [t for _, t, _ in trace.to_controller if t == "observe"]
+        assert bool(copied) == (31 < full_id <= 31 + SPACE.window), full_id

@@ -38,7 +38,7 @@ def all_gateway_rules(controller: GatewayController) -> list[Rule]:
         if isinstance(op, ReplaceStamp):
             rules.append(op.rule)
         elif isinstance(op, ReplaceObserve):
-            rules.extend(op.rules)
+            rules.extend(op.add + op.remove)
     return rules
 
 

@@ -1,0 +1,181 @@
+"""Gateway id updates and user traffic in the emulated data center, for several |G|.
+
+For each number of gateways (default 1, 2, 4, 8), in one run:
+
+* id-update latency: ``set_id(k)`` on every gateway (one flow-mod + barrier
+  each, sent in parallel), from the first send to the last barrier reply,
+  p50 and p99 over ``--updates`` updates, beside the round trip of a single
+  flow-mod + barrier to one gateway measured the same way in the same run;
+* user traffic: iperf3 TCP throughput (``-J``) from an external client to a
+  service VIP (through the gateways), without and with continuous id updates,
+  and their ratio.
+
+Needs root and Open vSwitch; prints one line per |G| and can write JSON::
+
+    sudo .venv/bin/python benchmarks/bench_gateways.py --gateways 1,2,4,8 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from controller.client import GatewayClient  # noqa: E402
+from topologies.addressing import DataCenterParams  # noqa: E402
+from topologies.network import DataCenter, ovs_problem  # noqa: E402
+
+IPERF_PORT = 5201
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def update_latencies(dc: DataCenter, first_id: int, count: int) -> tuple[list[float], int]:
+    """(first send -> last barrier reply) per complete update, and the next unused id."""
+    latencies = []
+    for snapshot_id in range(first_id, first_id + count):
+        result = dc.controller.set_id(snapshot_id)
+        if not result.complete:
+            raise RuntimeError(f"update {snapshot_id} failed on {sorted(result.failed)}")
+        latencies.append(result.last_acked - result.first_sent)
+    return latencies, first_id + count
+
+
+def iperf(dc: DataCenter, seconds: float) -> float:
+    """TCP throughput (bit/s) from the first external host to the first VIP."""
+    client = dc.host(dc.plan.externals[0].name)
+    vip = dc.plan.services[0].vip
+    run = client.popen(["iperf3", "-c", vip, "-p", str(IPERF_PORT), "-t", str(seconds), "-J"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = run.communicate(timeout=seconds + 30)
+    report = json.loads(out)
+    if "error" in report:
+        raise RuntimeError(f"iperf3: {report['error']}")
+    return float(report["end"]["sum_received"]["bits_per_second"])
+
+
+def start_iperf_server(dc: DataCenter) -> subprocess.Popen[str]:
+    server = dc.host(dc.plan.hosts[0].name).popen(
+        ["iperf3", "-s", "-p", str(IPERF_PORT), "--forceflush"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    line = server.stdout.readline()  # type: ignore[union-attr]
+    if "Server listening" not in line and not line.startswith("-"):
+        raise RuntimeError(f"iperf3 server did not start: {line!r}")
+    return server
+
+
+def iperf_while_updating(dc: DataCenter, seconds: float, first_id: int) -> tuple[float, float]:
+    """(id updates per second, iperf3 bit/s) with back-to-back id updates during the run."""
+    stop = threading.Event()
+    updated = [0]
+
+    def keep_updating() -> None:
+        with GatewayClient(dc.control_port) as client:
+            snapshot_id = first_id
+            while not stop.is_set():
+                client.set_id(snapshot_id)
+                snapshot_id += 1
+                updated[0] += 1
+
+    updater = threading.Thread(target=keep_updating)
+    started = time.monotonic()
+    updater.start()
+    try:
+        throughput = iperf(dc, seconds)
+    finally:
+        stop.set()
+        updater.join()
+    return updated[0] / (time.monotonic() - started), throughput
+
+
+def measure(gateways: int, updates: int, seconds: float, rounds: int,
+            prefix: str) -> dict[str, Any]:
+    # One backend behind the VIP, so iperf3's control and data connections meet.
+    params = DataCenterParams(spines=1, leaves=1, hosts_per_leaf=1, gateways=gateways,
+                              externals=1, relays=0, prefix=prefix, mgmt_net="172.30.199.0/24")
+    with DataCenter(params) as dc:
+        gateway_names = [g.name for g in dc.plan.gateways]
+        roundtrips = [dc.controller.roundtrip(gateway_names[i % gateways])
+                      for i in range(updates)]
+        latencies, next_id = update_latencies(dc, 1, updates)
+        server = start_iperf_server(dc)
+        quiet: list[float] = []
+        busy: list[float] = []
+        update_rates: list[float] = []
+        try:
+            for _ in range(rounds):  # alternate, so drifting background load hits both alike
+                quiet.append(iperf(dc, seconds))
+                rate, throughput = iperf_while_updating(dc, seconds, next_id)
+                next_id += 10**6
+                update_rates.append(rate)
+                busy.append(throughput)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    return {
+        "gateways": gateways,
+        "updates": updates,
+        "update_p50_ms": percentile(latencies, 0.5) * 1e3,
+        "update_p99_ms": percentile(latencies, 0.99) * 1e3,
+        "roundtrip_p50_ms": percentile(roundtrips, 0.5) * 1e3,
+        "roundtrip_p99_ms": percentile(roundtrips, 0.99) * 1e3,
+        "iperf_quiet_mbps": statistics.median(quiet) / 1e6,
+        "iperf_updating_mbps": statistics.median(busy) / 1e6,
+        "throughput_ratio": statistics.median(busy) / statistics.median(quiet),
+        "updates_per_s_during_iperf": statistics.median(update_rates),
+        "update_mean_ms": statistics.fmean(latencies) * 1e3,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Gateway id-update latency and throughput.")
+    parser.add_argument("--gateways", default="1,2,4,8", help="comma-separated |G| values")
+    parser.add_argument("--updates", type=int, default=200, help="id updates per |G|")
+    parser.add_argument("--iperf-seconds", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="iperf3 runs without and with updates, alternated")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    try:
+        sizes = [int(g) for g in args.gateways.split(",")]
+    except ValueError:
+        print(f"bench_gateways: --gateways must be integers, got {args.gateways!r}",
+              file=sys.stderr)
+        return 2
+    problem = ovs_problem()
+    if problem:
+        print(f"bench_gateways: {problem}", file=sys.stderr)
+        return 2
+    results = []
+    print(f"{'|G|':>4} {'update p50':>11} {'p99':>8} {'1 flow-mod p50':>15} {'p99':>8}"
+          f" {'iperf Mb/s':>11} {'w/ updates':>11} {'ratio':>6} {'upd/s':>7}")
+    for gateways in sizes:
+        try:
+            row = measure(gateways, args.updates, args.iperf_seconds, args.rounds, prefix="bg")
+        except ValueError as error:
+            print(f"bench_gateways: {error}", file=sys.stderr)
+            return 2
+        results.append(row)
+        print(f"{gateways:>4} {row['update_p50_ms']:>9.2f}ms {row['update_p99_ms']:>6.2f}ms"
+              f" {row['roundtrip_p50_ms']:>13.2f}ms {row['roundtrip_p99_ms']:>6.2f}ms"
+              f" {row['iperf_quiet_mbps']:>11.1f} {row['iperf_updating_mbps']:>11.1f}"
+              f" {row['throughput_ratio']:>6.3f} {row['updates_per_s_during_iperf']:>7.0f}",
+              flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
