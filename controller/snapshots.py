@@ -194,12 +194,13 @@ class SnapshotService:
         self._progress = progress
         return self._call(self._take(count, rate, timeout))
 
-    def wait_chain_time(self, timeout: float) -> float:
+    def wait_chain_time(self, timeout: float, chains: int = 5) -> float:
         """The shortest external causal chain the agents measured (seconds).
 
-        Waits until some agent's counters report one; TimeoutError if none does.
+        Waits until the agents' counters report at least ``chains`` chains in
+        all (or some, once ``timeout`` is over); TimeoutError if none came.
         """
-        return self._call(self._wait_chain_time(timeout))
+        return self._call(self._wait_chain_time(timeout, chains))
 
     def set_tau_min(self, tau_min: float) -> None:
         """Set the validity threshold before the first snapshot starts."""
@@ -279,18 +280,22 @@ class SnapshotService:
         assert self._changed is not None
         self._changed.set()
 
-    async def _wait_chain_time(self, timeout: float) -> float:
-        def shortest() -> float | None:
-            chains = [c["chain_min"] for c in self.node_counters.values()
-                      if isinstance(c.get("chain_min"), int | float)]
-            return min(chains, default=None)
+    async def _wait_chain_time(self, timeout: float, chains: int) -> float:
+        def measured() -> list[float]:
+            return [c["chain_min"] for c in self.node_counters.values()
+                    if isinstance(c.get("chain_min"), int | float)]
 
-        await self._wait_for(lambda: shortest() is not None, timeout,
-                             lambda: "no agent measured an external causal chain (are the "
-                                     "relays running and the bank sending through them?)")
-        chain = shortest()
-        assert chain is not None
-        return float(chain)
+        def counted() -> int:
+            return sum(c.get("chain_count") or 0 for c in self.node_counters.values())
+
+        try:
+            await self._wait_for(lambda: counted() >= chains, timeout, lambda: "")
+        except TimeoutError:
+            if not measured():
+                raise TimeoutError(
+                    f"no agent measured an external causal chain within {timeout:g} s "
+                    "(are the relays running and the bank sending through them?)") from None
+        return float(min(measured()))
 
     async def _restore(
         self,

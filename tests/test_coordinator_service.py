@@ -299,7 +299,7 @@ def test_chain_times_set_tau_min_and_counters_are_stored(store: Store) -> None:
             agent.send_raw(management.encode(
                 "counters", seq=agent.next_seq(), rejected=1, delivered=10, chain_min=chain,
                 chain_count=0 if chain is None else 2))
-        assert service.wait_chain_time(timeout=10) == pytest.approx(0.003)
+        assert service.wait_chain_time(timeout=10, chains=4) == pytest.approx(0.003)
         service.set_tau_min(0.003)
         assert service.core.tau_min == 0.003
     finally:

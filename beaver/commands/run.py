@@ -1,0 +1,188 @@
+"""``beaver run``: take snapshots of a bank running in an emulated data center.
+
+It builds the data center (Mininet + the os-ken gateway controller), starts
+the coordinator service, the relays (external partner banks, with the WAN
+delay) and one bank agent per in-group host
+(:class:`controller.snapshots_emulation.Emulation`); learns tau_min (given,
+or the shortest relayed chain the agents measured before the first
+snapshot); takes the snapshots at the given rate with a progress line on
+stderr; and prints a summary: accepted (valid) and complete snapshots,
+bank-invariant violations among accepted complete snapshots, t1 - t0 p50
+and p99, tau_min and its source. Every snapshot is stored in the SQLite
+database (``beaver show`` reads it). Everything started is removed on exit,
+also on Ctrl-C or an error. With ``--json`` the last stdout line is one JSON
+object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from beaver.cli import UsageError
+from beaver.core.protocols import PROTOCOLS
+from controller.snapshots_emulation import MAX_INGROUP, Emulation, EmulationSettings
+from controller.store import DEFAULT_DB, Store, StoreError
+from hosts.services.bank import check_invariant
+from topologies.network import ovs_problem
+
+NAME = "run"
+HELP = "take snapshots of a bank in an emulated data center and store them"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gateways", type=int, default=2, help="gateways (1..8, default 2)")
+    parser.add_argument("--ingroup", type=int, default=4,
+                        help=f"in-group hosts running the bank (1..{MAX_INGROUP}, default 4)")
+    parser.add_argument("--snapshots", type=int, default=50, help="snapshots to take (default 50)")
+    parser.add_argument("--rate", type=float, default=10.0,
+                        help="snapshots started per second (default 10)")
+    parser.add_argument("--wan-delay-ms", type=float, default=5.0,
+                        help="delay a relay adds to an external transfer (default 5 ms)")
+    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="beaver")
+    parser.add_argument("--tau-min-us", type=float,
+                        help="validity threshold (default: measured from relayed chains)")
+    parser.add_argument("--bank-rate", type=float, default=20.0,
+                        help="bank transfers per second per host (default 20)")
+    parser.add_argument("--db", type=Path, default=DEFAULT_DB,
+                        help=f"snapshot database (default {DEFAULT_DB})")
+    parser.add_argument("--json", action="store_true",
+                        help="end with one line of JSON with the summary")
+
+
+def settings_of(args: argparse.Namespace) -> EmulationSettings:
+    problems = []
+    if not 1 <= args.gateways <= 8:
+        problems.append("--gateways must be in 1..8")
+    if not 1 <= args.ingroup <= MAX_INGROUP or (args.ingroup > 8 and args.ingroup % 2):
+        problems.append(f"--ingroup must be in 1..{MAX_INGROUP} (even above 8)")
+    if args.snapshots < 1:
+        problems.append("--snapshots must be at least 1")
+    if not (math.isfinite(args.rate) and args.rate > 0):
+        problems.append("--rate must be a positive number")
+    if not (math.isfinite(args.wan_delay_ms) and args.wan_delay_ms >= 0):
+        problems.append("--wan-delay-ms must be >= 0")
+    if args.tau_min_us is not None and not (math.isfinite(args.tau_min_us)
+                                            and args.tau_min_us > 0):
+        problems.append("--tau-min-us must be a positive number")
+    if not (math.isfinite(args.bank_rate) and args.bank_rate > 0):
+        problems.append("--bank-rate must be a positive number")
+    if problems:
+        raise UsageError("; ".join(problems))
+    return EmulationSettings(protocol=args.protocol, gateways=args.gateways,
+                             ingroup=args.ingroup, wan_delay=args.wan_delay_ms / 1e3,
+                             bank_rate=args.bank_rate)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    problem = ovs_problem()
+    if problem:
+        print(f"beaver run: the emulated data center {problem}; run as root after "
+              "./setup.sh (which starts Open vSwitch)", file=sys.stderr)
+        return 1
+    try:
+        store = Store(args.db)
+    except StoreError as error:
+        print(f"beaver run: {error}", file=sys.stderr)
+        return 1
+    parameters = {
+        "gateways": args.gateways, "ingroup": args.ingroup, "snapshots": args.snapshots,
+        "rate": args.rate, "wan_delay_ms": args.wan_delay_ms, "bank_rate": args.bank_rate,
+        "service": "bank", "initial_total": settings.initial_total(),
+    }
+    with store:
+        run_id = store.new_run(args.protocol, parameters, args.tau_min_us, "pending")
+        try:
+            summary = take(settings, store, run_id, args)
+        except (TimeoutError, RuntimeError, ValueError) as error:
+            print(f"beaver run: {error}", file=sys.stderr)
+            return 1
+    print(format_summary(summary))
+    if args.json:
+        print(json.dumps(summary))
+    return 0
+
+
+def take(settings: EmulationSettings, store: Store, run_id: int,
+         args: argparse.Namespace) -> dict[str, Any]:
+    def progress(started: int, stored: int) -> None:
+        print(f"\rsnapshots: {started}/{args.snapshots} started, {stored} stored",
+              end="", file=sys.stderr, flush=True)
+
+    print(f"beaver run: building the data center ({settings.ingroup} in-group hosts, "
+          f"{settings.gateways} gateways) ...", file=sys.stderr, flush=True)
+    with Emulation(settings, store, run_id) as emulation:
+        assert emulation.service is not None
+        try:
+            tau, source = emulation.tau_min(args.tau_min_us)
+        except TimeoutError:
+            if PROTOCOLS[args.protocol].uses_gateways:
+                raise
+            tau, source = math.inf, "not used: no chain measured, no gateways"
+        store.set_tau_min(run_id, tau * 1e6 if math.isfinite(tau) else None, source)
+        print(f"beaver run: tau_min {tau * 1e6:.0f} us, {source}", file=sys.stderr)
+        timeout = args.snapshots / args.rate + 30
+        result = emulation.service.take(args.snapshots, args.rate, timeout, progress)
+        print(file=sys.stderr)
+        if result.stalled:
+            print(f"beaver run: {result.stalled}", file=sys.stderr)
+    return summarize(store, run_id, args.db)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-quantile (0..1) by the nearest-rank method; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def summarize(store: Store, run_id: int, db: Path) -> dict[str, Any]:
+    """The run's summary from what is stored (the same numbers ``beaver show`` gives)."""
+    run_row = store.run(run_id)
+    initial_total = run_row["parameters"]["initial_total"]
+    rows = store.snapshot_rows(run_id)
+    accepted = [r for r in rows if r["valid"] and r["complete"]]
+    violating = []
+    for row in accepted:
+        snapshot = store.snapshot(run_id, row["snapshot_id"])
+        states = {s.node: s.state for s in snapshot.states}
+        if check_invariant(states, snapshot.in_flight, initial_total):
+            violating.append(row["snapshot_id"])
+    updates = [r["update_us"] for r in rows if r["update_us"] is not None]
+    counters = store.node_counters(run_id)
+    chains = [c["chain_min_us"] for c in counters.values() if c["chain_min_us"] is not None]
+    return {
+        "run": run_id, "protocol": run_row["protocol"], "snapshots": len(rows),
+        "valid": sum(r["valid"] for r in rows), "complete": sum(r["complete"] for r in rows),
+        "accepted": len(accepted), "invariant_violations": len(violating),
+        "violating_snapshots": violating,
+        "t1_t0_p50_us": percentile(updates, 0.5), "t1_t0_p99_us": percentile(updates, 0.99),
+        "tau_min_us": run_row["tau_min_us"], "tau_source": run_row["tau_source"],
+        "shortest_chain_us": min(chains, default=None),
+        "rejected_reports": store.rejections(run_id), "db": str(db),
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    def us(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f} us"
+
+    return "\n".join([
+        f"run {summary['run']} ({summary['protocol']}): {summary['snapshots']} snapshots, "
+        f"{summary['valid']} valid, {summary['complete']} complete, "
+        f"{summary['accepted']} accepted (valid and complete)",
+        f"bank invariant violations among accepted snapshots: "
+        f"{summary['invariant_violations']}"
+        + (f" (snapshots {summary['violating_snapshots']})" if summary["violating_snapshots"]
+           else ""),
+        f"t1 - t0: p50 {us(summary['t1_t0_p50_us'])}, p99 {us(summary['t1_t0_p99_us'])}; "
+        f"tau_min {us(summary['tau_min_us'])} ({summary['tau_source']})",
+        f"rejected agent reports: {summary['rejected_reports'] or 'none'}; "
+        f"stored in {summary['db']} (beaver show --db {summary['db']} --run {summary['run']})",
+    ])
