@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from beaver.cli import main
 from controller.store import (
     SCHEMA_VERSION,
     FinishedSnapshot,
@@ -145,3 +148,113 @@ def test_a_foreign_database_is_refused(tmp_path: Path) -> None:
         Store(path)
     with pytest.raises(StoreError, match="no database"):
         open_existing(tmp_path / "missing.db")
+
+
+# -- beaver show and beaver restore on a database built here ----------------------------------
+
+OPENING = 100
+
+
+def bank_state(balance: int, debited: list[int], credited: list[int]) -> dict[str, Any]:
+    """A shard with one account; transfers of the series a -> b, as stored ranges."""
+    return {"balances": {"acct": balance},
+            "debited": {SERIES: [[n, n] for n in debited]} if debited else {},
+            "credited": {SERIES: [[n, n] for n in credited]} if credited else {}}
+
+
+SERIES = "a.0>b"
+
+
+def credit(n: int, amount: int) -> dict[str, Any]:
+    return {"kind": "credit", "transfer": f"{SERIES}:{n}", "amount": amount, "account": "b/0"}
+
+
+@pytest.fixture
+def bank_db(tmp_path: Path) -> Path:
+    """Run 1 of a two-node bank: snapshot 1 consistent (7 in flight a -> b), 2 not."""
+    path = tmp_path / "bank.db"
+    with Store(path) as store:
+        run = store.new_run("beaver", {"service": "bank", "initial_total": 2 * OPENING,
+                                       "gateways": 1}, 5000.0, "given (--tau-min-us)")
+        consistent = FinishedSnapshot(
+            1, 1.0, 1.0002, True, True, 1.1,
+            (StoredLocal("a", 1.01, bank_state(OPENING - 7 - 3, [1, 2], [])),
+             StoredLocal("b", 1.02, bank_state(OPENING + 3, [], [2]))),
+            (StoredInFlight("b", "a", 1.05, credit(1, 7)),),
+            (GatewayTiming("gw1", 1.0, 1.0002, False),),
+        )
+        effect_without_cause = FinishedSnapshot(
+            2, 2.0, 2.0003, True, True, 2.1,
+            (StoredLocal("a", 2.01, bank_state(OPENING, [], [])),
+             StoredLocal("b", 2.02, bank_state(OPENING + 5, [], [9]))),
+            (), (GatewayTiming("gw1", 2.0, 2.0003, False),),
+        )
+        store.add_snapshot(run, "beaver", consistent)
+        store.add_snapshot(run, "beaver", effect_without_cause)
+        store.set_rejections(run, {"forged": 1})
+    return path
+
+
+def beaver(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_show_lists_the_snapshots_of_the_newest_run(bank_db: Path, capsys) -> None:
+    code, out, _ = beaver(capsys, "show", "--db", str(bank_db))
+    assert code == 0
+    assert "2 snapshots, 2 valid, 2 complete" in out and "forged 1" in out
+    code, out, _ = beaver(capsys, "show", "--db", str(bank_db), "--json")
+    document = json.loads(out)
+    assert [s["snapshot_id"] for s in document["snapshots"]] == [1, 2]
+    assert [s["in_flight"] for s in document["snapshots"]] == [1, 0]
+    assert document["tau_min_us"] == 5000.0 and document["rejections"] == {"forged": 1}
+
+
+def test_show_json_is_enough_to_recheck_the_bank_invariant(bank_db: Path, capsys) -> None:
+    code, out, _ = beaver(capsys, "show", "1", "--db", str(bank_db), "--json")
+    assert code == 0
+    bank = json.loads(out)["bank"]
+    # the recheck, from the JSON alone
+    debited = {t for node in bank["nodes"].values() for t in node["debited"]}
+    credited = {t for node in bank["nodes"].values() for t in node["credited"]}
+    moving = {t["transfer"]: t["amount"] for t in bank["in_flight"]}
+    held = sum(sum(node["balances"].values()) for node in bank["nodes"].values())
+    assert credited <= debited and set(moving) <= debited - credited
+    assert held + sum(moving.values()) == bank["initial_total"] == 2 * OPENING
+    assert bank["violations"] == []
+    code, out, _ = beaver(capsys, "show", "2", "--db", str(bank_db), "--json")
+    violations = json.loads(out)["bank"]["violations"]
+    assert len(violations) == 2  # 9 credited but never debited; more money than opened
+    assert any(f"{SERIES}:9" in v for v in violations)
+    code, out, _ = beaver(capsys, "show", "2", "--db", str(bank_db))
+    assert "2 violations" in out and "gateway gw1: acked 300 us after t0" in out
+
+
+def test_show_refuses_bad_input_in_one_line(bank_db: Path, tmp_path: Path, capsys) -> None:
+    code, _, err = beaver(capsys, "show", "9", "--db", str(bank_db))
+    assert code == 2 and err.count("\n") == 1 and "no snapshot 9" in err
+    code, _, err = beaver(capsys, "show", "--run", "4", "--db", str(bank_db))
+    assert code == 2 and "no run 4" in err
+    code, _, err = beaver(capsys, "show", "--db", str(tmp_path / "none.db"))
+    assert code == 1 and err.count("\n") == 1 and "no database" in err
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_restore_offline_redelivers_in_flight_money(bank_db: Path, capsys) -> None:
+    code, out, _ = beaver(capsys, "restore", "1", "--db", str(bank_db), "--offline", "--json")
+    assert code == 0
+    report = json.loads(out.splitlines()[-1])
+    assert report["ok"] and report["violations"] == []
+    assert report["balances"] == {"a": OPENING - 10, "b": OPENING + 3 + 7}
+    assert report["mismatched_nodes"] == []
+    assert report["restored_total"] == report["snapshot_total"] == 2 * OPENING
+
+
+def test_restore_of_an_inconsistent_snapshot_says_so(bank_db: Path, capsys) -> None:
+    code, out, _ = beaver(capsys, "restore", "2", "--db", str(bank_db), "--offline")
+    assert code == 1
+    assert "2 violations" in out and f"{SERIES}:9" in out
+    code, _, err = beaver(capsys, "restore", "3", "--db", str(bank_db), "--offline")
+    assert code == 2 and "no snapshot 3" in err

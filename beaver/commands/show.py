@@ -5,7 +5,7 @@ Without an id it lists the snapshots of a run (the newest run unless
 it shows the snapshot: timings per gateway, each node's recorded state and
 the in-flight messages. For the bank, ``--json`` also carries a ``bank``
 object with everything needed to recheck the invariant independently: per
-node the balances and the debited and credited transfer ids with amounts,
+node the balances and the debited and credited transfer ids,
 the in-flight transfers with amounts, the initial total, and the violations
 :func:`hosts.services.bank.check_invariant` finds.
 """
@@ -22,6 +22,7 @@ from typing import Any
 from beaver.cli import UsageError
 from controller.store import DEFAULT_DB, Store, StoreError, open_existing
 from hosts.services.bank import check_invariant
+from hosts.services.transfers import IdSet
 
 NAME = "show"
 HELP = "list stored snapshots, or show one: states, in-flight messages, validity, timings"
@@ -109,7 +110,8 @@ def bank_view(snapshot: Any, initial_total: int) -> dict[str, Any]:
         "nodes": {
             node: {
                 "balances": state["balances"], "total": sum(state["balances"].values()),
-                "debited": state["debited"], "credited": state["credited"],
+                "debited": list(IdSet(state["debited"])),
+                "credited": list(IdSet(state["credited"])),
             }
             for node, state in sorted(states.items())
         },
