@@ -1,0 +1,148 @@
+"""``beaver run``, ``show`` and ``restore`` end to end, in emulated data centers.
+
+Each command runs as a subprocess, as a user would run it; the networks are
+the commands' own (named after their PID), and each test checks that no
+bridge of theirs is left behind. Beaver's accepted snapshots must all keep
+the bank invariant; Lai-Yang, with relays carrying money around the
+in-group, is only measured: the test prints how often it breaks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.store import open_existing
+
+pytestmark = pytest.mark.mininet
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def beaver(*argv: str, timeout: float = 150) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run ``beaver ARGV``; returns the process and its data-center prefix."""
+    process = subprocess.Popen([sys.executable, "-m", "beaver.cli", *argv], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGINT)  # it cleans up its network on Ctrl-C
+        out, err = process.communicate(timeout=60)
+        pytest.fail(f"beaver {' '.join(argv)} took over {timeout} s; stderr: {err[-2000:]}")
+    print(f"$ beaver {' '.join(argv)}\n{out}{err[-3000:]}")
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err), \
+        f"r{process.pid % 1000}"
+
+
+def bridges_of(prefix: str) -> list[str]:
+    listed = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True, check=True)
+    return [name for name in listed.stdout.split() if name.startswith(prefix)]
+
+
+def last_json(out: str) -> dict[str, Any]:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def beaver_run(mininet_machine: None, tmp_path_factory) -> Iterator[tuple[dict[str, Any], Path]]:
+    """One ``beaver run --snapshots 30 --json`` shared by the tests of this module."""
+    db = tmp_path_factory.mktemp("run") / "beaver.db"
+    done, prefix = beaver("run", "--snapshots", "30", "--json", "--db", str(db))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert bridges_of(prefix) == [], "beaver run left bridges behind"
+    yield last_json(done.stdout), db
+
+
+def test_beaver_accepts_snapshots_and_none_breaks_the_bank(beaver_run) -> None:
+    summary, db = beaver_run
+    assert summary["protocol"] == "beaver" and summary["snapshots"] == 30
+    assert summary["accepted"] > 0 and summary["complete"] == 30
+    assert summary["invariant_violations"] == 0
+    assert summary["tau_min_us"] > 0 and summary["tau_source"].startswith("measured")
+    assert summary["t1_t0_p50_us"] <= summary["t1_t0_p99_us"]
+    assert summary["db"] == str(db)
+    with open_existing(db) as store:
+        rows = store.snapshot_rows(summary["run"])
+    assert sum(r["valid"] for r in rows) == summary["valid"]
+    for row in rows:  # validity is exactly the core's rule on the stored times
+        assert row["valid"] == (row["update_us"] is not None
+                                and row["update_us"] < summary["tau_min_us"])
+
+
+def test_show_json_of_an_accepted_snapshot_rechecks(beaver_run) -> None:
+    summary, db = beaver_run
+    with open_existing(db) as store:
+        accepted = [r["snapshot_id"] for r in store.snapshot_rows(summary["run"])
+                    if r["valid"] and r["complete"]]
+    done, _ = beaver("show", str(accepted[-1]), "--db", str(db), "--json")
+    assert done.returncode == 0
+    document = last_json(done.stdout)
+    bank = document["bank"]
+    assert len(bank["nodes"]) == 4 and bank["violations"] == []
+    debited = {t for node in bank["nodes"].values() for t in node["debited"]}
+    credited = {t for node in bank["nodes"].values() for t in node["credited"]}
+    assert credited <= debited
+    assert bank["held"] + bank["in_flight_total"] <= bank["initial_total"]
+
+
+def test_restore_into_a_fresh_network_keeps_every_coin(beaver_run) -> None:
+    summary, db = beaver_run
+    with open_existing(db) as store:
+        accepted = [r for r in store.snapshot_rows(summary["run"])
+                    if r["valid"] and r["complete"]]
+    chosen = max(accepted, key=lambda r: (r["in_flight"], r["snapshot_id"]))
+    done, prefix = beaver("restore", str(chosen["snapshot_id"]), "--db", str(db),
+                          "--run", str(summary["run"]), "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = last_json(done.stdout)
+    assert report["ok"] and report["mismatched_nodes"] == [] and report["violations"] == []
+    assert report["restored_total"] == report["snapshot_total"]
+    assert bridges_of(prefix) == []
+
+
+def test_lai_yang_with_relays_is_measured(mininet_machine: None, tmp_path: Path) -> None:
+    db = tmp_path / "beaver.db"
+    done, prefix = beaver("run", "--protocol", "lai-yang", "--snapshots", "30", "--rate", "20",
+                          "--wan-delay-ms", "0", "--bank-rate", "50", "--json", "--db", str(db))
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = last_json(done.stdout)
+    assert summary["protocol"] == "lai-yang" and summary["snapshots"] == 30
+    assert summary["valid"] == 30, "without gateways every snapshot counts as valid"
+    assert 0 <= summary["invariant_violations"] <= summary["accepted"]
+    print(f"lai-yang broke the bank invariant in {summary['invariant_violations']} of "
+          f"{summary['accepted']} accepted snapshots")
+    assert bridges_of(prefix) == []
+
+
+def test_ctrl_c_cleans_up_and_keeps_what_was_stored(mininet_machine: None,
+                                                     tmp_path: Path) -> None:
+    db = tmp_path / "beaver.db"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "beaver.cli", "run", "--snapshots", "1000", "--rate", "20",
+         "--db", str(db)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    prefix = f"r{process.pid % 1000}"
+    try:
+        assert process.stderr is not None
+        seen = b""
+        while max(map(int, re.findall(rb"(\d+) stored", seen)), default=0) < 5:
+            chunk = process.stderr.read1(4096)  # type: ignore[attr-defined]
+            assert chunk, f"beaver run ended before storing 5 snapshots: {seen[-2000:]!r}"
+            seen += chunk
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 130
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert bridges_of(prefix) == []
+    with open_existing(db) as store:
+        rows = store.snapshot_rows(store.latest_run() or 0)
+    assert len(rows) >= 5
