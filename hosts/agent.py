@@ -94,8 +94,10 @@ def serve(args: argparse.Namespace) -> int:
         space = IdSpace(window=args.window)
     except (KeyError, ValueError) as error:
         raise BadArguments(str(error).strip("'\"")) from None
-    if args.rate < 0 or not 0 <= args.external_share <= 1 or not 0 < args.port < 65536:
-        raise BadArguments("--rate must be >= 0, --external-share in 0..1, --port in 1..65535")
+    if (args.rate < 0 or not 0 <= args.external_share <= 1 or not 0 < args.port < 65536
+            or args.report_interval <= 0 or args.connect_timeout < 0):
+        raise BadArguments("--rate must be >= 0, --external-share in 0..1, --port in 1..65535, "
+                           "--report-interval > 0, --connect-timeout >= 0")
     names = args.peers.split(",") if args.peers else [h.name for h in plan.hosts]
     unknown = sorted(set(names) - {h.name for h in plan.hosts})
     if unknown:

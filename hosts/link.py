@@ -29,9 +29,6 @@ class ManagementLink:
         """Whether a write failed: the coordinator is gone."""
         self._buffer = b""
 
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
     def _next_seq(self) -> int:
         self.seq += 1
         return self.seq

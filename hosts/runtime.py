@@ -96,7 +96,7 @@ class Runtime:
         self.clock = clock
         self.counters = Counters()
         self.reachable: frozenset[str] = frozenset()
-        """The peers known to be up: they sent a ``join``."""
+        """The peers known to be up: they sent a ``join`` (or anything else)."""
         self.stopped = False
         self._announced = False
         self._next_report = clock() + report_interval
@@ -185,13 +185,13 @@ class Runtime:
             log.warning("ignored malformed datagram from %s:%d: %s", *source, error)
             return
         sender = self._node_at.get(source[0])
+        if sender is not None and sender not in self.reachable:
+            self.reachable |= {sender}
+            log.info("peer %s is up", sender)
+            if message["kind"] == wire.JOIN and not message.get("answer"):
+                self._transmit({"kind": wire.JOIN, "answer": True}, self.peers[sender],
+                               UNMARKED, now)
         if message["kind"] == wire.JOIN and sender is not None:
-            if sender not in self.reachable:
-                self.reachable |= {sender}
-                log.info("peer %s is up", sender)
-                if not message.get("answer"):
-                    self._transmit({"kind": wire.JOIN, "answer": True}, self.peers[sender],
-                                   UNMARKED, now)
             return
         if message["kind"] == wire.MARKER:
             self._on_marker(message, sender, source, now)

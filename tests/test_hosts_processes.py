@@ -98,7 +98,8 @@ def test_agent_exits_cleanly(processes, plan_file, coordinator, ending):
 
 @pytest.mark.parametrize(
     ("extra", "complaint"),
-    [(["--node", "nobody"], "nobody"), (["--node", "th1", "--peers", "th9"], "th9")],
+    [(["--node", "nobody"], "nobody"), (["--node", "th1", "--peers", "th9"], "th9"),
+     (["--node", "th1", "--report-interval", "0"], "--report-interval")],
 )
 def test_agent_refuses_bad_arguments(processes, plan_file, extra, complaint):
     process = processes("hosts.agent", "--plan", str(plan_file), "--service", "bank",

@@ -106,6 +106,7 @@ def test_newer_id_snapshots_before_delivery_and_replies_carry_it(beaver):
     assert local["sent"] == {"b": 1} and local["received"] == {"b": 1}
     assert beaver.service.delivered == [1, 2]
     assert echo["n"] == 2 and dscp == SPACE.to_wire(3)
+    assert beaver.runtime.reachable == {"b"}, "a peer that sent data is up"
 
 
 def test_older_id_is_recorded_in_flight_and_delivered(beaver):
