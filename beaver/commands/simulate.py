@@ -46,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="in-group messages per second per node")
     parser.add_argument("--request-rate-hz", type=float, default=workload.request_rate_hz,
                         help="requests per second per out-group client")
+    parser.add_argument("--relay-share", type=float, default=workload.relay_share,
+                        help="share of in-group nodes' messages sent to a relay (0..1)")
     parser.add_argument("--slow-gateway-share", type=float,
                         default=Latencies().gateway_leg.tail_probability,
                         help="share of gateway update legs that hit the slow tail (tens to "
@@ -87,6 +89,7 @@ def config_from(args: argparse.Namespace) -> WorldConfig:
             workload=Workload(
                 message_rate_hz=args.message_rate_hz,
                 request_rate_hz=args.request_rate_hz,
+                relay_share=args.relay_share,
                 snapshot_rate_hz=args.rate_hz,
             ),
             latencies=latencies,
