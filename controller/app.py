@@ -30,14 +30,13 @@ from os_ken.controller.handler import (
     set_ev_cls,
 )
 from os_ken.lib.packet import ipv4, packet, tcp, udp
-from os_ken.ofproto import ofproto_v1_3
+from os_ken.ofproto import nicira_ext, ofproto_v1_3
 
 from controller.control import ControlServer
 from controller.decisions import (
     GatewayController,
     IdUpdate,
     Install,
-    InstallGroup,
     Op,
     PacketOut,
     ReplaceObserve,
@@ -51,11 +50,14 @@ from controller.pipeline import (
     purpose_of,
     table,
 )
-from controller.rules import Output, Rule, SelectGroup, SetField, ToController, ToGroup
+from controller.rules import HashSpread, Output, Rule, SetField, ToController
 from topologies.addressing import AddressPlan
 
 log = logging.getLogger("beaver.controller")
 CONNECTION_POLL_SECONDS = 0.02
+HASH_FIELDS_SYMMETRIC_L3L4_UDP = 3
+"""OVS ``nx_hash_fields`` value hashing IP addresses, protocol and TCP/UDP/SCTP ports
+(os-ken names only the first two values; ``symmetric_l4`` ignores UDP ports)."""
 
 
 @dataclass(frozen=True)
@@ -234,16 +236,16 @@ class GatewayApp(app_manager.OSKenApp):
 
     def steer(self, gateway: str | None) -> None:
         with self.lock:
-            group = self.decisions.border_group(gateway)
-            datapath = self.datapaths.get(group.switch)
+            rule = self.decisions.steer(gateway)
+            datapath = self.datapaths.get(rule.switch)
             if datapath is None:
-                raise RuntimeError(f"border switch {group.switch} is not connected")
-            datapath.send_msg(_group_mod(datapath, group, datapath.ofproto.OFPGC_MODIFY))
+                raise RuntimeError(f"border switch {rule.switch} is not connected")
+            self._send_rule(rule)
             done = threading.Event()
             self._barrier(datapath, lambda now: done.set())
             self.changed.wait_for(done.is_set, timeout=self.settings.update_timeout)  # type: ignore
             if not done.is_set():
-                raise RuntimeError(f"no barrier reply from {group.switch} after steering")
+                raise RuntimeError(f"no barrier reply from {rule.switch} after steering")
 
     # -- sending ----------------------------------------------------------------------------
     def _barrier(self, datapath: Any, callback: Callable[[float], None]) -> None:
@@ -257,17 +259,12 @@ class GatewayApp(app_manager.OSKenApp):
         datapath.send_msg(parser.OFPFlowMod(datapath, table_id=ofp.OFPTT_ALL,
                                             command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY,
                                             out_group=ofp.OFPG_ANY))
-        datapath.send_msg(parser.OFPGroupMod(datapath, command=ofp.OFPGC_DELETE,
-                                             group_id=ofp.OFPG_ALL))
 
     def _send_ops(self, ops: list[Op], update: IdUpdate | None = None,
                   packet_in: Any = None) -> None:
         for op in ops:
             if isinstance(op, Install):
                 self._send_rule(op.rule)
-            elif isinstance(op, InstallGroup):
-                datapath = self.datapaths[op.group.switch]
-                datapath.send_msg(_group_mod(datapath, op.group, datapath.ofproto.OFPGC_ADD))
             elif isinstance(op, ReplaceStamp):
                 self._replace_stamp(op, update)
             elif isinstance(op, ReplaceObserve):
@@ -322,17 +319,12 @@ def _actions(datapath: Any, actions: tuple[Any, ...]) -> list[Any]:
             result.append(parser.OFPActionOutput(ofp.OFPP_CONTROLLER, max_len))
         elif isinstance(action, SetField):
             result.append(parser.OFPActionSetField(**{action.field: action.value}))
-        elif isinstance(action, ToGroup):
-            result.append(parser.OFPActionGroup(action.group_id))
+        elif isinstance(action, HashSpread):
+            result.append(parser.NXActionBundle(
+                algorithm=nicira_ext.NX_BD_ALG_HRW, fields=HASH_FIELDS_SYMMETRIC_L3L4_UDP,
+                basis=0, slave_type=nicira_ext.NXM_OF_IN_PORT, n_slaves=len(action.ports),
+                ofs_nbits=0, dst=0, slaves=list(action.ports)))
     return result
-
-
-def _group_mod(datapath: Any, group: SelectGroup, command: int) -> Any:
-    ofp, parser = datapath.ofproto, datapath.ofproto_parser
-    buckets = [parser.OFPBucket(weight=1, actions=[parser.OFPActionOutput(port)])
-               for port in group.ports]
-    return parser.OFPGroupMod(datapath, command=command, type_=ofp.OFPGT_SELECT,
-                              group_id=group.group_id, buckets=buckets)
 
 
 def _flow_key(data: bytes, ip: Any) -> FlowKey:

@@ -18,14 +18,13 @@ from beaver.core.ids import IdSpace
 from controller.maglev import DEFAULT_SIZE, FlowKey, MaglevTable
 from controller.pipeline import Purpose, cookie
 from controller.rules import (
-    BORDER_GATEWAY_GROUP,
     ETH_TYPE_IP,
     Action,
     Output,
     Rule,
-    SelectGroup,
     SetField,
     ToController,
+    border_spread_rule,
     fabric_rules,
     gateway_rules,
     match,
@@ -66,17 +65,12 @@ class ReplaceObserve:
 
 
 @dataclass(frozen=True)
-class InstallGroup:
-    group: SelectGroup
-
-
-@dataclass(frozen=True)
 class PacketOut:
     switch: str
     actions: tuple[Action, ...]
 
 
-Op = Install | ReplaceStamp | ReplaceObserve | InstallGroup | PacketOut
+Op = Install | ReplaceStamp | ReplaceObserve | PacketOut
 
 
 @dataclass
@@ -137,7 +131,7 @@ class GatewayController:
         self._observing: dict[str, dict[tuple[tuple[str, Any], ...], Rule]] = {}
         """Per gateway, the observe rules installed (by match)."""
         self.updates: list[IdUpdate] = []
-        self._fabric_rules, self._groups = fabric_rules(plan)
+        self._fabric_rules = fabric_rules(plan)
 
     # -- switches -------------------------------------------------------------------------
     def on_connect(self, switch: str) -> list[Op]:
@@ -150,9 +144,7 @@ class GatewayController:
             self._observing[switch] = {r.match: r for r in observe}
             ops.extend(Install(r) for r in observe)
             return ops
-        ops = [InstallGroup(g) for g in self._groups if g.switch == switch]
-        ops.extend(Install(r) for r in self._fabric_rules if r.switch == switch)
-        return ops
+        return [Install(r) for r in self._fabric_rules if r.switch == switch]
 
     def on_disconnect(self, switch: str) -> list[IdUpdate]:
         """A switch left: its pending id updates fail. Returns the updates that settled."""
@@ -243,15 +235,11 @@ class GatewayController:
     def ids(self) -> dict[str, int]:
         return {name: g.current for name, g in self.gateways.items()}
 
-    def border_group(self, only: str | None = None) -> SelectGroup:
-        """The border's gateway group; ``only`` sends every inbound flow through one gateway."""
-        group = next(g for g in self._groups if g.group_id == BORDER_GATEWAY_GROUP)
-        if only is None:
-            return group
-        if only not in self.gateways:
+    def steer(self, only: str | None) -> Rule:
+        """The border rule that sends every inbound flow through ``only`` (None: spread)."""
+        if only is not None and only not in self.gateways:
             raise KeyError(f"no gateway named {only!r}")
-        return SelectGroup(group.switch, group.group_id,
-                           (self.plan.port_between(group.switch, only),))
+        return border_spread_rule(self.plan, only)
 
     # -- balancing --------------------------------------------------------------------------
     def backend_for(self, flow: FlowKey) -> InGroupHost:

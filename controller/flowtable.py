@@ -6,8 +6,8 @@ comparing flow strings. The model follows OpenFlow 1.3 semantics that the
 rules use: per table the highest-priority matching rule wins, apply-actions
 run in order (``set_field`` changes the packet at once, so a copy to the
 controller sees earlier rewrites), then goto; no matching rule drops; output
-to the input port drops; a select group picks one bucket (the caller says
-which). A packet that crosses more than ``max_hops`` switches is reported as
+to the input port drops; a per-flow hash spread picks one of its ports (the
+caller says which). A packet that crosses more than ``max_hops`` switches is reported as
 a loop.
 """
 
@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.pipeline import FABRIC_PIPELINE, GATEWAY_PIPELINE, Table
-from controller.rules import Output, Rule, SelectGroup, SetField, ToController, ToGroup
+from controller.rules import HashSpread, Output, Rule, SetField, ToController
 from topologies.addressing import AddressPlan
 
 Packet = dict[str, Any]
 """Header fields with os-ken match names: eth_type, ipv4_src, ipv4_dst, ip_dscp, ..."""
+Choice = Callable[[tuple[int, ...], Packet], int]
+"""Which of a :class:`HashSpread`'s ports a packet takes (an index)."""
 
 
 @dataclass
@@ -55,15 +57,13 @@ def field_matches(name: str, wanted: Any, packet: Packet) -> bool:
 
 
 class FlowTables:
-    """The rules and groups of every switch of a plan, evaluated in software."""
+    """The rules of every switch of a plan, evaluated in software."""
 
-    def __init__(self, plan: AddressPlan, rules: Iterable[Rule],
-                 groups: Iterable[SelectGroup] = ()) -> None:
+    def __init__(self, plan: AddressPlan, rules: Iterable[Rule]) -> None:
         self.plan = plan
         self.rules: dict[str, list[Rule]] = {}
         for rule in rules:
             self.rules.setdefault(rule.switch, []).append(rule)
-        self.groups = {(g.switch, g.group_id): g for g in groups}
         self.gateways = {g.name for g in plan.gateways}
         self.neighbours: dict[tuple[str, int], tuple[str, int]] = {}
         for link in plan.links:
@@ -97,14 +97,14 @@ class FlowTables:
         return max(candidates, key=lambda r: r.priority, default=None)
 
     def send_from(self, host: str, packet: Packet,
-                  bucket: Callable[[SelectGroup, Packet], int] = lambda group, packet: 0,
+                  bucket: Choice = lambda ports, packet: 0,
                   max_hops: int = 16) -> Trace:
         """Follow ``packet`` sent by ``host`` (an in-group or external host name)."""
         location = next(key for key, name in self.attached.items() if name == host)
         return self.trace(location[0], location[1], packet, bucket, max_hops)
 
     def trace(self, switch: str, in_port: int, packet: Packet,
-              bucket: Callable[[SelectGroup, Packet], int], max_hops: int) -> Trace:
+              bucket: Choice, max_hops: int) -> Trace:
         trace = Trace(packet=dict(packet))
         current: tuple[str, int] | None = (switch, in_port)
         while current is not None:
@@ -127,7 +127,7 @@ class FlowTables:
         return trace
 
     def _through_switch(self, switch: str, trace: Trace,
-                        bucket: Callable[[SelectGroup, Packet], int]
+                        bucket: Choice
                         ) -> tuple[int | None, tuple[str, ...]]:
         pipeline = self.pipeline(switch)
         table: str | None = pipeline[0].name
@@ -146,8 +146,7 @@ class FlowTables:
                     trace.to_controller.append((switch, table, copy))
                 elif isinstance(action, Output):
                     out_port = action.port
-                elif isinstance(action, ToGroup):
-                    group = self.groups[(switch, action.group_id)]
-                    out_port = group.ports[bucket(group, trace.packet) % len(group.ports)]
+                elif isinstance(action, HashSpread):
+                    out_port = action.ports[bucket(action.ports, trace.packet) % len(action.ports)]
             table = rule.goto
         return out_port, tuple(visited)

@@ -8,8 +8,9 @@ no flooding (ARP is static in the hosts, so no rule floods anything).
 
 Paths:
 
-* out-group -> VIP: internet -> border -> select group over the gateways
-  (per-flow hash) -> gateway (stamp, VIP -> DIP) -> spine -> leaf -> backend;
+* out-group -> VIP: internet -> border -> one gateway chosen per flow by a
+  hash of the 5-tuple (:class:`HashSpread`) -> gateway (stamp, VIP -> DIP)
+  -> spine -> leaf -> backend;
 * backend -> out-group: leaf (source DIP -> VIP) -> spine -> border ->
   internet; replies never cross a gateway;
 * in-group -> VIP: leaf -> spine -> border -> gateway -> ... like out-group
@@ -27,8 +28,6 @@ from controller.pipeline import Purpose, cookie
 from topologies.addressing import AddressPlan, InGroupHost, Switch
 
 ETH_TYPE_IP = 0x0800
-BORDER_GATEWAY_GROUP = 1
-"""Group id of the border's select group over the gateways."""
 
 
 @dataclass(frozen=True)
@@ -48,11 +47,19 @@ class SetField:
 
 
 @dataclass(frozen=True)
-class ToGroup:
-    group_id: int
+class HashSpread:
+    """Output to one of ``ports``, chosen per flow by a hash of its 5-tuple.
+
+    On OVS this is the ``bundle(symmetric_l3l4+udp, 0, hrw, ofport, ...)`` action
+    (an OpenFlow select group would do the same in principle, but with OVS's
+    default selection method it sent every UDP flow of a client to one
+    gateway here; ``symmetric_l3l4+udp`` hashes the UDP ports too).
+    """
+
+    ports: tuple[int, ...]
 
 
-Action = Output | ToController | SetField | ToGroup
+Action = Output | ToController | SetField | HashSpread
 
 
 @dataclass(frozen=True)
@@ -69,15 +76,6 @@ class Rule:
     @property
     def match_dict(self) -> dict[str, Any]:
         return dict(self.match)
-
-
-@dataclass(frozen=True)
-class SelectGroup:
-    """A select group: one bucket per entry of ``ports`` (output to that port)."""
-
-    switch: str
-    group_id: int
-    ports: tuple[int, ...]
 
 
 def match(**fields: Any) -> tuple[tuple[str, Any], ...]:
@@ -106,10 +104,9 @@ def _leaves_with_hosts(plan: AddressPlan) -> list[str]:
     return [s.name for s in plan.switches_with("leaf") if any(h.leaf == s.name for h in plan.hosts)]
 
 
-def fabric_rules(plan: AddressPlan) -> tuple[list[Rule], list[SelectGroup]]:
-    """The proactive rules (and groups) of every non-gateway switch."""
+def fabric_rules(plan: AddressPlan) -> list[Rule]:
+    """The proactive rules of every non-gateway switch."""
     rules: list[Rule] = []
-    groups: list[SelectGroup] = []
     fabric = cookie(Purpose.FABRIC)
     border = plan.switches_with("border")[0]
     internet = plan.switches_with("internet")[0]
@@ -127,15 +124,8 @@ def fabric_rules(plan: AddressPlan) -> tuple[list[Rule], list[SelectGroup]]:
 
     route(border.name, 100, (Output(plan.port_between(border.name, internet.name)),),
           ipv4_dst=_net(plan.external_net))
-    groups.append(
-        SelectGroup(
-            border.name,
-            BORDER_GATEWAY_GROUP,
-            tuple(plan.port_between(border.name, g.name) for g in plan.gateways),
-        )
-    )
     # No route from the border to a DIP: the out-group reaches the in-group only via a VIP.
-    route(border.name, 50, (ToGroup(BORDER_GATEWAY_GROUP),), ipv4_dst=_net(plan.vip_net))
+    rules.append(border_spread_rule(plan))
 
     for spine in plan.switches_with("spine"):
         for leaf in _leaves_with_hosts(plan):
@@ -158,7 +148,18 @@ def fabric_rules(plan: AddressPlan) -> tuple[list[Rule], list[SelectGroup]]:
                       ipv4_dst=leaf_net(plan, other))
         route(leaf.name, 40, (own_uplink,), ipv4_dst=_net(plan.external_net))
         route(leaf.name, 40, (own_uplink,), ipv4_dst=_net(plan.vip_net))
-    return rules, groups
+    return rules
+
+
+def border_spread_rule(plan: AddressPlan, only: str | None = None) -> Rule:
+    """VIP traffic at the border: spread over the gateways by flow (``only``: one gateway)."""
+    border = plan.switches_with("border")[0].name
+    gateways = [only] if only is not None else [g.name for g in plan.gateways]
+    return Rule(
+        border, "route", 50, match(eth_type=ETH_TYPE_IP, ipv4_dst=_net(plan.vip_net)),
+        (HashSpread(tuple(plan.port_between(border, g) for g in gateways)),),
+        cookie=cookie(Purpose.FABRIC, 1),
+    )
 
 
 def _restore_vip(plan: AddressPlan, host: InGroupHost, uplink: Output) -> Rule:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import queue
+import socket
 import subprocess
 import sys
 import threading
@@ -94,7 +95,12 @@ class Backends:
 @pytest.fixture(scope="module")
 def dc(mininet_machine: None) -> Iterator[DataCenter]:
     with DataCenter(PARAMS) as datacenter:
+        print(f"data center {PARAMS.prefix}: controller log {datacenter.controller_log},"
+              f" OpenFlow port {datacenter.controller_port}")
         yield datacenter
+        errors = [line for line in datacenter.controller_log.read_text().splitlines()
+                  if " ERROR " in line or "Traceback" in line]
+        assert not errors, f"the controller logged errors: {errors}"
 
 
 @pytest.fixture(scope="module")
@@ -112,11 +118,10 @@ def spread(dc: DataCenter) -> Iterator[GatewayClient]:
 
 
 def send(dc: DataCenter, client: str, proto: str, sport: int, count: int = 1,
-         dscp: int = 0, to: str | None = None) -> list[dict[str, Any]]:
-    target = to or dc.plan.services[0].vip
-    process = probe(dc.host(client), "send", proto, target, str(UDP_PORT if proto == "udp"
-                    else TCP_PORT), "--sport", str(sport), "--count", str(count),
-                    "--dscp", str(dscp))
+         dscp: int = 0, flows: int = 1) -> list[dict[str, Any]]:
+    process = probe(dc.host(client), "send", proto, dc.plan.services[0].vip,
+                    str(UDP_PORT if proto == "udp" else TCP_PORT), "--sport", str(sport),
+                    "--count", str(count), "--dscp", str(dscp), "--flows", str(flows))
     lines = Lines(process, client)
     replies = []
     while (line := lines.next(10, f"{proto} replies at {client}")) != "done":
@@ -171,6 +176,35 @@ def test_udp_reaches_predicted_backend_and_replies_bypass_gateways(
     assert [r.get("reply_from") for r in replies] == [dc.plan.services[0].vip] * 5
     after = counted(dc, before, None, 5)
     assert sum(after.values()) - sum(before.values()) == 5, "replies must not cross a gateway"
+
+
+def test_border_spreads_flows_over_every_gateway(dc: DataCenter, backends: Backends) -> None:
+    before = gateway_packets(dc)
+    replies = send(dc, dc.plan.externals[3].name, "udp", sport=41000, flows=24)
+    backends.arrivals(24)
+    assert len(replies) == 24
+    after = counted(dc, before, None, 24)
+    assert all(after[g] > before[g] for g in after), f"some gateway got no flow: {after}"
+
+
+def test_management_network_reaches_the_root_namespace(dc: DataCenter) -> None:
+    with socket.create_server((dc.plan.root_mgmt_ip, 0)) as server:
+        server.settimeout(10)
+        port = server.getsockname()[1]
+        names = [h.name for h in dc.plan.hosts] + [x.name for x in dc.plan.externals]
+        connect = ("import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])),"
+                   " timeout=5).sendall(sys.argv[3].encode())")
+        clients = [dc.host(n).popen([sys.executable, "-c", connect, dc.plan.root_mgmt_ip,
+                                     str(port), n]) for n in names]
+        heard = set()
+        for _ in names:
+            connection, _ = server.accept()
+            with connection:
+                connection.settimeout(5)
+                heard.add(connection.recv(64).decode())
+        for client in clients:
+            assert client.wait(timeout=10) == 0
+    assert heard == set(names)
 
 
 def test_tcp_reaches_predicted_backend_with_vip_replies(
@@ -254,3 +288,18 @@ def test_invalid_parameter_fails_before_anything_is_created(mininet_machine: Non
         DataCenter(DataCenterParams(spines=0, prefix="tx"))
     after = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout
     assert after == bridges
+
+
+def test_leaving_on_an_exception_removes_everything(mininet_machine: None) -> None:
+    small = DataCenterParams(spines=1, leaves=1, hosts_per_leaf=1, gateways=1, externals=1,
+                             relays=0, prefix="te", mgmt_net="172.30.78.0/24")
+    with pytest.raises(RuntimeError, match="boom"):
+        with DataCenter(small) as datacenter:
+            process, workdir = datacenter.controller_process, datacenter.workdir
+            raise RuntimeError("boom")
+    assert process is not None and process.poll() is not None
+    assert workdir is not None and not workdir.exists()
+    bridges = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout
+    assert not [b for b in bridges.split() if b.startswith("te")]
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert not [line for line in links.splitlines() if ": te" in line]

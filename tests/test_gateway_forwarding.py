@@ -10,7 +10,7 @@ from beaver.core.ids import IdSpace
 from controller.decisions import GatewayController, Install, ReplaceObserve, ReplaceStamp
 from controller.flowtable import FlowTables, Trace
 from controller.maglev import FlowKey
-from controller.rules import SelectGroup, fabric_rules
+from controller.rules import HashSpread, fabric_rules
 from topologies.addressing import DataCenterParams, build_plan
 
 PLAN = build_plan(DataCenterParams(spines=2, leaves=3, hosts_per_leaf=2, gateways=3, services=2))
@@ -21,7 +21,7 @@ GATEWAYS = [g.name for g in PLAN.gateways]
 def fabric(controller: GatewayController) -> FlowTables:
     rules = [op.rule for s in PLAN.switches for op in controller.on_connect(s.name)
              if isinstance(op, Install)]
-    return FlowTables(PLAN, rules, fabric_rules(PLAN)[1])
+    return FlowTables(PLAN, rules)
 
 
 def udp(src: str, dst: str, sport: int = 5000, dport: int = 80, dscp: int = 0) -> dict:
@@ -31,7 +31,7 @@ def udp(src: str, dst: str, sport: int = 5000, dport: int = 80, dscp: int = 0) -
 
 def via(gateway: str):
     index = GATEWAYS.index(gateway)
-    return lambda group, packet: index
+    return lambda ports, packet: index
 
 
 def send_through(tables: FlowTables, controller: GatewayController, host: str, packet: dict,
@@ -136,14 +136,20 @@ def test_no_packet_loops_between_any_two_endpoints(controller) -> None:
             continue
         for bucket in range(len(GATEWAYS)):
             trace = tables.send_from(sender, udp(source, destination),
-                                     lambda group, packet, b=bucket: b)
+                                     lambda ports, packet, b=bucket: b)
             assert not trace.loop, (sender, destination, trace.switches)
 
 
-def test_border_spreads_vip_traffic_over_every_gateway() -> None:
-    [group] = fabric_rules(PLAN)[1]
-    assert isinstance(group, SelectGroup) and len(group.ports) == len(GATEWAYS)
-    assert {PLAN.port_between(group.switch, g) for g in GATEWAYS} == set(group.ports)
+def test_border_spreads_vip_traffic_over_every_gateway_unless_steered(controller) -> None:
+    [spread] = [r for r in fabric_rules(PLAN) if any(isinstance(a, HashSpread) for a in r.actions)]
+    border = PLAN.switches_with("border")[0].name
+    assert spread.switch == border
+    assert set(spread.actions[0].ports) == {PLAN.port_between(border, g) for g in GATEWAYS}
+    steered = controller.steer(GATEWAYS[1])
+    assert (steered.table, steered.priority, steered.match) == (spread.table, spread.priority,
+                                                                 spread.match)
+    assert steered.actions == (HashSpread((PLAN.port_between(border, GATEWAYS[1]),)),)
+    assert controller.steer(None) == spread
 
 
 def test_after_many_updates_only_ids_ahead_of_the_gateway_are_copied(controller) -> None:

@@ -7,9 +7,9 @@ once both sockets are bound, then one JSON line per datagram or connection:
 stream socket does not report it).
 
 ``python -m topologies.probe send udp|tcp HOST PORT --sport S --count N
-[--dscp D]`` sends ``N`` datagrams (or one TCP exchange) from source port
-``S`` and prints one JSON line per reply: ``{"reply_from", "payload"}``, then
-``done``.
+[--flows F] [--dscp D]`` sends ``N`` datagrams (or one TCP exchange) from
+source port ``S`` (then ``S+1``... for ``F`` flows) and prints one JSON line
+per reply: ``{"reply_from", "payload"}``, then ``done``.
 """
 
 from __future__ import annotations
@@ -55,7 +55,14 @@ def report(proto: str, source: tuple[str, int], port: int, dscp: int | None) -> 
 
 
 def send(proto: str, host: str, port: int, sport: int, count: int, dscp: int,
-         timeout: float) -> None:
+         timeout: float, flows: int = 1) -> None:
+    for flow in range(flows):
+        send_flow(proto, host, port, sport + flow, count, dscp, timeout)
+    print("done", flush=True)
+
+
+def send_flow(proto: str, host: str, port: int, sport: int, count: int, dscp: int,
+              timeout: float) -> None:
     kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -77,7 +84,6 @@ def send(proto: str, host: str, port: int, sport: int, count: int, dscp: int,
                     continue
                 print(json.dumps({"reply_from": source[0], "payload": data.decode()}),
                       flush=True)
-    print("done", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     client.add_argument("host")
     client.add_argument("port", type=int)
     client.add_argument("--sport", type=int, required=True)
-    client.add_argument("--count", type=int, default=1)
+    client.add_argument("--count", type=int, default=1, help="datagrams per flow (UDP)")
+    client.add_argument("--flows", type=int, default=1,
+                        help="flows one after another, from source ports sport, sport+1, ...")
     client.add_argument("--dscp", type=int, default=0, choices=range(64), metavar="0..63")
     client.add_argument("--timeout", type=float, default=2.0)
     args = parser.parse_args(argv)
@@ -100,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             serve(args.udp, args.tcp)
         else:
             send(args.proto, args.host, args.port, args.sport, args.count, args.dscp,
-                 args.timeout)
+                 args.timeout, args.flows)
     except KeyboardInterrupt:
         return 130
     except OSError as error:
