@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 
 from beaver.cli import UsageError
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress_printer(config: WorldConfig):
+def _progress_printer(config: WorldConfig) -> Callable[[World], None]:
     def show(world: World) -> None:
         print(
             f"\r  t={world.engine.now * 1e3:9.3f} ms  started {world.started}/{config.snapshots}"

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from beaver.core.coordinator import Coordinator, InvalidReport, SnapshotStatus
@@ -182,7 +183,7 @@ class World:
 
     # -- running --------------------------------------------------------------------------
 
-    def run(self, progress=None) -> Run:
+    def run(self, progress: Callable[[], None] | None = None) -> Run:
         """Run until every snapshot is started and the world has drained."""
         sources = [
             PoissonSource(self.engine, self.rng, self.workload.message_rate_hz * len(self.nodes),
@@ -271,7 +272,7 @@ class World:
 
     # -- in-group nodes -------------------------------------------------------------------
 
-    def _capturer(self, node: int):
+    def _capturer(self, node: int) -> Callable[[], NodeState]:
         sequence = self.log.sequence(self.names[node])
 
         def capture() -> NodeState:
@@ -308,7 +309,9 @@ class World:
         self._next_message += 1
         return self._next_message
 
-    def _on_channel(self, sender: int, receiver: int, action, *args) -> None:
+    def _on_channel(
+        self, sender: int, receiver: int, action: Callable[..., None], *args: object
+    ) -> None:
         """Schedule ``action(sender, receiver, *args)`` on the FIFO channel sender -> receiver."""
         arrival = self.engine.now + self.latencies.ingroup_link.draw(self.rng)
         channel = sender * len(self.nodes) + receiver
