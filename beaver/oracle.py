@@ -114,6 +114,7 @@ def judge(
     replay = _Replay(log, snapshots)
     replay.run()
     inconsistent = _covered(replay.inconsistent_ranges, snapshots)
+    captured_by_all = min((len(positions) for positions in log.captures.values()), default=0)
     verdicts = []
     for k in range(1, snapshots + 1):
         truth = replay.in_flight.get(k, set())
@@ -122,7 +123,7 @@ def judge(
         verdicts.append(
             Verdict(
                 snapshot_id=k,
-                captured=all(len(log.captures[node]) >= k for node in log.ingroup),
+                captured=k <= captured_by_all,
                 consistent=not inconsistent[k],
                 channel_exact=missing == 0 and extra == 0,
                 channel_missing=missing,
