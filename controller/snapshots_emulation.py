@@ -47,6 +47,8 @@ class EmulationSettings:
     """What ``beaver run`` and ``beaver restore`` build."""
 
     protocol: str = "beaver"
+    service: str = "bank"
+    """What the in-group runs: ``bank`` or ``kv`` (see :mod:`hosts.services`)."""
     gateways: int = 2
     ingroup: int = 4
     wan_delay: float = 0.005
@@ -126,7 +128,7 @@ class HostProcess:
 
 
 class Emulation:
-    """Data center, coordinator service, relays and bank agents, up while inside ``with``."""
+    """Data center, coordinator service, relays and agents, up while inside ``with``."""
 
     def __init__(self, settings: EmulationSettings, store: Store, run: int):
         self.settings = settings
@@ -138,6 +140,8 @@ class Emulation:
         self.service: SnapshotService | None = None
         self.relays: list[HostProcess] = []
         self.agents: list[HostProcess] = []
+        self.extras: list[HostProcess] = []
+        """Processes started with :meth:`launch` (e.g. external clients)."""
         self.logs: Path | None = None
 
     def __enter__(self) -> Emulation:
@@ -175,7 +179,7 @@ class Emulation:
         for node in self.nodes:
             self.agents.append(self._launch(node, [
                 "hosts.agent", "--plan", str(self.datacenter.plan_file), "--node", node,
-                "--service", "bank", "--protocol", settings.protocol,
+                "--service", settings.service, "--protocol", settings.protocol,
                 "--coordinator", f"{host}:{port}", "--rate", str(settings.bank_rate),
                 "--external-share", str(settings.external_share),
                 "--window", str(settings.window), "--report-interval", "0.2",
@@ -184,6 +188,12 @@ class Emulation:
             agent.wait_line("ready", settings.ready_timeout)
         self.service.wait_agents(settings.ready_timeout)
 
+    def launch(self, host: str, args: list[str]) -> HostProcess:
+        """Start ``python -m ARGS`` in ``host``; it is stopped when the emulation ends."""
+        process = self._launch(host, args)
+        self.extras.append(process)
+        return process
+
     def _launch(self, host: str, args: list[str]) -> HostProcess:
         assert self.logs is not None
         return HostProcess(self.datacenter.host(host), args, self.logs / f"{host}.log")
@@ -191,8 +201,10 @@ class Emulation:
     def _stop(self) -> None:
         if self.service is not None:
             self.service.close()  # tells the agents to stop
-        for process in self.agents + self.relays:
-            process.stop(grace=5.0 if process in self.agents else 0.0)
+        for process in self.agents:
+            process.stop(grace=5.0)
+        for process in self.relays + self.extras:
+            process.stop(grace=0.0)
         self.datacenter.__exit__(None, None, None)
         if self.logs is not None:
             shutil.rmtree(self.logs, ignore_errors=True)

@@ -1,0 +1,190 @@
+"""What taking snapshots costs the in-group, measured in the emulated data center.
+
+Three measurements, each in its own data center, each comparing two phases
+of the same run:
+
+1. the highest snapshot rate a run sustains: ``--probe`` Beaver snapshots
+   asked for as fast as possible, stored per second of wall time;
+2. bank throughput (credits delivered per second, from the agents'
+   counters) without snapshots and with snapshots at that rate, and user
+   latency p50/p99: external key-value clients' requests through the
+   gateways to the VIP (the bank has no request/reply traffic to time),
+   without and with snapshots at that rate; printed as ratios;
+3. bytes on the data links (every data-plane switch port's tx bytes, from
+   ``ovs-ofctl dump-ports``; the management network is not counted) per
+   second without snapshots and with ``--snapshot-rate`` snapshots per
+   second, for each protocol: the extra bytes per snapshot.
+
+Needs root and Open vSwitch; prints one line per figure, ``--json FILE``
+writes them all::
+
+    sudo .venv/bin/python benchmarks/bench_run.py --duration 10 --json bench_run.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from beaver.core.protocols import PROTOCOLS
+from controller.snapshots_emulation import Emulation, EmulationSettings
+from controller.store import Store
+from hosts.agent import SERVICE_PORT
+from topologies.network import ovs_problem
+
+TX_BYTES = re.compile(r"port\s+(\d+):.*?tx pkts=\d+, bytes=(\d+)", re.S)
+
+
+def delivered(emulation: Emulation) -> int:
+    """Datagrams the agents delivered so far (their latest counters reports)."""
+    assert emulation.service is not None
+    return sum(c.get("delivered") or 0 for c in dict(emulation.service.node_counters).values())
+
+
+def data_tx_bytes(emulation: Emulation) -> int:
+    """Bytes sent so far by every port of every data-plane switch."""
+    total = 0
+    for switch in emulation.plan.switches:
+        ports = emulation.datacenter.ofctl("dump-ports", switch.name)
+        total += sum(int(sent) for _port, sent in TX_BYTES.findall(ports))
+    return total
+
+
+def sustained_rate(emulation: Emulation, probe: int) -> float:
+    assert emulation.service is not None
+    began = time.monotonic()
+    result = emulation.service.take(probe, 1e5, timeout=120)
+    return result.stored / (time.monotonic() - began)
+
+
+def snapshots_for(emulation: Emulation, duration: float, rate: float | None) -> None:
+    """``duration`` seconds with snapshots at ``rate`` (None: just the workload)."""
+    assert emulation.service is not None
+    if rate is None:
+        time.sleep(duration)  # the measurement window itself
+    else:
+        emulation.service.take(max(1, round(rate * duration)), rate, timeout=duration + 60)
+
+
+def bank_throughput(args: argparse.Namespace, store: Store) -> dict[str, Any]:
+    settings = EmulationSettings(bank_rate=args.bank_rate)
+    run = store.new_run("beaver", {"bench": "throughput"}, None, "measured")
+    with Emulation(settings, store, run) as emulation:
+        emulation.tau_min(None)
+        rate = sustained_rate(emulation, args.probe)
+        rates = {}
+        for phase, snapshot_rate in (("without", None), ("with", rate)):
+            before, began = delivered(emulation), time.monotonic()
+            snapshots_for(emulation, args.duration, snapshot_rate)
+            rates[phase] = (delivered(emulation) - before) / (time.monotonic() - began)
+    return {"sustained_snapshot_rate_hz": rate, "bank_credits_per_s_without": rates["without"],
+            "bank_credits_per_s_with": rates["with"],
+            "bank_throughput_ratio": rates["with"] / rates["without"]}
+
+
+def client_latency(args: argparse.Namespace, store: Store, rate: float) -> dict[str, Any]:
+    settings = EmulationSettings(service="kv", bank_rate=args.kv_rate)
+    run = store.new_run("beaver", {"bench": "latency"}, None, "given")
+    summaries = {}
+    with Emulation(settings, store, run) as emulation:
+        emulation.tau_min(1e6)  # validity does not matter here; the kv sends through no relay
+        client = next(x for x in emulation.plan.externals if x.role == "client")
+        vip = emulation.plan.services[0].vip
+        for phase, snapshot_rate in (("without", None), ("with", rate)):
+            process = emulation.launch(client.name, [
+                "hosts.client", "--vip", f"{vip}:{SERVICE_PORT}", "--rate", str(args.client_rate),
+                "--duration", str(args.duration), "--grace", "1",
+            ])
+            process.wait_line("client ready", 30)
+            snapshots_for(emulation, args.duration, snapshot_rate)
+            line = process.wait_line("summary", args.duration + 30)
+            summaries[phase] = json.loads(line.split(" ", 1)[1])
+    without, with_ = summaries["without"], summaries["with"]
+    return {
+        "client_latency_ms_without": without["latency_ms"],
+        "client_latency_ms_with": with_["latency_ms"],
+        "client_p99_ratio": with_["latency_ms"]["p99"] / without["latency_ms"]["p99"],
+        "client_replies_ratio": with_["replies"] / max(1, without["replies"]),
+        "client_lost": {"without": without["lost"], "with": with_["lost"]},
+    }
+
+
+def link_bytes(args: argparse.Namespace, store: Store, protocol: str) -> dict[str, Any]:
+    settings = EmulationSettings(protocol=protocol, bank_rate=args.bank_rate_bytes)
+    run = store.new_run(protocol, {"bench": "bytes"}, None, "given")
+    per_second = {}
+    with Emulation(settings, store, run) as emulation:
+        emulation.tau_min(1e6)
+        for phase, snapshot_rate in (("without", None), ("with", args.snapshot_rate)):
+            before, began = data_tx_bytes(emulation), time.monotonic()
+            snapshots_for(emulation, args.duration, snapshot_rate)
+            per_second[phase] = (data_tx_bytes(emulation) - before) / (time.monotonic() - began)
+    extra = (per_second["with"] - per_second["without"]) / args.snapshot_rate
+    return {"protocol": protocol, "data_bytes_per_s_without": per_second["without"],
+            "data_bytes_per_s_with": per_second["with"], "extra_bytes_per_snapshot": extra}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench_run.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
+    parser.add_argument("--probe", type=int, default=200,
+                        help="snapshots asked for at once to find the sustained rate")
+    parser.add_argument("--bank-rate", type=float, default=100.0,
+                        help="bank transfers per second per host (throughput part)")
+    parser.add_argument("--kv-rate", type=float, default=20.0,
+                        help="key-value replication flushes per second per host")
+    parser.add_argument("--client-rate", type=float, default=200.0,
+                        help="client requests per second")
+    parser.add_argument("--bank-rate-bytes", type=float, default=20.0,
+                        help="bank transfers per second per host (bytes part)")
+    parser.add_argument("--snapshot-rate", type=float, default=20.0,
+                        help="snapshots per second in the bytes part")
+    parser.add_argument("--protocols", default=",".join(PROTOCOLS))
+    parser.add_argument("--json", type=Path, help="write the figures to this file")
+    args = parser.parse_args(argv)
+    protocols = args.protocols.split(",")
+    unknown = sorted(set(protocols) - set(PROTOCOLS))
+    if unknown or args.duration <= 0 or args.snapshot_rate <= 0:
+        print(f"bench_run.py: unknown protocols {unknown} or non-positive duration/rate",
+              file=sys.stderr)
+        return 2
+    problem = ovs_problem()
+    if problem:
+        print(f"bench_run.py: the emulated data center {problem}", file=sys.stderr)
+        return 1
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-run-") as scratch, \
+            Store(Path(scratch) / "bench.db") as store:
+        figures |= bank_throughput(args, store)
+        print(f"sustained snapshot rate {figures['sustained_snapshot_rate_hz']:.0f} Hz; bank "
+              f"credits/s {figures['bank_credits_per_s_without']:.0f} without, "
+              f"{figures['bank_credits_per_s_with']:.0f} with snapshots: ratio "
+              f"{figures['bank_throughput_ratio']:.3f}", flush=True)
+        figures |= client_latency(args, store, figures["sustained_snapshot_rate_hz"])
+        print(f"client latency p50/p99 {figures['client_latency_ms_without']['p50']}/"
+              f"{figures['client_latency_ms_without']['p99']} ms without, "
+              f"{figures['client_latency_ms_with']['p50']}/"
+              f"{figures['client_latency_ms_with']['p99']} ms with snapshots: p99 ratio "
+              f"{figures['client_p99_ratio']:.3f}, replies ratio "
+              f"{figures['client_replies_ratio']:.3f}", flush=True)
+        figures["bytes"] = []
+        for protocol in protocols:
+            row = link_bytes(args, store, protocol)
+            figures["bytes"].append(row)
+            print(f"{protocol:>15}: data links {row['data_bytes_per_s_without']:.0f} B/s "
+                  f"without, {row['data_bytes_per_s_with']:.0f} B/s with "
+                  f"{args.snapshot_rate:g} snapshots/s: "
+                  f"{row['extra_bytes_per_snapshot']:.0f} B per snapshot", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
