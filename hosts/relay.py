@@ -167,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: relay.request_stop())
     signal.set_wakeup_fd(relay.wakeup_fd)
-    print(f"relay ready: {args.listen} -> {args.forward}, WAN delay {args.delay * 1e3:.3f} ms "
+    bound = "{}:{}".format(*sock.getsockname())
+    print(f"relay ready: {bound} -> {args.forward}, WAN delay {args.delay * 1e3:.3f} ms "
           f"emulated {how}", flush=True)
     try:
         relay.run()

@@ -39,6 +39,21 @@ def wait_until(
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
+def free_udp_port(*ips: str) -> int:
+    """A UDP port nothing is bound to on any of ``ips`` right now."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first:
+            first.bind((ips[0], 0))
+            port = first.getsockname()[1]
+            try:
+                for ip in ips[1:]:
+                    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+                        other.bind((ip, port))
+            except OSError:
+                continue
+            return port
+
+
 class FakeCoordinator:
     """Accepts agent connections and records every message they send, by node."""
 

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from test_hosts_fakes import FakeCoordinator, Peer, Process, wait_until
+from test_hosts_fakes import FakeCoordinator, Peer, Process, free_udp_port, wait_until
 
 from beaver.core.protocols import protocol
-from hosts import management
+from hosts import management, wire
 from hosts.services.bank import BankConfig, check_invariant
 from topologies.addressing import DataCenterParams, build_plan
 
@@ -59,14 +59,23 @@ def plan_file(tmp_path_factory) -> Path:
     return path
 
 
-def agent(start, plan_file: Path, coordinator: FakeCoordinator, node: str, *extra: str):
-    host, port = coordinator.address
-    return start("hosts.agent", "--plan", str(plan_file), "--node", node,
-                 "--coordinator", f"{host}:{port}", "--connect-timeout", "5", *extra)
+@pytest.fixture
+def data_port() -> int:
+    """The agents' data port for one test (tests may run beside other runs of the suite)."""
+    return free_udp_port("127.0.0.21", "127.0.0.22")
 
 
-def test_agent_is_ready_answers_notify_and_stops_on_request(processes, plan_file, coordinator):
-    process = agent(processes, plan_file, coordinator, "th1", "--service", "bank",
+def agent(start, plan_file: Path, coordinator: FakeCoordinator, port: int, node: str,
+          *extra: str):
+    host, coordinator_port = coordinator.address
+    return start("hosts.agent", "--plan", str(plan_file), "--node", node, "--port", str(port),
+                 "--coordinator", f"{host}:{coordinator_port}", "--connect-timeout", "5", *extra)
+
+
+def test_agent_is_ready_answers_notify_and_stops_on_request(
+    processes, plan_file, coordinator, data_port
+):
+    process = agent(processes, plan_file, coordinator, data_port, "th1", "--service", "bank",
                     "--protocol", "beaver", "--rate", "0")
     ready = json.loads(process.line("ready", coordinator.poll).split(" ", 1)[1])
     assert ready["data"].startswith("127.0.0.21:") and ready["peers"] == ["th1", "th2"]
@@ -84,8 +93,8 @@ def test_agent_is_ready_answers_notify_and_stops_on_request(processes, plan_file
 
 
 @pytest.mark.parametrize("ending", ["sigterm", "hang-up"])
-def test_agent_exits_cleanly(processes, plan_file, coordinator, ending):
-    process = agent(processes, plan_file, coordinator, "th2", "--service", "kv",
+def test_agent_exits_cleanly(processes, plan_file, coordinator, data_port, ending):
+    process = agent(processes, plan_file, coordinator, data_port, "th2", "--service", "kv",
                     "--protocol", "lai-yang")
     process.line("ready", coordinator.poll)
     if ending == "sigterm":
@@ -109,12 +118,12 @@ def test_agent_refuses_bad_arguments(processes, plan_file, extra, complaint):
     assert len(stderr) == 1 and complaint in stderr[0]
 
 
-def test_agent_without_coordinator_gives_up_after_its_timeout(processes, plan_file):
+def test_agent_without_coordinator_gives_up_after_its_timeout(processes, plan_file, data_port):
     unused = FakeCoordinator()
     address = unused.address
     unused.close()
     process = processes("hosts.agent", "--plan", str(plan_file), "--node", "th1",
-                        "--service", "bank", "--protocol", "beaver",
+                        "--service", "bank", "--protocol", "beaver", "--port", str(data_port),
                         "--coordinator", f"{address[0]}:{address[1]}", "--connect-timeout", "0.3")
     assert process.wait() == 1
     assert "no coordinator" in process.popen.stderr.read().decode()
@@ -123,14 +132,16 @@ def test_agent_without_coordinator_gives_up_after_its_timeout(processes, plan_fi
 def test_relay_delays_and_marks_the_chain_start(processes):
     target = Peer("127.0.0.40")
     try:
-        relay = processes("hosts.relay", "--listen", "127.0.0.41:9100",
+        relay = processes("hosts.relay", "--listen", f"127.0.0.41:{free_udp_port('127.0.0.41')}",
                           "--forward", f"{target.address[0]}:{target.address[1]}",
                           "--delay", "0.05")
-        assert "emulated in the relay process" in relay.line("relay ready")
+        ready = relay.line("relay ready")
+        assert "emulated in the relay process" in ready
+        listening = wire.parse_address(ready.split()[2])
         sender = Peer("127.0.0.42")
         sent_at = time.monotonic()
         sender.send({"kind": "credit", "transfer": "x-1", "amount": 3, "sent_at": sent_at},
-                    ("127.0.0.41", 9100), dscp=9)
+                    listening, dscp=9)
         message, dscp = target.receive(lambda: relay.read(0.01), "the relayed datagram")
         arrived = time.monotonic()
         sender.close()
@@ -145,8 +156,8 @@ def test_relay_delays_and_marks_the_chain_start(processes):
         target.close()
 
 
-def test_client_loads_a_kv_agent_and_counts_replies(processes, plan_file, coordinator):
-    process = agent(processes, plan_file, coordinator, "th1", "--service", "kv",
+def test_client_loads_a_kv_agent_and_counts_replies(processes, plan_file, coordinator, data_port):
+    process = agent(processes, plan_file, coordinator, data_port, "th1", "--service", "kv",
                     "--protocol", "beaver")
     data = json.loads(process.line("ready", coordinator.poll).split(" ", 1)[1])["data"]
     client = processes("hosts.client", "--vip", data, "--bind", "127.0.0.31",
@@ -160,11 +171,11 @@ def test_client_loads_a_kv_agent_and_counts_replies(processes, plan_file, coordi
 
 @pytest.mark.parametrize("protocol_name", ["lai-yang", "chandy-lamport"])
 def test_bank_snapshots_assembled_by_the_core_are_consistent(
-    processes, plan_file, coordinator, protocol_name
+    processes, plan_file, coordinator, data_port, protocol_name
 ):
     """Two bank agents transfer money; the core coordinator takes three snapshots."""
     agents = [
-        agent(processes, plan_file, coordinator, node, "--service", "bank",
+        agent(processes, plan_file, coordinator, data_port, node, "--service", "bank",
               "--protocol", protocol_name, "--rate", "300", "--external-share", "0",
               "--report-interval", "0.05")
         for node in ("th1", "th2")
