@@ -75,18 +75,26 @@ def start_iperf_server(dc: DataCenter) -> subprocess.Popen[str]:
     return server
 
 
-def iperf_while_updating(dc: DataCenter, seconds: float, first_id: int) -> tuple[float, float]:
-    """(id updates per second, iperf3 bit/s) with back-to-back id updates during the run."""
+def iperf_while_updating(dc: DataCenter, seconds: float, first_id: int,
+                         rate: float) -> tuple[float, float]:
+    """(id updates per second, iperf3 bit/s) with id updates during the run.
+
+    ``rate`` 0: back to back; otherwise paced at ``rate`` updates per second.
+    """
     stop = threading.Event()
     updated = [0]
 
     def keep_updating() -> None:
         with GatewayClient(dc.control_port) as client:
             snapshot_id = first_id
+            due = time.monotonic()
             while not stop.is_set():
                 client.set_id(snapshot_id)
                 snapshot_id += 1
                 updated[0] += 1
+                if rate > 0:
+                    due += 1 / rate
+                    stop.wait(max(0.0, due - time.monotonic()))
 
     updater = threading.Thread(target=keep_updating)
     started = time.monotonic()
@@ -99,7 +107,7 @@ def iperf_while_updating(dc: DataCenter, seconds: float, first_id: int) -> tuple
     return updated[0] / (time.monotonic() - started), throughput
 
 
-def measure(gateways: int, updates: int, seconds: float, rounds: int,
+def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rate: float,
             prefix: str) -> dict[str, Any]:
     # One backend behind the VIP, so iperf3's control and data connections meet.
     params = DataCenterParams(spines=1, leaves=1, hosts_per_leaf=1, gateways=gateways,
@@ -116,7 +124,8 @@ def measure(gateways: int, updates: int, seconds: float, rounds: int,
         try:
             for _ in range(rounds):  # alternate, so drifting background load hits both alike
                 quiet.append(iperf(dc, seconds))
-                rate, throughput = iperf_while_updating(dc, seconds, next_id)
+                rate, throughput = iperf_while_updating(dc, seconds, next_id,
+                                                        update_rate)
                 next_id += 10**6
                 update_rates.append(rate)
                 busy.append(throughput)
@@ -126,6 +135,7 @@ def measure(gateways: int, updates: int, seconds: float, rounds: int,
     return {
         "gateways": gateways,
         "updates": updates,
+        "update_rate_requested": update_rate,
         "update_p50_ms": percentile(latencies, 0.5) * 1e3,
         "update_p99_ms": percentile(latencies, 0.99) * 1e3,
         "roundtrip_p50_ms": percentile(roundtrips, 0.5) * 1e3,
@@ -145,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iperf-seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=3,
                         help="iperf3 runs without and with updates, alternated")
+    parser.add_argument("--update-rate", type=float, default=0.0,
+                        help="id updates per second during iperf3 (0: back to back)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     try:
@@ -162,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
           f" {'iperf Mb/s':>11} {'w/ updates':>11} {'ratio':>6} {'upd/s':>7}")
     for gateways in sizes:
         try:
-            row = measure(gateways, args.updates, args.iperf_seconds, args.rounds, prefix="bg")
+            row = measure(gateways, args.updates, args.iperf_seconds, args.rounds,
+                          args.update_rate, prefix="bg")
         except ValueError as error:
             print(f"bench_gateways: {error}", file=sys.stderr)
             return 2

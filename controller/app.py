@@ -109,9 +109,9 @@ class GatewayApp(app_manager.OSKenApp):
             log.warning("ignoring switch with unknown dpid %#x", datapath.id)
             return
         with self.lock:
+            if name in self.datapaths:  # reconnected before the old connection was seen dead
+                self._forget_connection(name, self.datapaths[name])
             self.datapaths[name] = datapath
-            self.ready.discard(name)
-            self.probing.discard(name)
             self._clear(datapath)
             self._send_ops(self.decisions.on_connect(name))
             self._barrier(datapath, lambda now: self._mark_ready(name))
@@ -147,11 +147,16 @@ class GatewayApp(app_manager.OSKenApp):
             if name is None or self.datapaths.get(name) is not datapath:
                 return
             del self.datapaths[name]
-            self.ready.discard(name)
-            self.decisions.on_disconnect(name)
-            self.barriers = {k: v for k, v in self.barriers.items() if k[0] != datapath.id}
-            self.changed.notify_all()
+            self._forget_connection(name, datapath)
         log.warning("switch %s disconnected", name)
+
+    def _forget_connection(self, name: str, datapath: Any) -> None:
+        """A connection ended: its pending barriers will never answer, its updates fail."""
+        self.ready.discard(name)
+        self.probing.discard(name)
+        self.decisions.on_disconnect(name)
+        self.barriers = {k: v for k, v in self.barriers.items() if k[0] != datapath.id}
+        self.changed.notify_all()
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     def barrier_reply(self, event: Any) -> None:

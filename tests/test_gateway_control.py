@@ -41,6 +41,11 @@ class Target:
         self.decisions.expire(update, "no barrier reply before the timeout")
         return update.to_dict()
 
+    def roundtrip(self, gateway: str) -> dict[str, float]:
+        if gateway not in self.decisions.gateways:
+            raise KeyError(f"no connected gateway named {gateway!r}")
+        return {"sent_at": 5.0, "acked_at": 5.25}
+
     def steer(self, gateway: str | None) -> None:
         if gateway is not None and gateway not in self.decisions.gateways:
             raise KeyError(f"no gateway named {gateway!r}")
@@ -74,6 +79,14 @@ def test_a_failed_gateway_is_reported_and_the_update_never_complete(
     assert not result.complete and result.last_acked is None
     assert result.failed == {PLAN.gateways[1].name}
     assert result.gateways[PLAN.gateways[1].name].failure == "no barrier reply before the timeout"
+
+
+def test_roundtrip_is_the_time_between_flow_mod_and_barrier_reply(
+        served: tuple[Target, GatewayClient]) -> None:
+    _, client = served
+    assert client.roundtrip(PLAN.gateways[0].name) == 0.25
+    with pytest.raises(ControllerError, match="no connected gateway named 'x'"):
+        client.roundtrip("x")
 
 
 def test_bad_requests_get_one_clear_error(served: tuple[Target, GatewayClient]) -> None:

@@ -186,3 +186,30 @@ class DataCenter:
         """Run ``ovs-ofctl -O OpenFlow13 args...`` and return its output."""
         return subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", *args], capture_output=True,
                               text=True, check=True).stdout
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build a data center, open the Mininet CLI, remove everything on exit."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m topologies.network", description=main.__doc__)
+    parser.add_argument("options", nargs="*", metavar="NAME=VALUE",
+                        help="data center parameters, e.g. gateways=4 prefix=dc")
+    args = parser.parse_args(argv)
+    try:
+        options = dict(option.split("=", 1) for option in args.options)
+        datacenter = DataCenter(DataCenterParams.from_options(**options))
+    except ValueError as error:
+        print(f"python -m topologies.network: {error}", file=sys.stderr)
+        return 2
+    from mininet.cli import CLI
+
+    with datacenter as dc:
+        print(f"plan: {dc.plan_file}\ncontroller: OpenFlow 127.0.0.1:{dc.controller_port},"
+              f" control 127.0.0.1:{dc.control_port}, log {dc.controller_log}")
+        CLI(dc.net)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
