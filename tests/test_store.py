@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from beaver.cli import main
+from beaver.commands import restore as restore_command
+from beaver.commands import run as run_command
 from controller.store import (
     SCHEMA_VERSION,
     FinishedSnapshot,
@@ -258,3 +260,21 @@ def test_restore_of_an_inconsistent_snapshot_says_so(bank_db: Path, capsys) -> N
     assert "2 violations" in out and f"{SERIES}:9" in out
     code, _, err = beaver(capsys, "restore", "3", "--db", str(bank_db), "--offline")
     assert code == 2 and "no snapshot 3" in err
+
+
+def test_run_refuses_nonsense_and_a_machine_without_ovs(monkeypatch, tmp_path: Path,
+                                                        capsys) -> None:
+    db = tmp_path / "never.db"
+    code, _, err = beaver(capsys, "run", "--rate", "0", "--gateways", "9", "--db", str(db))
+    assert code == 2 and err.count("\n") == 1
+    assert "--rate must be a positive number" in err and "--gateways must be in 1..8" in err
+    monkeypatch.setattr(run_command, "ovs_problem", lambda: "needs root")
+    code, _, err = beaver(capsys, "run", "--db", str(db))
+    assert code == 1 and err.count("\n") == 1 and "needs root" in err and "setup.sh" in err
+    assert not db.exists()
+
+
+def test_live_restore_without_ovs_points_to_offline(bank_db: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(restore_command, "ovs_problem", lambda: "needs root")
+    code, _, err = beaver(capsys, "restore", "1", "--db", str(bank_db))
+    assert code == 1 and err.count("\n") == 1 and "--offline" in err
