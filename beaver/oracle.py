@@ -76,11 +76,13 @@ class EventLog:
 
     def capture(self, node: str, through: int) -> None:
         """``node`` records its state for every snapshot up to ``through`` not yet captured."""
-        if node not in self.ingroup:
-            raise LogError(f"{node!r} is not an in-group node and takes no snapshots")
-        positions = self.captures[node]
-        position = len(self.sequence(node))
-        positions.extend([position] * (through - len(positions)))
+        try:
+            positions = self.captures[node]
+        except KeyError:
+            raise LogError(f"{node!r} is not an in-group node and takes no snapshots") from None
+        missing = through - len(positions)
+        if missing > 0:
+            positions.extend([len(self.sequence(node))] * missing)
 
     def level(self, node: str) -> int:
         """How many snapshots ``node`` has captured so far."""

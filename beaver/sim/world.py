@@ -34,6 +34,7 @@ import random
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from beaver.core.coordinator import Coordinator, InvalidReport, SnapshotStatus
 from beaver.core.gateway import Gateway
@@ -105,8 +106,7 @@ class WorldConfig:
         return self.tau_min if self.controller_tau_min is None else self.controller_tau_min
 
 
-@dataclass(frozen=True)
-class NodeState:
+class NodeState(NamedTuple):
     """The application state a local snapshot records: counters and the log position."""
 
     position: int
