@@ -19,6 +19,7 @@ from test_hosts_fakes import FakeCoordinator, Peer, Process, free_udp_port, wait
 from beaver.core.protocols import protocol
 from hosts import management, wire
 from hosts.services.bank import BankConfig, check_invariant
+from hosts.services.transfers import IdSet
 from topologies.addressing import DataCenterParams, build_plan
 
 
@@ -169,6 +170,41 @@ def test_client_loads_a_kv_agent_and_counts_replies(processes, plan_file, coordi
     assert summary["latency_ms"]["p50"] is not None
 
 
+class CoreDriver:
+    """The protocol core's coordinator, fed with the reports the fake coordinator received."""
+
+    def __init__(self, fake: FakeCoordinator, protocol_name: str, nodes: list[str]):
+        self.fake = fake
+        self.core = protocol(protocol_name).coordinator(nodes)
+        self._handled = 0
+
+    def pump(self) -> None:
+        self.fake.poll(0.01)
+        for node, message in self.fake.received[self._handled:]:
+            if message["type"] == "local":
+                self.core.add_local(management.local_snapshot(node, message), time.monotonic())
+            elif message["type"] == "in_flight":
+                self.core.add_in_flight(management.in_flight(node, message), time.monotonic())
+        self._handled = len(self.fake.received)
+
+    def start(self, notify: bool = True) -> tuple[int, list[str]]:
+        """Start a snapshot; tell the nodes the core names now, unless ``notify`` is False."""
+        snapshot_id, commands = self.core.start(time.monotonic())
+        if notify:
+            for command in commands:
+                self.fake.send("notify", command.node, snapshot_id=command.snapshot_id)
+        return snapshot_id, [command.node for command in commands]
+
+    def wait_complete(self, snapshot_id: int) -> None:
+        status = self.core.status(snapshot_id)
+        wait_until(lambda: status.complete, f"snapshot {snapshot_id} to complete", self.pump)
+
+
+def delivered(coordinator: FakeCoordinator, node: str, counter: str = "delivered") -> int:
+    """The latest running total ``counter`` the agent of ``node`` reported."""
+    return max((c[counter] for c in coordinator.of_type("counters", node)), default=0)
+
+
 @pytest.mark.parametrize("protocol_name", ["lai-yang", "chandy-lamport"])
 def test_bank_snapshots_assembled_by_the_core_are_consistent(
     processes, plan_file, coordinator, data_port, protocol_name
@@ -180,36 +216,15 @@ def test_bank_snapshots_assembled_by_the_core_are_consistent(
               "--report-interval", "0.05")
         for node in ("th1", "th2")
     ]
-    wait_until(lambda: coordinator.nodes() == ["th1", "th2"], "both agents", coordinator.poll)
-
-    def credits_delivered(node: str) -> int:
-        return max((c["delivered"] for c in coordinator.of_type("counters", node)), default=0)
-
-    wait_until(lambda: min(credits_delivered("th1"), credits_delivered("th2")) >= 5,
+    wait_until(lambda: min(delivered(coordinator, "th1"), delivered(coordinator, "th2")) >= 5,
                "credits delivered at both nodes", coordinator.poll)
-
-    core = protocol(protocol_name).coordinator(["th1", "th2"])
-    handled = 0
-
-    def pump() -> None:
-        nonlocal handled
-        coordinator.poll(0.01)
-        for node, message in coordinator.received[handled:]:
-            if message["type"] == "local":
-                core.add_local(management.local_snapshot(node, message), time.monotonic())
-            elif message["type"] == "in_flight":
-                core.add_in_flight(management.in_flight(node, message), time.monotonic())
-        handled = len(coordinator.received)
-
+    driver = CoreDriver(coordinator, protocol_name, ["th1", "th2"])
     for _ in range(3):
-        snapshot_id, commands = core.start(time.monotonic())
-        for command in commands:
-            coordinator.send("notify", command.node, snapshot_id=command.snapshot_id)
-        status = core.status(snapshot_id)
-        wait_until(lambda: status.complete, f"snapshot {snapshot_id}", pump)  # noqa: B023
-        snapshot = core.assemble(snapshot_id)
+        snapshot_id, _ = driver.start()
+        driver.wait_complete(snapshot_id)
+        snapshot = driver.core.assemble(snapshot_id)
         states = snapshot.states
-        assert sum(len(state["debited"]) for state in states.values()) > 0
+        assert sum(len(IdSet(state["debited"])) for state in states.values()) > 0
         total = BankConfig().initial_total(2)
         assert check_invariant(states, snapshot.in_flight, total) == []
         held = sum(sum(state["balances"].values()) for state in states.values())
@@ -218,3 +233,34 @@ def test_bank_snapshots_assembled_by_the_core_are_consistent(
     for node in ("th1", "th2"):
         coordinator.send("stop", node)
     assert [process.wait() for process in agents] == [0, 0]
+
+
+def test_lai_yang_misses_a_causal_chain_through_the_out_group_and_the_check_sees_it(
+    processes, plan_file, coordinator, data_port
+):
+    """th1 snapshots, then pays th2 through the relay before th2 snapshots: an effect
+    without its cause that no in-group mechanism can see (no gateway stamps the chain)."""
+    relay_port = free_udp_port("127.0.0.32")
+    relay = processes("hosts.relay", "--listen", f"127.0.0.32:{relay_port}",
+                      "--forward", f"127.0.0.22:{data_port}", "--delay", "0")
+    relay.line("relay ready")
+    for node in ("th1", "th2"):
+        agent(processes, plan_file, coordinator, data_port, node, "--service", "bank",
+              "--protocol", "lai-yang", "--rate", "100", "--external-share", "1",
+              "--relay-port", str(relay_port), "--report-interval", "0.05")
+    wait_until(lambda: coordinator.nodes() == ["th1", "th2"], "both agents", coordinator.poll)
+    driver = CoreDriver(coordinator, "lai-yang", ["th1", "th2"])
+    snapshot_id, nodes = driver.start(notify=False)
+    assert nodes == ["th1", "th2"]
+    coordinator.send("notify", "th1", snapshot_id=snapshot_id)
+    wait_until(lambda: coordinator.of_type("local", "th1"), "th1's local snapshot", driver.pump)
+    chains = delivered(coordinator, "th2", "chain_count")
+    wait_until(lambda: delivered(coordinator, "th2", "chain_count") >= chains + 10,
+               "relayed credits at th2 after th1's snapshot", driver.pump)
+    coordinator.send("notify", "th2", snapshot_id=snapshot_id)
+    driver.wait_complete(snapshot_id)
+    snapshot = driver.core.assemble(snapshot_id)
+    violations = check_invariant(snapshot.states, snapshot.in_flight,
+                                 BankConfig().initial_total(2))
+    assert [v for v in violations if "th1.0>" in v and "debited nowhere" in v]
+    assert "exceed the initial total" in violations[-1]
