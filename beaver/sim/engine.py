@@ -37,12 +37,13 @@ class Engine:
     ) -> None:
         """Run until no event is left, calling ``progress`` every ``progress_every`` events."""
         queue, pop = self._queue, heapq.heappop
-        run = 0
+        before, run = self.events_run, 0
         while queue:
             time, _, action, args = pop(queue)
             self.now = time
             action(*args)
             run += 1
             if progress is not None and run % progress_every == 0:
+                self.events_run = before + run
                 progress()
-        self.events_run += run
+        self.events_run = before + run
