@@ -7,9 +7,9 @@ Paths (all delays from :mod:`beaver.sim.latency`):
   :meth:`Gateway.stamp` when it crosses; otherwise it enters unmarked (0).
 - in-group -> out-group: direct, stamped by the sender (out-group ignores it).
 - in-group -> in-group: direct and FIFO per channel, stamped by the sender
-  (``node.send``). Messages sent to a VIP also pass a gateway on the way,
-  which sees their stamp (``observe_ingroup``: optimistic marking) and
-  forwards them unchanged.
+  (``node.send``). Under a stamping protocol, messages sent to a VIP also
+  pass a gateway on the way, which sees their stamp (``observe_ingroup``:
+  optimistic marking) and forwards them unchanged.
 - coordinator -> gateway (``UpdateGateway``) and the acknowledgement back,
   coordinator -> node (``NotifyNode``): messages with latency. Node reports
   (local snapshots, in-flight records) reach the coordinator at once.
@@ -18,9 +18,11 @@ Paths (all delays from :mod:`beaver.sim.latency`):
 
 The protocol logic is all in :mod:`beaver.core`: the world only carries
 messages and calls the core. It also keeps the ground truth for the oracle
-(:mod:`beaver.oracle`): every process's sends and receives, and, through
-each node's capture callback, the position in the node's event sequence at
-which each local snapshot was recorded.
+(:mod:`beaver.oracle`): every process's sends and receives, and where each
+local snapshot falls in its node's event sequence. A node's capture
+callback records that position in the captured state (:class:`NodeState`);
+after each core call the world logs the same position for every snapshot id
+the node moved to.
 
 External causal chains respect the world's true tau_min: an out-group
 process that received an in-group message sent at time ts sends nothing
