@@ -48,4 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, so commands and this entry share one UsageError.
+    from beaver.cli import main as imported_main
+
+    sys.exit(imported_main())
