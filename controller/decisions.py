@@ -16,7 +16,13 @@ from typing import Any
 from beaver.core.gateway import Gateway
 from beaver.core.ids import IdSpace
 from controller.maglev import DEFAULT_SIZE, FlowKey, MaglevTable
-from controller.pipeline import Purpose, cookie
+from controller.pipeline import (
+    FABRIC_PIPELINE,
+    GATEWAY_PIPELINE,
+    Purpose,
+    check_rules,
+    cookie,
+)
 from controller.rules import (
     ETH_TYPE_IP,
     Action,
@@ -138,13 +144,14 @@ class GatewayController:
         """Everything a switch needs when it (re)connects."""
         self.connected.add(switch)
         if switch in self.gateways:
-            ops: list[Op] = [Install(r) for r in gateway_rules(self.plan, switch)]
-            ops.append(Install(self.stamp_rule(switch)))
             observe = self.observe_rules(switch)
             self._observing[switch] = {r.match: r for r in observe}
-            ops.extend(Install(r) for r in observe)
-            return ops
-        return [Install(r) for r in self._fabric_rules if r.switch == switch]
+            rules = [*gateway_rules(self.plan, switch), self.stamp_rule(switch), *observe]
+            check_rules(GATEWAY_PIPELINE, rules)
+        else:
+            rules = [r for r in self._fabric_rules if r.switch == switch]
+            check_rules(FABRIC_PIPELINE, rules)
+        return [Install(r) for r in rules]
 
     def on_disconnect(self, switch: str) -> list[IdUpdate]:
         """A switch left: its pending id updates fail. Returns the updates that settled."""

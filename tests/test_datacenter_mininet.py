@@ -165,6 +165,13 @@ def gateway_packets(dc: DataCenter) -> dict[str, int]:
     return counts
 
 
+def test_flow_dumps_name_the_pipeline_tables(dc: DataCenter) -> None:
+    dump = dc.ofctl("dump-flows", dc.plan.gateways[0].name)
+    for name in ("classify", "stamp", "observe", "balance", "forward"):
+        assert f"table={name}," in dump
+    assert f"set_field:{SPACE.to_wire(max(dc.controller.ids().values()))}->ip_dscp" in dump
+
+
 def test_udp_reaches_predicted_backend_and_replies_bypass_gateways(
         dc: DataCenter, backends: Backends) -> None:
     client = dc.plan.externals[0].name

@@ -128,7 +128,25 @@ class DataCenter:
         self.net.start()
         names = [h.name for h in self.plan.hosts] + [x.name for x in self.plan.externals]
         self.hosts = {name: self.net.get(name) for name in names}
+        self._name_tables()
         self.controller.wait_ready(self.ready_timeout)
+
+    def _name_tables(self) -> None:
+        """Give the OpenFlow tables their pipeline names (``ovs-ofctl --names dump-flows``).
+
+        The Flow_Table rows belong to the bridges and go away with them.
+        """
+        from controller.pipeline import FABRIC_PIPELINE, GATEWAY_PIPELINE
+
+        gateways = {g.name for g in self.plan.gateways}
+        for switch in self.plan.switches:
+            pipeline = GATEWAY_PIPELINE if switch.name in gateways else FABRIC_PIPELINE
+            command = ["ovs-vsctl"]
+            for table in pipeline:
+                command += ["--", f"--id=@t{table.table_id}", "create", "Flow_Table",
+                            f"name={table.name}", "--", "set", "Bridge", switch.name,
+                            f"flow_tables:{table.table_id}=@t{table.table_id}"]
+            subprocess.run(command, check=True, capture_output=True)
 
     def _start_controller(self) -> None:
         command = [
@@ -183,9 +201,9 @@ class DataCenter:
         return self.hosts[name]
 
     def ofctl(self, *args: str) -> str:
-        """Run ``ovs-ofctl -O OpenFlow13 args...`` and return its output."""
-        return subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", *args], capture_output=True,
-                              text=True, check=True).stdout
+        """Run ``ovs-ofctl -O OpenFlow13 --names args...`` and return its output."""
+        return subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "--names", *args],
+                              capture_output=True, text=True, check=True).stdout
 
 
 def main(argv: list[str] | None = None) -> int:
