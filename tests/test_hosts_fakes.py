@@ -1,6 +1,7 @@
 """Stand-ins for the coordinator and for peers, shared by the host tests.
 
 :class:`FakeCoordinator` is a TCP server speaking the management protocol;
+:class:`CoreDriver` feeds what it received to the protocol core's coordinator;
 :class:`Peer` is a raw UDP socket that sends with a chosen DSCP and reads the
 DSCP of what it receives; :class:`Process` runs ``python -m`` a module of the
 project (directly or through a Mininet host's ``popen``) and reads its
@@ -21,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from beaver.core.protocols import protocol
+from beaver.core.records import Command, NotifyNode
 from hosts import management, wire
 
 REPO = Path(__file__).resolve().parent.parent
@@ -121,6 +124,38 @@ class FakeCoordinator:
         self.hang_up()
         self._selector.close()
         self.server.close()
+
+
+class CoreDriver:
+    """The protocol core's coordinator, fed with the reports the fake coordinator received."""
+
+    def __init__(self, fake: FakeCoordinator, protocol_name: str, nodes: list[str],
+                 gateways: tuple[str, ...] = ()):
+        self.fake = fake
+        self.core = protocol(protocol_name).coordinator(nodes, gateways=gateways)
+        self._handled = 0
+
+    def pump(self) -> None:
+        self.fake.poll(0.01)
+        for node, message in self.fake.received[self._handled:]:
+            if message["type"] == "local":
+                self.core.add_local(management.local_snapshot(node, message), time.monotonic())
+            elif message["type"] == "in_flight":
+                self.core.add_in_flight(management.in_flight(node, message), time.monotonic())
+        self._handled = len(self.fake.received)
+
+    def start(self, notify: bool = True) -> tuple[int, list[Command]]:
+        """Start a snapshot; tell the nodes the core names now, unless ``notify`` is False."""
+        snapshot_id, commands = self.core.start(time.monotonic())
+        if notify:
+            for command in commands:
+                if isinstance(command, NotifyNode):
+                    self.fake.send("notify", command.node, snapshot_id=command.snapshot_id)
+        return snapshot_id, commands
+
+    def wait_complete(self, snapshot_id: int) -> None:
+        status = self.core.status(snapshot_id)
+        wait_until(lambda: status.complete, f"snapshot {snapshot_id} to complete", self.pump)
 
 
 class Peer:

@@ -3,7 +3,8 @@
 What loopback cannot show: bank credits relayed by an out-group host come
 back through the VIP and a gateway, which stamps the gateway's snapshot id,
 so raising the gateways' id makes the in-group snapshot with no ``notify``
-at all; the relay's chain time reaches the coordinator; key-value replies
+at all, and the snapshot the core assembles keeps the bank invariant; the
+relay's chain time reaches the coordinator; key-value replies
 reach external clients from the VIP. The fake coordinator listens on the
 root namespace's management address.
 """
@@ -15,9 +16,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_hosts_fakes import FakeCoordinator, Process, wait_until
+from test_hosts_fakes import CoreDriver, FakeCoordinator, Process, wait_until
 
 from hosts.agent import RELAY_PORT, SERVICE_PORT
+from hosts.services.bank import BankConfig, check_invariant
 from topologies.addressing import DataCenterParams
 from topologies.network import DataCenter
 
@@ -96,14 +98,24 @@ def test_gateway_id_reaches_the_bank_through_relayed_credits(dc: DataCenter, run
     assert RELAY_DELAY <= counted["chain_min"] < 1.0
     assert coordinator.of_type("local") == [], "no snapshot before the gateways move"
 
-    snapshot_id = max(dc.controller.ids().values()) + 1
-    assert dc.controller.set_id(snapshot_id).complete
+    assert max(dc.controller.ids().values()) == 0, "a fresh data center's gateways stamp 0"
     nodes = coordinator.nodes()
+    driver = CoreDriver(coordinator, "beaver", nodes,
+                        gateways=tuple(g.name for g in dc.plan.gateways))
+    snapshot_id, _updates = driver.start()
+    update = dc.controller.set_id(snapshot_id)
+    assert update.complete
+    for gateway, timing in update.gateways.items():
+        driver.core.gateway_acked(gateway, snapshot_id, timing.acked_at)  # no notify sent
     wait_until(
         lambda: {n for n, m in coordinator.received
                  if m["type"] == "local" and m["last_id"] >= snapshot_id} == set(nodes),
-        f"every node's local snapshot {snapshot_id}, with no notify sent", coordinator.poll,
+        f"every node's local snapshot {snapshot_id}, with no notify sent", driver.pump,
     )
+    driver.wait_complete(snapshot_id)
+    snapshot = driver.core.assemble(snapshot_id)
+    assert check_invariant(snapshot.states, snapshot.in_flight,
+                           BankConfig().initial_total(len(nodes))) == []
     final = stop_agents(coordinator, agents)
     print("final counters", json.dumps(final))
     assert all(c["rejected"] == 0 and c["malformed"] == 0 for c in final.values())

@@ -14,10 +14,16 @@ import time
 from pathlib import Path
 
 import pytest
-from test_hosts_fakes import FakeCoordinator, Peer, Process, free_udp_port, wait_until
+from test_hosts_fakes import (
+    CoreDriver,
+    FakeCoordinator,
+    Peer,
+    Process,
+    free_udp_port,
+    wait_until,
+)
 
-from beaver.core.protocols import protocol
-from hosts import management, wire
+from hosts import wire
 from hosts.services.bank import BankConfig, check_invariant
 from hosts.services.transfers import IdSet
 from topologies.addressing import DataCenterParams, build_plan
@@ -170,36 +176,6 @@ def test_client_loads_a_kv_agent_and_counts_replies(processes, plan_file, coordi
     assert summary["latency_ms"]["p50"] is not None
 
 
-class CoreDriver:
-    """The protocol core's coordinator, fed with the reports the fake coordinator received."""
-
-    def __init__(self, fake: FakeCoordinator, protocol_name: str, nodes: list[str]):
-        self.fake = fake
-        self.core = protocol(protocol_name).coordinator(nodes)
-        self._handled = 0
-
-    def pump(self) -> None:
-        self.fake.poll(0.01)
-        for node, message in self.fake.received[self._handled:]:
-            if message["type"] == "local":
-                self.core.add_local(management.local_snapshot(node, message), time.monotonic())
-            elif message["type"] == "in_flight":
-                self.core.add_in_flight(management.in_flight(node, message), time.monotonic())
-        self._handled = len(self.fake.received)
-
-    def start(self, notify: bool = True) -> tuple[int, list[str]]:
-        """Start a snapshot; tell the nodes the core names now, unless ``notify`` is False."""
-        snapshot_id, commands = self.core.start(time.monotonic())
-        if notify:
-            for command in commands:
-                self.fake.send("notify", command.node, snapshot_id=command.snapshot_id)
-        return snapshot_id, [command.node for command in commands]
-
-    def wait_complete(self, snapshot_id: int) -> None:
-        status = self.core.status(snapshot_id)
-        wait_until(lambda: status.complete, f"snapshot {snapshot_id} to complete", self.pump)
-
-
 def delivered(coordinator: FakeCoordinator, node: str, counter: str = "delivered") -> int:
     """The latest running total ``counter`` the agent of ``node`` reported."""
     return max((c[counter] for c in coordinator.of_type("counters", node)), default=0)
@@ -250,8 +226,8 @@ def test_lai_yang_misses_a_causal_chain_through_the_out_group_and_the_check_sees
               "--relay-port", str(relay_port), "--report-interval", "0.05")
     wait_until(lambda: coordinator.nodes() == ["th1", "th2"], "both agents", coordinator.poll)
     driver = CoreDriver(coordinator, "lai-yang", ["th1", "th2"])
-    snapshot_id, nodes = driver.start(notify=False)
-    assert nodes == ["th1", "th2"]
+    snapshot_id, commands = driver.start(notify=False)
+    assert [command.node for command in commands] == ["th1", "th2"]
     coordinator.send("notify", "th1", snapshot_id=snapshot_id)
     wait_until(lambda: coordinator.of_type("local", "th1"), "th1's local snapshot", driver.pump)
     chains = delivered(coordinator, "th2", "chain_count")
