@@ -37,6 +37,15 @@ def test_writes_replicate_to_every_peer_at_the_flush_rate():
     assert get.message["value"] == 1
 
 
+def test_many_writes_replicate_in_several_datagrams():
+    kv = KeyValueStore("a", peers=["a", "b"], rate=10, start=0.0)
+    for n in range(600):
+        kv.deliver({"kind": "put", "rid": n, "key": f"k{n}", "value": n}, None, CLIENT, 0.0)
+    sends = kv.work(0.1, UP)
+    assert [len(send.message["writes"]) for send in sends] == [256, 256, 88]
+    assert all(send.to == "b" for send in sends)
+
+
 def test_replication_from_the_out_group_and_bad_requests_are_ignored():
     kv = store()
     assert kv.deliver({"kind": "replicate", "writes": {"x": 9}}, None, CLIENT, 0.0) == []

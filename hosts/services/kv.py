@@ -24,6 +24,9 @@ from hosts.services import Address, Send
 
 log = logging.getLogger(__name__)
 
+BATCH_KEYS = 256
+"""Most keys in one replication datagram (small values keep it far below 64 KiB)."""
+
 
 class KeyValueStore:
     """One backend of the replicated key-value store."""
@@ -74,5 +77,7 @@ class KeyValueStore:
         peers = [peer for peer in self.peers if peer in reachable]
         if not self.unreplicated or not peers:
             return []
-        writes, self.unreplicated = self.unreplicated, {}
-        return [Send(peer, {"kind": "replicate", "writes": writes}) for peer in peers]
+        keys, self.unreplicated = list(self.unreplicated.items()), {}
+        batches = [dict(keys[i:i + BATCH_KEYS]) for i in range(0, len(keys), BATCH_KEYS)]
+        return [Send(peer, {"kind": "replicate", "writes": batch})
+                for batch in batches for peer in peers]
