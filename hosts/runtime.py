@@ -22,8 +22,9 @@ socket and its management connection, so a local snapshot (the service's
 Every datagram the service sends is stamped with ``node.send(peer, now)`` in
 its DSCP. Peers come up at different times, so a runtime starts by sending
 each peer a ``join`` datagram and answers a peer's first ``join`` with its
-own; the service sends to a peer only once it is known to be up (joins are
-the runtime's, like markers: the core never sees them). From the
+own (any datagram from a peer shows it is up); the service sends to a peer
+only once it is known to be up (joins are the runtime's, like markers: the
+core never sees them). From the
 coordinator the runtime takes ``notify`` (to the core), ``restore`` (to the
 service) and ``stop``. It decides nothing about snapshots itself. Time is
 ``time.monotonic()``.
@@ -188,10 +189,10 @@ class Runtime:
         if sender is not None and sender not in self.reachable:
             self.reachable |= {sender}
             log.info("peer %s is up", sender)
-            if message["kind"] == wire.JOIN and not message.get("answer"):
+        if message["kind"] == wire.JOIN and sender is not None:
+            if not message.get("answer"):
                 self._transmit({"kind": wire.JOIN, "answer": True}, self.peers[sender],
                                UNMARKED, now)
-        if message["kind"] == wire.JOIN and sender is not None:
             return
         if message["kind"] == wire.MARKER:
             self._on_marker(message, sender, source, now)
@@ -281,7 +282,12 @@ class Runtime:
             log.warning("ignored management message of type %r from the coordinator", kind)
 
     def _restore(self, message: dict[str, Any], now: float) -> None:
-        self.service.restore(message["state"])
+        try:
+            self.service.restore(message["state"])
+        except (KeyError, TypeError, ValueError) as error:
+            log.error("ignored restore of snapshot %d: not a state of this service (%s)",
+                      message["snapshot_id"], error)
+            return
         for entry in message.get("in_flight", []):
             sender = entry.get("sender") if isinstance(entry, dict) else None
             replayed = entry.get("message") if isinstance(entry, dict) else None

@@ -175,6 +175,16 @@ def test_restore_replaces_state_replays_in_flight_and_acknowledges(beaver):
     assert echo["n"] == 12
 
 
+def test_restore_with_a_foreign_state_is_refused_and_the_run_goes_on(beaver, caplog):
+    with caplog.at_level(logging.ERROR, logger="hosts.runtime"):
+        beaver.coordinator.send("restore", snapshot_id=2, state={"balances": {}})
+        beaver.wait(lambda: caplog.records, "the refusal")
+    assert "ignored restore of snapshot 2" in caplog.records[0].getMessage()
+    beaver.peer.send({"kind": "data", "n": 9}, beaver.address, dscp=SPACE.to_wire(0))
+    beaver.peer.receive(beaver.pump, "echo after the refused restore")
+    assert beaver.coordinator.of_type("restored") == [] and beaver.service.delivered == [9]
+
+
 def test_stop_ends_the_run_with_final_counters(beaver):
     beaver.coordinator.send("stop")
     beaver.runtime.run()
@@ -188,14 +198,14 @@ def test_coordinator_hanging_up_ends_the_run(beaver):
     assert beaver.runtime.stopped
 
 
-def test_a_joining_peer_becomes_reachable_and_is_answered_once(beaver):
+def test_a_joining_peer_becomes_reachable_and_is_answered(beaver):
     beaver.peer.send({"kind": "join"}, beaver.address)
     answer, dscp = beaver.peer.receive(beaver.pump, "the answer to join")
     assert answer["kind"] == "join" and answer["answer"] is True and dscp == 0
     assert beaver.runtime.reachable == {"b"}
     beaver.peer.send({"kind": "join", "answer": True}, beaver.address)
     beaver.peer.send({"kind": "data", "n": 1}, beaver.address, dscp=SPACE.to_wire(0))
-    echo, _ = beaver.peer.receive(beaver.pump, "the echo (no second join answer)")
+    echo, _ = beaver.peer.receive(beaver.pump, "the echo (an answer is not answered)")
     assert echo["kind"] == "echo"
     assert beaver.runtime.counters.delivered == 1, "joins never reach the service"
 
