@@ -24,6 +24,7 @@ import random
 import signal
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from beaver.core.ids import IdSpace
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     except BadArguments as error:
         print(f"hosts.agent: {error}", file=sys.stderr)
         return 2
-    except (ConnectionError, OSError) as error:
+    except OSError as error:
         print(f"hosts.agent {args.node}: {error}", file=sys.stderr)
         return 1
 
@@ -131,7 +132,7 @@ def serve(args: argparse.Namespace) -> int:
         runtime.close()
         management.close()
         data.close()
-    print("stopped", json.dumps(vars(runtime.counters)), flush=True)
+    print("stopped", json.dumps(asdict(runtime.counters)), flush=True)
     return 0
 
 

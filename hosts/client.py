@@ -98,6 +98,8 @@ class Client:
             for key, _events in self._selector.select(max(0.0, wake - now)):
                 if key.fileobj is self.sock:
                     self._receive(time.monotonic())
+                else:
+                    self._wake_reader.recv(4096)
 
     def close(self) -> None:
         self._selector.close()

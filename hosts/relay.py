@@ -93,6 +93,8 @@ class Relay:
             for key, _events in self._selector.select(timeout):
                 if key.fileobj is self.sock:
                     self._receive(time.monotonic())
+                else:
+                    self._wake_reader.recv(4096)
             self._forward_due(time.monotonic())
 
     def close(self) -> None:
