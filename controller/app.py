@@ -198,6 +198,7 @@ class GatewayApp(app_manager.OSKenApp):
                 "switches": sorted(expected),
                 "connected": sorted(self.datapaths),
                 "ready_switches": sorted(self.ready),
+                "peers": {name: list(dp.address) for name, dp in sorted(self.datapaths.items())},
                 "gateways": [g.name for g in self.plan.gateways],
             }
 

@@ -7,7 +7,9 @@ one line ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``.
 op         arguments                        answer
 =========  ===============================  ======================================
 status     -                                ready, switches, connected,
-                                            ready_switches, gateways
+                                            ready_switches, gateways, peers
+                                            (switch -> [address, port] it
+                                            connected from)
 ids        -                                ids: gateway -> current snapshot id
 set_id     id (int), timeout (s, optional)  update: snapshot_id, started_at,
                                             complete, failed, gateways: name ->

@@ -271,21 +271,92 @@ def test_ingroup_traffic_with_newer_id_raises_the_gateway(
     assert spread.ids() == {first: newer, second: current}
 
 
-def test_gateway_disconnected_during_update_is_reported_failed(dc: DataCenter) -> None:
+class OpenFlowRelay:
+    """A TCP relay between one switch and the controller that the test can stall and cut."""
+
+    def __init__(self, controller_port: int) -> None:
+        self.controller_port = controller_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.holding = threading.Event()
+        self.connected_from: int | None = None
+        """The relay's local port toward the controller, once the switch connected."""
+        self.sent_while_holding = 0
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        try:
+            switch, _ = self.listener.accept()
+        except OSError:
+            return
+        controller = socket.create_connection(("127.0.0.1", self.controller_port))
+        self.sockets += [switch, controller]
+        self.connected_from = controller.getsockname()[1]
+        threading.Thread(target=self._pump, args=(switch, controller, True), daemon=True).start()
+        threading.Thread(target=self._pump, args=(controller, switch, False),
+                         daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, from_switch: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if from_switch and self.holding.is_set():
+                    continue  # the switch's answers (barrier replies) never arrive
+                if not from_switch and self.holding.is_set():
+                    self.sent_while_holding += len(data)
+                sink.sendall(data)
+        except OSError:
+            pass
+
+    def cut(self) -> None:
+        self.listener.close()
+        for sock in self.sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # close() alone does not wake a blocked recv
+            except OSError:
+                pass
+            sock.close()
+
+
+def test_gateway_disconnecting_during_an_update_is_reported_failed(dc: DataCenter) -> None:
+    """The barrier reply is held back, then the connection drops while set_id waits."""
     gateway = dc.plan.gateways[-1].name
-    target = f"tcp:127.0.0.1:{dc.controller_port}"
-    subprocess.run(["ovs-vsctl", "del-controller", gateway], check=True)
+    relay = OpenFlowRelay(dc.controller_port)
+    subprocess.run(["ovs-vsctl", "set-controller", gateway, f"tcp:127.0.0.1:{relay.port}"],
+                   check=True)
     try:
-        deadline = time.monotonic() + 10
-        while gateway in dc.controller.status()["connected"]:
-            assert time.monotonic() < deadline, f"controller still sees {gateway} connected"
+        deadline = time.monotonic() + 30
+        while True:  # the controller serves the gateway's new connection, through the relay
+            status = dc.controller.status()
+            peer = status["peers"].get(gateway)
+            if status["ready"] and peer and peer[1] == relay.connected_from:
+                break
+            assert time.monotonic() < deadline, f"{gateway} never reconnected via the relay"
             time.sleep(0.02)
-        result = dc.controller.set_id(max(dc.controller.ids().values()) + 1)
+        relay.holding.set()
+        outcome: list[Any] = []
+        update = threading.Thread(target=lambda: outcome.append(
+            GatewayClient(dc.control_port).set_id(max(dc.controller.ids().values()) + 1,
+                                                  timeout=20)))
+        update.start()
+        deadline = time.monotonic() + 10
+        while relay.sent_while_holding == 0:
+            assert time.monotonic() < deadline, "the update never reached the gateway"
+            time.sleep(0.01)
+        relay.cut()
+        update.join(timeout=20)
+        [result] = outcome
         assert result.failed == {gateway}
         assert not result.complete and result.last_acked is None
-        assert result.gateways[gateway].acked_at is None
+        part = result.gateways[gateway]
+        assert part.sent_at is not None and part.acked_at is None
+        assert part.failure == "disconnected before the barrier reply"
+        others = [t for name, t in result.gateways.items() if name != gateway]
+        assert all(t.acked_at is not None for t in others)
     finally:
-        subprocess.run(["ovs-vsctl", "set-controller", gateway, target], check=True)
+        relay.cut()
+        subprocess.run(["ovs-vsctl", "set-controller", gateway,
+                        f"tcp:127.0.0.1:{dc.controller_port}"], check=True)
         dc.controller.wait_ready(30)
 
 
