@@ -13,6 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
+from beaver.core.ids import IdSpace
 from topologies.addressing import AddressPlan
 
 
@@ -26,6 +27,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--listen-host", default="127.0.0.1")
     parser.add_argument("--update-timeout", type=float, default=2.0,
                         help="seconds to wait for a gateway's barrier reply")
+    parser.add_argument("--window", type=int, default=IdSpace().window,
+                        help="snapshot ids in flight (the agents' and coordinator's window)")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -37,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError, TypeError) as error:
         print(f"python -m controller: cannot read plan {args.plan}: {error}", file=sys.stderr)
         return 2
+    try:
+        space = IdSpace(window=args.window)
+    except ValueError as error:
+        print(f"python -m controller: {error}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from os_ken import cfg
@@ -45,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from controller.app import AppSettings, GatewayApp
 
     GatewayApp.settings = AppSettings(args.plan, args.listen_host, args.control_port,
-                                      args.update_timeout)
+                                      args.update_timeout, space)
     cfg.CONF(args=["--ofp-tcp-listen-port", str(args.ofp_tcp_listen_port),
                    "--ofp-listen-host", args.listen_host], project="os_ken")
     try:

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,6 +32,7 @@ from os_ken.controller.handler import (
 from os_ken.lib.packet import ipv4, packet, tcp, udp
 from os_ken.ofproto import nicira_ext, ofproto_v1_3
 
+from beaver.core.ids import IdSpace
 from controller.control import ControlServer
 from controller.decisions import (
     GatewayController,
@@ -66,6 +67,7 @@ class AppSettings:
     control_host: str
     control_port: int
     update_timeout: float = 2.0
+    space: IdSpace = field(default_factory=IdSpace)
 
 
 class GatewayApp(app_manager.OSKenApp):
@@ -78,7 +80,7 @@ class GatewayApp(app_manager.OSKenApp):
         if self.settings is None:
             raise RuntimeError("GatewayApp.settings must be set before the app starts")
         self.plan = AddressPlan.from_json(self.settings.plan_file.read_text())
-        self.decisions = GatewayController(self.plan)
+        self.decisions = GatewayController(self.plan, self.settings.space)
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.names = {s.dpid: s.name for s in self.plan.switches}

@@ -364,6 +364,8 @@ def test_invalid_parameter_fails_before_anything_is_created(mininet_machine: Non
     bridges = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout
     with pytest.raises(ValueError, match="spines=0"):
         DataCenter(DataCenterParams(spines=0, prefix="tx"))
+    with pytest.raises(ValueError, match="window"):
+        DataCenter(DataCenterParams(prefix="tx"), window=40)
     after = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout
     assert after == bridges
 

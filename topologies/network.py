@@ -31,6 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from beaver.core.ids import IdSpace
 from controller.client import ControllerError, GatewayClient
 from topologies.addressing import AddressPlan, DataCenterParams, build_plan
 
@@ -65,13 +66,18 @@ class DataCenter:
 
     def __init__(self, params: DataCenterParams | None = None, controller_port: int | None = None,
                  control_port: int | None = None, ready_timeout: float = 60.0,
-                 update_timeout: float = 2.0, mininet_log: str = "warning") -> None:
+                 update_timeout: float = 2.0, window: int | None = None,
+                 mininet_log: str = "warning") -> None:
         self.params = params or DataCenterParams()
         self.plan: AddressPlan = build_plan(self.params)
         self.controller_port = controller_port
         self.control_port = control_port
         self.ready_timeout = ready_timeout
         self.update_timeout = update_timeout
+        if window is not None:
+            IdSpace(window=window)  # checked now, before anything is created
+        self.window = window
+        """Snapshot ids in flight (``IdSpace.window``); None: the core's default."""
         self.mininet_log = mininet_log
         self.workdir: Path | None = None
         self.controller_process: subprocess.Popen[bytes] | None = None
@@ -155,6 +161,8 @@ class DataCenter:
             "--control-port", str(self.control_port),
             "--update-timeout", str(self.update_timeout),
         ]
+        if self.window is not None:
+            command += ["--window", str(self.window)]
         with open(self.controller_log, "wb") as log:
             self.controller_process = subprocess.Popen(
                 command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
