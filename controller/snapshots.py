@@ -29,6 +29,7 @@ called from any other thread and block until the loop has done the work.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import math
 import threading
@@ -160,6 +161,7 @@ class SnapshotService:
         self._server: asyncio.Server | None = None
         self._changed: asyncio.Event | None = None
         self._progress: Callable[[int, int], None] | None = None
+        self._taking: concurrent.futures.Future[TakeResult] | None = None
 
     # -- life cycle (called from other threads) -------------------------------------------
 
@@ -192,7 +194,9 @@ class SnapshotService:
         ``progress(started, stored)`` is called from the service thread.
         """
         self._progress = progress
-        return self._call(self._take(count, rate, timeout))
+        self._taking = asyncio.run_coroutine_threadsafe(self._take(count, rate, timeout),
+                                                        self._loop)
+        return self._taking.result()
 
     def wait_chain_time(self, timeout: float, chains: int = 5) -> float:
         """The shortest external causal chain the agents measured (seconds).
@@ -221,7 +225,10 @@ class SnapshotService:
         self._call(self._restore(snapshot_id, states, in_flight, timeout))
 
     def close(self) -> None:
-        """Tell agents to stop, store the rejection counters, stop listening."""
+        """Stop taking snapshots (after Ctrl-C in ``take``), tell agents to stop, store
+        the counters, stop listening."""
+        if self._taking is not None:
+            self._taking.cancel()
         if self._thread.is_alive():
             self._call(self._shutdown())
             self._loop.call_soon_threadsafe(self._loop.stop)
