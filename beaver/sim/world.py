@@ -149,7 +149,8 @@ class World:
         self.index = {name: i for i, name in enumerate(self.names)}
         self.log = EventLog(self.names)
         self._sequences = [self.log.sequence(name) for name in self.names]
-        """Each node's event sequence (sends as ids, receives as ``~id``: see EventLog)."""
+        self._captures = [self.log.captures[name] for name in self.names]
+        """Each node's event sequence and capture positions, as kept in :class:`EventLog`."""
         self.nodes: list[SnapshotNode] = [
             self.protocol.node(name, self._capturer(i), peers=self.names, space=space)
             for i, name in enumerate(self.names)
@@ -170,8 +171,6 @@ class World:
         self.extra_messages = 0
         self.rejected_messages = 0
         self.rejected_reports = 0
-        self._level = [0] * config.nodes
-        """Per node, the newest snapshot the ground truth has seen it capture."""
         self._sent = [0] * config.nodes
         self._received = [0] * config.nodes
         self._next_message = 0
@@ -284,10 +283,10 @@ class World:
 
     def _settle(self, node: int, receipt: Receipt) -> None:
         """After a core call on ``node``: ground truth, reports, markers."""
-        current = self.nodes[node].current
-        if current > self._level[node]:
-            self.log.capture(self.names[node], current)
-            self._level[node] = current
+        captures = self._captures[node]
+        newly = self.nodes[node].current - len(captures)
+        if newly > 0:
+            captures.extend([len(self._sequences[node])] * newly)
         if receipt is NOTHING:
             return
         now = self.engine.now
@@ -344,7 +343,7 @@ class World:
     def _deliver(self, sender: int, receiver: int, message: int, wire: int) -> None:
         node = self.nodes[receiver]
         receipt = node.receive(wire, self.names[sender], self.engine.now, message)
-        if receipt is not NOTHING or node.current != self._level[receiver]:
+        if receipt is not NOTHING or node.current != len(self._captures[receiver]):
             self._settle(receiver, receipt)
         self._record_receive(receiver, message, receipt)
 
@@ -355,7 +354,7 @@ class World:
     def _deliver_inbound(self, receiver: int, message: int, wire: int) -> None:
         node = self.nodes[receiver]
         receipt = node.receive(wire, None, self.engine.now, message)
-        if receipt is not NOTHING or node.current != self._level[receiver]:
+        if receipt is not NOTHING or node.current != len(self._captures[receiver]):
             self._settle(receiver, receipt)
         self._record_receive(receiver, message, receipt)
 
