@@ -13,7 +13,12 @@ validity, completeness, the window, assembly) is the core's
   failure to the core; the core's :class:`~beaver.core.records.NotifyNode`
   commands become ``notify`` messages to agents;
 * each finished snapshot is written to the :class:`~controller.store.Store`
-  in one transaction, then the core forgets it.
+  in one transaction, then the core forgets it;
+* agents' ``counters`` carry the shortest external causal chain they saw
+  (relayed credits): :meth:`SnapshotService.wait_chain_time` turns them into
+  a measured tau_min, set on the core before the first snapshot;
+* :meth:`SnapshotService.restore` sends each agent a state and its channel
+  state and waits for every ``restored``.
 
 A report that is malformed, forged (it names another node than the
 connection's ``hello``, or snapshot ids never started), out of sequence
