@@ -123,7 +123,9 @@ def take(settings: EmulationSettings, store: Store, run_id: int,
         except TimeoutError:
             if PROTOCOLS[args.protocol].uses_gateways:
                 raise
-            tau, source = math.inf, "not used: no chain measured, no gateways"
+            tau, source = math.inf, "not measured: no relayed chain"
+        if not PROTOCOLS[args.protocol].uses_gateways:
+            source += f"; {args.protocol} has no gateways, so it does not use it"
         store.set_tau_min(run_id, tau * 1e6 if math.isfinite(tau) else None, source)
         print(f"beaver run: tau_min {tau * 1e6:.0f} us, {source}", file=sys.stderr)
         timeout = args.snapshots / args.rate + 30
