@@ -2,10 +2,11 @@
 
 :class:`GatewayController` holds one core :class:`beaver.core.gateway.Gateway`
 per gateway switch, the Maglev tables of the services and the id updates in
-progress. Every handler takes the time as an argument (``now``, seconds on
-``time.monotonic()``) and returns operations (:data:`Op`) for the app to
-send. The snapshot-id logic itself is the core's: this module only says
-which rules express it.
+progress. Its handlers return operations (:data:`Op`) for the app to send;
+those that record times take them as arguments (``now``, seconds on
+``time.monotonic()``), so tests drive them with a made-up clock. The
+snapshot-id logic itself is the core's: this module only says which rules
+express it.
 """
 
 from __future__ import annotations
