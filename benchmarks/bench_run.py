@@ -38,7 +38,9 @@ from controller.store import Store
 from hosts.agent import SERVICE_PORT
 from topologies.network import ovs_problem
 
-TX_BYTES = re.compile(r"port\s+(\d+):.*?tx pkts=\d+, bytes=(\d+)", re.S)
+PARTS = ("throughput", "latency", "bytes")
+TX_BYTES = re.compile(r'port\s+"?([^":\s]+)"?:\s*rx pkts=.*?tx pkts=\d+, bytes=(\d+)', re.S)
+"""A port's name or number and its tx bytes in ``ovs-ofctl dump-ports`` output."""
 
 
 def delivered(emulation: Emulation) -> int:
@@ -52,7 +54,7 @@ def data_tx_bytes(emulation: Emulation) -> int:
     total = 0
     for switch in emulation.plan.switches:
         ports = emulation.datacenter.ofctl("dump-ports", switch.name)
-        total += sum(int(sent) for _port, sent in TX_BYTES.findall(ports))
+        total += sum(int(sent) for port, sent in TX_BYTES.findall(ports) if port != "LOCAL")
     return total
 
 
@@ -145,14 +147,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="bank transfers per second per host (bytes part)")
     parser.add_argument("--snapshot-rate", type=float, default=20.0,
                         help="snapshots per second in the bytes part")
-    parser.add_argument("--protocols", default=",".join(PROTOCOLS))
+    parser.add_argument("--protocols", default=",".join(PROTOCOLS),
+                        help="protocols of the bytes part")
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help=f"what to measure (default all: {','.join(PARTS)})")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args(argv)
     protocols = args.protocols.split(",")
-    unknown = sorted(set(protocols) - set(PROTOCOLS))
+    parts = args.parts.split(",")
+    unknown = sorted(set(protocols) - set(PROTOCOLS)) + sorted(set(parts) - set(PARTS))
     if unknown or args.duration <= 0 or args.snapshot_rate <= 0:
-        print(f"bench_run.py: unknown protocols {unknown} or non-positive duration/rate",
-              file=sys.stderr)
+        print(f"bench_run.py: unknown protocols or parts {unknown}, or non-positive "
+              "duration/rate", file=sys.stderr)
         return 2
     problem = ovs_problem()
     if problem:
@@ -161,20 +167,21 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-run-") as scratch, \
             Store(Path(scratch) / "bench.db") as store:
-        figures |= bank_throughput(args, store)
-        print(f"sustained snapshot rate {figures['sustained_snapshot_rate_hz']:.0f} Hz; bank "
-              f"credits/s {figures['bank_credits_per_s_without']:.0f} without, "
-              f"{figures['bank_credits_per_s_with']:.0f} with snapshots: ratio "
-              f"{figures['bank_throughput_ratio']:.3f}", flush=True)
-        figures |= client_latency(args, store, figures["sustained_snapshot_rate_hz"])
-        print(f"client latency p50/p99 {figures['client_latency_ms_without']['p50']}/"
-              f"{figures['client_latency_ms_without']['p99']} ms without, "
-              f"{figures['client_latency_ms_with']['p50']}/"
-              f"{figures['client_latency_ms_with']['p99']} ms with snapshots: p99 ratio "
-              f"{figures['client_p99_ratio']:.3f}, replies ratio "
-              f"{figures['client_replies_ratio']:.3f}", flush=True)
+        if "throughput" in parts or "latency" in parts:
+            figures |= bank_throughput(args, store)
+            print(f"sustained snapshot rate {figures['sustained_snapshot_rate_hz']:.0f} Hz; "
+                  f"bank credits/s {figures['bank_credits_per_s_without']:.0f} without, "
+                  f"{figures['bank_credits_per_s_with']:.0f} with snapshots: ratio "
+                  f"{figures['bank_throughput_ratio']:.3f}", flush=True)
+        if "latency" in parts:
+            figures |= client_latency(args, store, figures["sustained_snapshot_rate_hz"])
+            without, with_ = figures["client_latency_ms_without"], figures["client_latency_ms_with"]
+            print(f"client latency p50/p99 {without['p50']}/{without['p99']} ms without, "
+                  f"{with_['p50']}/{with_['p99']} ms with snapshots: p99 ratio "
+                  f"{figures['client_p99_ratio']:.3f}, replies ratio "
+                  f"{figures['client_replies_ratio']:.3f}", flush=True)
         figures["bytes"] = []
-        for protocol in protocols:
+        for protocol in protocols if "bytes" in parts else []:
             row = link_bytes(args, store, protocol)
             figures["bytes"].append(row)
             print(f"{protocol:>15}: data links {row['data_bytes_per_s_without']:.0f} B/s "

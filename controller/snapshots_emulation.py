@@ -134,7 +134,8 @@ class Emulation:
         self.settings = settings
         self.store = store
         self.run = run
-        self.datacenter = DataCenter(settings.params(), update_timeout=settings.update_timeout)
+        self.datacenter = DataCenter(settings.params(), update_timeout=settings.update_timeout,
+                                     window=settings.window)
         self.plan = self.datacenter.plan
         self.nodes = [host.name for host in self.plan.hosts]
         self.service: SnapshotService | None = None
