@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -110,8 +111,10 @@ def iperf_while_updating(dc: DataCenter, seconds: float, first_id: int,
 def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rate: float,
             prefix: str) -> dict[str, Any]:
     # One backend behind the VIP, so iperf3's control and data connections meet.
+    tag = os.getpid() % 250
     params = DataCenterParams(spines=1, leaves=1, hosts_per_leaf=1, gateways=gateways,
-                              externals=1, relays=0, prefix=prefix, mgmt_net="172.30.199.0/24")
+                              externals=1, relays=0, prefix=f"{prefix}{tag}",
+                              mgmt_net=f"172.26.{tag}.0/24")
     with DataCenter(params) as dc:
         gateway_names = [g.name for g in dc.plan.gateways]
         roundtrips = [dc.controller.roundtrip(gateway_names[i % gateways])
@@ -175,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     for gateways in sizes:
         try:
             row = measure(gateways, args.updates, args.iperf_seconds, args.rounds,
-                          args.update_rate, prefix="bg")
+                          args.update_rate, prefix="b")
         except ValueError as error:
             print(f"bench_gateways: {error}", file=sys.stderr)
             return 2

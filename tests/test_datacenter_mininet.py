@@ -1,14 +1,16 @@
 """The emulated data center end to end: real OVS bridges, OpenFlow 1.3 rules, real packets.
 
-One network for the whole module (prefix ``tm``, its own management subnet
-and controller ports). Probe servers run on every backend; clients run in
-external hosts. Every wait is for a condition (a ready line, an answer, a
-controller status) with a timeout that says what it waited for.
+One network for the whole module (its own name prefix, management subnet
+and controller ports, derived from the test process id). Probe servers run
+on every backend; clients run in external hosts. Every wait is for a
+condition (a ready line, an answer, a controller status) with a timeout that
+says what it waited for.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import queue
 import socket
 import subprocess
@@ -29,7 +31,10 @@ from topologies.network import PROJECT_ROOT, DataCenter
 pytestmark = pytest.mark.mininet
 
 UDP_PORT, TCP_PORT = 7000, 7001
-PARAMS = DataCenterParams(hosts_per_leaf=2, gateways=2, prefix="tm", mgmt_net="172.30.77.0/24")
+TAG = os.getpid() % 1000
+"""Names and management subnets differ per test process, so concurrent runs do not clash."""
+PARAMS = DataCenterParams(hosts_per_leaf=2, gateways=2, prefix=f"m{TAG:03d}",
+                          mgmt_net=f"172.28.{TAG % 250}.0/24")
 SPACE = IdSpace()
 
 
@@ -372,7 +377,7 @@ def test_invalid_parameter_fails_before_anything_is_created(mininet_machine: Non
 
 def test_leaving_on_an_exception_removes_everything(mininet_machine: None) -> None:
     small = DataCenterParams(spines=1, leaves=1, hosts_per_leaf=1, gateways=1, externals=1,
-                             relays=0, prefix="te", mgmt_net="172.30.78.0/24")
+                             relays=0, prefix=f"e{TAG:03d}", mgmt_net=f"172.27.{TAG % 250}.0/24")
     with pytest.raises(RuntimeError, match="boom"):
         with DataCenter(small) as datacenter:
             process, workdir = datacenter.controller_process, datacenter.workdir
@@ -380,6 +385,6 @@ def test_leaving_on_an_exception_removes_everything(mininet_machine: None) -> No
     assert process is not None and process.poll() is not None
     assert workdir is not None and not workdir.exists()
     bridges = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout
-    assert not [b for b in bridges.split() if b.startswith("te")]
+    assert not [b for b in bridges.split() if b.startswith(small.prefix)]
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    assert not [line for line in links.splitlines() if ": te" in line]
+    assert not [line for line in links.splitlines() if f": {small.prefix}" in line]
