@@ -291,15 +291,18 @@ class World:
             return
         now = self.engine.now
         coordinator = self.coordinator
-        try:
-            for local in receipt.snapshots:
+        for local in receipt.snapshots:
+            try:
                 coordinator.add_local(local, now)
-            for record in receipt.in_flight:
-                for k in range(record.first_id, record.last_id + 1):
-                    self.recorded[k].append(record.message)
+            except InvalidReport:
+                self.rejected_reports += 1
+        for record in receipt.in_flight:
+            for k in range(record.first_id, record.last_id + 1):
+                self.recorded[k].append(record.message)
+            try:
                 coordinator.add_in_flight(record, now)
-        except InvalidReport:
-            self.rejected_reports += 1
+            except InvalidReport:
+                self.rejected_reports += 1
         for peer, marker in receipt.outgoing:
             self.extra_messages += 1
             self._on_channel(node, self.index[peer], self._deliver_marker, marker)
@@ -312,13 +315,17 @@ class World:
 
     def _on_channel(
         self, sender: int, receiver: int, action: Callable[..., None], *args: object
-    ) -> None:
-        """Schedule ``action(sender, receiver, *args)`` on the FIFO channel sender -> receiver."""
+    ) -> float:
+        """Schedule ``action(sender, receiver, *args)`` on the FIFO channel sender -> receiver.
+
+        Returns the arrival time.
+        """
         arrival = self.engine.now + self.latencies.ingroup_link.draw(self.rng)
         channel = sender * len(self.nodes) + receiver
         arrival = max(arrival, self._channel_clear.get(channel, 0.0))
         self._channel_clear[channel] = arrival
         self.engine.at(arrival, action, sender, receiver, *args)
+        return arrival
 
     def _ingroup_message(self) -> None:
         rng, count = self.rng, len(self.nodes)
@@ -334,11 +341,10 @@ class World:
         message = self._new_message()
         self._sequences[sender].append(message)
         self._sent[sender] += 1
+        arrival = self._on_channel(sender, receiver, self._deliver, message, wire)
         if self.stamping and rng.random() < self.workload.vip_share:
             gateway = self.gateways[self._pick_gateway()]
-            halfway = self.latencies.ingroup_link.draw(rng) / 2
-            self.engine.after(halfway, gateway.observe_ingroup, wire)
-        self._on_channel(sender, receiver, self._deliver, message, wire)
+            self.engine.at((now + arrival) / 2, gateway.observe_ingroup, wire)
 
     def _deliver(self, sender: int, receiver: int, message: int, wire: int) -> None:
         node = self.nodes[receiver]
@@ -387,8 +393,9 @@ class World:
 
     def _relay_forward(self, relay: str, origin: int, at_gateway: float) -> None:
         """The relay's new message, caused by what it received, to another in-group node."""
-        count = self._pick(len(self.nodes) - 1)
-        receiver = count + 1 if count >= origin else count
+        receiver = self._pick(len(self.nodes) - 1)
+        if receiver >= origin:
+            receiver += 1
         message = self._new_message()
         self.log.send(relay, message)
         arrival = max(at_gateway, self._relay_floor[relay])
