@@ -231,7 +231,7 @@ def test_lai_yang_misses_a_causal_chain_through_the_out_group_and_the_check_sees
     coordinator.send("notify", "th1", snapshot_id=snapshot_id)
     wait_until(lambda: coordinator.of_type("local", "th1"), "th1's local snapshot", driver.pump)
     chains = delivered(coordinator, "th2", "chain_count")
-    wait_until(lambda: delivered(coordinator, "th2", "chain_count") >= chains + 10,
+    wait_until(lambda: delivered(coordinator, "th2", "chain_count") >= chains + 20,
                "relayed credits at th2 after th1's snapshot", driver.pump)
     coordinator.send("notify", "th2", snapshot_id=snapshot_id)
     driver.wait_complete(snapshot_id)
