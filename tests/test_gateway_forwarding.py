@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from beaver.core.ids import IdSpace
 from controller.decisions import GatewayController, Install, ReplaceObserve, ReplaceStamp
@@ -171,3 +173,30 @@ def test_after_many_updates_only_ids_ahead_of_the_gateway_are_copied(controller)
         trace = tables.send_from(sender.name, packet, via(gateway))
         copied = [t for _, t, _ in trace.to_controller if t == "observe"]
         assert bool(copied) == (31 < full_id <= 31 + SPACE.window), full_id
+
+
+@settings(max_examples=15, deadline=None)
+@given(spines=st.integers(1, 4), leaves=st.integers(1, 4), hosts_per_leaf=st.integers(1, 3),
+       gateways=st.integers(1, 8), externals=st.integers(1, 3))
+def test_every_shape_connects_everything_the_model_promises(
+        spines: int, leaves: int, hosts_per_leaf: int, gateways: int, externals: int) -> None:
+    plan = build_plan(DataCenterParams(spines=spines, leaves=leaves,
+                                       hosts_per_leaf=hosts_per_leaf, gateways=gateways,
+                                       externals=externals, relays=0))
+    controller = GatewayController(plan)
+    rules = [op.rule for s in plan.switches for op in controller.on_connect(s.name)
+             if isinstance(op, Install)]
+    tables = FlowTables(plan, rules)
+    vip = plan.services[0].vip
+    for sender, receiver in itertools.permutations(plan.hosts, 2):
+        assert tables.send_from(sender.name, udp(sender.dip, receiver.dip)).delivered_to == (
+            receiver.name)
+    for host, client in itertools.product(plan.hosts, plan.externals):
+        trace = tables.send_from(host.name, udp(host.dip, client.ip))
+        assert trace.delivered_to == client.name and trace.packet["ipv4_src"] == vip
+    for client in plan.externals:
+        for index in range(gateways):
+            trace = tables.send_from(client.name, udp(client.ip, vip),
+                                     lambda ports, packet, i=index: i)
+            [(switch, table, _)] = trace.to_controller
+            assert (switch, table) == (plan.gateways[index].name, "balance")
