@@ -80,7 +80,7 @@ class HostProcess:
     def __init__(self, host: Any, args: list[str], log_path: Path):
         self.name = f"{args[0]} on {host.name}"
         self.log_path = log_path
-        self._log: IO[bytes] = open(log_path, "wb")  # noqa: SIM115 (closed in stop)
+        self._log: IO[bytes] = open(log_path, "wb")  # closed by stop()
         self.popen: subprocess.Popen[bytes] = host.popen(
             [sys.executable, "-m", *args], cwd=PROJECT_ROOT,
             stdout=subprocess.PIPE, stderr=self._log,

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,11 +133,7 @@ class FakeInGroup:
             for agent in self.agents.values():
                 self._notifies(agent)
             self._round()
-            try:  # pace the rounds on the next notify, or 1 ms
-                k = self.agents[NODES[0]].notifies.get(timeout=0.001)
-                self.agents[NODES[0]].notifies.put(k)
-            except queue.Empty:
-                pass
+            wait([done], timeout=0.001)  # one round per millisecond until the run is over
         return done.result()
 
     def _notifies(self, agent: FakeAgent) -> None:

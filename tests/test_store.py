@@ -90,8 +90,6 @@ def test_a_snapshot_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
 
 
 WRITER = textwrap.dedent("""
-    import sys
-    sys.path.insert(0, {tests!r})
     from test_store import sample
     from controller.store import Store
     store = Store({path!r})
@@ -106,9 +104,9 @@ WRITER = textwrap.dedent("""
 
 def test_sigkill_leaves_every_finished_snapshot_readable(tmp_path: Path) -> None:
     path = tmp_path / "beaver.db"
-    code = WRITER.format(tests=str(Path(__file__).parent), path=str(path))
+    code = WRITER.format(path=str(path))
     writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                              cwd=Path(__file__).parent.parent)
+                              cwd=Path(__file__).parent)  # python -c imports from its cwd
     try:
         assert writer.stdout is not None
         acknowledged = 0
