@@ -4,14 +4,15 @@ What loopback cannot show: bank credits relayed by an out-group host come
 back through the VIP and a gateway, which stamps the gateway's snapshot id,
 so raising the gateways' id makes the in-group snapshot with no ``notify``
 at all, and the snapshot the core assembles keeps the bank invariant; the
-relay's chain time reaches the coordinator; key-value replies
-reach external clients from the VIP. The fake coordinator listens on the
-root namespace's management address.
+relay's chain time reaches the coordinator; key-value replies reach external
+clients from the VIP. The fake coordinator listens on the root namespace's
+management address.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,8 +26,10 @@ from topologies.network import DataCenter
 
 pytestmark = pytest.mark.mininet
 
+TAG = os.getpid() % 1000
 PARAMS = DataCenterParams(leaves=2, hosts_per_leaf=1, gateways=2, externals=2, relays=1,
-                          prefix="hb", mgmt_net="172.30.78.0/24")
+                          prefix=f"h{TAG:03d}", mgmt_net=f"172.26.{TAG % 250}.0/24")
+"""Names and management subnet of this process's own, so two runs of the suite can overlap."""
 RELAY_DELAY = 0.005
 
 
