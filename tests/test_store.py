@@ -148,6 +148,9 @@ def test_a_foreign_database_is_refused(tmp_path: Path) -> None:
         Store(path)
     with pytest.raises(StoreError, match="no database"):
         open_existing(tmp_path / "missing.db")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreError, match="cannot create"):
+        Store(tmp_path / "file" / "beaver.db")
 
 
 # -- beaver show and beaver restore on a database built here ----------------------------------
