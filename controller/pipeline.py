@@ -65,9 +65,6 @@ class Purpose(IntEnum):
     PROBE = 0x0B0A
 
 
-COOKIE_MASK = 0xFFFF << 48
-
-
 def cookie(purpose: Purpose, detail: int = 0) -> int:
     """A 64-bit cookie: purpose in the top 16 bits, ``detail`` below."""
     return (int(purpose) << 48) | (detail & ((1 << 48) - 1))

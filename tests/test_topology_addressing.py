@@ -21,6 +21,21 @@ def test_plan_survives_json() -> None:
     document = json.loads(text)
     assert [g["name"] for g in document["gateways"]] == ["dcgw1", "dcgw2", "dcgw3"]
     assert document["root_mgmt_ip"] == "172.30.0.1"
+    document["switches"][0]["role"] = "router"
+    with pytest.raises(ValueError, match="unknown roles: \\['router'\\]"):
+        AddressPlan.from_json(json.dumps(document))
+
+
+def test_lookups_by_name_and_address() -> None:
+    plan = build_plan(DataCenterParams())
+    host = plan.hosts[-1]
+    assert plan.host_by_dip(host.dip) == plan.host(host.name) == host
+    assert plan.service_of_vip(plan.services[0].vip) == plan.service("svc1")
+    assert plan.port_between(host.leaf, plan.switches_with("spine")[0].name) >= 1
+    with pytest.raises(KeyError, match="no in-group host named 'nobody'"):
+        plan.host("nobody")
+    with pytest.raises(KeyError, match="no link"):
+        plan.port_between(plan.hosts[0].leaf, plan.gateways[0].name)
 
 
 @pytest.mark.parametrize("params", [DataCenterParams(), LARGEST])

@@ -259,8 +259,14 @@ class AddressPlan:
 
     @classmethod
     def from_json(cls, text: str) -> AddressPlan:
+        """The plan of :meth:`to_json` output; unknown roles raise ``ValueError``."""
         document = json.loads(text)
         document.pop("gateways", None)
+        roles = {s["role"] for s in document["switches"]} | {
+            x["role"] for x in document["externals"]}
+        unknown = roles - set(ROLES) - set(EXTERNAL_ROLES)
+        if unknown:
+            raise ValueError(f"address plan has unknown roles: {sorted(unknown)}")
         return cls(
             prefix=document["prefix"],
             hosts=tuple(InGroupHost(**h) for h in document["hosts"]),
