@@ -255,7 +255,12 @@ class GatewayController:
         return self.plan.host(self.tables[service.name].lookup(flow))
 
     def on_balance_miss(self, gateway: str, flow: FlowKey) -> list[Op]:
-        """First packet of a flow: pin it to its backend on this gateway and forward it."""
+        """First packet of a flow: pin it to its backend on this gateway and forward it.
+
+        A flow to an address of the VIP range that no service has is dropped.
+        """
+        if not any(s.vip == flow.dst for s in self.plan.services):
+            return []
         backend = self.backend_for(flow)
         fields: dict[str, object] = {"eth_type": ETH_TYPE_IP, "ip_proto": flow.proto,
                                      "ipv4_src": flow.src, "ipv4_dst": flow.dst}

@@ -118,3 +118,9 @@ def test_balance_miss_pins_the_flow_to_the_maglev_backend() -> None:
         assert SetField("ipv4_dst", expected.dip) in install.rule.actions
         assert SetField("eth_dst", expected.mac) in packet_out.actions
         assert isinstance(packet_out.actions[-1], Output)
+
+
+def test_flow_to_an_unused_vip_is_dropped() -> None:
+    controller = connected_controller()
+    flow = FlowKey(17, PLAN.externals[0].ip, "10.100.0.250", 1, 2)
+    assert controller.on_balance_miss(GATEWAYS[0], flow) == []
