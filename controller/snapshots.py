@@ -37,6 +37,7 @@ import asyncio
 import concurrent.futures
 import logging
 import math
+import random
 import threading
 import time
 from collections import Counter
@@ -135,6 +136,8 @@ class SnapshotService:
         tau_min: float = math.inf,
         space: IdSpace | None = None,
         update_timeout: float = 1.0,
+        notify_spread: float = 0.0,
+        seed: int = 0,
         listen: tuple[str, int] = ("127.0.0.1", 0),
     ):
         self.protocol = protocol_named(protocol_name)
@@ -147,6 +150,10 @@ class SnapshotService:
             gateways=gateways.gateways() if gateways and self.protocol.uses_gateways else (),
             tau_min=tau_min, space=space, update_timeout=update_timeout,
         )
+        self.notify_spread = notify_spread
+        """Seconds over which one snapshot's ``notify`` messages reach the nodes."""
+        self._notify_delays = random.Random(seed)
+        self._pending_notifies: set[asyncio.TimerHandle] = set()
         self._listen = listen
         self.address: tuple[str, int] | None = None
         self.rejections: Counter[str] = Counter()
@@ -260,6 +267,9 @@ class SnapshotService:
         return host, port
 
     async def _shutdown(self) -> None:
+        for handle in self._pending_notifies:
+            handle.cancel()
+        self._pending_notifies.clear()
         if self._server is not None:
             self._server.close()
         for agent in list(self._agents.values()):
@@ -398,8 +408,28 @@ class SnapshotService:
         return commands
 
     def _notify(self, command: NotifyNode) -> None:
+        """Tell a node about a snapshot, at a random point of the notify spread.
+
+        A coordinator that reaches many VMs does not reach them all at once;
+        the spread models that skew. Beaver does not depend on it (stamped
+        traffic makes nodes snapshot first); a protocol that learns of
+        snapshots only from notifications does.
+        """
+        delay = self._notify_delays.uniform(0, self.notify_spread) if self.notify_spread else 0
+        if not delay:
+            self._send_notify(command)
+            return
+
+        def send_later() -> None:
+            self._pending_notifies.discard(handle)
+            self._send_notify(command)
+
+        handle = self._loop.call_later(delay, send_later)
+        self._pending_notifies.add(handle)
+
+    def _send_notify(self, command: NotifyNode) -> None:
         agent = self._agents.get(command.node)
-        if agent is None:
+        if agent is None or agent.writer.is_closing():
             log.warning("snapshot %d: no agent of %s to notify", command.snapshot_id,
                         command.node)
             return

@@ -55,7 +55,9 @@ class EmulationSettings:
     """Seconds a relay holds a transfer before sending it to the bank's VIP."""
     bank_rate: float = 20.0
     """Bank transfers per second per node (0: no workload)."""
-    external_share: float = 0.25
+    external_share: float = 0.5
+    notify_spread: float = 0.1
+    """Seconds over which the coordinator's notifications of one snapshot reach the nodes."""
     window: int = IdSpace.window
     update_timeout: float = 1.0
     ready_timeout: float = 30.0
@@ -165,7 +167,8 @@ class Emulation:
         self.service = SnapshotService(
             settings.protocol, self.nodes, self.store, self.run,
             gateways=self.datacenter.controller, space=IdSpace(window=settings.window),
-            update_timeout=settings.update_timeout, listen=(self.plan.root_mgmt_ip, 0),
+            update_timeout=settings.update_timeout, notify_spread=settings.notify_spread,
+            listen=(self.plan.root_mgmt_ip, 0),
         )
         host, port = self.service.start()
         vip = self.plan.services[0].vip

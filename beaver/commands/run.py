@@ -43,11 +43,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="snapshots started per second (default 10)")
     parser.add_argument("--wan-delay-ms", type=float, default=5.0,
                         help="delay a relay adds to an external transfer (default 5 ms)")
+    parser.add_argument("--notify-spread-ms", type=float, default=100.0,
+                        help="spread over which the coordinator's notifications of a snapshot "
+                             "reach the in-group nodes (default 100 ms)")
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="beaver")
     parser.add_argument("--tau-min-us", type=float,
                         help="validity threshold (default: measured from relayed chains)")
     parser.add_argument("--bank-rate", type=float, default=20.0,
                         help="bank transfers per second per host (default 20)")
+    parser.add_argument("--external-share", type=float, default=0.5,
+                        help="share of transfers paid through the external partner (relay), "
+                             "each an external causal chain (default 0.5)")
     parser.add_argument("--db", type=Path, default=DEFAULT_DB,
                         help=f"snapshot database (default {DEFAULT_DB})")
     parser.add_argument("--json", action="store_true",
@@ -66,16 +72,22 @@ def settings_of(args: argparse.Namespace) -> EmulationSettings:
         problems.append("--rate must be a positive number")
     if not (math.isfinite(args.wan_delay_ms) and args.wan_delay_ms >= 0):
         problems.append("--wan-delay-ms must be >= 0")
+    if not (math.isfinite(args.notify_spread_ms) and args.notify_spread_ms >= 0):
+        problems.append("--notify-spread-ms must be >= 0")
     if args.tau_min_us is not None and not (math.isfinite(args.tau_min_us)
                                             and args.tau_min_us > 0):
         problems.append("--tau-min-us must be a positive number")
     if not (math.isfinite(args.bank_rate) and args.bank_rate > 0):
         problems.append("--bank-rate must be a positive number")
+    if not 0 <= args.external_share <= 1:
+        problems.append("--external-share must be in 0..1")
     if problems:
         raise UsageError("; ".join(problems))
     return EmulationSettings(protocol=args.protocol, gateways=args.gateways,
                              ingroup=args.ingroup, wan_delay=args.wan_delay_ms / 1e3,
-                             bank_rate=args.bank_rate)
+                             bank_rate=args.bank_rate,
+                             notify_spread=args.notify_spread_ms / 1e3,
+                             external_share=args.external_share)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     parameters = {
         "gateways": args.gateways, "ingroup": args.ingroup, "snapshots": args.snapshots,
         "rate": args.rate, "wan_delay_ms": args.wan_delay_ms, "bank_rate": args.bank_rate,
+        "notify_spread_ms": args.notify_spread_ms, "external_share": args.external_share,
         "service": "bank", "initial_total": settings.initial_total(),
     }
     with store:
@@ -110,9 +123,17 @@ def run(args: argparse.Namespace) -> int:
 
 def take(settings: EmulationSettings, store: Store, run_id: int,
          args: argparse.Namespace) -> dict[str, Any]:
+    on_terminal = sys.stderr.isatty()
+    step = max(1, args.snapshots // 10)
+    printed = set()
+
     def progress(started: int, stored: int) -> None:
-        print(f"\rsnapshots: {started}/{args.snapshots} started, {stored} stored",
-              end="", file=sys.stderr, flush=True)
+        line = f"snapshots: {started}/{args.snapshots} started, {stored} stored"
+        if on_terminal:
+            print(f"\r{line}", end="", file=sys.stderr, flush=True)
+        elif stored % step == 0 and stored not in printed:
+            printed.add(stored)
+            print(line, file=sys.stderr, flush=True)
 
     print(f"beaver run: building the data center ({settings.ingroup} in-group hosts, "
           f"{settings.gateways} gateways) ...", file=sys.stderr, flush=True)
@@ -130,7 +151,8 @@ def take(settings: EmulationSettings, store: Store, run_id: int,
         print(f"beaver run: tau_min {tau * 1e6:.0f} us, {source}", file=sys.stderr)
         timeout = args.snapshots / args.rate + 30
         result = emulation.service.take(args.snapshots, args.rate, timeout, progress)
-        print(file=sys.stderr)
+        if on_terminal:
+            print(file=sys.stderr)
         if result.stalled:
             print(f"beaver run: {result.stalled}", file=sys.stderr)
     return summarize(store, run_id, args.db)
