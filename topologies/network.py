@@ -45,6 +45,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class PortTaken(RuntimeError):
+    """The controller could not listen: another process took the port first."""
+
+
 def ovs_problem() -> str | None:
     """Why this machine cannot build the data center, or ``None`` if it can."""
     if os.geteuid() != 0:
@@ -119,9 +123,7 @@ class DataCenter:
             raise RuntimeError(f"cannot build the data center: {problem}")
         self.workdir = Path(tempfile.mkdtemp(prefix=f"beaver-{self.plan.prefix}-"))
         self.plan_file.write_text(self.plan.to_json())
-        self.controller_port = self.controller_port or free_port()
-        self.control_port = self.control_port or free_port()
-        self._start_controller()
+        self._start_controller_on_free_ports()
 
         setLogLevel(self.mininet_log)
         self.net = Mininet(
@@ -154,6 +156,19 @@ class DataCenter:
                             f"flow_tables:{table.table_id}=@t{table.table_id}"]
             subprocess.run(command, check=True, capture_output=True)
 
+    def _start_controller_on_free_ports(self, attempts: int = 3) -> None:
+        """Start the controller; ports probed free can be taken before it binds, so retry."""
+        chosen = (self.controller_port, self.control_port)
+        for attempt in range(1, attempts + 1):
+            self.controller_port = chosen[0] or free_port()
+            self.control_port = chosen[1] or free_port()
+            try:
+                self._start_controller()
+                return
+            except PortTaken:
+                if all(chosen) or attempt == attempts:
+                    raise
+
     def _start_controller(self) -> None:
         command = [
             sys.executable, "-m", "controller", "--plan", str(self.plan_file),
@@ -172,9 +187,10 @@ class DataCenter:
         deadline = time.monotonic() + 30
         while True:
             if self.controller_process.poll() is not None:
-                raise RuntimeError(
-                    f"controller exited with {self.controller_process.returncode}: "
-                    f"{self.controller_log.read_text()[-2000:]}"
+                log = self.controller_log.read_text(errors="replace")
+                problem = PortTaken if "Address already in use" in log else RuntimeError
+                raise problem(
+                    f"controller exited with {self.controller_process.returncode}: {log[-2000:]}"
                 )
             try:
                 self.controller.status()
