@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("simulate", "experiment", "plot", "run", "show", "restore")
+COMMAND_MODULES = ("simulate", "experiment", "plot", "run", "show", "restore", "clean")
 """Modules of :mod:`beaver.commands`, in the order ``beaver --help`` lists them."""
 
 

@@ -13,7 +13,9 @@ fixed time: each process's ready line, then every agent's hello.
 
 Processes' stderr goes to log files in a temporary directory, removed on
 exit; a process that dies before its ready line is reported with the end of
-its log.
+its log. That directory and every process started in a host are added to
+the data center's run record (:mod:`topologies.record`) as soon as they
+exist, so ``beaver clean`` can remove them after a SIGKILL.
 """
 
 from __future__ import annotations
@@ -161,9 +163,10 @@ class Emulation:
 
     def _start(self) -> None:
         settings = self.settings
-        self.logs = Path(tempfile.mkdtemp(prefix="beaver-run-"))
         self.datacenter.__enter__()
-        assert self.datacenter.controller is not None
+        assert self.datacenter.controller is not None and self.datacenter.record is not None
+        self.logs = Path(tempfile.mkdtemp(prefix="beaver-run-"))
+        self.datacenter.record.add_directory(self.logs)
         self.service = SnapshotService(
             settings.protocol, self.nodes, self.store, self.run,
             gateways=self.datacenter.controller, space=IdSpace(window=settings.window),
@@ -199,19 +202,27 @@ class Emulation:
         return process
 
     def _launch(self, host: str, args: list[str]) -> HostProcess:
-        assert self.logs is not None
-        return HostProcess(self.datacenter.host(host), args, self.logs / f"{host}.log")
+        assert self.logs is not None and self.datacenter.record is not None
+        process = HostProcess(self.datacenter.host(host), args, self.logs / f"{host}.log")
+        self.datacenter.record.add_process(process.popen.pid, process.name)
+        return process
 
     def _stop(self) -> None:
         if self.service is not None:
             self.service.close()  # tells the agents to stop
         for process in self.agents:
             process.stop(grace=5.0)
+            self._forget(process)
         for process in self.relays + self.extras:
             process.stop(grace=0.0)
+            self._forget(process)
         self.datacenter.__exit__(None, None, None)
         if self.logs is not None:
             shutil.rmtree(self.logs, ignore_errors=True)
+
+    def _forget(self, process: HostProcess) -> None:
+        if self.datacenter.record is not None:
+            self.datacenter.record.forget_process(process.popen.pid)
 
     def tau_min(self, given_us: float | None, timeout: float = 20.0) -> tuple[float, str]:
         """tau_min in seconds and where it came from; set on the coordinator."""

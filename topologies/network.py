@@ -9,6 +9,13 @@ exception or Ctrl-C, stops the network (Mininet deletes exactly the bridges,
 links and namespaces it created for this topology) and then the controller
 process, and removes the temporary directory.
 
+While it runs, a record of exactly what it created (bridges, root-namespace
+interfaces, the controller's and node shells' PIDs, the temporary
+directory; :mod:`topologies.record`) is kept in the state directory, so
+that ``beaver clean`` can remove what a run killed with SIGKILL left. Code
+that starts processes in hosts adds them with ``dc.record.add_process``.
+The record is deleted after a normal cleanup.
+
     with DataCenter(DataCenterParams(gateways=4)) as dc:
         client = dc.hosts["dcx1"]
         dc.controller.set_id(1)
@@ -34,6 +41,7 @@ from typing import Any
 from beaver.core.ids import IdSpace
 from controller.client import ControllerError, GatewayClient
 from topologies.addressing import AddressPlan, DataCenterParams, build_plan
+from topologies.record import RunRecord
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,7 +79,7 @@ class DataCenter:
     def __init__(self, params: DataCenterParams | None = None, controller_port: int | None = None,
                  control_port: int | None = None, ready_timeout: float = 60.0,
                  update_timeout: float = 2.0, window: int | None = None,
-                 mininet_log: str = "warning") -> None:
+                 mininet_log: str = "warning", state_dir: Path | None = None) -> None:
         self.params = params or DataCenterParams()
         self.plan: AddressPlan = build_plan(self.params)
         self.controller_port = controller_port
@@ -83,6 +91,9 @@ class DataCenter:
         self.window = window
         """Snapshot ids in flight (``IdSpace.window``); None: the core's default."""
         self.mininet_log = mininet_log
+        self.state_dir = state_dir
+        """Where the run record goes; None: ``topologies.record.state_dir()``."""
+        self.record: RunRecord | None = None
         self.workdir: Path | None = None
         self.controller_process: subprocess.Popen[bytes] | None = None
         self.net: Any = None
@@ -113,27 +124,30 @@ class DataCenter:
 
     def _start(self) -> None:
         from mininet.log import setLogLevel
-        from mininet.net import Mininet
         from mininet.node import OVSSwitch, RemoteController
 
         from topologies.datacenter import PlannedTopo
+        from topologies.recorded_mininet import RecordedMininet
 
         problem = ovs_problem()
         if problem:
             raise RuntimeError(f"cannot build the data center: {problem}")
+        self.record = RunRecord.create(self.plan.prefix, self.state_dir)
         self.workdir = Path(tempfile.mkdtemp(prefix=f"beaver-{self.plan.prefix}-"))
+        self.record.add_directory(self.workdir)
         self.plan_file.write_text(self.plan.to_json())
         self._start_controller_on_free_ports()
 
         setLogLevel(self.mininet_log)
-        self.net = Mininet(
+        self.net = RecordedMininet(
             topo=PlannedTopo(plan=self.plan), switch=OVSSwitch, build=False, autoSetMacs=False,
-            controller=None, cleanup=False,
+            controller=None, cleanup=False, record=self.record,
         )
         self.net.addController(RemoteController(f"{self.plan.prefix}c0", ip="127.0.0.1",
                                                 port=self.controller_port))
         self.net.build()
         self.net.start()
+        self.net.pin_bridges()
         names = [h.name for h in self.plan.hosts] + [x.name for x in self.plan.externals]
         self.hosts = {name: self.net.get(name) for name in names}
         self._name_tables()
@@ -183,10 +197,13 @@ class DataCenter:
                 command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        assert self.record is not None
+        self.record.add_process(self.controller_process.pid, "controller")
         self.controller = GatewayClient(self.control_port)
         deadline = time.monotonic() + 30
         while True:
             if self.controller_process.poll() is not None:
+                self.record.forget_process(self.controller_process.pid)
                 log = self.controller_log.read_text(errors="replace")
                 problem = PortTaken if "Address already in use" in log else RuntimeError
                 raise problem(
@@ -219,6 +236,8 @@ class DataCenter:
                 process.wait()
         if self.workdir is not None and self.workdir.exists():
             shutil.rmtree(self.workdir)
+        if self.record is not None:
+            self.record.remove()
 
     # -- conveniences --------------------------------------------------------------------------
     def host(self, name: str) -> Any:
