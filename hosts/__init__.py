@@ -6,6 +6,7 @@ hosts run external clients and relays that create external causal chains.
 
 - :mod:`~hosts.agent`: ``python -m hosts.agent``, one in-group node
 - :mod:`~hosts.runtime`: the event loop between sockets and the protocol core
+- :mod:`~hosts.loop`: the event-loop skeleton the runtime, relay and client share
 - :mod:`~hosts.services`: the bank and the key-value store, and their interface
 - :mod:`~hosts.wire`: data-channel datagrams and DSCP on sockets
 - :mod:`~hosts.management`: the protocol agents speak with the coordinator

@@ -21,7 +21,6 @@ import argparse
 import json
 import logging
 import random
-import signal
 import sys
 import time
 from dataclasses import asdict
@@ -30,6 +29,7 @@ from pathlib import Path
 from beaver.core.ids import IdSpace
 from beaver.core.protocols import PROTOCOLS, protocol
 from hosts import link, wire
+from hosts.loop import stop_on_signals
 from hosts.runtime import Runtime
 from hosts.services import Service
 from hosts.services.bank import Bank, BankConfig
@@ -119,17 +119,13 @@ def serve(args: argparse.Namespace) -> int:
     node = rules.node(host.name, service.capture, peers=peers, space=space)
     runtime = Runtime(node, service, data, peers, management,
                       gateways_stamp=rules.uses_gateways, report_interval=args.report_interval)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: runtime.request_stop())
-    signal.set_wakeup_fd(runtime.wakeup_fd)
     ready = {"node": host.name, "data": f"{host.dip}:{args.port}", "service": args.service,
              "protocol": args.protocol, "peers": sorted(peers)}
-    print("ready", json.dumps(ready), flush=True)
     try:
-        runtime.run()
+        with stop_on_signals(runtime):
+            print("ready", json.dumps(ready), flush=True)
+            runtime.run()
     finally:
-        signal.set_wakeup_fd(-1)
-        runtime.close()
         management.close()
         data.close()
     print("stopped", json.dumps(asdict(runtime.counters)), flush=True)

@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import selectors
-import signal
 import socket
 import sys
 import time
@@ -24,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hosts import wire
+from hosts.loop import StoppableLoop, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -53,35 +52,20 @@ class ClientStats:
         }
 
 
-class Client:
+class Client(StoppableLoop):
     def __init__(self, sock: socket.socket, vip: tuple[str, int], *, rate: float, keys: int):
+        super().__init__()
         self.sock = sock
         self.vip = vip
         self.period = 1 / rate
         self.keys = keys
         self.stats = ClientStats()
-        self.stopped = False
         self._outstanding: dict[int, float] = {}
-        self._wake_reader, self._wake_writer = socket.socketpair()
-        self._wake_writer.setblocking(False)
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(sock, selectors.EVENT_READ)
-        self._selector.register(self._wake_reader, selectors.EVENT_READ)
-
-    @property
-    def wakeup_fd(self) -> int:
-        return self._wake_writer.fileno()
+        self.watch(sock, self._receive)
 
     @property
     def outstanding(self) -> int:
         return len(self._outstanding)
-
-    def request_stop(self) -> None:
-        self.stopped = True
-        try:
-            self._wake_writer.send(b"\0")
-        except BlockingIOError:
-            pass
 
     def run(self, duration: float, grace: float) -> None:
         start = time.monotonic()
@@ -95,16 +79,7 @@ class Client:
             if now >= end or (now >= sending_until and not self._outstanding):
                 return
             wake = min(next_send, end) if next_send <= sending_until else end
-            for key, _events in self._selector.select(max(0.0, wake - now)):
-                if key.fileobj is self.sock:
-                    self._receive(time.monotonic())
-                else:
-                    self._wake_reader.recv(4096)
-
-    def close(self) -> None:
-        self._selector.close()
-        self._wake_reader.close()
-        self._wake_writer.close()
+            self.wait(max(0.0, wake - now))
 
     def _request(self, now: float) -> None:
         rid = self.stats.sent
@@ -120,7 +95,8 @@ class Client:
         self.stats.sent += 1
         self._outstanding[rid] = now
 
-    def _receive(self, now: float) -> None:
+    def _receive(self) -> None:
+        now = time.monotonic()
         while (received := wire.receive(self.sock)) is not None:
             payload, _dscp, source = received
             try:
@@ -163,16 +139,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hosts.client: cannot bind {args.bind}: {error}", file=sys.stderr)
         return 1
     client = Client(sock, vip, rate=args.rate, keys=args.keys)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: client.request_stop())
-    signal.set_wakeup_fd(client.wakeup_fd)
-    print(f"client ready: {sock.getsockname()[0]}:{sock.getsockname()[1]} -> {args.vip}, "
-          f"{args.rate:g} requests/s for {args.duration:g} s", flush=True)
     try:
-        client.run(args.duration, args.grace)
+        with stop_on_signals(client):
+            print(f"client ready: {sock.getsockname()[0]}:{sock.getsockname()[1]} -> {args.vip}, "
+                  f"{args.rate:g} requests/s for {args.duration:g} s", flush=True)
+            client.run(args.duration, args.grace)
     finally:
-        signal.set_wakeup_fd(-1)
-        client.close()
         sock.close()
     print("summary", json.dumps(client.stats.summary(client.outstanding)), flush=True)
     return 0

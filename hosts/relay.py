@@ -21,8 +21,6 @@ import argparse
 import heapq
 import json
 import logging
-import selectors
-import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +29,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from hosts import wire
+from hosts.loop import StoppableLoop, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -60,49 +59,25 @@ def remove_netem(device: str) -> None:
     subprocess.run(["tc", "qdisc", "del", "dev", device, "root"], capture_output=True, check=False)
 
 
-class Relay:
+class Relay(StoppableLoop):
     """Turns received datagrams into delayed datagrams to one address."""
 
     def __init__(self, sock: socket.socket, forward: tuple[str, int], delay: float):
+        super().__init__()
         self.sock = sock
         self.forward = forward
         self.delay = delay
         self.counters = RelayCounters()
-        self.stopped = False
         self._due: list[tuple[float, int, bytes]] = []
-        self._wake_reader, self._wake_writer = socket.socketpair()
-        self._wake_writer.setblocking(False)
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(sock, selectors.EVENT_READ)
-        self._selector.register(self._wake_reader, selectors.EVENT_READ)
-
-    @property
-    def wakeup_fd(self) -> int:
-        return self._wake_writer.fileno()
-
-    def request_stop(self) -> None:
-        self.stopped = True
-        try:
-            self._wake_writer.send(b"\0")
-        except BlockingIOError:
-            pass
+        self.watch(sock, self._receive)
 
     def run(self) -> None:
         while not self.stopped:
-            timeout = None if not self._due else max(0.0, self._due[0][0] - time.monotonic())
-            for key, _events in self._selector.select(timeout):
-                if key.fileobj is self.sock:
-                    self._receive(time.monotonic())
-                else:
-                    self._wake_reader.recv(4096)
+            self.wait(None if not self._due else max(0.0, self._due[0][0] - time.monotonic()))
             self._forward_due(time.monotonic())
 
-    def close(self) -> None:
-        self._selector.close()
-        self._wake_reader.close()
-        self._wake_writer.close()
-
-    def _receive(self, now: float) -> None:
+    def _receive(self) -> None:
+        now = time.monotonic()
         while (received := wire.receive(self.sock)) is not None:
             payload, _dscp, source = received
             self.counters.received += 1
@@ -166,17 +141,13 @@ def main(argv: list[str] | None = None) -> int:
             remove_netem(args.netem_dev)
         return 1
     relay = Relay(sock, forward, in_process_delay)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: relay.request_stop())
-    signal.set_wakeup_fd(relay.wakeup_fd)
     bound = "{}:{}".format(*sock.getsockname())
-    print(f"relay ready: {bound} -> {args.forward}, WAN delay {args.delay * 1e3:.3f} ms "
-          f"emulated {how}", flush=True)
     try:
-        relay.run()
+        with stop_on_signals(relay):
+            print(f"relay ready: {bound} -> {args.forward}, WAN delay {args.delay * 1e3:.3f} ms "
+                  f"emulated {how}", flush=True)
+            relay.run()
     finally:
-        signal.set_wakeup_fd(-1)
-        relay.close()
         sock.close()
         if netem_added:
             remove_netem(args.netem_dev)

@@ -1,7 +1,7 @@
 """The in-group snapshot runtime: sockets on one side, the protocol core on the other.
 
-One single-threaded event loop (``selectors``) owns the node's UDP data
-socket and its management connection, so a local snapshot (the service's
+One single-threaded event loop (:class:`hosts.loop.StoppableLoop`) owns the
+node's UDP data socket and its management connection, so a local snapshot (the service's
 ``capture``) always falls between two deliveries. For each datagram:
 
 1. read it with its DSCP (the wire snapshot id); a datagram that is not a
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import logging
 import math
-import selectors
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -46,6 +45,7 @@ from beaver.core.protocols import SnapshotNode
 from beaver.core.records import Marker, Receipt
 from hosts import wire
 from hosts.link import ManagementLink
+from hosts.loop import StoppableLoop
 from hosts.services import Address, Send, Service
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class Counters:
     """The shortest external causal chain seen (seconds), from relayed ``chain_started``."""
 
 
-class Runtime:
+class Runtime(StoppableLoop):
     """Runs one in-group node: its data socket, its service and its protocol node."""
 
     def __init__(
@@ -83,6 +83,7 @@ class Runtime:
         report_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ):
+        super().__init__()
         self.node = node
         self.service = service
         self.data = data
@@ -98,15 +99,10 @@ class Runtime:
         self.counters = Counters()
         self.reachable: frozenset[str] = frozenset()
         """The peers known to be up: they sent a ``join`` (or anything else)."""
-        self.stopped = False
         self._announced = False
         self._next_report = clock() + report_interval
-        self._wake_reader, self._wake_writer = socket.socketpair()
-        self._wake_writer.setblocking(False)
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(data, selectors.EVENT_READ, self._on_data)
-        self._selector.register(link.sock, selectors.EVENT_READ, self._on_management)
-        self._selector.register(self._wake_reader, selectors.EVENT_READ, self._on_wake)
+        self.watch(data, self._on_data)
+        self.watch(link.sock, self._on_management)
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -120,10 +116,7 @@ class Runtime:
 
     def step(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for traffic, handle it, then run due work."""
-        for key, _events in self._selector.select(timeout):
-            if self.stopped:
-                break
-            key.data()
+        self.wait(timeout)
         now = self.clock()
         if not self.stopped:
             self._send_all(self.service.work(now, self.reachable), now)
@@ -140,34 +133,10 @@ class Runtime:
             if peer != self.node.name:
                 self._transmit({"kind": wire.JOIN}, address, UNMARKED, self.clock())
 
-    def request_stop(self) -> None:
-        """Stop after the event being handled (safe from a signal handler)."""
-        self.stopped = True
-        try:
-            self._wake_writer.send(b"\0")
-        except BlockingIOError:
-            pass
-
-    @property
-    def wakeup_fd(self) -> int:
-        """A descriptor for ``signal.set_wakeup_fd``: a signal then wakes the loop."""
-        return self._wake_writer.fileno()
-
-    def close(self) -> None:
-        self._selector.close()
-        self._wake_reader.close()
-        self._wake_writer.close()
-
     def _timeout(self) -> float:
         work = self.service.next_work()
         due = min(self._next_report, math.inf if work is None else work)
         return max(0.0, due - self.clock())
-
-    def _on_wake(self) -> None:
-        try:
-            self._wake_reader.recv(4096)
-        except BlockingIOError:
-            pass
 
     # -- data channel ---------------------------------------------------------------------
 
