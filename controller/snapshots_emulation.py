@@ -16,6 +16,11 @@ exit; a process that dies before its ready line is reported with the end of
 its log. That directory and every process started in a host are added to
 the data center's run record (:mod:`topologies.record`) as soon as they
 exist, so ``beaver clean`` can remove them after a SIGKILL.
+
+Agents and relays also write their ground-truth event logs
+(:mod:`hosts.truth`) into that directory: :meth:`Emulation.stop_hosts` ends
+every process, so the logs are whole, and :meth:`Emulation.truth_logs` lists
+them for the oracle (:mod:`controller.truth`) before the directory goes.
 """
 
 from __future__ import annotations
@@ -148,6 +153,7 @@ class Emulation:
         self.extras: list[HostProcess] = []
         """Processes started with :meth:`launch` (e.g. external clients)."""
         self.logs: Path | None = None
+        self._hosts_stopped = False
 
     def __enter__(self) -> Emulation:
         try:
@@ -180,6 +186,7 @@ class Emulation:
                 "hosts.relay", "--listen", f"{relay.ip}:{RELAY_PORT}",
                 "--forward", f"{vip}:{SERVICE_PORT}", "--delay", str(settings.wan_delay),
                 "--netem-dev", self.datacenter.host(relay.name).defaultIntf().name,
+                "--truth-log", str(self.logs / f"{relay.name}.truth"),
             ])
             self.relays.append(process)
             process.wait_line("relay ready", settings.ready_timeout)
@@ -190,6 +197,7 @@ class Emulation:
                 "--coordinator", f"{host}:{port}", "--rate", str(settings.bank_rate),
                 "--external-share", str(settings.external_share),
                 "--window", str(settings.window), "--report-interval", "0.2",
+                "--truth-log", str(self.logs / f"{node}.truth"),
             ]))
         for agent in self.agents:
             agent.wait_line("ready", settings.ready_timeout)
@@ -207,7 +215,11 @@ class Emulation:
         self.datacenter.record.add_process(process.popen.pid, process.name)
         return process
 
-    def _stop(self) -> None:
+    def stop_hosts(self) -> None:
+        """Stop the coordinator service and every host process (once); the network stays."""
+        if self._hosts_stopped:
+            return
+        self._hosts_stopped = True
         if self.service is not None:
             self.service.close()  # tells the agents to stop
         for process in self.agents:
@@ -216,6 +228,13 @@ class Emulation:
         for process in self.relays + self.extras:
             process.stop(grace=0.0)
             self._forget(process)
+
+    def truth_logs(self) -> list[Path]:
+        """The agents' and relays' event logs (whole once :meth:`stop_hosts` returned)."""
+        return sorted(self.logs.glob("*.truth")) if self.logs is not None else []
+
+    def _stop(self) -> None:
+        self.stop_hosts()
         self.datacenter.__exit__(None, None, None)
         if self.logs is not None:
             shutil.rmtree(self.logs, ignore_errors=True)

@@ -13,6 +13,8 @@ The model (documented for users in ``docs/schema.md``):
   (or that it failed).
 * ``rejections``: per run, how many agent reports the coordinator refused,
   by reason; ``node_counters``: the agents' own counters.
+* ``oracle_verdicts``: per snapshot, the ground-truth oracle's judgement
+  (:mod:`controller.truth`): causally consistent, channel state exact.
 
 Durability: the file is in WAL mode and every finished snapshot is written
 in one transaction, so a run killed at any instant (even SIGKILL) leaves a
@@ -20,18 +22,23 @@ readable database holding every snapshot finished before the kill.
 
 The schema is versioned with SQLite's ``user_version``. A file with another
 version (or a non-empty file that is not a testbed database) is refused
-with :class:`StoreError`, never altered.
+with :class:`StoreError`, never altered. ``oracle_verdicts`` came after
+version 1 without changing it: it is created (``IF NOT EXISTS``) on the
+first write of verdicts, and reading a file without it finds no verdicts;
+older readers ignore the extra table.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from beaver.oracle import Verdict
 
 DEFAULT_DB = Path("results") / "beaver.db"
 SCHEMA_VERSION = 1
@@ -105,6 +112,20 @@ CREATE TABLE node_counters (
     chain_count   INTEGER,
     chain_min_us  REAL,
     PRIMARY KEY (run, node)
+);
+"""
+
+VERDICTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS oracle_verdicts (
+    run              INTEGER NOT NULL,
+    snapshot_id      INTEGER NOT NULL,
+    captured         INTEGER NOT NULL,
+    consistent       INTEGER NOT NULL,
+    channel_exact    INTEGER NOT NULL,
+    channel_missing  INTEGER NOT NULL,
+    channel_extra    INTEGER NOT NULL,
+    PRIMARY KEY (run, snapshot_id),
+    FOREIGN KEY (run, snapshot_id) REFERENCES snapshots(run, snapshot_id)
 );
 """
 
@@ -272,6 +293,31 @@ class Store:
             self._db.executemany(
                 "INSERT OR REPLACE INTO node_counters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
+    def set_verdicts(self, run: int, verdicts: Iterable[Verdict]) -> None:
+        """The oracle's verdicts on snapshots of ``run`` (replacing earlier ones)."""
+        rows = [(run, v.snapshot_id, int(v.captured), int(v.consistent), int(v.channel_exact),
+                 v.channel_missing, v.channel_extra) for v in verdicts]
+        with self._db:
+            self._db.execute(VERDICTS_SCHEMA)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO oracle_verdicts VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def verdicts(self, run: int) -> dict[int, dict[str, Any]]:
+        """The stored verdicts of ``run`` by snapshot id (none if never judged)."""
+        if self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'oracle_verdicts'"
+                            ).fetchone() is None:
+            return {}
+        rows = self._db.execute(
+            "SELECT * FROM oracle_verdicts WHERE run = ? ORDER BY snapshot_id", (run,))
+        return {
+            row["snapshot_id"]: {
+                "captured": bool(row["captured"]), "consistent": bool(row["consistent"]),
+                "channel_exact": bool(row["channel_exact"]),
+                "channel_missing": row["channel_missing"], "channel_extra": row["channel_extra"],
+            }
+            for row in rows
+        }
+
     def node_counters(self, run: int) -> dict[str, dict[str, Any]]:
         rows = self._db.execute("SELECT * FROM node_counters WHERE run = ? ORDER BY node", (run,))
         return {row["node"]: {k: row[k] for k in row.keys() if k not in ("run", "node")}
@@ -308,6 +354,13 @@ class Store:
         )
         return [dict(row) | {"valid": bool(row["valid"]), "complete": bool(row["complete"])}
                 for row in rows]
+
+    def in_flight_messages(self, run: int) -> list[tuple[int, Any]]:
+        """(snapshot id, message) of every in-flight row of ``run``."""
+        rows = self._db.execute(
+            "SELECT snapshot_id, message FROM in_flight WHERE run = ? ORDER BY snapshot_id",
+            (run,))
+        return [(row["snapshot_id"], json.loads(row["message"])) for row in rows]
 
     def snapshot(self, run: int, snapshot_id: int) -> FinishedSnapshot:
         row = self._db.execute(

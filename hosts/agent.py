@@ -12,7 +12,8 @@ no coordinator: one line, exit 1.
 In-group peers are every in-group host of the plan unless ``--peers`` names
 them; a bank's shards are the peers that back the same plan service. Bank
 transfers through the out-group go to the plan's relays at
-:data:`RELAY_PORT`.
+:data:`RELAY_PORT`. ``--truth-log PATH`` writes the node's ground-truth
+events there (:mod:`hosts.truth`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from hosts.runtime import Runtime
 from hosts.services import Service
 from hosts.services.bank import Bank, BankConfig
 from hosts.services.kv import KeyValueStore
+from hosts.truth import INGROUP, TruthLog
 from topologies.addressing import AddressPlan
 
 SERVICE_PORT = 9000
@@ -68,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--connect-timeout", type=float, default=10.0)
     parser.add_argument("--report-interval", type=float, default=1.0,
                         help="seconds between counters reports")
+    parser.add_argument("--truth-log", type=Path,
+                        help="write ground-truth events (sends, receives, captures) here")
     return parser
 
 
@@ -112,13 +116,20 @@ def serve(args: argparse.Namespace) -> int:
     except ConnectionError:
         data.close()
         raise
+    try:
+        truth = TruthLog(args.truth_log, host.name, INGROUP) if args.truth_log else None
+    except OSError:
+        management.close()
+        data.close()
+        raise
     now = time.monotonic()
     rng = random.Random(args.seed if args.seed is not None else host.name)
     service = make_service(args, plan, host.name, list(peers), now, rng)
     rules = protocol(args.protocol)
     node = rules.node(host.name, service.capture, peers=peers, space=space)
     runtime = Runtime(node, service, data, peers, management,
-                      gateways_stamp=rules.uses_gateways, report_interval=args.report_interval)
+                      gateways_stamp=rules.uses_gateways, report_interval=args.report_interval,
+                      truth=truth)
     ready = {"node": host.name, "data": f"{host.dip}:{args.port}", "service": args.service,
              "protocol": args.protocol, "peers": sorted(peers)}
     try:
@@ -128,6 +139,8 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         management.close()
         data.close()
+        if truth is not None:
+            truth.close()
     print("stopped", json.dumps(asdict(runtime.counters)), flush=True)
     return 0
 

@@ -12,6 +12,10 @@ its ``counters`` (what the coordinator needs to learn tau_min).
 The delay is added by netem on ``--netem-dev`` when the kernel has netem,
 otherwise inside this process (a timer per datagram); the startup line
 says which. Relays send unmarked (DSCP 0): they are not instrumented.
+With ``--truth-log PATH`` the relay logs, as process ``relay@IP:PORT``, the
+receive of every datagram carrying a message id and the send of the one it
+derives from it, under a new id (:mod:`hosts.truth`): the oracle sees the
+external causal chain.
 The relay runs until SIGTERM/SIGINT, then prints ``stopped {json}``.
 """
 
@@ -26,10 +30,12 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from hosts import wire
 from hosts.loop import StoppableLoop, stop_on_signals
+from hosts.truth import MESSAGE_ID, RELAY, TruthLog, message_id_of
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +68,16 @@ def remove_netem(device: str) -> None:
 class Relay(StoppableLoop):
     """Turns received datagrams into delayed datagrams to one address."""
 
-    def __init__(self, sock: socket.socket, forward: tuple[str, int], delay: float):
+    def __init__(self, sock: socket.socket, forward: tuple[str, int], delay: float,
+                 truth: TruthLog | None = None):
         super().__init__()
         self.sock = sock
         self.forward = forward
         self.delay = delay
+        self.truth = truth
         self.counters = RelayCounters()
-        self._due: list[tuple[float, int, bytes]] = []
+        self._due: list[tuple[float, int, bytes, str | None]] = []
+        """(when, arrival number, new datagram, its message id) by time."""
         self.watch(sock, self._receive)
 
     def run(self) -> None:
@@ -87,11 +96,19 @@ class Relay(StoppableLoop):
                 self.counters.malformed += 1
                 log.warning("ignored malformed datagram from %s:%d: %s", *source, error)
                 continue
-            heapq.heappush(self._due, (now + self.delay, self.counters.received, relayed(message)))
+            message_id = message_id_of(message)
+            new_id = None
+            if self.truth is not None and message_id is not None:
+                self.truth.receive(message_id, now)
+                new_id = self.truth.new_message_id()
+            heapq.heappush(self._due, (now + self.delay, self.counters.received,
+                                       relayed(message, new_id), new_id))
 
     def _forward_due(self, now: float) -> None:
         while self._due and self._due[0][0] <= now:
-            _, _, payload = heapq.heappop(self._due)
+            _, _, payload, message_id = heapq.heappop(self._due)
+            if self.truth is not None and message_id is not None:
+                self.truth.send(message_id, now)
             try:
                 self.sock.sendto(payload, self.forward)
                 self.counters.forwarded += 1
@@ -99,11 +116,13 @@ class Relay(StoppableLoop):
                 log.warning("could not forward to %s:%d: %s", *self.forward, error)
 
 
-def relayed(message: dict[str, Any]) -> bytes:
-    """The new datagram a relay makes from ``message``."""
-    fields = {key: value for key, value in message.items() if key != "sent_at"}
+def relayed(message: dict[str, Any], message_id: str | None = None) -> bytes:
+    """The new datagram a relay makes from ``message`` (with ``message_id``, if given)."""
+    fields = {key: value for key, value in message.items() if key not in ("sent_at", MESSAGE_ID)}
     if "sent_at" in message:
         fields["chain_started"] = message["sent_at"]
+    if message_id is not None:
+        fields[MESSAGE_ID] = message_id
     return wire.encode(fields)
 
 
@@ -114,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--forward", required=True, help="IP:PORT (a VIP) to send to")
     parser.add_argument("--delay", type=float, default=0.02, help="WAN delay, seconds")
     parser.add_argument("--netem-dev", help="interface to delay with netem, if the kernel has it")
+    parser.add_argument("--truth-log", help="write ground-truth events (receives, sends) here")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format=f"%(asctime)s relay {args.listen} %(levelname)s %(message)s")
@@ -140,8 +160,16 @@ def main(argv: list[str] | None = None) -> int:
         if netem_added:
             remove_netem(args.netem_dev)
         return 1
-    relay = Relay(sock, forward, in_process_delay)
     bound = "{}:{}".format(*sock.getsockname())
+    try:
+        truth = TruthLog(Path(args.truth_log), f"relay@{bound}", RELAY) if args.truth_log else None
+    except OSError as error:
+        print(f"hosts.relay: cannot write {args.truth_log}: {error.strerror}", file=sys.stderr)
+        sock.close()
+        if netem_added:
+            remove_netem(args.netem_dev)
+        return 1
+    relay = Relay(sock, forward, in_process_delay, truth)
     try:
         with stop_on_signals(relay):
             print(f"relay ready: {bound} -> {args.forward}, WAN delay {args.delay * 1e3:.3f} ms "
@@ -149,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             relay.run()
     finally:
         sock.close()
+        if truth is not None:
+            truth.close()
         if netem_added:
             remove_netem(args.netem_dev)
     print("stopped", json.dumps(asdict(relay.counters)), flush=True)

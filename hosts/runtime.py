@@ -24,7 +24,15 @@ its DSCP. Peers come up at different times, so a runtime starts by sending
 each peer a ``join`` datagram and answers a peer's first ``join`` with its
 own (any datagram from a peer shows it is up); the service sends to a peer
 only once it is known to be up (joins are the runtime's, like markers: the
-core never sees them). From the
+core never sees them).
+
+With a ground-truth log (:class:`hosts.truth.TruthLog`) the runtime gives
+every datagram of the service a message id and logs its send, logs the
+receive of every delivered datagram that carries an id (after the snapshots
+the core captured on its arrival, before the service sees it) and logs each
+capture where it happened: whenever a call into the core (``receive``,
+``receive_marker``, ``notify``) raised the node's current id, the hook ran
+inside that call for the ids it passed. From the
 coordinator the runtime takes ``notify`` (to the core), ``restore`` (to the
 service) and ``stop``. It decides nothing about snapshots itself. Time is
 ``time.monotonic()``.
@@ -47,6 +55,7 @@ from hosts import wire
 from hosts.link import ManagementLink
 from hosts.loop import StoppableLoop
 from hosts.services import Address, Send, Service
+from hosts.truth import MESSAGE_ID, TruthLog, message_id_of
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +91,7 @@ class Runtime(StoppableLoop):
         gateways_stamp: bool = True,
         report_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        truth: TruthLog | None = None,
     ):
         super().__init__()
         self.node = node
@@ -96,6 +106,8 @@ class Runtime(StoppableLoop):
         whatever the network left there and the core is told it is unmarked."""
         self.report_interval = report_interval
         self.clock = clock
+        self.truth = truth
+        """Where ground-truth events go (:mod:`hosts.truth`), or None."""
         self.counters = Counters()
         self.reachable: frozenset[str] = frozenset()
         """The peers known to be up: they sent a ``join`` (or anything else)."""
@@ -168,7 +180,12 @@ class Runtime(StoppableLoop):
             return
         if sender is None and not self.gateways_stamp:
             dscp = UNMARKED
+        before = self.node.current
         receipt = self.node.receive(dscp, sender, now, message)
+        self._log_captures(before, now)
+        message_id = message_id_of(message)
+        if self.truth is not None and receipt.deliver and message_id is not None:
+            self.truth.receive(message_id, now)
         self._carry_out(receipt, now)
         if receipt.rejected:
             self.counters.rejected += 1
@@ -199,7 +216,15 @@ class Runtime(StoppableLoop):
                 "with an integer snapshot_id", *source,
             )
             return
-        self._carry_out(receive_marker(Marker(snapshot_id), sender, now), now)
+        before = self.node.current
+        receipt = receive_marker(Marker(snapshot_id), sender, now)
+        self._log_captures(before, now)
+        self._carry_out(receipt, now)
+
+    def _log_captures(self, before: int, now: float) -> None:
+        """Log the snapshots the last core call captured (its id rose from ``before``)."""
+        if self.truth is not None and self.node.current > before:
+            self.truth.capture(before + 1, self.node.current, now)
 
     def _carry_out(self, receipt: Receipt, now: float) -> None:
         for local in receipt.snapshots:
@@ -218,7 +243,11 @@ class Runtime(StoppableLoop):
                 address = self.peers[send.to]
             else:
                 peer, address = None, send.to
-            self._transmit(send.message, address, self.node.send(peer, now), now)
+            stamp, message = self.node.send(peer, now), send.message
+            if self.truth is not None:
+                message = {**message, MESSAGE_ID: self.truth.new_message_id()}
+                self.truth.send(message[MESSAGE_ID], now)
+            self._transmit(message, address, stamp, now)
             self.counters.sent += 1
 
     def _transmit(self, message: dict[str, Any], address: Address, dscp: int, now: float) -> None:
@@ -242,7 +271,10 @@ class Runtime(StoppableLoop):
     def handle_command(self, message: dict[str, Any], now: float) -> None:
         kind = message["type"]
         if kind == "notify":
-            self._carry_out(self.node.notify(message["snapshot_id"], now), now)
+            before = self.node.current
+            receipt = self.node.notify(message["snapshot_id"], now)
+            self._log_captures(before, now)
+            self._carry_out(receipt, now)
         elif kind == "restore":
             self._restore(message, now)
         elif kind == "stop":

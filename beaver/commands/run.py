@@ -6,9 +6,13 @@ delay) and one bank agent per in-group host
 (:class:`controller.snapshots_emulation.Emulation`); learns tau_min (given,
 or the shortest relayed chain the agents measured before the first
 snapshot); takes the snapshots at the given rate with a progress line on
-stderr; and prints a summary: accepted (valid) and complete snapshots,
-bank-invariant violations among accepted complete snapshots, t1 - t0 p50
-and p99, tau_min and its source. Every snapshot is stored in the SQLite
+stderr; stops the hosts and has the ground-truth oracle judge every
+snapshot from the agents' and relays' event logs (:mod:`controller.truth`;
+the verdicts are stored too); and prints a summary: accepted (valid) and
+complete snapshots, bank-invariant violations among accepted complete
+snapshots, the oracle's causally inconsistent snapshots (among all, among
+accepted) and inexact channel states (among complete), t1 - t0 p50 and
+p99, tau_min and its source. Every snapshot is stored in the SQLite
 database (``beaver show`` reads it). Everything started is removed on exit,
 also on Ctrl-C or an error. With ``--json`` the last stdout line is one JSON
 object.
@@ -27,6 +31,7 @@ from beaver.cli import UsageError
 from beaver.core.protocols import PROTOCOLS
 from controller.snapshots_emulation import MAX_INGROUP, Emulation, EmulationSettings
 from controller.store import DEFAULT_DB, Store, StoreError
+from controller.truth import TruthLogError, judge_run
 from hosts.services.bank import check_invariant
 from topologies.network import ovs_problem
 
@@ -155,7 +160,17 @@ def take(settings: EmulationSettings, store: Store, run_id: int,
             print(file=sys.stderr)
         if result.stalled:
             print(f"beaver run: {result.stalled}", file=sys.stderr)
+        emulation.stop_hosts()
+        record_verdicts(emulation.truth_logs(), store, run_id)
     return summarize(store, run_id, args.db)
+
+
+def record_verdicts(logs: list[Path], store: Store, run_id: int) -> None:
+    """Store the oracle's verdicts on the run; logs it cannot judge leave none (and say why)."""
+    try:
+        store.set_verdicts(run_id, judge_run(logs, store, run_id))
+    except TruthLogError as error:
+        print(f"beaver run: the oracle did not judge this run: {error}", file=sys.stderr)
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -178,6 +193,16 @@ def summarize(store: Store, run_id: int, db: Path) -> dict[str, Any]:
         states = {s.node: s.state for s in snapshot.states}
         if check_invariant(states, snapshot.in_flight, initial_total):
             violating.append(row["snapshot_id"])
+    verdicts = store.verdicts(run_id)
+    judged = [r for r in rows if r["snapshot_id"] in verdicts]
+    inconsistent = [r["snapshot_id"] for r in judged
+                    if not verdicts[r["snapshot_id"]]["consistent"]]
+    inexact = [r["snapshot_id"] for r in judged
+               if r["complete"] and not verdicts[r["snapshot_id"]]["channel_exact"]]
+
+    def oracle(count: int) -> int | None:
+        return count if verdicts else None
+
     updates = [r["update_us"] for r in rows if r["update_us"] is not None]
     counters = store.node_counters(run_id)
     chains = [c["chain_min_us"] for c in counters.values() if c["chain_min_us"] is not None]
@@ -186,6 +211,9 @@ def summarize(store: Store, run_id: int, db: Path) -> dict[str, Any]:
         "valid": sum(r["valid"] for r in rows), "complete": sum(r["complete"] for r in rows),
         "accepted": len(accepted), "invariant_violations": len(violating),
         "violating_snapshots": violating,
+        "judged": len(judged), "inconsistent": oracle(len(inconsistent)),
+        "inconsistent_valid": oracle(sum(r["snapshot_id"] in set(inconsistent) for r in accepted)),
+        "channel_inexact": oracle(len(inexact)), "inconsistent_snapshots": inconsistent,
         "t1_t0_p50_us": percentile(updates, 0.5), "t1_t0_p99_us": percentile(updates, 0.99),
         "tau_min_us": run_row["tau_min_us"], "tau_source": run_row["tau_source"],
         "shortest_chain_us": min(chains, default=None),
@@ -205,8 +233,18 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{summary['invariant_violations']}"
         + (f" (snapshots {summary['violating_snapshots']})" if summary["violating_snapshots"]
            else ""),
+        oracle_line(summary),
         f"t1 - t0: p50 {us(summary['t1_t0_p50_us'])}, p99 {us(summary['t1_t0_p99_us'])}; "
         f"tau_min {us(summary['tau_min_us'])} ({summary['tau_source']})",
         f"rejected agent reports: {summary['rejected_reports'] or 'none'}; "
         f"stored in {summary['db']} (beaver show --db {summary['db']} --run {summary['run']})",
     ])
+
+
+def oracle_line(summary: dict[str, Any]) -> str:
+    if summary["inconsistent"] is None:
+        return "oracle (ground truth from the hosts' logs): not judged"
+    return (f"oracle (ground truth from the hosts' logs): {summary['inconsistent']} of "
+            f"{summary['judged']} snapshots causally inconsistent, "
+            f"{summary['inconsistent_valid']} of {summary['accepted']} accepted; channel state "
+            f"inexact in {summary['channel_inexact']} of {summary['complete']} complete")
