@@ -19,10 +19,13 @@ import pytest
 from test_hosts_fakes import Peer
 from test_hosts_runtime import SPACE, Harness
 
+from beaver.commands.run import format_summary, summarize
+from beaver.oracle import Verdict
 from controller.store import FinishedSnapshot, Store, StoredInFlight, StoredLocal
 from controller.truth import MessageIds, TruthLogError, event_log, judge_run, read_log
 from hosts import wire
 from hosts.relay import Relay
+from hosts.services.transfers import IdSet
 from hosts.truth import INGROUP, MESSAGE_ID, RELAY, TruthLog
 
 RELAY_NAME = "relay@10.0.9.1:9100"
@@ -271,3 +274,24 @@ def test_the_relay_logs_the_original_and_the_datagram_it_derives(tmp_path: Path)
         {"receive": "a:7"}, {"send": f"{RELAY_NAME}:1"},
     ]
 
+
+
+def test_the_run_summary_counts_verdicts_among_all_accepted_and_complete(tmp_path: Path) -> None:
+    """Snapshot 1 accepted and inconsistent; 2 invalid, inconsistent, inexact; 3 incomplete."""
+    empty = {"balances": {}, "debited": IdSet().to_json(), "credited": IdSet().to_json()}
+    with Store(tmp_path / "db") as store:
+        run = store.new_run("beaver", {"initial_total": 0}, 1000.0, "given")
+        for k, valid, complete in [(1, True, True), (2, False, True), (3, True, False)]:
+            store.add_snapshot(run, "beaver", FinishedSnapshot(
+                snapshot_id=k, t0=0.0, t1=0.0, valid=valid, complete=complete,
+                completed_at=None, states=(StoredLocal("a", 0.0, empty),), in_flight=(),
+                gateways=()))
+        assert summarize(store, run, tmp_path / "db")["inconsistent"] is None, "not judged yet"
+        store.set_verdicts(run, [
+            Verdict(1, True, False, True, 0, 0), Verdict(2, True, False, False, 1, 0),
+            Verdict(3, True, True, False, 2, 0)])
+        summary = summarize(store, run, tmp_path / "db")
+    assert (summary["judged"], summary["inconsistent"], summary["inconsistent_valid"],
+            summary["channel_inexact"]) == (3, 2, 1, 1)
+    assert summary["inconsistent_snapshots"] == [1, 2]
+    assert "2 of 3 snapshots causally inconsistent, 1 of 1 accepted" in format_summary(summary)
