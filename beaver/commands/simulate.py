@@ -3,18 +3,28 @@
 Prints a readable summary; with ``--json`` the last line on stdout is one
 JSON object (see :class:`beaver.sim.report.Summary`). Progress goes to
 stderr when stderr is a terminal.
+
+``--node-class FILE.py:CLASS`` runs another implementation of the in-group
+node rule (a class built like :class:`beaver.core.node.PiggybackNode`) in a
+piggybacking protocol: the command makes a variant of the protocol with that
+node and lets the simulator find it under the protocol's name while the run
+lasts, so the oracle judges the class exactly as it judges the core's node.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import inspect
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 
 from beaver.cli import UsageError
-from beaver.core.protocols import PROTOCOLS
+from beaver.core.protocols import PROTOCOLS, PiggybackNodeFactory, Protocol
 from beaver.sim import US, Latencies, Summary, Workload, World, WorldConfig, simulate
 
 NAME = "simulate"
@@ -54,6 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of gateway update legs that hit the slow tail (tens to "
                              "hundreds of microseconds)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--node-class", metavar="MODULE_PATH:CLASS",
+                        help="run the in-group nodes of beaver or lai-yang as class CLASS of the "
+                             "Python file MODULE_PATH, made like PiggybackNode(name, capture, "
+                             "space)")
     parser.add_argument("--json", action="store_true",
                         help="end with one JSON line of results")
 
@@ -99,12 +113,76 @@ def config_from(args: argparse.Namespace) -> WorldConfig:
         raise UsageError(str(error)) from None
 
 
+NODE_METHODS = ("send", "receive", "notify")
+"""What a node class must define to stand in for :class:`PiggybackNode`."""
+
+
+def load_node_class(spec: str) -> PiggybackNodeFactory:
+    """The class ``CLASS`` of the Python file in ``MODULE_PATH:CLASS``; a :class:`UsageError`
+    for a missing file, a file that does not import, or no such class."""
+    path_text, _, class_name = spec.rpartition(":")
+    if not path_text or not class_name:
+        raise UsageError(f"--node-class wants MODULE_PATH:CLASS, got {spec!r}")
+    path = Path(path_text)
+    if path.suffix != ".py" or not path.is_file():
+        raise UsageError(f"--node-class: no Python file {path_text!r}")
+    module_name = f"beaver_node_class_{path.stem}"
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise UsageError(f"--node-class: cannot load {path_text!r} as a module")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as error:
+        raise UsageError(
+            f"--node-class: importing {path_text} failed: {type(error).__name__}: {error}"
+        ) from None
+    found = getattr(module, class_name, None)
+    if not inspect.isclass(found):
+        raise UsageError(f"--node-class: {path_text} defines no class {class_name!r}")
+    missing = [method for method in NODE_METHODS if not callable(getattr(found, method, None))]
+    if missing:
+        raise UsageError(f"--node-class: {class_name} has no {', '.join(missing)} method")
+    return found
+
+
+def node_variant(protocol_name: str, spec: str) -> Protocol:
+    """``protocol_name`` with the node class of ``spec`` (piggybacking protocols only)."""
+    chosen = PROTOCOLS[protocol_name]
+    if not chosen.piggybacks_ids:
+        piggybacking = ", ".join(name for name, p in PROTOCOLS.items() if p.piggybacks_ids)
+        raise UsageError(
+            f"--node-class replaces the node of a piggybacking protocol ({piggybacking}), "
+            f"not of {protocol_name}"
+        )
+    return replace(chosen, piggyback_node=load_node_class(spec))
+
+
+@contextmanager
+def registered(variant: Protocol | None) -> Iterator[None]:
+    """While the block runs, the simulator finds ``variant`` under its protocol's name."""
+    if variant is None:
+        yield
+        return
+    original = PROTOCOLS[variant.name]
+    PROTOCOLS[variant.name] = variant
+    try:
+        yield
+    finally:
+        PROTOCOLS[variant.name] = original
+
+
 def run(args: argparse.Namespace) -> int:
     config = config_from(args)
+    variant = None if args.node_class is None else node_variant(config.protocol, args.node_class)
     progress = _progress_printer(config) if sys.stderr.isatty() else None
-    outcome = simulate(config, progress)
+    with registered(variant):
+        outcome = simulate(config, progress)
     if progress is not None:
         print(file=sys.stderr)
+    if variant is not None:
+        print(f"in-group nodes: {args.node_class}")
     print(render(outcome.summary))
     if args.json:
         print(json.dumps(outcome.summary.as_dict(), sort_keys=True))

@@ -46,6 +46,10 @@ class SnapshotNode(TypingProtocol):
     def notify(self, snapshot_id: int, now: float) -> Receipt: ...
 
 
+PiggybackNodeFactory = Callable[[str, Callable[[], Any], IdSpace | None], SnapshotNode]
+"""Makes an id-piggybacking node from ``(name, capture, space)``, as :class:`PiggybackNode` does."""
+
+
 @dataclass(frozen=True)
 class Protocol:
     """A snapshot protocol: how its nodes and its coordinator are made."""
@@ -59,6 +63,9 @@ class Protocol:
     notify: Notify
     counts_channels: bool
     summary: str
+    piggyback_node: PiggybackNodeFactory = PiggybackNode
+    """The node of a piggybacking protocol; a variant (``dataclasses.replace``) can run
+    another implementation of the same rules, e.g. a classroom exercise's."""
 
     def node(
         self,
@@ -72,7 +79,7 @@ class Protocol:
         if self.uses_markers:
             return MarkerNode(name, peers, capture)
         if self.piggybacks_ids:
-            return PiggybackNode(name, capture, space)
+            return self.piggyback_node(name, capture, space)
         return PollingNode(name, capture)
 
     def coordinator(

@@ -1,0 +1,116 @@
+"""Classroom labs: the lab-2 node exercise judged by the oracle, and ``--node-class``.
+
+The solution must behave exactly like the core's node; the starter must run
+and fail the check with the failures its README promises; a node whose
+snapshots never complete must be reported as stalled, not hang the check.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from beaver.cli import main
+from beaver.core.protocols import PROTOCOLS
+
+LAB = Path(__file__).resolve().parent.parent / "labs" / "02-node-rule"
+STARTER = f"{LAB / 'node.py'}:StudentNode"
+SOLUTION = f"{LAB / 'solution' / 'node.py'}:StudentNode"
+CHECK = LAB / "check.py"
+
+
+def simulate(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        status = main(["simulate", *argv])
+    except SystemExit as exit_:
+        status = exit_.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def summary(capsys, *argv: str) -> dict[str, object]:
+    status, out, err = simulate(capsys, *argv, "--json")
+    assert status == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    del result["wall_s"]
+    return result
+
+
+def check(spec: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(CHECK), spec], capture_output=True, text=True, timeout=60,
+    )
+
+
+@pytest.mark.parametrize("protocol", ["beaver", "lai-yang"])
+def test_the_solution_runs_exactly_like_the_core_node(capsys, protocol):
+    original = PROTOCOLS[protocol]
+    solved = summary(capsys, "--protocol", protocol, "--node-class", SOLUTION)
+    assert PROTOCOLS[protocol] is original, "the variant must not outlive the run"
+    assert solved == summary(capsys, "--protocol", protocol)
+    assert solved["complete"] == solved["snapshots"] == 200
+    assert solved["inconsistent_valid"] == 0 or protocol == "lai-yang"
+    assert solved["channel_inexact"] == 0
+
+
+def test_the_starter_runs_and_fails_the_oracle(capsys):
+    status, out, err = simulate(capsys, "--node-class", STARTER, "--json")
+    assert status == 0 and err == ""
+    assert out.startswith(f"in-group nodes: {STARTER}\n")
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["complete"] == result["snapshots"], "notifications alone complete snapshots"
+    assert result["inconsistent_valid"] > 0, "ids ignored on receive: effects before causes"
+    assert result["channel_inexact"] > 0, "no in-flight messages recorded"
+
+
+def test_check_passes_the_solution_and_fails_the_starter():
+    solved = check(SOLUTION)
+    assert solved.returncode == 0, solved.stdout + solved.stderr
+    assert solved.stdout.strip().splitlines()[-1].endswith("PASS (3 of 3 worlds)")
+    starter = check(STARTER)
+    assert starter.returncode == 1
+    assert "inconsistent_valid" in starter.stdout and "channel_inexact" in starter.stdout
+
+
+def test_check_reports_a_node_that_never_completes_as_stalled(tmp_path):
+    uncounted = tmp_path / "uncounted.py"
+    uncounted.write_text(
+        "from beaver.core.node import PiggybackNode\n\n\n"
+        "class Uncounted(PiggybackNode):\n"
+        "    def send(self, peer, now):\n"
+        "        return super().send(None, now)\n"
+    )
+    result = check(f"{uncounted}:Uncounted")
+    assert result.returncode == 1
+    assert "stalled: snapshot" in result.stdout
+    assert "counts expect others" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["--node-class", "no/such/node.py:StudentNode"], "no Python file"),
+        (["--node-class", "README.md:StudentNode"], "no Python file"),
+        (["--node-class", f"{LAB / 'node.py'}"], "wants MODULE_PATH:CLASS"),
+        (["--node-class", f"{LAB / 'node.py'}:NoSuchNode"], "defines no class 'NoSuchNode'"),
+        (["--node-class", f"{LAB / 'node.py'}:REJECTED"], "defines no class 'REJECTED'"),
+        (["--node-class", f"{LAB / 'node.py'}:InFlight"], "InFlight has no send, receive"),
+        (["--protocol", "polling", "--node-class", STARTER], "piggybacking protocol"),
+    ],
+)
+def test_a_bad_node_class_is_one_line_and_exit_2(capsys, argv, complaint):
+    status, out, err = simulate(capsys, *argv)
+    assert status == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and complaint in err
+
+
+def test_a_node_file_that_does_not_import_is_one_line(capsys, tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("class StudentNode(:\n")
+    status, out, err = simulate(capsys, "--node-class", f"{broken}:StudentNode")
+    assert status == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "SyntaxError" in err
