@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         options = dict(option.split("=", 1) for option in args.options)
-        datacenter = DataCenter(DataCenterParams.from_options(**options))
+        datacenter = DataCenter(DataCenterParams.from_options(**options), mininet_log="output")
     except ValueError as error:
         print(f"python -m topologies.network: {error}", file=sys.stderr)
         return 2
