@@ -15,6 +15,7 @@ Exit status: 0 if every world passes, 1 if one fails, 2 for a bad argument.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from beaver.cli import UsageError
 from beaver.commands.simulate import node_variant, registered
 from beaver.sim import World, WorldConfig, simulate
 
-STARTER = f"{Path(__file__).parent / 'node.py'}:StudentNode"
+STARTER = f"{os.path.relpath(Path(__file__).parent / 'node.py')}:StudentNode"
 SEEDS = (1, 2, 3)
 
 
