@@ -1,4 +1,5 @@
-"""Classroom labs: the lab-2 node exercise judged by the oracle, and ``--node-class``.
+"""Classroom labs: the lab-2 node exercise judged by the oracle, ``--node-class``, and
+lab 3's ``set_id.py`` against a control server with a fake controller behind it.
 
 The solution must behave exactly like the core's node; the starter must run
 and fail the check with the failures its README promises; a node whose
@@ -16,8 +17,10 @@ import pytest
 
 from beaver.cli import main
 from beaver.core.protocols import PROTOCOLS
+from controller.control import ControlServer
 
-LAB = Path(__file__).resolve().parent.parent / "labs" / "02-node-rule"
+LABS = Path(__file__).resolve().parent.parent / "labs"
+LAB = LABS / "02-node-rule"
 STARTER = f"{LAB / 'node.py'}:StudentNode"
 SOLUTION = f"{LAB / 'solution' / 'node.py'}:StudentNode"
 CHECK = LAB / "check.py"
@@ -114,3 +117,70 @@ def test_a_node_file_that_does_not_import_is_one_line(capsys, tmp_path):
     status, out, err = simulate(capsys, "--node-class", f"{broken}:StudentNode")
     assert status == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "SyntaxError" in err
+
+
+class FakeController:
+    """Answers ``set_id`` like the controller: ``dcgw2`` fails when ``failing``."""
+
+    def __init__(self, failing: bool = False):
+        self.failing = failing
+        self.current = 0
+
+    def status(self) -> dict[str, object]:
+        return {}
+
+    def ids(self) -> dict[str, int]:
+        return {"dcgw1": self.current, "dcgw2": 0 if self.failing else self.current}
+
+    def set_id(self, snapshot_id: int, timeout: float | None = None) -> dict[str, object]:
+        self.current = snapshot_id
+        second = ({"sent_at": 10.0, "acked_at": None, "failure": "no barrier reply"}
+                  if self.failing else {"sent_at": 10.0005, "acked_at": 10.003, "failure": None})
+        return {
+            "snapshot_id": snapshot_id, "started_at": 10.0, "complete": not self.failing,
+            "failed": ["dcgw2"] if self.failing else [],
+            "gateways": {"dcgw1": {"sent_at": 10.0, "acked_at": 10.002, "failure": None},
+                         "dcgw2": second},
+        }
+
+    def steer(self, gateway: str | None) -> None: ...
+
+    def roundtrip(self, gateway: str) -> dict[str, float]:
+        return {}
+
+
+def set_id(port: int, snapshot_id: int) -> subprocess.CompletedProcess[str]:
+    script = LABS / "03-gateway-dscp" / "set_id.py"
+    return subprocess.run([sys.executable, str(script), str(port), str(snapshot_id)],
+                          capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize("failing", [False, True])
+def test_set_id_prints_each_gateway_and_the_update_time(failing):
+    target = FakeController(failing)
+    server = ControlServer(target, "127.0.0.1", 0)
+    server.start()
+    try:
+        result = set_id(server.address[1], 5)
+    finally:
+        server.stop()
+    assert target.current == 5
+    lines = result.stdout.splitlines()
+    assert lines[0] == "dcgw1: id 5, flow-mod + barrier 2.000 ms"
+    if failing:
+        assert result.returncode == 1
+        assert lines[1:] == ["dcgw2: failed: no barrier reply", "id 5 incomplete: dcgw2 failed"]
+    else:
+        assert result.returncode == 0
+        assert lines[1:] == ["dcgw2: id 5, flow-mod + barrier 2.500 ms",
+                             "id 5 complete: t1 - t0 = 3.000 ms"]
+
+
+def test_set_id_without_a_controller_is_one_line():
+    server = ControlServer(FakeController(), "127.0.0.1", 0)
+    port = server.address[1]
+    server.stop()
+    result = set_id(port, 5)
+    assert result.returncode == 1 and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "cannot reach controller" in result.stderr

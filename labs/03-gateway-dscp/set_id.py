@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             took = (timing.acked_at - timing.sent_at) * 1e3
             print(f"{name}: id {ids[name]}, flow-mod + barrier {took:.3f} ms")
-    if result.complete:
+    if result.complete and result.first_sent is not None and result.last_acked is not None:
         spread = (result.last_acked - result.first_sent) * 1e3
         print(f"id {result.snapshot_id} complete: t1 - t0 = {spread:.3f} ms")
     else:
