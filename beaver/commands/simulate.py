@@ -135,6 +135,7 @@ def load_node_class(spec: str) -> PiggybackNodeFactory:
     try:
         module_spec.loader.exec_module(module)
     except Exception as error:
+        del sys.modules[module_name]
         raise UsageError(
             f"--node-class: importing {path_text} failed: {type(error).__name__}: {error}"
         ) from None
