@@ -53,7 +53,7 @@ def check(spec: str) -> subprocess.CompletedProcess[str]:
 def test_the_solution_runs_exactly_like_the_core_node(capsys, protocol):
     original = PROTOCOLS[protocol]
     solved = summary(capsys, "--protocol", protocol, "--node-class", SOLUTION)
-    assert PROTOCOLS[protocol] is original, "the variant must not outlive the run"
+    assert PROTOCOLS[protocol] is original, "the registry must not change"
     assert solved == summary(capsys, "--protocol", protocol)
     assert solved["complete"] == solved["snapshots"] == 200
     assert solved["inconsistent_valid"] == 0 or protocol == "lai-yang"

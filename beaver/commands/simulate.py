@@ -6,9 +6,8 @@ stderr when stderr is a terminal.
 
 ``--node-class FILE.py:CLASS`` runs another implementation of the in-group
 node rule (a class built like :class:`beaver.core.node.PiggybackNode`) in a
-piggybacking protocol: the command makes a variant of the protocol with that
-node and lets the simulator find it under the protocol's name while the run
-lasts, so the oracle judges the class exactly as it judges the core's node.
+piggybacking protocol (:attr:`beaver.sim.WorldConfig.node_class`), and the
+oracle judges the class exactly as it judges the core's node.
 """
 
 from __future__ import annotations
@@ -18,13 +17,12 @@ import importlib.util
 import inspect
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from beaver.cli import UsageError
-from beaver.core.protocols import PROTOCOLS, PiggybackNodeFactory, Protocol
+from beaver.core.protocols import PROTOCOLS, PiggybackNodeFactory
 from beaver.sim import US, Latencies, Summary, Workload, World, WorldConfig, simulate
 
 NAME = "simulate"
@@ -84,6 +82,8 @@ def config_from(args: argparse.Namespace) -> WorldConfig:
             raise UsageError(f"{option} must be > 0 microseconds, got {value:g}")
     if not 0 <= args.slow_gateway_share <= 1:
         raise UsageError(f"--slow-gateway-share must be in 0..1, got {args.slow_gateway_share:g}")
+    node_class = None if args.node_class is None else node_class_for(args.protocol,
+                                                                      args.node_class)
     try:
         latencies = Latencies()
         latencies = replace(
@@ -108,6 +108,7 @@ def config_from(args: argparse.Namespace) -> WorldConfig:
                 snapshot_rate_hz=args.rate_hz,
             ),
             latencies=latencies,
+            node_class=node_class,
         )
     except ValueError as error:
         raise UsageError(str(error)) from None
@@ -148,41 +149,24 @@ def load_node_class(spec: str) -> PiggybackNodeFactory:
     return found
 
 
-def node_variant(protocol_name: str, spec: str) -> Protocol:
-    """``protocol_name`` with the node class of ``spec`` (piggybacking protocols only)."""
-    chosen = PROTOCOLS[protocol_name]
-    if not chosen.piggybacks_ids:
+def node_class_for(protocol_name: str, spec: str) -> PiggybackNodeFactory:
+    """The node class of ``spec``, for a piggybacking protocol only."""
+    if not PROTOCOLS[protocol_name].piggybacks_ids:
         piggybacking = ", ".join(name for name, p in PROTOCOLS.items() if p.piggybacks_ids)
         raise UsageError(
             f"--node-class replaces the node of a piggybacking protocol ({piggybacking}), "
             f"not of {protocol_name}"
         )
-    return replace(chosen, piggyback_node=load_node_class(spec))
-
-
-@contextmanager
-def registered(variant: Protocol | None) -> Iterator[None]:
-    """While the block runs, the simulator finds ``variant`` under its protocol's name."""
-    if variant is None:
-        yield
-        return
-    original = PROTOCOLS[variant.name]
-    PROTOCOLS[variant.name] = variant
-    try:
-        yield
-    finally:
-        PROTOCOLS[variant.name] = original
+    return load_node_class(spec)
 
 
 def run(args: argparse.Namespace) -> int:
     config = config_from(args)
-    variant = None if args.node_class is None else node_variant(config.protocol, args.node_class)
     progress = _progress_printer(config) if sys.stderr.isatty() else None
-    with registered(variant):
-        outcome = simulate(config, progress)
+    outcome = simulate(config, progress)
     if progress is not None:
         print(file=sys.stderr)
-    if variant is not None:
+    if args.node_class is not None:
         print(f"in-group nodes: {args.node_class}")
     print(render(outcome.summary))
     if args.json:
@@ -213,6 +197,9 @@ def render(summary: Summary) -> str:
         f"{s.inconsistent_valid}), channel state inexact {s.channel_inexact} (of complete)",
         f"  extra messages {s.extra_messages}, application messages {s.messages}",
     ]
+    if s.snapshots < s.requested:
+        lines.append(f"  stalled: only {s.snapshots} of {s.requested} snapshots started; one "
+                     f"never finished, so the window of snapshots in flight stayed full")
     if s.t1_t0_p50_us is not None:
         lines.append(
             f"  t1 - t0: p50 {s.t1_t0_p50_us:g} us, p99 {s.t1_t0_p99_us:g} us, "

@@ -30,6 +30,8 @@ __all__ = [
 
 @dataclass
 class Outcome:
+    world: World
+    """The world after the run, for inspection (e.g. why a run stalled)."""
     run: Run
     verdicts: list[Verdict]
     summary: Summary
@@ -43,4 +45,4 @@ def simulate(
     world = World(config)
     run = world.run(None if progress is None else lambda: progress(world))
     verdicts = judge(run.log, run.recorded, len(run.statuses))
-    return Outcome(run, verdicts, summarize(run, verdicts, time.perf_counter() - began))
+    return Outcome(world, run, verdicts, summarize(run, verdicts, time.perf_counter() - began))

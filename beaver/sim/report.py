@@ -29,6 +29,9 @@ class Summary:
     tau_min_us: float
     controller_tau_min_us: float
     snapshots: int
+    """Snapshots started: fewer than ``requested`` when the run stalled (a snapshot never
+    finished, so the window stayed full)."""
+    requested: int
     valid: int
     complete: int
     inconsistent: int
@@ -90,6 +93,7 @@ def summarize(run: Run, verdicts: list[Verdict], wall_s: float) -> Summary:
         tau_min_us=round(config.tau_min / US, 3),
         controller_tau_min_us=round(config.checked_tau_min / US, 3),
         snapshots=len(statuses),
+        requested=run.config.snapshots,
         valid=len(valid),
         complete=len(complete),
         inconsistent=len(inconsistent),

@@ -35,13 +35,13 @@ import math
 import random
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from beaver.core.coordinator import Coordinator, InvalidReport, SnapshotStatus
 from beaver.core.gateway import Gateway
 from beaver.core.ids import UNMARKED, IdSpace
-from beaver.core.protocols import SnapshotNode, protocol
+from beaver.core.protocols import PiggybackNodeFactory, Protocol, SnapshotNode, protocol
 from beaver.core.records import NOTHING, Command, Marker, NotifyNode, Receipt, UpdateGateway
 from beaver.oracle import EventLog
 from beaver.sim.engine import Engine
@@ -76,9 +76,12 @@ class WorldConfig:
     seed: int = 1
     workload: Workload = field(default_factory=Workload)
     latencies: Latencies = field(default_factory=Latencies)
+    node_class: PiggybackNodeFactory | None = None
+    """Another implementation of the in-group node rule for a piggybacking protocol
+    (``beaver simulate --node-class``, the classroom labs); None: the core's node."""
 
     def __post_init__(self) -> None:
-        chosen = protocol(self.protocol)
+        chosen = self.chosen_protocol
         if self.nodes < 2:
             raise ValueError(f"need at least 2 in-group nodes, got {self.nodes}")
         if self.gateways < 0:
@@ -98,6 +101,17 @@ class WorldConfig:
         if not self.checked_tau_min > 0:
             raise ValueError(f"controller tau_min must be > 0, got {self.checked_tau_min}")
         IdSpace(self.id_bits, self.window)
+
+    @property
+    def chosen_protocol(self) -> Protocol:
+        """The protocol, with ``node_class`` as its in-group node when one is given."""
+        chosen = protocol(self.protocol)
+        if self.node_class is None:
+            return chosen
+        if not chosen.piggybacks_ids:
+            raise ValueError(f"a node class replaces the node of a piggybacking protocol "
+                             f"(beaver, lai-yang), not of {self.protocol}")
+        return replace(chosen, piggyback_node=self.node_class)
 
     @property
     def relay_count(self) -> int:
@@ -142,7 +156,7 @@ class World:
         self.engine = Engine()
         self.latencies = config.latencies
         self.workload = config.workload
-        self.protocol = protocol(config.protocol)
+        self.protocol = config.chosen_protocol
         space = IdSpace(config.id_bits, config.window)
         width = len(str(config.nodes - 1))
         self.names = [f"n{i:0{width}d}" for i in range(config.nodes)]
@@ -181,6 +195,7 @@ class World:
         self._started = 0
         self._last_start = math.inf
         self._waiting_to_start = False
+        self._waiting_since = math.inf
 
     # -- running --------------------------------------------------------------------------
 
@@ -213,9 +228,15 @@ class World:
     def started(self) -> int:
         return self._started
 
+    @property
+    def stalled(self) -> bool:
+        """The window stayed full for ``give_up_s``: a snapshot never finishes, so the
+        world stops starting snapshots (and drains) instead of waiting forever."""
+        return self.engine.now - self._waiting_since >= self.workload.give_up_s
+
     def _traffic_on(self) -> bool:
         if self._started < self.config.snapshots:
-            return True
+            return not self.stalled
         coordinator = self.coordinator
         unfinished = coordinator.oldest_unfinished <= coordinator.newest
         return unfinished and self.engine.now < self._last_start + self.workload.give_up_s
@@ -230,6 +251,7 @@ class World:
             self._start()
         else:
             self._waiting_to_start = True
+            self._waiting_since = self.engine.now
 
     def _start(self) -> None:
         _, commands = self.coordinator.start(self.engine.now)
@@ -243,8 +265,9 @@ class World:
         self._carry_out(commands)
 
     def _start_if_waiting(self) -> None:
-        if self._waiting_to_start and self.coordinator.can_start():
+        if self._waiting_to_start and self.coordinator.can_start() and not self.stalled:
             self._waiting_to_start = False
+            self._waiting_since = math.inf
             self._start()
 
     def _carry_out(self, commands: list[Command]) -> None:

@@ -2,11 +2,10 @@
 
 Runs the default Beaver world for a few seeds with the given class as every
 in-group node and checks the oracle's figures: every snapshot complete, no
-inconsistent snapshot accepted as valid, channel state exact. A node whose
-snapshots never complete would keep the simulator waiting forever (the
-coordinator starts no snapshot while its window is full), so the run is
-stopped when no snapshot started for a whole progress period, and the
-oldest unfinished snapshot is described instead.
+inconsistent snapshot accepted as valid, channel state exact. When a node's
+snapshots never complete, the coordinator's window of snapshots in flight
+stays full and the simulator stops starting new ones (the run "stalls");
+the check then describes the oldest unfinished snapshot.
 
     .venv/bin/python labs/02-node-rule/check.py [MODULE_PATH:CLASS]
 
@@ -20,53 +19,40 @@ import sys
 from pathlib import Path
 
 from beaver.cli import UsageError
-from beaver.commands.simulate import node_variant, registered
+from beaver.commands.simulate import node_class_for
+from beaver.core.protocols import PiggybackNodeFactory
 from beaver.sim import World, WorldConfig, simulate
 
 STARTER = f"{os.path.relpath(Path(__file__).parent / 'node.py')}:StudentNode"
 SEEDS = (1, 2, 3)
 
 
-class Stalled(Exception):
-    """No snapshot started between two progress calls: the window stays full."""
-
-    def __init__(self, world: World):
-        coordinator = world.coordinator
-        k = coordinator.oldest_unfinished
-        snapshot = coordinator.assemble(k)
-        silent = sorted(set(coordinator.nodes) - set(snapshot.states))
-        lines = [f"stalled: snapshot {k} never completed "
-                 f"({world.started} of {world.config.snapshots} started, the window is full)"]
-        if silent:
-            lines.append(f"  no local snapshot for {k} from {', '.join(silent)}: a node moved "
-                         f"past {k} without reporting it (TODO 2: take it with self._take)")
-        else:
-            lines.append(f"  every node reported {k}, {len(snapshot.in_flight)} in-flight "
-                         f"messages recorded, but the counts expect others (TODO 1, 3, 4)")
-        if world.rejected_reports:
-            lines.append(f"  the coordinator refused {world.rejected_reports} reports "
-                         f"(duplicate, out of order or for snapshots already complete)")
-        super().__init__("\n".join(lines))
+def stall_diagnosis(world: World) -> list[str]:
+    """Why the window stayed full: which node or count kept the oldest snapshot open."""
+    coordinator = world.coordinator
+    k = coordinator.oldest_unfinished
+    snapshot = coordinator.assemble(k)
+    silent = sorted(set(coordinator.nodes) - set(snapshot.states))
+    lines = [f"stalled: snapshot {k} never completed "
+             f"({world.started} of {world.config.snapshots} started, the window is full)"]
+    if silent:
+        lines.append(f"  no local snapshot for {k} from {', '.join(silent)}: a node moved "
+                     f"past {k} without reporting it (TODO 2: take it with self._take)")
+    else:
+        lines.append(f"  every node reported {k}, {len(snapshot.in_flight)} in-flight "
+                     f"messages recorded, but the counts expect others (TODO 1, 3, 4)")
+    if world.rejected_reports:
+        lines.append(f"  the coordinator refused {world.rejected_reports} reports "
+                     f"(duplicate, out of order or for snapshots already complete)")
+    return lines
 
 
-class StallGuard:
-    """Progress callback: raises :class:`Stalled` when no snapshot started since the last call."""
-
-    def __init__(self) -> None:
-        self.started = -1
-
-    def __call__(self, world: World) -> None:
-        if self.started == world.started < world.config.snapshots:
-            raise Stalled(world)
-        self.started = world.started
-
-
-def judge(seed: int) -> list[str]:
+def judge(node_class: PiggybackNodeFactory, seed: int) -> list[str]:
     """The problems of one world (empty when it passes)."""
-    try:
-        summary = simulate(WorldConfig(protocol="beaver", seed=seed), StallGuard()).summary
-    except Stalled as stalled:
-        return [str(stalled)]
+    outcome = simulate(WorldConfig(protocol="beaver", seed=seed, node_class=node_class))
+    summary = outcome.summary
+    if summary.snapshots < summary.requested:
+        return ["\n".join(stall_diagnosis(outcome.world))]
     problems = []
     if summary.complete != summary.snapshots:
         problems.append(f"complete {summary.complete} of {summary.snapshots} snapshots")
@@ -82,18 +68,17 @@ def judge(seed: int) -> list[str]:
 def main(argv: list[str]) -> int:
     spec = argv[0] if argv else STARTER
     try:
-        variant = node_variant("beaver", spec)
+        node_class = node_class_for("beaver", spec)
     except UsageError as error:
         print(f"check: {error}", file=sys.stderr)
         return 2
     failed = 0
-    with registered(variant):
-        for seed in SEEDS:
-            problems = judge(seed)
-            print(f"seed {seed}: {'FAIL' if problems else 'pass'}")
-            for problem in problems:
-                print(f"  {problem}")
-            failed += bool(problems)
+    for seed in SEEDS:
+        problems = judge(node_class, seed)
+        print(f"seed {seed}: {'FAIL' if problems else 'pass'}")
+        for problem in problems:
+            print(f"  {problem}")
+        failed += bool(problems)
     print(f"{spec}: {'FAIL' if failed else 'PASS'} ({len(SEEDS) - failed} of {len(SEEDS)} worlds)")
     return 1 if failed else 0
 
