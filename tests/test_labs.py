@@ -91,6 +91,14 @@ def test_check_reports_a_node_that_never_completes_as_stalled(tmp_path):
     assert result.returncode == 1
     assert "stalled: snapshot" in result.stdout
     assert "counts expect others" in result.stdout
+    stalled = subprocess.run(
+        [sys.executable, "-m", "beaver.cli", "simulate", "--node-class",
+         f"{uncounted}:Uncounted", "--json"], capture_output=True, text=True, timeout=60,
+    )
+    assert stalled.returncode == 0, stalled.stderr
+    result_line = json.loads(stalled.stdout.strip().splitlines()[-1])
+    assert result_line["snapshots"] < result_line["requested"] == 200
+    assert "stalled: only" in stalled.stdout
 
 
 @pytest.mark.parametrize(
