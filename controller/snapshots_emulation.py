@@ -8,8 +8,13 @@ and the os-ken gateway controller), the coordinator service
 namespace's management address, with the controller's
 :class:`~controller.client.GatewayClient` as its gateway control), one relay
 per relay host (external partner banks with the WAN delay) and one agent per
-in-group host running the bank. Starting waits for conditions, never for a
-fixed time: each process's ready line, then every agent's hello.
+in-group host running the service (the bank, or the key-value store), then,
+for the key-value store, one load client (:mod:`hosts.client`) per client
+host of the plan, sending requests to the service's VIP. Starting waits for
+conditions, never for a fixed time: each process's ready line, then every
+agent's hello, then each client's ready line. The relays run for either
+service; the key-value store never sends to them (its only out-group
+partners are the clients), so under it they carry no traffic.
 
 Processes' stderr goes to log files in a temporary directory, removed on
 exit; a process that dies before its ready line is reported with the end of
@@ -25,6 +30,7 @@ them for the oracle (:mod:`controller.truth`) before the directory goes.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import queue
@@ -47,6 +53,8 @@ from topologies.addressing import DataCenterParams
 from topologies.network import PROJECT_ROOT, DataCenter
 
 MAX_INGROUP = 16
+CLIENT_DURATION = 24 * 3600.0
+"""Seconds of load a client is asked for: it runs until it is stopped."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,10 @@ class EmulationSettings:
     wan_delay: float = 0.005
     """Seconds a relay holds a transfer before sending it to the bank's VIP."""
     bank_rate: float = 20.0
-    """Bank transfers per second per node (0: no workload)."""
+    """The agents' workload per second per node: bank transfers, or key-value replication
+    flushes (0: no workload)."""
+    client_rate: float = 50.0
+    """Requests per second of each key-value client (``service="kv"`` only)."""
     external_share: float = 0.5
     notify_spread: float = 0.1
     """Seconds over which the coordinator's notifications of one snapshot reach the nodes."""
@@ -150,8 +161,10 @@ class Emulation:
         self.service: SnapshotService | None = None
         self.relays: list[HostProcess] = []
         self.agents: list[HostProcess] = []
+        self.clients: list[HostProcess] = []
+        """The key-value load clients (``service="kv"``), each stopped by its handle."""
         self.extras: list[HostProcess] = []
-        """Processes started with :meth:`launch` (e.g. external clients)."""
+        """Processes started with :meth:`launch`."""
         self.logs: Path | None = None
         self._hosts_stopped = False
 
@@ -202,6 +215,18 @@ class Emulation:
         for agent in self.agents:
             agent.wait_line("ready", settings.ready_timeout)
         self.service.wait_agents(settings.ready_timeout)
+        if settings.service == "kv" and settings.client_rate > 0:
+            self._start_clients(f"{vip}:{SERVICE_PORT}")
+
+    def _start_clients(self, vip: str) -> None:
+        """One load client per client host; it runs until :meth:`stop_hosts` ends it."""
+        for client in (x for x in self.plan.externals if x.role == "client"):
+            process = self._launch(client.name, [
+                "hosts.client", "--vip", vip, "--bind", client.ip,
+                "--rate", str(self.settings.client_rate), "--duration", str(CLIENT_DURATION),
+            ])
+            self.clients.append(process)
+            process.wait_line("client ready", self.settings.ready_timeout)
 
     def launch(self, host: str, args: list[str]) -> HostProcess:
         """Start ``python -m ARGS`` in ``host``; it is stopped when the emulation ends."""
@@ -220,6 +245,9 @@ class Emulation:
         if self._hosts_stopped:
             return
         self._hosts_stopped = True
+        for process in self.clients:  # first, so no request meets a stopped backend
+            process.stop(grace=0.0)
+            self._forget(process)
         if self.service is not None:
             self.service.close()  # tells the agents to stop
         for process in self.agents:
@@ -228,6 +256,17 @@ class Emulation:
         for process in self.relays + self.extras:
             process.stop(grace=0.0)
             self._forget(process)
+
+    def client_summaries(self) -> list[dict[str, Any]]:
+        """Each client's ``summary`` line (requests, replies, latency), once stopped."""
+        summaries = []
+        for client in self.clients:
+            try:
+                line = client.wait_line("summary", timeout=5.0)
+            except (TimeoutError, RuntimeError):
+                continue
+            summaries.append(json.loads(line.removeprefix("summary")))
+        return summaries
 
     def truth_logs(self) -> list[Path]:
         """The agents' and relays' event logs (whole once :meth:`stop_hosts` returned)."""

@@ -1,8 +1,8 @@
-"""``beaver run``: take snapshots of a bank running in an emulated data center.
+"""``beaver run``: take snapshots of a service running in an emulated data center.
 
 It builds the data center (Mininet + the os-ken gateway controller), starts
 the coordinator service, the relays (external partner banks, with the WAN
-delay) and one bank agent per in-group host
+delay) and one agent per in-group host
 (:class:`controller.snapshots_emulation.Emulation`); learns tau_min (given,
 or the shortest relayed chain the agents measured before the first
 snapshot); takes the snapshots at the given rate with a progress line on
@@ -16,6 +16,21 @@ p99, tau_min and its source. Every snapshot is stored in the SQLite
 database (``beaver show`` reads it). Everything started is removed on exit,
 also on Ctrl-C or an error. With ``--json`` the last stdout line is one JSON
 object.
+
+``--service kv`` runs the replicated key-value store (:mod:`hosts.services.kv`)
+instead of the bank, loaded by the plan's external clients
+(:mod:`hosts.client`, ``--client-rate`` requests per second each) through
+the VIP; the agents flush replicated writes ``--replication-rate`` times a
+second. The relays still run but carry nothing: the store never sends to
+them. The clients are open loop (no request depends on a reply), so the run
+has no external causal chain: tau_min cannot be measured and, unless
+``--tau-min-us`` is given, is taken to be the emulated WAN delay. The bank
+invariant does not apply (the summary says so; in JSON
+``invariant_violations`` is null). The oracle judges kv runs the same way:
+the replication datagrams between backends are in the agents' event logs;
+the clients keep no log and their requests carry no message id, so a
+request's receipt is not an event, and a reply is a send nobody in the logs
+receives (a dropped message for the oracle).
 """
 
 from __future__ import annotations
@@ -36,13 +51,18 @@ from hosts.services.bank import check_invariant
 from topologies.network import ovs_problem
 
 NAME = "run"
-HELP = "take snapshots of a bank in an emulated data center and store them"
+HELP = "take snapshots of a service (bank or key-value store) in an emulated data center"
+
+KV_DEFAULT_TAU_SOURCE = ("assumed: the WAN delay (--wan-delay-ms); the key-value clients are "
+                         "open loop, so there is no external chain to measure")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--service", choices=("bank", "kv"), default="bank",
+                        help="what the in-group runs (default bank)")
     parser.add_argument("--gateways", type=int, default=2, help="gateways (1..8, default 2)")
     parser.add_argument("--ingroup", type=int, default=4,
-                        help=f"in-group hosts running the bank (1..{MAX_INGROUP}, default 4)")
+                        help=f"in-group hosts running the service (1..{MAX_INGROUP}, default 4)")
     parser.add_argument("--snapshots", type=int, default=50, help="snapshots to take (default 50)")
     parser.add_argument("--rate", type=float, default=10.0,
                         help="snapshots started per second (default 10)")
@@ -59,6 +79,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--external-share", type=float, default=0.5,
                         help="share of transfers paid through the external partner (relay), "
                              "each an external causal chain (default 0.5)")
+    parser.add_argument("--client-rate", type=float, default=50.0,
+                        help="kv: requests per second of each external client (default 50)")
+    parser.add_argument("--replication-rate", type=float, default=20.0,
+                        help="kv: replication flushes per second per host (default 20)")
     parser.add_argument("--db", type=Path, default=DEFAULT_DB,
                         help=f"snapshot database (default {DEFAULT_DB})")
     parser.add_argument("--json", action="store_true",
@@ -86,11 +110,20 @@ def settings_of(args: argparse.Namespace) -> EmulationSettings:
         problems.append("--bank-rate must be a positive number")
     if not 0 <= args.external_share <= 1:
         problems.append("--external-share must be in 0..1")
+    if args.service == "kv" and args.tau_min_us is None and args.wan_delay_ms == 0:
+        problems.append("--service kv with --wan-delay-ms 0 needs --tau-min-us")
+    if not (math.isfinite(args.client_rate) and args.client_rate > 0):
+        problems.append("--client-rate must be a positive number")
+    if not (math.isfinite(args.replication_rate) and args.replication_rate >= 0):
+        problems.append("--replication-rate must be >= 0")
     if problems:
         raise UsageError("; ".join(problems))
-    return EmulationSettings(protocol=args.protocol, gateways=args.gateways,
+    kv = args.service == "kv"
+    return EmulationSettings(protocol=args.protocol, service=args.service,
+                             gateways=args.gateways,
                              ingroup=args.ingroup, wan_delay=args.wan_delay_ms / 1e3,
-                             bank_rate=args.bank_rate,
+                             bank_rate=args.replication_rate if kv else args.bank_rate,
+                             client_rate=args.client_rate,
                              notify_spread=args.notify_spread_ms / 1e3,
                              external_share=args.external_share)
 
@@ -107,12 +140,17 @@ def run(args: argparse.Namespace) -> int:
     except StoreError as error:
         print(f"beaver run: {error}", file=sys.stderr)
         return 1
-    parameters = {
+    parameters: dict[str, Any] = {
         "gateways": args.gateways, "ingroup": args.ingroup, "snapshots": args.snapshots,
-        "rate": args.rate, "wan_delay_ms": args.wan_delay_ms, "bank_rate": args.bank_rate,
-        "notify_spread_ms": args.notify_spread_ms, "external_share": args.external_share,
-        "service": "bank", "initial_total": settings.initial_total(),
+        "rate": args.rate, "wan_delay_ms": args.wan_delay_ms,
+        "notify_spread_ms": args.notify_spread_ms, "service": args.service,
     }
+    if args.service == "bank":
+        parameters |= {"bank_rate": args.bank_rate, "external_share": args.external_share,
+                       "initial_total": settings.initial_total()}
+    else:
+        parameters |= {"client_rate": args.client_rate,
+                       "replication_rate": args.replication_rate}
     with store:
         run_id = store.new_run(args.protocol, parameters, args.tau_min_us, "pending")
         try:
@@ -140,12 +178,17 @@ def take(settings: EmulationSettings, store: Store, run_id: int,
             printed.add(stored)
             print(line, file=sys.stderr, flush=True)
 
-    print(f"beaver run: building the data center ({settings.ingroup} in-group hosts, "
-          f"{settings.gateways} gateways) ...", file=sys.stderr, flush=True)
+    print(f"beaver run: building the data center ({settings.ingroup} in-group hosts running "
+          f"{settings.service}, {settings.gateways} gateways) ...", file=sys.stderr,
+          flush=True)
     with Emulation(settings, store, run_id) as emulation:
         assert emulation.service is not None
         try:
-            tau, source = emulation.tau_min(args.tau_min_us)
+            if settings.service == "kv" and args.tau_min_us is None:
+                tau, _ = emulation.tau_min(args.wan_delay_ms * 1e3)
+                source = KV_DEFAULT_TAU_SOURCE
+            else:
+                tau, source = emulation.tau_min(args.tau_min_us)
         except TimeoutError:
             if PROTOCOLS[args.protocol].uses_gateways:
                 raise
@@ -161,8 +204,9 @@ def take(settings: EmulationSettings, store: Store, run_id: int,
         if result.stalled:
             print(f"beaver run: {result.stalled}", file=sys.stderr)
         emulation.stop_hosts()
+        clients = emulation.client_summaries()
         record_verdicts(emulation.truth_logs(), store, run_id)
-    return summarize(store, run_id, args.db)
+    return summarize(store, run_id, args.db) | {"clients": clients}
 
 
 def record_verdicts(logs: list[Path], store: Store, run_id: int) -> None:
@@ -182,16 +226,19 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def summarize(store: Store, run_id: int, db: Path) -> dict[str, Any]:
-    """The run's summary from what is stored (the same numbers ``beaver show`` gives)."""
+    """The run's summary from what is stored (the same numbers ``beaver show`` gives).
+
+    The bank invariant applies to bank runs only: for others ``invariant_violations`` is
+    None and ``violating_snapshots`` empty."""
     run_row = store.run(run_id)
-    initial_total = run_row["parameters"]["initial_total"]
+    service = run_row["parameters"].get("service", "bank")
     rows = store.snapshot_rows(run_id)
     accepted = [r for r in rows if r["valid"] and r["complete"]]
     violating = []
-    for row in accepted:
+    for row in accepted if service == "bank" else []:
         snapshot = store.snapshot(run_id, row["snapshot_id"])
         states = {s.node: s.state for s in snapshot.states}
-        if check_invariant(states, snapshot.in_flight, initial_total):
+        if check_invariant(states, snapshot.in_flight, run_row["parameters"]["initial_total"]):
             violating.append(row["snapshot_id"])
     verdicts = store.verdicts(run_id)
     judged = [r for r in rows if r["snapshot_id"] in verdicts]
@@ -207,9 +254,11 @@ def summarize(store: Store, run_id: int, db: Path) -> dict[str, Any]:
     counters = store.node_counters(run_id)
     chains = [c["chain_min_us"] for c in counters.values() if c["chain_min_us"] is not None]
     return {
-        "run": run_id, "protocol": run_row["protocol"], "snapshots": len(rows),
+        "run": run_id, "protocol": run_row["protocol"], "service": service,
+        "snapshots": len(rows),
         "valid": sum(r["valid"] for r in rows), "complete": sum(r["complete"] for r in rows),
-        "accepted": len(accepted), "invariant_violations": len(violating),
+        "accepted": len(accepted),
+        "invariant_violations": len(violating) if service == "bank" else None,
         "violating_snapshots": violating,
         "judged": len(judged), "inconsistent": oracle(len(inconsistent)),
         "inconsistent_valid": oracle(sum(r["snapshot_id"] in set(inconsistent) for r in accepted)),
@@ -226,19 +275,36 @@ def format_summary(summary: dict[str, Any]) -> str:
         return "-" if value is None else f"{value:.0f} us"
 
     return "\n".join([
-        f"run {summary['run']} ({summary['protocol']}): {summary['snapshots']} snapshots, "
+        f"run {summary['run']} ({summary['protocol']}, {summary.get('service', 'bank')}): "
+        f"{summary['snapshots']} snapshots, "
         f"{summary['valid']} valid, {summary['complete']} complete, "
         f"{summary['accepted']} accepted (valid and complete)",
-        f"bank invariant violations among accepted snapshots: "
-        f"{summary['invariant_violations']}"
-        + (f" (snapshots {summary['violating_snapshots']})" if summary["violating_snapshots"]
-           else ""),
+        invariant_line(summary),
+        *client_lines(summary.get("clients", [])),
         oracle_line(summary),
         f"t1 - t0: p50 {us(summary['t1_t0_p50_us'])}, p99 {us(summary['t1_t0_p99_us'])}; "
         f"tau_min {us(summary['tau_min_us'])} ({summary['tau_source']})",
         f"rejected agent reports: {summary['rejected_reports'] or 'none'}; "
         f"stored in {summary['db']} (beaver show --db {summary['db']} --run {summary['run']})",
     ])
+
+
+def invariant_line(summary: dict[str, Any]) -> str:
+    if summary["invariant_violations"] is None:
+        return (f"bank invariant: not applicable (the service is "
+                f"{summary.get('service', 'bank')}, not the bank)")
+    return (f"bank invariant violations among accepted snapshots: "
+            f"{summary['invariant_violations']}"
+            + (f" (snapshots {summary['violating_snapshots']})"
+               if summary["violating_snapshots"] else ""))
+
+
+def client_lines(clients: list[dict[str, Any]]) -> list[str]:
+    """One line per external key-value client: its requests, replies and latency."""
+    return [f"kv client {n}: {c['sent']} requests, {c['replies']} replies "
+            f"({c['from_vip']} from the VIP), {c['lost']} unanswered; latency p50 "
+            f"{c['latency_ms']['p50']} ms, p99 {c['latency_ms']['p99']} ms"
+            for n, c in enumerate(clients, start=1)]
 
 
 def oracle_line(summary: dict[str, Any]) -> str:
