@@ -1,25 +1,28 @@
-"""``beaver restore ID``: put the bank back to a stored snapshot, and check the result.
+"""``beaver restore ID``: put a service back to a stored snapshot, and check the result.
 
 A snapshot is restored by giving every node its recorded state and then
 re-delivering the snapshot's in-flight messages to their receivers (the
 management ``restore`` message with its ``in_flight`` list; the agent hands
-them to the bank as if they had just arrived). The bank that results holds
-all the money of the snapshot: the balances plus what was in flight.
+them to the service as if they had just arrived). The bank that results
+holds all the money of the snapshot: the balances plus what was in flight.
+The key-value store that results holds each backend's data and unreplicated
+writes, with the in-flight replication batches applied.
 
 Restoring the network a run used is not possible (``beaver run`` tears it
 down when it ends), so by default the command starts a fresh emulated data
-center of the same shape for the purpose, with the bank's workload off and
-the polling protocol, restores every agent, takes one snapshot of the
-restored bank and checks it: the bank invariant holds and every node holds
-exactly the state the restore should produce (computed locally with the
-same bank code). That verification snapshot is stored as a new run whose
+center of the same shape for the purpose, with the service's workload off
+(no transfers; no replication flushes and no clients) and the polling
+protocol, restores every agent, takes one snapshot of the restored service
+and checks it: every node holds exactly the state the restore should
+produce (computed locally with the same service code) and, for the bank,
+the bank invariant holds. That verification snapshot is stored as a new run whose
 parameters name the restored snapshot. Stored node names are mapped in
 order onto the fresh network's hosts; accounts and transfer ids keep their
 names.
 
 ``--offline`` does the same restore in this process, without a network
-(no root needed): the same bank code restores each state and receives the
-in-flight messages, and the result is checked the same way.
+(no root needed): the same service code restores each state and receives
+the in-flight messages, and the result is checked the same way.
 """
 
 from __future__ import annotations
@@ -33,13 +36,17 @@ from typing import Any
 from beaver.cli import UsageError
 from beaver.commands.show import chosen_run
 from controller.store import DEFAULT_DB, FinishedSnapshot, Store, StoreError, open_existing
+from hosts.services import Service
 from hosts.services.bank import Bank, check_invariant
+from hosts.services.kv import KeyValueStore
 from topologies.network import ovs_problem
 
 NAME = "restore"
-HELP = "restore the bank to a stored snapshot (in a fresh emulated network) and verify it"
+HELP = ("restore the bank or key-value store to a stored snapshot (in a fresh emulated "
+        "network) and verify it")
 
 NO_ADDRESS = ("0.0.0.0", 0)
+SERVICES = ("bank", "kv")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,13 +68,15 @@ def run(args: argparse.Namespace) -> int:
     with store:
         run_id = chosen_run(store, args.run)
         run_row = store.run(run_id)
-        if run_row["parameters"].get("service") != "bank":
-            raise UsageError(f"run {run_id} is not a bank run; only the bank can be restored")
+        service = run_row["parameters"].get("service")
+        if service not in SERVICES:
+            raise UsageError(f"run {run_id} ran no bank or key-value store; only those "
+                             "can be restored")
         try:
             snapshot = store.snapshot(run_id, args.id)
         except KeyError as error:
             raise UsageError(str(error).strip("'\"")) from None
-        expected = restored_states(snapshot)
+        expected = restored_states(snapshot, service)
         if args.offline:
             restored, where = expected, "this process (--offline)"
         else:
@@ -81,26 +90,33 @@ def run(args: argparse.Namespace) -> int:
             except (TimeoutError, RuntimeError) as error:
                 print(f"beaver restore: {error}", file=sys.stderr)
                 return 1
-    report = verify(snapshot, expected, restored, run_row["parameters"]["initial_total"])
-    report |= {"run": run_id, "snapshot_id": args.id, "where": where,
+    if service == "bank":
+        report = verify(snapshot, expected, restored, run_row["parameters"]["initial_total"])
+    else:
+        report = verify_kv(snapshot, expected, restored)
+    report |= {"service": service, "run": run_id, "snapshot_id": args.id, "where": where,
                "snapshot_valid": snapshot.valid, "snapshot_complete": snapshot.complete}
-    print(format_report(report))
+    print(format_report(report) if service == "bank" else format_kv_report(report))
     if args.json:
         print(json.dumps(report))
     return 0 if report["ok"] else 1
 
 
-def restored_states(snapshot: FinishedSnapshot) -> dict[str, Any]:
-    """Each node's bank state after restoring ``snapshot`` (the agents' own bank code)."""
+def restored_states(snapshot: FinishedSnapshot, service: str = "bank") -> dict[str, Any]:
+    """Each node's state after restoring ``snapshot`` (the agents' own service code)."""
     nodes = [s.node for s in snapshot.states]
     states = {}
     for stored in snapshot.states:
-        bank = Bank(stored.node, peers=nodes, relays=[], rate=0, start=0.0)
-        bank.restore(stored.state)
+        node: Service
+        if service == "kv":
+            node = KeyValueStore(stored.node, peers=nodes, rate=0, start=0.0)
+        else:
+            node = Bank(stored.node, peers=nodes, relays=[], rate=0, start=0.0)
+        node.restore(stored.state)
         for message in snapshot.in_flight:
             if message.receiver == stored.node and isinstance(message.message, dict):
-                bank.deliver(message.message, message.sender, NO_ADDRESS, 0.0)
-        states[stored.node] = bank.capture()
+                node.deliver(message.message, message.sender, NO_ADDRESS, 0.0)
+        states[stored.node] = node.capture()
     return states
 
 
@@ -111,13 +127,17 @@ def restore_in_network(
     from controller.snapshots_emulation import Emulation, EmulationSettings
 
     parameters = run_row["parameters"]
-    settings = EmulationSettings(protocol="polling", gateways=parameters["gateways"],
-                                 ingroup=len(snapshot.states), bank_rate=0.0)
-    check_run = store.new_run("polling", {
+    service = parameters["service"]
+    settings = EmulationSettings(protocol="polling", service=service,
+                                 gateways=parameters["gateways"],
+                                 ingroup=len(snapshot.states), bank_rate=0.0, client_rate=0.0)
+    check_parameters = {
         "restore_of": {"run": run_id, "snapshot_id": snapshot.snapshot_id},
-        "gateways": parameters["gateways"], "ingroup": len(snapshot.states),
-        "service": "bank", "initial_total": parameters["initial_total"],
-    }, None, "not used: polling")
+        "gateways": parameters["gateways"], "ingroup": len(snapshot.states), "service": service,
+    }
+    if service == "bank":
+        check_parameters["initial_total"] = parameters["initial_total"]
+    check_run = store.new_run("polling", check_parameters, None, "not used: polling")
     print("beaver restore: building a fresh data center ...", file=sys.stderr, flush=True)
     with Emulation(settings, store, check_run) as emulation:
         assert emulation.service is not None
@@ -152,6 +172,34 @@ def verify(snapshot: FinishedSnapshot, expected: dict[str, Any], restored: dict[
         "snapshot_total": held + moving, "initial_total": initial_total,
         "violations": violations, "mismatched_nodes": mismatched,
     }
+
+
+def verify_kv(snapshot: FinishedSnapshot, expected: dict[str, Any],
+              restored: dict[str, Any]) -> dict[str, Any]:
+    """Every backend's restored state against the stored one with its in-flight batches."""
+    mismatched = sorted(node for node in expected if restored.get(node) != expected[node])
+    return {
+        "ok": not mismatched,
+        "nodes": {node: {"keys": len(state["data"]),
+                         "unreplicated_keys": len(state["unreplicated"])}
+                  for node, state in sorted(restored.items())},
+        "stored_keys": {s.node: len(s.state["data"]) for s in snapshot.states},
+        "in_flight_applied": len(snapshot.in_flight),
+        "mismatched_nodes": mismatched,
+    }
+
+
+def format_kv_report(report: dict[str, Any]) -> str:
+    lines = [f"restored snapshot {report['snapshot_id']} of run {report['run']} "
+             f"(key-value store) in {report['where']}"]
+    lines += [f"  {node}: {entry['keys']} keys ({entry['unreplicated_keys']} not replicated "
+              f"yet); stored {report['stored_keys'].get(node, 0)} keys"
+              for node, entry in report["nodes"].items()]
+    lines.append(f"  checked: each node's data and unreplicated writes equal the stored state "
+                 f"with the {report['in_flight_applied']} in-flight messages applied")
+    lines.append("  state " + ("matches at every node" if not report["mismatched_nodes"]
+                               else "differs at: " + ", ".join(report["mismatched_nodes"])))
+    return "\n".join(lines)
 
 
 def format_report(report: dict[str, Any]) -> str:

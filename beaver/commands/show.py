@@ -7,7 +7,10 @@ the in-flight messages. For the bank, ``--json`` also carries a ``bank``
 object with everything needed to recheck the invariant independently: per
 node the balances and the debited and credited transfer ids,
 the in-flight transfers with amounts, the initial total, and the violations
-:func:`hosts.services.bank.check_invariant` finds.
+:func:`hosts.services.bank.check_invariant` finds. For the key-value store
+the text shows per node the number of keys, the writes not replicated yet
+and the first few keys; ``--json`` carries a ``kv`` object with, per node,
+those counts and the whole state (``data`` and ``unreplicated``).
 """
 
 from __future__ import annotations
@@ -91,9 +94,27 @@ def snapshot_document(store: Store, run: int, snapshot_id: int) -> dict[str, Any
         "states": {s.node: {"taken_at": s.taken_at, "state": s.state} for s in snapshot.states},
         "in_flight": [asdict(m) for m in snapshot.in_flight],
     }
-    if run_row["parameters"].get("service") == "bank":
+    service = run_row["parameters"].get("service")
+    if service == "bank":
         document["bank"] = bank_view(snapshot, run_row["parameters"]["initial_total"])
+    elif service == "kv":
+        document["kv"] = kv_view(snapshot)
     return document
+
+
+def kv_view(snapshot: Any) -> dict[str, Any]:
+    """Each key-value backend's state in a snapshot, with its counts."""
+    return {
+        "nodes": {
+            s.node: {"keys": len(s.state["data"]),
+                     "unreplicated_keys": len(s.state["unreplicated"]),
+                     "data": s.state["data"], "unreplicated": s.state["unreplicated"]}
+            for s in sorted(snapshot.states, key=lambda s: s.node)
+        },
+        "in_flight_replications": sum(
+            isinstance(m.message, dict) and m.message.get("kind") == "replicate"
+            for m in snapshot.in_flight),
+    }
 
 
 def bank_view(snapshot: Any, initial_total: int) -> dict[str, Any]:
@@ -128,8 +149,10 @@ def _us(value: float | None) -> str:
 
 def format_run(document: dict[str, Any]) -> str:
     rows = document["snapshots"]
+    service = document["parameters"].get("service")
     lines = [
-        f"run {document['id']} ({document['started']}): {document['protocol']}, "
+        f"run {document['id']} ({document['started']}): {document['protocol']}"
+        f"{', ' + service if service else ''}, "
         f"tau_min {_us(document['tau_min_us'])} ({document['tau_source']}), "
         f"{len(rows)} snapshots, {sum(r['valid'] for r in rows)} valid, "
         f"{sum(r['complete'] for r in rows)} complete",
@@ -145,6 +168,18 @@ def format_run(document: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+KV_KEYS_SHOWN = 5
+
+
+def kv_line(node: str, backend: dict[str, Any]) -> str:
+    """``node: N keys (M not replicated yet): k1=v1, ...`` with the first few keys in order."""
+    shown = ", ".join(f"{key}={json.dumps(backend['data'][key])}"
+                      for key in sorted(backend["data"])[:KV_KEYS_SHOWN])
+    more = ", ..." if backend["keys"] > KV_KEYS_SHOWN else ""
+    return (f"{node}: {backend['keys']} keys ({backend['unreplicated_keys']} not replicated "
+            f"yet)" + (f": {shown}{more}" if shown else ""))
+
+
 def format_snapshot(document: dict[str, Any]) -> str:
     lines = [
         f"snapshot {document['snapshot_id']} of run {document['run']} "
@@ -158,12 +193,14 @@ def format_snapshot(document: dict[str, Any]) -> str:
         else:
             lines.append(f"  gateway {g['gateway']}: acked "
                          f"{_us((g['acked_at'] - document['t0']) * 1e6)} after t0")
-    bank = document.get("bank")
+    bank, kv = document.get("bank"), document.get("kv")
     for node, entry in document["states"].items():
         if bank:
             books = bank["nodes"][node]
             lines.append(f"  {node}: balance {books['total']}, {len(books['debited'])} debited, "
                          f"{len(books['credited'])} credited")
+        elif kv:
+            lines.append("  " + kv_line(node, kv["nodes"][node]))
         else:
             lines.append(f"  {node}: {json.dumps(entry['state'])[:200]}")
     for m in document["in_flight"]:
