@@ -29,8 +29,10 @@ are the runtime's control traffic and change no service state; a datagram
 the protocol refused is never delivered, so it is not received either.
 Out-group clients (:mod:`hosts.client`) keep no log: their requests carry
 no message id and the in-group does not log their receipt, so a causal
-chain through a client is invisible to the oracle. ``beaver run`` starts
-no clients (the bank's only external partners are relays).
+chain through a client is invisible to the oracle. The bank's external
+partners are relays, which do log; ``beaver run --service kv`` starts
+open-loop clients, whose requests never depend on a reply, so they carry
+no causality between in-group events.
 :mod:`controller.truth` reads the logs and asks the oracle.
 """
 
