@@ -16,6 +16,7 @@ import pytest
 from beaver.cli import main
 from beaver.commands import restore as restore_command
 from beaver.commands import run as run_command
+from beaver.oracle import Verdict
 from controller.store import (
     SCHEMA_VERSION,
     FinishedSnapshot,
@@ -213,6 +214,21 @@ def test_show_lists_the_snapshots_of_the_newest_run(bank_db: Path, capsys) -> No
     assert [s["snapshot_id"] for s in document["snapshots"]] == [1, 2]
     assert [s["in_flight"] for s in document["snapshots"]] == [1, 0]
     assert document["tau_min_us"] == 5000.0 and document["rejections"] == {"forged": 1}
+
+
+def test_show_gives_the_oracle_verdicts_once_a_run_is_judged(bank_db: Path, capsys) -> None:
+    code, out, _ = beaver(capsys, "show", "--db", str(bank_db))
+    assert code == 0 and "INCONSISTENT" not in out, "an unjudged run has no verdicts"
+    with Store(bank_db) as store:
+        store.set_verdicts(1, [Verdict(1, True, True, True, 0, 0),
+                               Verdict(2, True, False, True, 0, 0)])
+    code, out, _ = beaver(capsys, "show", "--db", str(bank_db))
+    rows = {line.split()[0]: line.split()[-1] for line in out.splitlines()[2:4]}
+    assert rows == {"1": "consistent", "2": "INCONSISTENT"}
+    code, out, _ = beaver(capsys, "show", "2", "--db", str(bank_db), "--json")
+    assert json.loads(out)["oracle"]["consistent"] is False
+    code, out, _ = beaver(capsys, "show", "2", "--db", str(bank_db))
+    assert "oracle (ground truth): INCONSISTENT" in out
 
 
 def test_show_json_is_enough_to_recheck_the_bank_invariant(bank_db: Path, capsys) -> None:

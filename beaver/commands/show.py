@@ -74,6 +74,9 @@ def run_document(store: Store, run: int) -> dict[str, Any]:
     document["snapshots"] = store.snapshot_rows(run)
     document["rejections"] = store.rejections(run)
     document["node_counters"] = store.node_counters(run)
+    verdicts = store.verdicts(run)
+    for row in document["snapshots"]:
+        row["oracle"] = verdicts.get(row["snapshot_id"])
     return document
 
 
@@ -93,6 +96,7 @@ def snapshot_document(store: Store, run: int, snapshot_id: int) -> dict[str, Any
         "gateways": [asdict(g) for g in snapshot.gateways],
         "states": {s.node: {"taken_at": s.taken_at, "state": s.state} for s in snapshot.states},
         "in_flight": [asdict(m) for m in snapshot.in_flight],
+        "oracle": store.verdicts(run).get(snapshot_id),
     }
     service = run_row["parameters"].get("service")
     if service == "bank":
@@ -156,12 +160,13 @@ def format_run(document: dict[str, Any]) -> str:
         f"tau_min {_us(document['tau_min_us'])} ({document['tau_source']}), "
         f"{len(rows)} snapshots, {sum(r['valid'] for r in rows)} valid, "
         f"{sum(r['complete'] for r in rows)} complete",
-        f"{'id':>5} {'valid':>5} {'complete':>8} {'t1-t0':>10} {'in flight':>9}",
+        f"{'id':>5} {'valid':>5} {'complete':>8} {'t1-t0':>10} {'in flight':>9} "
+        f"{'oracle':>12}",
     ]
     for r in rows:
         lines.append(f"{r['snapshot_id']:>5} {'yes' if r['valid'] else 'no':>5} "
                      f"{'yes' if r['complete'] else 'no':>8} {_us(r['update_us']):>10} "
-                     f"{r['in_flight']:>9}")
+                     f"{r['in_flight']:>9} {oracle_word(r['oracle']):>12}")
     if document["rejections"]:
         lines.append("rejected reports: " + ", ".join(
             f"{reason} {count}" for reason, count in document["rejections"].items()))
@@ -180,6 +185,15 @@ def kv_line(node: str, backend: dict[str, Any]) -> str:
             f"yet)" + (f": {shown}{more}" if shown else ""))
 
 
+def oracle_word(verdict: dict[str, Any] | None) -> str:
+    """The ground-truth oracle's verdict in a word (``-``: the run was not judged)."""
+    if verdict is None:
+        return "-"
+    if not verdict["consistent"]:
+        return "INCONSISTENT"
+    return "consistent" if verdict["channel_exact"] else "inexact"
+
+
 def format_snapshot(document: dict[str, Any]) -> str:
     lines = [
         f"snapshot {document['snapshot_id']} of run {document['run']} "
@@ -193,6 +207,10 @@ def format_snapshot(document: dict[str, Any]) -> str:
         else:
             lines.append(f"  gateway {g['gateway']}: acked "
                          f"{_us((g['acked_at'] - document['t0']) * 1e6)} after t0")
+    verdict = document["oracle"]
+    if verdict is not None:
+        lines.append(f"  oracle (ground truth): {oracle_word(verdict)}; channel state "
+                     f"missing {verdict['channel_missing']}, extra {verdict['channel_extra']}")
     bank, kv = document.get("bank"), document.get("kv")
     for node, entry in document["states"].items():
         if bank:
