@@ -15,17 +15,27 @@ max-rate         highest sustained snapshot rate, with and without
                  parallelism (Fig 10)
 baselines        Beaver vs Lai-Yang, Chandy-Lamport, polling
 tau-sensitivity  accepted-but-inconsistent snapshots when tau_min is wrong
+emulated-timings t1 - t0 per |G| and relayed chain times in the emulated
+                 data center (Fig 12 and 13 on real switches; needs root)
 ================ ============================================================
 """
 
 from __future__ import annotations
 
-from experiments import baselines, effective_rate, max_rate, tau_sensitivity, update_bound
+from experiments import (
+    baselines,
+    effective_rate,
+    emulated_timings,
+    max_rate,
+    tau_sensitivity,
+    update_bound,
+)
 from experiments.base import Experiment, result_paths, run_experiment
 
 EXPERIMENTS: dict[str, Experiment] = {
     module.EXPERIMENT.name: module.EXPERIMENT
-    for module in (effective_rate, update_bound, max_rate, baselines, tau_sensitivity)
+    for module in (effective_rate, update_bound, max_rate, baselines, tau_sensitivity,
+                   emulated_timings)
 }
 
 __all__ = ["EXPERIMENTS", "Experiment", "result_paths", "run_experiment"]

@@ -1,0 +1,161 @@
+"""``emulated-timings`` (the paper's Fig 12 and 13, on real switches): update time and chain time.
+
+Unlike the other experiments this one runs in the emulated data center
+(Mininet, userspace Open vSwitch, the os-ken gateway controller), as
+``beaver run`` does: one :class:`~controller.snapshots_emulation.Emulation`
+per |G| with the bank workload, tau_min measured from relayed chains, S
+snapshots at a fixed rate, each stored in a temporary SQLite database.
+It needs root and a running Open vSwitch; without them it stops with one
+line (exit status 1) before building anything.
+
+Two kinds of rows share one CSV (``kind``):
+
+- ``update``, one per stored snapshot with a t1: ``t1_t0_us`` (the
+  coordinator's t1 - t0) and, from the stored gateway timings,
+  ``first_ack_us`` / ``last_ack_us``: the first and last gateway
+  acknowledgement after t0 (all on the host's one monotonic clock).
+- ``chain``, one per external causal chain in the ground-truth event logs
+  (:mod:`hosts.truth`, read with :func:`controller.truth.read_log`). A relay
+  logs the receive of an original datagram (message id ``A``) and gives the
+  datagram it derives from it the relay's next message id: its n-th logged
+  receive derives ``<relay>:n``, which it logs as sent after the WAN delay.
+  ``chain_us`` is the time an in-group process logged the receive of
+  ``<relay>:n`` minus the time the in-group process that sent ``A`` logged
+  that send (a send is logged just before the datagram leaves, a receive
+  just after it is read). Chains whose original was not sent by an in-group
+  process, or whose derived datagram no in-group process received before
+  the run stopped, are not rows.
+
+Every row carries ``tau_min_us``, the shortest relayed chain the agents
+measured before the first snapshot (what the coordinator used).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from controller.snapshots_emulation import Emulation, EmulationSettings
+from controller.store import Store
+from controller.truth import ProcessLog, TruthLogError, read_log
+from experiments.base import Experiment, Plan, Progress, Row
+from hosts.truth import INGROUP, RELAY
+from topologies.network import ovs_problem
+
+SNAPSHOT_RATE_HZ = 20.0
+INGROUP_HOSTS = 4
+WAN_DELAY_S = 0.005
+COLUMNS = ("kind", "gateways", "seed", "snapshot_id", "t1_t0_us", "first_ack_us",
+           "last_ack_us", "valid", "chain_us", "tau_min_us")
+
+
+def plan(quick: bool, seeds: int) -> Plan:
+    return Plan(
+        quick=quick,
+        seeds=seeds,
+        grid={"gateways": [1, 2] if quick else [1, 2, 4]},
+        fixed={"snapshots": 20 if quick else 100, "snapshot_rate_hz": SNAPSHOT_RATE_HZ,
+               "ingroup": INGROUP_HOSTS, "wan_delay_ms": WAN_DELAY_S * 1e3,
+               "service": "bank", "protocol": "beaver"},
+    )
+
+
+def relayed_chains(logs: list[ProcessLog]) -> list[float]:
+    """The external chain times (seconds) in the processes' logs; see the module docstring."""
+    sent_in_group: dict[str, float] = {}
+    received_in_group: dict[str, float] = {}
+    for log in logs:
+        if log.role != INGROUP:
+            continue
+        for event in log.events:
+            if event.kind == "send":
+                sent_in_group.setdefault(event.message_id, event.t)
+            elif event.kind == "receive":
+                received_in_group.setdefault(event.message_id, event.t)
+    chains = []
+    for log in logs:
+        if log.role != RELAY:
+            continue
+        receives = (event for event in log.events if event.kind == "receive")
+        for n, original in enumerate(receives, start=1):
+            derived = f"{log.process}:{n}"
+            if original.message_id in sent_in_group and derived in received_in_group:
+                chains.append(received_in_group[derived] - sent_in_group[original.message_id])
+    return chains
+
+
+def update_rows(store: Store, run: int) -> Iterator[Row]:
+    """One ``update`` row per stored snapshot that has a t1 (times after t0, in us)."""
+    for row in store.snapshot_rows(run):
+        if row["update_us"] is None:
+            continue
+        snapshot = store.snapshot(run, row["snapshot_id"])
+        acks = [(timing.acked_at - snapshot.t0) * 1e6 for timing in snapshot.gateways
+                if timing.acked_at is not None and not timing.failed]
+        yield {
+            "kind": "update",
+            "snapshot_id": row["snapshot_id"],
+            "t1_t0_us": round(row["update_us"], 3),
+            "first_ack_us": round(min(acks), 3) if acks else None,
+            "last_ack_us": round(max(acks), 3) if acks else None,
+            "valid": row["valid"],
+        }
+
+
+def emulate(settings: EmulationSettings, snapshots: int, database: Path,
+            progress: Progress) -> tuple[float, list[Row], list[float]]:
+    """One run: tau_min (us), its update rows and its relayed chain times (seconds)."""
+    with Store(database) as store:
+        run = store.new_run(settings.protocol, {"gateways": settings.gateways,
+                                                "snapshots": snapshots}, None, "pending")
+        with Emulation(settings, store, run) as emulation:
+            assert emulation.service is not None
+            tau, source = emulation.tau_min(None)
+            store.set_tau_min(run, tau * 1e6, source)
+            result = emulation.service.take(snapshots, SNAPSHOT_RATE_HZ,
+                                            snapshots / SNAPSHOT_RATE_HZ + 30, lambda *_: None)
+            if result.stalled:
+                progress(f"gateways={settings.gateways}: {result.stalled}")
+            emulation.stop_hosts()
+            logs = [read_log(path) for path in emulation.truth_logs()]
+        return tau * 1e6, list(update_rows(store, run)), relayed_chains(logs)
+
+
+def rows(plan: Plan, progress: Progress) -> Iterator[Row]:
+    problem = ovs_problem()
+    if problem:
+        raise SystemExit(f"beaver experiment: emulated-timings: the emulated data center "
+                         f"{problem}; run as root after ./setup.sh (which starts Open vSwitch)")
+    points = [(gateways, seed) for gateways in plan.grid["gateways"]
+              for seed in range(1, plan.seeds + 1)]
+    for index, (gateways, seed) in enumerate(points, start=1):
+        settings = EmulationSettings(gateways=gateways, ingroup=INGROUP_HOSTS,
+                                     wan_delay=WAN_DELAY_S)
+        with tempfile.TemporaryDirectory(prefix="beaver-timings-") as folder:
+            try:
+                tau_us, updates, chains = emulate(settings, plan.fixed["snapshots"],
+                                                  Path(folder) / "beaver.db", progress)
+            except (TimeoutError, RuntimeError, ValueError, TruthLogError) as error:
+                raise SystemExit(f"beaver experiment: emulated-timings: gateways={gateways}: "
+                                 f"{error}") from None
+        progress(f"[{index}/{len(points)}] gateways={gateways} seed={seed}: {len(updates)} "
+                 f"snapshots, {len(chains)} relayed chains, tau_min {tau_us:.0f} us")
+        common = {"gateways": gateways, "seed": seed, "tau_min_us": round(tau_us, 3)}
+        for update in updates:
+            yield common | update
+        for chain in chains:
+            if math.isfinite(chain):
+                yield common | {"kind": "chain", "chain_us": round(chain * 1e6, 3)}
+
+
+EXPERIMENT = Experiment(
+    name="emulated-timings",
+    question="In the emulated data center (userspace OVS), how long does a gateway update "
+             "take (t1 - t0) per |G|, and how long are the relayed external chains (tau)?",
+    columns=COLUMNS,
+    plan=plan,
+    rows=rows,
+    default_seeds=1,
+)
