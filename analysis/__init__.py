@@ -12,11 +12,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from analysis import baselines, effective_rate, max_rate, tau_sensitivity, update_bound
+from analysis import (
+    baselines,
+    effective_rate,
+    emulated_timings,
+    max_rate,
+    tau_sensitivity,
+    update_bound,
+)
 
 FIGURES: dict[str, Callable[[Path], list[Path]]] = {
     module.NAME: module.draw
-    for module in (effective_rate, update_bound, max_rate, baselines, tau_sensitivity)
+    for module in (effective_rate, update_bound, max_rate, baselines, tau_sensitivity,
+                   emulated_timings)
 }
 
 
