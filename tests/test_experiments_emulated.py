@@ -1,0 +1,125 @@
+"""``emulated-timings``: the experiment in the emulated data center, its chain rule and its plot.
+
+The Mininet test runs ``beaver experiment emulated-timings --quick`` as a
+subprocess (its network is named after its PID, and it removes it on
+Ctrl-C), checks the documented columns and that no bridge of its own is
+left, then draws the figure from the CSV alone. The pure tests check the
+chain rule on hand-written event logs, the figure on a hand-written CSV,
+and the one-line refusal on a machine that cannot build the data center.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis.emulated_timings import draw, share_below_tau
+from beaver.cli import main
+from controller.truth import Event, ProcessLog
+from experiments import emulated_timings
+from experiments.emulated_timings import COLUMNS, relayed_chains
+
+REPO = Path(__file__).resolve().parents[1]
+NAME = "emulated-timings"
+
+
+def beaver(*argv: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run ``beaver ARGV`` as a user would; returns the process and its data-center prefix."""
+    process = subprocess.Popen([sys.executable, "-m", "beaver.cli", *argv], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGINT)  # it removes its network on Ctrl-C
+        out, err = process.communicate(timeout=60)
+        pytest.fail(f"beaver {' '.join(argv)} took over {timeout} s; stderr: {err[-2000:]}")
+    print(f"$ beaver {' '.join(argv)}\n{out}{err[-3000:]}")
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err), \
+        f"r{process.pid % 1000}"
+
+
+def bridges_of(prefix: str) -> list[str]:
+    listed = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True, check=True)
+    return [name for name in listed.stdout.split() if name.startswith(prefix)]
+
+
+@pytest.mark.mininet
+def test_quick_run_measures_updates_and_chains_and_plots(mininet_machine: None,
+                                                         tmp_path: Path) -> None:
+    ran, prefix = beaver("experiment", NAME, "--quick", "--out", str(tmp_path))
+    assert ran.returncode == 0, ran.stderr
+    assert bridges_of(prefix) == []
+    frame = pd.read_csv(tmp_path / NAME / f"{NAME}.csv")
+    assert tuple(frame.columns) == COLUMNS
+    updates, chains = frame[frame["kind"] == "update"], frame[frame["kind"] == "chain"]
+    assert set(updates["gateways"]) == {1, 2}
+    assert len(updates) >= 30  # 20 snapshots per |G|; a stalled one may lack its t1
+    assert (updates["t1_t0_us"] > 0).all()
+    assert (updates["first_ack_us"] <= updates["last_ack_us"]).all()
+    assert (updates["last_ack_us"] <= updates["t1_t0_us"] + 1e-3).all()
+    assert set(chains["gateways"]) == {1, 2}
+    assert (chains["chain_us"] > 0).all()
+    assert (frame["tau_min_us"] > 0).all()
+
+    drawn = subprocess.run([sys.executable, "-m", "beaver.cli", "plot", NAME,
+                            "--results", str(tmp_path)],
+                           cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert drawn.returncode == 0, drawn.stderr
+    png = Path(drawn.stdout.strip())
+    assert png == tmp_path / NAME / f"{NAME}.png"
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def ingroup(process: str, *events: Event) -> ProcessLog:
+    return ProcessLog(process, "ingroup", list(events))
+
+
+def test_chain_time_runs_from_the_original_send_to_the_derived_receive() -> None:
+    relay = ProcessLog("relay@10.0.9.1:9200", "relay", [
+        Event(1.0010, "receive", "h1:1"),  # derives relay@10.0.9.1:9200:1
+        Event(1.0020, "receive", "h2:1"),  # derives ...:2, never received in-group
+        Event(1.0060, "send", "relay@10.0.9.1:9200:1"),
+        Event(1.0070, "send", "relay@10.0.9.1:9200:2"),
+        Event(1.0080, "receive", "outsider:1"),  # derives ...:3 from an unlogged sender
+    ])
+    logs = [
+        ingroup("h1", Event(1.0000, "send", "h1:1")),
+        ingroup("h2", Event(1.0015, "send", "h2:1"),
+                Event(1.0075, "receive", "relay@10.0.9.1:9200:1"),
+                Event(1.0200, "receive", "relay@10.0.9.1:9200:3")),
+        relay,
+    ]
+    assert relayed_chains(logs) == [pytest.approx(0.0075)]
+
+
+def test_plot_from_a_hand_written_csv(tmp_path: Path) -> None:
+    folder = tmp_path / NAME
+    folder.mkdir()
+    lines = [",".join(COLUMNS)]
+    for gateways, tau in ((1, 8000.0), (2, 7000.0)):
+        for k, t1_t0 in enumerate((3000.0, 5000.0, 9000.0), start=1):
+            lines.append(f"update,{gateways},1,{k},{t1_t0},{t1_t0 - 500},{t1_t0},True,,{tau}")
+        for chain in (7500.0, 9000.0, 12000.0):
+            lines.append(f"chain,{gateways},1,,,,,,{chain},{tau}")
+    (folder / f"{NAME}.csv").write_text("\n".join(lines) + "\n")
+    frame = pd.read_csv(folder / f"{NAME}.csv")
+    assert share_below_tau(frame[frame["kind"] == "update"]) == {1: (2, 3), 2: (2, 3)}
+    assert draw(tmp_path) == [folder / f"{NAME}.png"]
+    assert (folder / f"{NAME}.png").stat().st_size > 10_000
+
+
+def test_refuses_in_one_line_without_the_emulated_data_center(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(emulated_timings, "ovs_problem",
+                        lambda: "needs root (network namespaces, Open vSwitch)")
+    with pytest.raises(SystemExit) as stopped:
+        main(["experiment", NAME, "--quick", "--out", str(tmp_path)])
+    message = stopped.value.code
+    assert isinstance(message, str)  # Python prints it on stderr and exits with status 1
+    assert "needs root" in message and "\n" not in message
+    assert not (tmp_path / NAME / f"{NAME}.csv").exists()
