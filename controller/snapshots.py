@@ -65,6 +65,9 @@ REJECTION_REASONS = ("malformed", "forged", "sequence", "invalid")
 """Why a report was dropped: bad JSON or fields; another node or ids never started;
 ``seq`` not one more than the previous; refused by the protocol core."""
 
+TAU_FOLLOWED = "measured (shortest relayed chain seen during the run)"
+"""The tau_min source once a chain reported during the run lowered the measured bound."""
+
 _T = TypeVar("_T")
 
 
@@ -154,6 +157,7 @@ class SnapshotService:
         """Seconds over which one snapshot's ``notify`` messages reach the nodes."""
         self._notify_delays = random.Random(seed)
         self._pending_notifies: set[asyncio.TimerHandle] = set()
+        self._follow_chains = False
         self._listen = listen
         self.address: tuple[str, int] | None = None
         self.rejections: Counter[str] = Counter()
@@ -226,6 +230,19 @@ class SnapshotService:
             self.core.tau_min = tau_min
         self._call(assign())
 
+    def follow_chains(self) -> None:
+        """Let every shorter external chain the agents report lower a measured tau_min.
+
+        The core then decides validity again: a snapshot accepted under the
+        old bound that the lower one rejects becomes invalid, in the store
+        too. Call it once the run's measured tau_min is stored.
+        """
+        async def follow() -> None:
+            self._follow_chains = True
+            for counters in list(self.node_counters.values()):
+                self._follow_chain(counters.get("chain_min"))
+        self._call(follow())
+
     def restore(
         self,
         snapshot_id: int,
@@ -297,6 +314,18 @@ class SnapshotService:
                 await asyncio.wait_for(self._changed.wait(), remaining)
             except TimeoutError:
                 continue
+
+    def _follow_chain(self, chain: object) -> None:
+        """A reported shortest chain below tau_min lowers it (see :meth:`set_tau_min`)."""
+        if not isinstance(chain, int | float) or isinstance(chain, bool):
+            return
+        if not 0 < chain < self.core.tau_min:
+            return
+        revoked = self.core.lower_tau_min(float(chain))
+        log.warning("an external chain of %.0f us lowers tau_min; %d accepted snapshots "
+                    "become invalid", chain * 1e6, len(revoked))
+        self.store.set_tau_min(self.run, chain * 1e6, TAU_FOLLOWED)
+        self.store.revoke_validity(self.run, [k for k in revoked if k in self._stored])
 
     def _wake(self) -> None:
         assert self._changed is not None
@@ -509,6 +538,8 @@ class SnapshotService:
         if kind == "counters":
             self.node_counters[agent.node] = {
                 name: value for name, value in message.items() if name not in ("type", "seq")}
+            if self._follow_chains:
+                self._follow_chain(message.get("chain_min"))
             self._wake()
             return
         if kind == "restored":

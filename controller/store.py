@@ -249,6 +249,14 @@ class Store:
                 (tau_min_us, tau_source, run),
             )
 
+    def revoke_validity(self, run: int, snapshot_ids: Iterable[int]) -> None:
+        """Mark stored snapshots invalid (a shorter external chain lowered tau_min)."""
+        with self._db:
+            self._db.executemany(
+                "UPDATE snapshots SET valid = 0 WHERE run = ? AND snapshot_id = ?",
+                [(run, k) for k in snapshot_ids],
+            )
+
     def add_snapshot(self, run: int, protocol: str, snapshot: FinishedSnapshot) -> None:
         """Write one snapshot with its states, messages and timings, all or nothing."""
         k = snapshot.snapshot_id

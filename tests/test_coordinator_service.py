@@ -307,6 +307,36 @@ def test_chain_times_set_tau_min_and_counters_are_stored(store: Store) -> None:
     assert counters["h1"]["chain_min_us"] is None and counters["h1"]["delivered"] == 10
 
 
+def test_a_shorter_chain_lowers_a_measured_tau_min_and_revokes_validity(store: Store) -> None:
+    slow = {2, 3}  # acknowledged 5 s after t0 (fake times): valid under 10 s, not under 1 s
+    gateways = FakeGateways(delay=lambda k: 5.0 if k in slow else 0.0002)
+    run = store.new_run("beaver", {"nodes": list(NODES)}, 10e6, "measured")
+    group = FakeInGroup("beaver", gateways)
+    service = SnapshotService("beaver", NODES, store, run, gateways=gateways, tau_min=10.0)
+    try:
+        group.connect(service)
+        service.follow_chains()
+        with ThreadPoolExecutor(1) as pool:
+            result = group.drive_until(pool.submit(service.take, 4, 400.0, 30))
+        assert result.stored == 4
+        assert all(r["valid"] for r in store.snapshot_rows(run)), "all valid under 10 s"
+        agent = group.agents["h2"]
+        agent.send_raw(management.encode("counters", seq=agent.next_seq(), rejected=0,
+                                         delivered=1, chain_min=1.0, chain_count=1))
+        deadline = time.monotonic() + 10
+        while any(r["valid"] for r in store.snapshot_rows(run) if r["snapshot_id"] in slow):
+            assert time.monotonic() < deadline, "the shorter chain did not revoke validity"
+            time.sleep(0.01)
+    finally:
+        service.close()
+        for agent in group.agents.values():
+            agent.close()
+    rows = {r["snapshot_id"]: r["valid"] for r in store.snapshot_rows(run)}
+    assert rows == {1: 1, 2: 0, 3: 0, 4: 1}
+    assert service.core.tau_min == 1.0
+    assert store.run(run)["tau_min_us"] == pytest.approx(1e6)
+
+
 def test_restore_sends_states_and_channel_state_and_waits_for_every_ack(store: Store) -> None:
     service, _, group = run_service(store, "lai-yang", count=3)
     snapshot = store.snapshot(service.run, 3)

@@ -581,3 +581,16 @@ def test_every_snapshot_completes_with_exactly_the_messages_that_crossed_its_cut
         assert snapshot.states == states
         assert sorted(r.message for r in snapshot.in_flight) == crossed
         assert run.recorded_at_completion[k] == crossed, f"snapshot {k} completed too early"
+
+
+def test_a_lower_tau_min_revokes_validity_and_a_higher_one_changes_nothing() -> None:
+    coordinator = Coordinator(["a"], gateways=["g"], tau_min=10.0)
+    for k, update in ((1, 2.0), (2, 6.0), (3, 9.0)):
+        coordinator.start(float(k * 100))
+        coordinator.gateway_acked("g", k, k * 100 + update)
+    assert [s.valid for s in coordinator.statuses()] == [True, True, True]
+    assert coordinator.lower_tau_min(20.0) == [] and coordinator.tau_min == 10.0
+    assert coordinator.lower_tau_min(6.0) == [2, 3]
+    assert [s.valid for s in coordinator.statuses()] == [True, False, False]
+    assert coordinator.lower_tau_min(1.0) == [1]
+    assert coordinator.lower_tau_min(0.0) == [] and coordinator.tau_min == 1.0

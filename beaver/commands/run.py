@@ -197,6 +197,9 @@ def take(settings: EmulationSettings, store: Store, run_id: int,
             source += f"; {args.protocol} has no gateways, so it does not use it"
         store.set_tau_min(run_id, tau * 1e6 if math.isfinite(tau) else None, source)
         print(f"beaver run: tau_min {tau * 1e6:.0f} us, {source}", file=sys.stderr)
+        measured = args.tau_min_us is None and settings.service == "bank"
+        if measured and PROTOCOLS[args.protocol].uses_gateways:
+            emulation.service.follow_chains()
         timeout = args.snapshots / args.rate + 30
         result = emulation.service.take(args.snapshots, args.rate, timeout, progress)
         if on_terminal:

@@ -176,6 +176,24 @@ class Coordinator:
         status.gateway_acks[gateway] = now
         return self._gateway_progress(status, now)
 
+    def lower_tau_min(self, tau_min: float) -> list[int]:
+        """An external causal chain shorter than the bound was seen: lower the bound.
+
+        Validity is decided again with the lower bound for every snapshot the
+        coordinator remembers; a snapshot can only lose validity, never gain
+        it. Returns the ids that did. A higher value changes nothing: a bound
+        that turned out too low stays on the safe side.
+        """
+        if not 0 < tau_min < self.tau_min:
+            return []
+        self.tau_min = tau_min
+        revoked = []
+        for status in self._status.values():
+            if status.valid and status.t1 is not None and status.t1 - status.t0 >= tau_min:
+                status.valid = False
+                revoked.append(status.snapshot_id)
+        return revoked
+
     def gateway_failed(self, gateway: str, snapshot_id: int, now: float) -> list[Command]:
         """The update of ``gateway`` to ``snapshot_id`` failed: the snapshot is invalid."""
         status = self._status.get(snapshot_id)
