@@ -51,6 +51,12 @@ class Experiment:
     rows: Callable[[Plan, Progress], Iterator[Row]]
     """Runs the plan, yielding observations and reporting progress lines."""
     default_seeds: int = 3
+    machine_problem: Callable[[], str | None] = lambda: None
+    """Why this machine cannot run the experiment (e.g. it needs root), or None."""
+
+
+class ExperimentError(RuntimeError):
+    """An experiment could not go on (the emulation failed): one line for the user."""
 
 
 def result_paths(out: Path, name: str) -> tuple[Path, Path]:

@@ -40,7 +40,7 @@ from pathlib import Path
 from controller.snapshots_emulation import Emulation, EmulationSettings
 from controller.store import Store
 from controller.truth import ProcessLog, TruthLogError, read_log
-from experiments.base import Experiment, Plan, Progress, Row
+from experiments.base import Experiment, ExperimentError, Plan, Progress, Row
 from hosts.truth import INGROUP, RELAY
 from topologies.network import ovs_problem
 
@@ -123,11 +123,15 @@ def emulate(settings: EmulationSettings, snapshots: int, database: Path,
         return tau * 1e6, list(update_rows(store, run)), relayed_chains(logs)
 
 
-def rows(plan: Plan, progress: Progress) -> Iterator[Row]:
+def machine_problem() -> str | None:
     problem = ovs_problem()
     if problem:
-        raise SystemExit(f"beaver experiment: emulated-timings: the emulated data center "
-                         f"{problem}; run as root after ./setup.sh (which starts Open vSwitch)")
+        return (f"the emulated data center {problem}; run as root after ./setup.sh "
+                f"(which starts Open vSwitch)")
+    return None
+
+
+def rows(plan: Plan, progress: Progress) -> Iterator[Row]:
     points = [(gateways, seed) for gateways in plan.grid["gateways"]
               for seed in range(1, plan.seeds + 1)]
     for index, (gateways, seed) in enumerate(points, start=1):
@@ -138,8 +142,7 @@ def rows(plan: Plan, progress: Progress) -> Iterator[Row]:
                 tau_us, updates, chains = emulate(settings, plan.fixed["snapshots"],
                                                   Path(folder) / "beaver.db", progress)
             except (TimeoutError, RuntimeError, ValueError, TruthLogError) as error:
-                raise SystemExit(f"beaver experiment: emulated-timings: gateways={gateways}: "
-                                 f"{error}") from None
+                raise ExperimentError(f"gateways={gateways}: {error}") from None
         progress(f"[{index}/{len(points)}] gateways={gateways} seed={seed}: {len(updates)} "
                  f"snapshots, {len(chains)} relayed chains, tau_min {tau_us:.0f} us")
         common = {"gateways": gateways, "seed": seed, "tau_min_us": round(tau_us, 3)}
@@ -158,4 +161,5 @@ EXPERIMENT = Experiment(
     plan=plan,
     rows=rows,
     default_seeds=1,
+    machine_problem=machine_problem,
 )

@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from experiments import EXPERIMENTS, run_experiment
+    from experiments.base import ExperimentError
 
     if args.list:
         width = max(len(name) for name in EXPERIMENTS)
@@ -52,9 +53,17 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out!r} exists and is not a directory")
+    problem = experiment.machine_problem()
+    if problem:
+        print(f"beaver experiment: {experiment.name}: {problem}", file=sys.stderr)
+        return 1
     print(f"{experiment.name}: {'quick' if args.quick else 'full'} run, {seeds} seed(s)",
           file=sys.stderr)
-    csv_path = run_experiment(experiment, out, args.quick, seeds, _progress)
+    try:
+        csv_path = run_experiment(experiment, out, args.quick, seeds, _progress)
+    except ExperimentError as error:
+        print(f"beaver experiment: {experiment.name}: {error}", file=sys.stderr)
+        return 1
     print(csv_path)
     return 0
 
