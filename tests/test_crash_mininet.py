@@ -22,13 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from emulated_cli import REPO, bridges_of
 
 from topologies.leftovers import System
 from topologies.record import STATE_DIR_VARIABLE, Record, process_start, record_path
 
 pytestmark = pytest.mark.mininet
-
-REPO = Path(__file__).resolve().parents[1]
 STORED_BEFORE_KILL = 5
 
 
@@ -62,9 +61,6 @@ def wait_for_snapshots(process: subprocess.Popen[bytes], db: Path, count: int,
     return stored
 
 
-def bridges_of(prefix: str) -> list[str]:
-    listed = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True, check=True)
-    return [name for name in listed.stdout.split() if name.startswith(prefix)]
 
 
 def still_there(record: Record) -> dict[str, list[Any]]:

@@ -10,13 +10,13 @@ and the one-line refusal on a machine that cannot build the data center.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from emulated_cli import REPO, beaver, bridges_of
 
 from analysis.emulated_timings import draw, share_below_tau
 from beaver.cli import main
@@ -24,28 +24,11 @@ from controller.truth import Event, ProcessLog
 from experiments import emulated_timings
 from experiments.emulated_timings import COLUMNS, relayed_chains
 
-REPO = Path(__file__).resolve().parents[1]
 NAME = "emulated-timings"
 
 
-def beaver(*argv: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess[str], str]:
-    """Run ``beaver ARGV`` as a user would; returns the process and its data-center prefix."""
-    process = subprocess.Popen([sys.executable, "-m", "beaver.cli", *argv], cwd=REPO,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGINT)  # it removes its network on Ctrl-C
-        out, err = process.communicate(timeout=60)
-        pytest.fail(f"beaver {' '.join(argv)} took over {timeout} s; stderr: {err[-2000:]}")
-    print(f"$ beaver {' '.join(argv)}\n{out}{err[-3000:]}")
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err), \
-        f"r{process.pid % 1000}"
 
 
-def bridges_of(prefix: str) -> list[str]:
-    listed = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True, check=True)
-    return [name for name in listed.stdout.split() if name.startswith(prefix)]
 
 
 @pytest.mark.mininet

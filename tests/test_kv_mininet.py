@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_run_mininet import beaver, bridges_of, last_json
+from emulated_cli import beaver, bridges_of, last_json
 
 from controller.store import open_existing
 
