@@ -1,8 +1,17 @@
-"""Beaver testbed: partial snapshots of cloud services that stay causally consistent.
+"""The Beaver protocol core: pure state machines, no I/O, time passed in.
 
-Packages: :mod:`beaver.core` (the protocol, pure), :mod:`beaver.sim` (a
-discrete-event simulator), :mod:`beaver.oracle` (ground-truth judge of
-snapshots) and :mod:`beaver.cli` (the ``beaver`` command).
+- :mod:`~beaver.ids`: snapshot ids and their wire form (DSCP bits)
+- :mod:`~beaver.gateway`: gateway stamping and optimistic marking
+- :mod:`~beaver.node`: in-group node rules (Beaver, Lai-Yang)
+- :mod:`~beaver.baselines`: Chandy-Lamport and polling nodes
+- :mod:`~beaver.coordinator`: start, gateway phase, validity, completeness, assembly
+- :mod:`~beaver.records`: what nodes report, what coordinators command
+- :mod:`~beaver.protocols`: the protocols by name, behind one interface
+
+This package imports nothing of the testbed outside itself. The simulator
+(:mod:`simulator`), the os-ken gateway app (:mod:`controller.gateways`),
+the snapshot coordinator (:mod:`controller.coordinator`) and the host
+runtime (:mod:`hosts`) only drive it.
 """
 
 __version__ = "0.1.0"

@@ -30,9 +30,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from controller.client import GatewayClient  # noqa: E402
+from controller.gateways.client import GatewayClient  # noqa: E402
+from testbed.network import DataCenter, ovs_problem  # noqa: E402
 from topologies.addressing import DataCenterParams  # noqa: E402
-from topologies.network import DataCenter, ovs_problem  # noqa: E402
 
 IPERF_PORT = 5201
 

@@ -33,11 +33,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from beaver.core.protocols import PROTOCOLS
-from controller.snapshots_emulation import Emulation, EmulationSettings
-from controller.store import Store
+from beaver.protocols import PROTOCOLS
+from controller.coordinator.store import Store
 from hosts.agent import SERVICE_PORT
-from topologies.network import ovs_problem
+from testbed.emulation import Emulation, EmulationSettings
+from testbed.network import ovs_problem
 
 PARTS = ("throughput", "latency", "bytes")
 TX_BYTES = re.compile(r'port\s+"?([^":\s]+)"?:\s*rx pkts=.*?tx pkts=\d+, bytes=(\d+)', re.S)

@@ -18,7 +18,7 @@ import cProfile
 import pstats
 import time
 
-from beaver.sim import US, Workload, WorldConfig, simulate
+from simulator import US, Workload, WorldConfig, simulate
 
 
 def config(nodes: int, args: argparse.Namespace) -> WorldConfig:

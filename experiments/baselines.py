@@ -1,6 +1,6 @@
 """``baselines``: Beaver next to Lai-Yang, Chandy-Lamport and polling in the same worlds.
 
-Every protocol of :data:`beaver.core.protocols.PROTOCOLS` runs over a grid
+Every protocol of :data:`beaver.protocols.PROTOCOLS` runs over a grid
 of in-group sizes, with and without external causal chains (in-group ->
 relay -> gateway -> in-group; rate 0 means the out-group only sends
 requests). Per run: the share of snapshots the oracle finds inconsistent,
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from beaver.core.protocols import PROTOCOLS
-from beaver.sim import Workload, WorldConfig
+from beaver.protocols import PROTOCOLS
 from experiments.base import Experiment, Plan, Progress, Row, fraction
 from experiments.sweep import grid, outcomes
+from simulator import Workload, WorldConfig
 
 RELAY_SHARE = 0.2
 MESSAGE_RATE_HZ = Workload().message_rate_hz

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from beaver.sim import Workload, WorldConfig
 from experiments.base import Experiment, Plan, Progress, Row, fraction, start_rate_hz
 from experiments.sweep import grid, outcomes
+from simulator import Workload, WorldConfig
 
 WINDOW = 31
 NODES = 16

@@ -2,7 +2,7 @@
 
 Unlike the other experiments this one runs in the emulated data center
 (Mininet, userspace Open vSwitch, the os-ken gateway controller), as
-``beaver run`` does: one :class:`~controller.snapshots_emulation.Emulation`
+``beaver run`` does: one :class:`~testbed.emulation.Emulation`
 per |G| with the bank workload, tau_min measured from relayed chains, S
 snapshots at a fixed rate, each stored in a temporary SQLite database.
 It needs root and a running Open vSwitch; without them it stops with one
@@ -15,7 +15,7 @@ Two kinds of rows share one CSV (``kind``):
   ``first_ack_us`` / ``last_ack_us``: the first and last gateway
   acknowledgement after t0 (all on the host's one monotonic clock).
 - ``chain``, one per external causal chain in the ground-truth event logs
-  (:mod:`hosts.truth`, read with :func:`controller.truth.read_log`). A relay
+  (:mod:`hosts.truth`, read with :func:`testbed.truth.read_log`). A relay
   logs the receive of an original datagram (message id ``A``) and gives the
   datagram it derives from it the relay's next message id: its n-th logged
   receive derives ``<relay>:n``, which it logs as sent after the WAN delay.
@@ -37,12 +37,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from controller.snapshots_emulation import Emulation, EmulationSettings
-from controller.store import Store
-from controller.truth import ProcessLog, TruthLogError, read_log
+from controller.coordinator.store import Store
 from experiments.base import Experiment, ExperimentError, Plan, Progress, Row
 from hosts.truth import INGROUP, RELAY
-from topologies.network import ovs_problem
+from testbed.emulation import Emulation, EmulationSettings
+from testbed.network import ovs_problem
+from testbed.truth import ProcessLog, TruthLogError, read_log
 
 SNAPSHOT_RATE_HZ = 20.0
 INGROUP_HOSTS = 4

@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from statistics import fmean
 
-from beaver.sim import US, Workload, WorldConfig
 from experiments.base import Experiment, Plan, Progress, Row, fraction, start_rate_hz
 from experiments.sweep import grid, outcomes
+from simulator import US, Workload, WorldConfig
 
 OFFERED_RATE_HZ = 1e7
 WINDOWS = [1, 31]

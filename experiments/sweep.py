@@ -6,8 +6,8 @@ import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from beaver.sim import Outcome, WorldConfig, simulate
 from experiments.base import Progress
+from simulator import Outcome, WorldConfig, simulate
 
 
 def grid(**axes: Iterable[Any]) -> list[dict[str, Any]]:

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 
-from beaver.sim import US, Latencies, Workload, WorldConfig
 from experiments.base import Experiment, Plan, Progress, Row, fraction
 from experiments.sweep import grid, outcomes
+from simulator import US, Latencies, Workload, WorldConfig
 
 SLOW_GATEWAY_SHARE = 0.05
 WORKLOAD = Workload(snapshot_rate_hz=4096, relay_share=0.5, message_rate_hz=20000,

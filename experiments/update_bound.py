@@ -9,8 +9,8 @@ simulator knows those moments: this experiment records, for every gateway
 and snapshot, the simulated time at which the gateway's id first reached
 the snapshot's id, and writes one row per snapshot.
 
-The simulator's :class:`~beaver.sim.Run` does not carry gateway update
-times, so the world is built with :class:`~beaver.sim.World` and each
+The simulator's :class:`~simulator.Run` does not carry gateway update
+times, so the world is built with :class:`~simulator.World` and each
 gateway's ``set_id`` (the one call that raises a gateway's id, whether the
 coordinator or optimistic marking asks) is wrapped to note the time.
 """
@@ -21,10 +21,10 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from beaver.core.gateway import Gateway
-from beaver.sim import US, Workload, World, WorldConfig
+from beaver.gateway import Gateway
 from experiments.base import Experiment, Plan, Progress, Row
 from experiments.sweep import grid
+from simulator import US, Workload, World, WorldConfig
 
 SNAPSHOT_RATE_HZ = 4096
 

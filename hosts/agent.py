@@ -27,8 +27,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from beaver.core.ids import IdSpace
-from beaver.core.protocols import PROTOCOLS, protocol
+from beaver.ids import IdSpace
+from beaver.protocols import PROTOCOLS, protocol
 from hosts import link, wire
 from hosts.loop import stop_on_signals
 from hosts.runtime import Runtime

@@ -13,7 +13,7 @@ import socket
 import time
 from typing import Any
 
-from beaver.core.records import InFlight, LocalSnapshot
+from beaver.records import InFlight, LocalSnapshot
 from hosts import management
 
 log = logging.getLogger(__name__)

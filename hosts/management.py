@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from beaver.core.records import InFlight, LocalSnapshot
+from beaver.records import InFlight, LocalSnapshot
 
 MAX_LINE = 4 * 1024 * 1024
 """Longest line accepted (bytes): a local state must fit in it."""

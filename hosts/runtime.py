@@ -48,9 +48,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from beaver.core.ids import UNMARKED
-from beaver.core.protocols import SnapshotNode
-from beaver.core.records import Marker, Receipt
+from beaver.ids import UNMARKED
+from beaver.protocols import SnapshotNode
+from beaver.records import Marker, Receipt
 from hosts import wire
 from hosts.link import ManagementLink
 from hosts.loop import StoppableLoop

@@ -33,7 +33,7 @@ chain through a client is invisible to the oracle. The bank's external
 partners are relays, which do log; ``beaver run --service kv`` starts
 open-loop clients, whose requests never depend on a reply, so they carry
 no causality between in-group events.
-:mod:`controller.truth` reads the logs and asks the oracle.
+:mod:`testbed.truth` reads the logs and asks the oracle.
 """
 
 from __future__ import annotations

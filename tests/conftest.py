@@ -12,7 +12,7 @@ import pytest
 @pytest.fixture(scope="session")
 def mininet_machine() -> None:
     """Skip (with the reason) unless this machine can build an emulated data center."""
-    from topologies.network import ovs_problem
+    from testbed.network import ovs_problem
 
     problem = ovs_problem()
     if problem is not None:

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def beaver(*argv: str, timeout: float = 150) -> tuple[subprocess.CompletedProcess[str], str]:
     """Run ``beaver ARGV``; returns the process and its data-center prefix."""
-    process = subprocess.Popen([sys.executable, "-m", "beaver.cli", *argv], cwd=REPO,
+    process = subprocess.Popen([sys.executable, "-m", "cli", *argv], cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         out, err = process.communicate(timeout=timeout)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from beaver.cli import main
+from cli.main import main
 
 SMALL = ["--nodes", "5", "--snapshots", "30"]
 

@@ -24,11 +24,11 @@ from typing import Any
 
 import pytest
 
-from beaver.core.protocols import protocol
-from beaver.core.records import Receipt
-from controller.client import GatewayTiming, IdUpdateResult
-from controller.snapshots import SnapshotService, TakeResult
-from controller.store import Store
+from beaver.protocols import protocol
+from beaver.records import Receipt
+from controller.coordinator.service import SnapshotService, TakeResult
+from controller.coordinator.store import Store
+from controller.gateways.client import GatewayTiming, IdUpdateResult
 from hosts import management
 
 INITIAL_BALANCE = 1000

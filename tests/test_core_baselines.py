@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beaver.core.baselines import MarkerNode, PollingNode
-from beaver.core.coordinator import Coordinator, Notify
-from beaver.core.ids import UNMARKED, IdSpace
-from beaver.core.node import PiggybackNode
-from beaver.core.protocols import PROTOCOLS, protocol
-from beaver.core.records import InFlight, LocalSnapshot, Marker, NotifyNode, Receipt
+from beaver.baselines import MarkerNode, PollingNode
+from beaver.coordinator import Coordinator, Notify
+from beaver.ids import UNMARKED, IdSpace
+from beaver.node import PiggybackNode
+from beaver.protocols import PROTOCOLS, protocol
+from beaver.records import InFlight, LocalSnapshot, Marker, NotifyNode, Receipt
 
 # -- Chandy-Lamport, one node at a time -----------------------------------------------------
 

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beaver.core.coordinator import Coordinator, InvalidReport, Notify
-from beaver.core.gateway import Gateway
-from beaver.core.ids import UNMARKED, IdSpace
-from beaver.core.node import PiggybackNode
-from beaver.core.protocols import protocol
-from beaver.core.records import InFlight, LocalSnapshot, NotifyNode, Receipt, UpdateGateway
+from beaver.coordinator import Coordinator, InvalidReport, Notify
+from beaver.gateway import Gateway
+from beaver.ids import UNMARKED, IdSpace
+from beaver.node import PiggybackNode
+from beaver.protocols import protocol
+from beaver.records import InFlight, LocalSnapshot, NotifyNode, Receipt, UpdateGateway
 
 NODES = ("a", "b", "c")
 

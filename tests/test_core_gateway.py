@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from beaver.core.gateway import Gateway
-from beaver.core.ids import UNMARKED, IdSpace
+from beaver.gateway import Gateway
+from beaver.ids import UNMARKED, IdSpace
 
 SPACE = IdSpace(bits=6, window=16)
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beaver.core.ids import UNMARKED, IdSpace, OutOfWindow
+from beaver.ids import UNMARKED, IdSpace, OutOfWindow
 
 SPACES = [
     IdSpace(),

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from beaver.core.ids import UNMARKED, IdSpace
-from beaver.core.node import PiggybackNode
-from beaver.core.records import InFlight, LocalSnapshot, Receipt
+from beaver.ids import UNMARKED, IdSpace
+from beaver.node import PiggybackNode
+from beaver.records import InFlight, LocalSnapshot, Receipt
 
 SPACE = IdSpace(bits=6, window=16)
 

@@ -32,7 +32,7 @@ STORED_BEFORE_KILL = 5
 
 
 def beaver(state: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "beaver.cli", *argv], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "cli", *argv], cwd=REPO,
                           env={**os.environ, STATE_DIR_VARIABLE: str(state)},
                           capture_output=True, text=True, timeout=120)
     print(f"$ beaver {' '.join(argv)}\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
@@ -79,7 +79,7 @@ def test_sigkilled_run_keeps_its_snapshots_and_clean_removes_its_network(
         mininet_machine: None, tmp_path: Path) -> None:
     db, state = tmp_path / "beaver.db", tmp_path / "state"
     process = subprocess.Popen(
-        [sys.executable, "-m", "beaver.cli", "run", "--snapshots", "1000", "--rate", "20",
+        [sys.executable, "-m", "cli", "run", "--snapshots", "1000", "--rate", "20",
          "--db", str(db)], cwd=REPO, env={**os.environ, STATE_DIR_VARIABLE: str(state)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     prefix = f"r{process.pid % 1000}"

@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from beaver.core.ids import IdSpace
-from controller.client import GatewayClient
-from controller.maglev import FlowKey, MaglevTable
+from beaver.ids import IdSpace
+from controller.gateways.client import GatewayClient
+from controller.gateways.maglev import FlowKey, MaglevTable
+from testbed.network import PROJECT_ROOT, DataCenter
 from topologies.addressing import DataCenterParams
-from topologies.network import PROJECT_ROOT, DataCenter
 
 pytestmark = pytest.mark.mininet
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from beaver.cli import main
-from beaver.sim import World, WorldConfig
+from cli.main import main
 from experiments.base import start_rate_hz
 from experiments.update_bound import Adoption, AdoptionRecorder
+from simulator import World, WorldConfig
 
 DOCUMENTED_COLUMNS = {
     "effective-rate": ["gateways", "snapshot_rate_hz", "seed", "snapshots", "achieved_rate_hz",

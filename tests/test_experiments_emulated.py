@@ -19,10 +19,10 @@ import pytest
 from emulated_cli import REPO, beaver, bridges_of
 
 from analysis.emulated_timings import draw, share_below_tau
-from beaver.cli import main
-from controller.truth import Event, ProcessLog
+from cli.main import main
 from experiments import emulated_timings
 from experiments.emulated_timings import COLUMNS, relayed_chains
+from testbed.truth import Event, ProcessLog
 
 NAME = "emulated-timings"
 
@@ -49,7 +49,7 @@ def test_quick_run_measures_updates_and_chains_and_plots(mininet_machine: None,
     assert (chains["chain_us"] > 0).all()
     assert (frame["tau_min_us"] > 0).all()
 
-    drawn = subprocess.run([sys.executable, "-m", "beaver.cli", "plot", NAME,
+    drawn = subprocess.run([sys.executable, "-m", "cli", "plot", NAME,
                             "--results", str(tmp_path)],
                            cwd=REPO, capture_output=True, text=True, timeout=60)
     assert drawn.returncode == 0, drawn.stderr

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from controller.client import ControllerError, GatewayClient
-from controller.control import ControlServer
-from controller.decisions import GatewayController
+from controller.gateways.client import ControllerError, GatewayClient
+from controller.gateways.control import ControlServer
+from controller.gateways.decisions import GatewayController
 from topologies.addressing import DataCenterParams, build_plan
 
 PLAN = build_plan(DataCenterParams(gateways=2))

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from beaver.core.ids import IdSpace
-from controller.decisions import (
+from beaver.ids import IdSpace
+from controller.gateways.decisions import (
     GatewayController,
     Install,
     PacketOut,
     ReplaceObserve,
     ReplaceStamp,
 )
-from controller.maglev import FlowKey, MaglevTable
-from controller.rules import Output, SetField
+from controller.gateways.maglev import FlowKey, MaglevTable
+from controller.gateways.rules import Output, SetField
 from topologies.addressing import DataCenterParams, build_plan
 
 PLAN = build_plan(DataCenterParams(gateways=3))

@@ -5,14 +5,14 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from fake_flowtable import FlowTables, Trace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beaver.core.ids import IdSpace
-from controller.decisions import GatewayController, Install, ReplaceObserve, ReplaceStamp
-from controller.flowtable import FlowTables, Trace
-from controller.maglev import FlowKey
-from controller.rules import HashSpread, fabric_rules
+from beaver.ids import IdSpace
+from controller.gateways.decisions import GatewayController, Install, ReplaceObserve, ReplaceStamp
+from controller.gateways.maglev import FlowKey
+from controller.gateways.rules import HashSpread, fabric_rules
 from topologies.addressing import DataCenterParams, build_plan
 
 PLAN = build_plan(DataCenterParams(spines=2, leaves=3, hosts_per_leaf=2, gateways=3, services=2))

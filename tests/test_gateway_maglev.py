@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.maglev import FlowKey, MaglevTable
+from controller.gateways.maglev import FlowKey, MaglevTable
 
 BACKENDS = [f"h{i}" for i in range(1, 6)]
 FLOWS = [FlowKey(proto, f"10.200.0.{i % 200 + 1}", "10.100.0.1", 1024 + i, 80)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from controller.decisions import GatewayController, Install, ReplaceObserve, ReplaceStamp
-from controller.maglev import FlowKey
-from controller.pipeline import (
+from controller.gateways.decisions import GatewayController, Install, ReplaceObserve, ReplaceStamp
+from controller.gateways.maglev import FlowKey
+from controller.gateways.pipeline import (
     FABRIC_PIPELINE,
     GATEWAY_PIPELINE,
     Purpose,
@@ -18,7 +18,7 @@ from controller.pipeline import (
     purpose_of,
     table,
 )
-from controller.rules import Rule, match
+from controller.gateways.rules import Rule, match
 from topologies.addressing import DataCenterParams, build_plan
 
 PLAN = build_plan(DataCenterParams(gateways=3, services=2))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from beaver.core.records import InFlight
+from beaver.records import InFlight
 from hosts.services import Send
 from hosts.services.bank import Bank, BankConfig, check_invariant
 from hosts.services.transfers import IdSet

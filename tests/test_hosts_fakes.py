@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from beaver.core.protocols import protocol
-from beaver.core.records import Command, NotifyNode
+from beaver.protocols import protocol
+from beaver.records import Command, NotifyNode
 from hosts import management, wire
 
 REPO = Path(__file__).resolve().parent.parent

@@ -21,8 +21,8 @@ from test_hosts_fakes import CoreDriver, FakeCoordinator, Process, wait_until
 
 from hosts.agent import RELAY_PORT, SERVICE_PORT
 from hosts.services.bank import BankConfig, check_invariant
+from testbed.network import DataCenter
 from topologies.addressing import DataCenterParams
-from topologies.network import DataCenter
 
 pytestmark = pytest.mark.mininet
 

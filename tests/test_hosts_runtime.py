@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from test_hosts_fakes import FakeCoordinator, Peer, wait_until
 
-from beaver.core.ids import IdSpace
-from beaver.core.protocols import protocol
+from beaver.ids import IdSpace
+from beaver.protocols import protocol
 from hosts import link, wire
 from hosts.runtime import Runtime
 from hosts.services import Address, Send

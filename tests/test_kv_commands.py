@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from beaver.cli import main
-from beaver.commands.restore import restored_states, verify_kv
-from beaver.commands.run import format_summary, summarize
-from controller.store import (
+from cli.commands.restore import restored_states, verify_kv
+from cli.commands.run import format_summary, summarize
+from cli.main import main
+from controller.coordinator.store import (
     FinishedSnapshot,
     GatewayTiming,
     Store,

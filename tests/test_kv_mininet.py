@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from emulated_cli import beaver, bridges_of, last_json
 
-from controller.store import open_existing
+from controller.coordinator.store import open_existing
 
 pytestmark = pytest.mark.mininet
 

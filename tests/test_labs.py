@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from beaver.cli import main
-from beaver.core.protocols import PROTOCOLS
-from controller.control import ControlServer
+from beaver.protocols import PROTOCOLS
+from cli.main import main
+from controller.gateways.control import ControlServer
 
 LABS = Path(__file__).resolve().parent.parent / "labs"
 LAB = LABS / "02-node-rule"
@@ -82,7 +82,7 @@ def test_check_passes_the_solution_and_fails_the_starter():
 def test_check_reports_a_node_that_never_completes_as_stalled(tmp_path):
     uncounted = tmp_path / "uncounted.py"
     uncounted.write_text(
-        "from beaver.core.node import PiggybackNode\n\n\n"
+        "from beaver.node import PiggybackNode\n\n\n"
         "class Uncounted(PiggybackNode):\n"
         "    def send(self, peer, now):\n"
         "        return super().send(None, now)\n"
@@ -92,7 +92,7 @@ def test_check_reports_a_node_that_never_completes_as_stalled(tmp_path):
     assert "stalled: snapshot" in result.stdout
     assert "counts expect others" in result.stdout
     stalled = subprocess.run(
-        [sys.executable, "-m", "beaver.cli", "simulate", "--node-class",
+        [sys.executable, "-m", "cli", "simulate", "--node-class",
          f"{uncounted}:Uncounted", "--json"], capture_output=True, text=True, timeout=60,
     )
     assert stalled.returncode == 0, stalled.stderr

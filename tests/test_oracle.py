@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beaver.oracle import EventLog, LogError, Verdict, judge
+from oracle import EventLog, LogError, Verdict, judge
 
 
 def verdict(log: EventLog, k: int, recorded: dict[int, set[int]] | None = None) -> Verdict:

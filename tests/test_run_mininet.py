@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from emulated_cli import REPO, beaver, bridges_of, last_json
 
-from controller.store import open_existing
+from controller.coordinator.store import open_existing
 
 pytestmark = pytest.mark.mininet
 
@@ -124,7 +124,7 @@ def test_ctrl_c_cleans_up_and_keeps_what_was_stored(mininet_machine: None,
                                                      tmp_path: Path) -> None:
     db = tmp_path / "beaver.db"
     process = subprocess.Popen(
-        [sys.executable, "-m", "beaver.cli", "run", "--snapshots", "1000", "--rate", "20",
+        [sys.executable, "-m", "cli", "run", "--snapshots", "1000", "--rate", "20",
          "--db", str(db)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     prefix = f"r{process.pid % 1000}"
     try:

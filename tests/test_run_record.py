@@ -171,7 +171,7 @@ def test_an_unreadable_record_is_reported_and_kept(tmp_path: Path) -> None:
 
 
 def test_clean_without_root_is_one_line_and_exit_1() -> None:
-    command = [sys.executable, "-m", "beaver.cli", "clean"]
+    command = [sys.executable, "-m", "cli", "clean"]
     if os.geteuid() == 0:
         command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)

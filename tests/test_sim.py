@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from beaver.sim import US, Delay, Latencies, Workload, World, WorldConfig, simulate
+from simulator import US, Delay, Latencies, Workload, World, WorldConfig, simulate
 
 SEEDS = range(5)
 

@@ -13,11 +13,10 @@ from typing import Any
 
 import pytest
 
-from beaver.cli import main
-from beaver.commands import restore as restore_command
-from beaver.commands import run as run_command
-from beaver.oracle import Verdict
-from controller.store import (
+from cli.commands import restore as restore_command
+from cli.commands import run as run_command
+from cli.main import main
+from controller.coordinator.store import (
     SCHEMA_VERSION,
     FinishedSnapshot,
     GatewayTiming,
@@ -27,6 +26,7 @@ from controller.store import (
     StoreError,
     open_existing,
 )
+from oracle import Verdict
 
 TABLES = {"runs", "snapshots", "local_states", "in_flight", "gateway_timings", "rejections",
           "node_counters"}
@@ -92,7 +92,7 @@ def test_a_snapshot_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
 
 WRITER = textwrap.dedent("""
     from test_store import sample
-    from controller.store import Store
+    from controller.coordinator.store import Store
     store = Store({path!r})
     run = store.new_run("beaver", {{}}, 33.0, "given")
     k = 0

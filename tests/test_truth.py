@@ -1,9 +1,9 @@
 """Ground-truth event logs: what the runtime and the relay write, and the oracle reading them.
 
-Hand-written logs check the reader and the :class:`~beaver.oracle.EventLog`
+Hand-written logs check the reader and the :class:`~oracle.EventLog`
 it builds (a consistent run, a causal chain through a relay, traffic still
 in flight at the end, logs no execution produces); the recorded channel
-state comes from a real :class:`~controller.store.Store`. The runtime and
+state comes from a real :class:`~controller.coordinator.store.Store`. The runtime and
 the relay are driven over loopback with their logs on.
 """
 
@@ -19,14 +19,14 @@ import pytest
 from test_hosts_fakes import Peer
 from test_hosts_runtime import SPACE, Harness
 
-from beaver.commands.run import format_summary, summarize
-from beaver.oracle import Verdict
-from controller.store import FinishedSnapshot, Store, StoredInFlight, StoredLocal
-from controller.truth import MessageIds, TruthLogError, event_log, judge_run, read_log
+from cli.commands.run import format_summary, summarize
+from controller.coordinator.store import FinishedSnapshot, Store, StoredInFlight, StoredLocal
 from hosts import wire
 from hosts.relay import Relay
 from hosts.services.transfers import IdSet
 from hosts.truth import INGROUP, MESSAGE_ID, RELAY, TruthLog
+from oracle import Verdict
+from testbed.truth import MessageIds, TruthLogError, event_log, judge_run, read_log
 
 RELAY_NAME = "relay@10.0.9.1:9100"
 

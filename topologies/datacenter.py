@@ -85,7 +85,7 @@ def plan_into_topo(topo: Topo, plan: AddressPlan) -> None:
 
 
 class PlannedTopo(Topo):
-    """The topology of an existing plan (what :class:`topologies.network.DataCenter` builds)."""
+    """The topology of an existing plan (what :class:`testbed.network.DataCenter` builds)."""
 
     def build(self, plan: AddressPlan) -> None:  # type: ignore[override]
         plan_into_topo(self, plan)

@@ -4,7 +4,7 @@ A run killed with SIGKILL cannot remove its network: Open vSwitch bridges,
 root-namespace veth interfaces, the controller process, the Mininet node
 shells, the processes started in hosts (which keep their namespaces alive)
 and temporary directories stay behind. So, while it runs,
-:class:`topologies.network.DataCenter` keeps a :class:`RunRecord` of exactly
+:class:`testbed.network.DataCenter` keeps a :class:`RunRecord` of exactly
 what it created, each item written down as soon as it exists, and deletes
 the record after a normal cleanup. ``beaver clean``
 (:mod:`topologies.leftovers`) removes what the records of dead runs list.

@@ -18,10 +18,10 @@ import os
 import sys
 from pathlib import Path
 
-from beaver.cli import UsageError
-from beaver.commands.simulate import node_class_for
-from beaver.core.protocols import PiggybackNodeFactory
-from beaver.sim import World, WorldConfig, simulate
+from beaver.protocols import PiggybackNodeFactory
+from cli.commands.simulate import node_class_for
+from cli.errors import UsageError
+from simulator import World, WorldConfig, simulate
 
 STARTER = f"{os.path.relpath(Path(__file__).parent / 'node.py')}:StudentNode"
 SEEDS = (1, 2, 3)

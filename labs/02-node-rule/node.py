@@ -9,7 +9,7 @@ channel state. The node counts, per peer, the in-group messages it sent and
 received since its previous local snapshot, so the coordinator can tell when
 every in-flight message has been recorded.
 
-``StudentNode`` has the interface of ``beaver.core.node.PiggybackNode``; the
+``StudentNode`` has the interface of ``beaver.node.PiggybackNode``; the
 simulator runs it with::
 
     .venv/bin/beaver simulate --node-class labs/02-node-rule/node.py:StudentNode
@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from beaver.core.ids import IdSpace, OutOfWindow
-from beaver.core.records import NOTHING, InFlight, LocalSnapshot, Receipt
+from beaver.ids import IdSpace, OutOfWindow
+from beaver.records import NOTHING, InFlight, LocalSnapshot, Receipt
 
 REJECTED = Receipt(deliver=False, rejected=True)
 
@@ -72,7 +72,7 @@ class StudentNode:
             # TODO 3: count this message in self._received (per sender).
             # TODO 4: if ``seen`` is older than self.current, the message was sent before
             #         the sender's snapshot seen + 1 and arrives after this node's snapshot
-            #         self.current: report an InFlight record (see beaver/core/records.py)
+            #         self.current: report an InFlight record (see beaver/records.py)
             #         for the snapshots seen + 1 .. self.current, carrying ``message``.
             pass
         return Receipt(snapshots=snapshots, in_flight=in_flight)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from controller.client import ControllerError, GatewayClient
+from controller.gateways.client import ControllerError, GatewayClient
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ channel state. The node counts, per peer, the in-group messages it sent and
 received since its previous local snapshot, so the coordinator can tell when
 every in-flight message has been recorded.
 
-``StudentNode`` has the interface of ``beaver.core.node.PiggybackNode``; the
+``StudentNode`` has the interface of ``beaver.node.PiggybackNode``; the
 simulator runs it with::
 
     .venv/bin/beaver simulate --node-class labs/02-node-rule/solution/node.py:StudentNode
@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from beaver.core.ids import IdSpace, OutOfWindow
-from beaver.core.records import NOTHING, InFlight, LocalSnapshot, Receipt
+from beaver.ids import IdSpace, OutOfWindow
+from beaver.records import NOTHING, InFlight, LocalSnapshot, Receipt
 
 REJECTED = Receipt(deliver=False, rejected=True)
 

@@ -1,1 +1,0 @@
-"""Subcommands of the ``beaver`` command line (see :mod:`beaver.cli`)."""

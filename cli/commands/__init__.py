@@ -1,0 +1,1 @@
+"""Subcommands of the ``beaver`` command line (see :mod:`cli.main`)."""

@@ -1,0 +1,223 @@
+"""``beaver restore ID``: put a service back to a stored snapshot, and check the result.
+
+A snapshot is restored by giving every node its recorded state and then
+re-delivering the snapshot's in-flight messages to their receivers (the
+management ``restore`` message with its ``in_flight`` list; the agent hands
+them to the service as if they had just arrived). The bank that results
+holds all the money of the snapshot: the balances plus what was in flight.
+The key-value store that results holds each backend's data and unreplicated
+writes, with the in-flight replication batches applied.
+
+Restoring the network a run used is not possible (``beaver run`` tears it
+down when it ends), so by default the command starts a fresh emulated data
+center of the same shape for the purpose, with the service's workload off
+(no transfers; no replication flushes and no clients) and the polling
+protocol, restores every agent, takes one snapshot of the restored service
+and checks it: every node holds exactly the state the restore should
+produce (computed locally with the same service code) and, for the bank,
+the bank invariant holds. That verification snapshot is stored as a new run whose
+parameters name the restored snapshot. Stored node names are mapped in
+order onto the fresh network's hosts; accounts and transfer ids keep their
+names.
+
+``--offline`` does the same restore in this process, without a network
+(no root needed): the same service code restores each state and receives
+the in-flight messages, and the result is checked the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from cli.commands.show import chosen_run
+from cli.errors import UsageError
+from controller.coordinator.store import (
+    DEFAULT_DB,
+    FinishedSnapshot,
+    Store,
+    StoreError,
+    open_existing,
+)
+from hosts.services import Service
+from hosts.services.bank import Bank, check_invariant
+from hosts.services.kv import KeyValueStore
+from testbed.network import ovs_problem
+
+NAME = "restore"
+HELP = ("restore the bank or key-value store to a stored snapshot (in a fresh emulated "
+        "network) and verify it")
+
+NO_ADDRESS = ("0.0.0.0", 0)
+SERVICES = ("bank", "kv")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("id", type=int, help="snapshot id")
+    parser.add_argument("--db", type=Path, default=DEFAULT_DB,
+                        help=f"snapshot database (default {DEFAULT_DB})")
+    parser.add_argument("--run", type=int, help="run id (default: the newest run)")
+    parser.add_argument("--offline", action="store_true",
+                        help="restore in this process instead of a fresh emulated network")
+    parser.add_argument("--json", action="store_true", help="end with one line of JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        store = open_existing(args.db)
+    except StoreError as error:
+        print(f"beaver restore: {error}", file=sys.stderr)
+        return 1
+    with store:
+        run_id = chosen_run(store, args.run)
+        run_row = store.run(run_id)
+        service = run_row["parameters"].get("service")
+        if service not in SERVICES:
+            raise UsageError(f"run {run_id} ran no bank or key-value store; only those "
+                             "can be restored")
+        try:
+            snapshot = store.snapshot(run_id, args.id)
+        except KeyError as error:
+            raise UsageError(str(error).strip("'\"")) from None
+        expected = restored_states(snapshot, service)
+        if args.offline:
+            restored, where = expected, "this process (--offline)"
+        else:
+            problem = ovs_problem()
+            if problem:
+                print(f"beaver restore: the emulated data center {problem}; run as root, "
+                      "or use --offline", file=sys.stderr)
+                return 1
+            try:
+                restored, where = restore_in_network(store, run_id, run_row, snapshot)
+            except (TimeoutError, RuntimeError) as error:
+                print(f"beaver restore: {error}", file=sys.stderr)
+                return 1
+    if service == "bank":
+        report = verify(snapshot, expected, restored, run_row["parameters"]["initial_total"])
+    else:
+        report = verify_kv(snapshot, expected, restored)
+    report |= {"service": service, "run": run_id, "snapshot_id": args.id, "where": where,
+               "snapshot_valid": snapshot.valid, "snapshot_complete": snapshot.complete}
+    print(format_report(report) if service == "bank" else format_kv_report(report))
+    if args.json:
+        print(json.dumps(report))
+    return 0 if report["ok"] else 1
+
+
+def restored_states(snapshot: FinishedSnapshot, service: str = "bank") -> dict[str, Any]:
+    """Each node's state after restoring ``snapshot`` (the agents' own service code)."""
+    nodes = [s.node for s in snapshot.states]
+    states = {}
+    for stored in snapshot.states:
+        node: Service
+        if service == "kv":
+            node = KeyValueStore(stored.node, peers=nodes, rate=0, start=0.0)
+        else:
+            node = Bank(stored.node, peers=nodes, relays=[], rate=0, start=0.0)
+        node.restore(stored.state)
+        for message in snapshot.in_flight:
+            if message.receiver == stored.node and isinstance(message.message, dict):
+                node.deliver(message.message, message.sender, NO_ADDRESS, 0.0)
+        states[stored.node] = node.capture()
+    return states
+
+
+def restore_in_network(
+    store: Store, run_id: int, run_row: dict[str, Any], snapshot: FinishedSnapshot
+) -> tuple[dict[str, Any], str]:
+    """Restore into a fresh emulated bank; its states, read back by one polling snapshot."""
+    from testbed.emulation import Emulation, EmulationSettings
+
+    parameters = run_row["parameters"]
+    service = parameters["service"]
+    settings = EmulationSettings(protocol="polling", service=service,
+                                 gateways=parameters["gateways"],
+                                 ingroup=len(snapshot.states), bank_rate=0.0, client_rate=0.0)
+    check_parameters = {
+        "restore_of": {"run": run_id, "snapshot_id": snapshot.snapshot_id},
+        "gateways": parameters["gateways"], "ingroup": len(snapshot.states), "service": service,
+    }
+    if service == "bank":
+        check_parameters["initial_total"] = parameters["initial_total"]
+    check_run = store.new_run("polling", check_parameters, None, "not used: polling")
+    print("beaver restore: building a fresh data center ...", file=sys.stderr, flush=True)
+    with Emulation(settings, store, check_run) as emulation:
+        assert emulation.service is not None
+        old_nodes = [s.node for s in snapshot.states]
+        rename = dict(zip(old_nodes, emulation.nodes, strict=True))
+        states = {rename[s.node]: s.state for s in snapshot.states}
+        channels: dict[str, list[dict[str, Any]]] = {}
+        for m in snapshot.in_flight:
+            channels.setdefault(rename[m.receiver], []).append(
+                {"sender": rename[m.sender], "message": m.message})
+        emulation.service.restore(snapshot.snapshot_id, states, channels, timeout=20)
+        result = emulation.service.take(1, 1.0, timeout=20)
+        if result.stalled:
+            raise RuntimeError(f"the verification snapshot failed: {result.stalled}")
+    check = store.snapshot(check_run, 1)
+    back = {new: old for old, new in rename.items()}
+    restored = {back[s.node]: s.state for s in check.states}
+    return restored, f"a fresh emulated network (verification stored as run {check_run})"
+
+
+def verify(snapshot: FinishedSnapshot, expected: dict[str, Any], restored: dict[str, Any],
+           initial_total: int) -> dict[str, Any]:
+    held = sum(sum(s.state["balances"].values()) for s in snapshot.states)
+    moving = sum(m.message.get("amount", 0) for m in snapshot.in_flight
+                 if isinstance(m.message, dict) and m.message.get("kind") == "credit")
+    totals = {node: sum(state["balances"].values()) for node, state in restored.items()}
+    violations = check_invariant(restored, [], initial_total)
+    mismatched = sorted(node for node in expected if restored.get(node) != expected[node])
+    return {
+        "ok": not violations and not mismatched,
+        "balances": totals, "restored_total": sum(totals.values()),
+        "snapshot_total": held + moving, "initial_total": initial_total,
+        "violations": violations, "mismatched_nodes": mismatched,
+    }
+
+
+def verify_kv(snapshot: FinishedSnapshot, expected: dict[str, Any],
+              restored: dict[str, Any]) -> dict[str, Any]:
+    """Every backend's restored state against the stored one with its in-flight batches."""
+    mismatched = sorted(node for node in expected if restored.get(node) != expected[node])
+    return {
+        "ok": not mismatched,
+        "nodes": {node: {"keys": len(state["data"]),
+                         "unreplicated_keys": len(state["unreplicated"])}
+                  for node, state in sorted(restored.items())},
+        "stored_keys": {s.node: len(s.state["data"]) for s in snapshot.states},
+        "in_flight_applied": len(snapshot.in_flight),
+        "mismatched_nodes": mismatched,
+    }
+
+
+def format_kv_report(report: dict[str, Any]) -> str:
+    lines = [f"restored snapshot {report['snapshot_id']} of run {report['run']} "
+             f"(key-value store) in {report['where']}"]
+    lines += [f"  {node}: {entry['keys']} keys ({entry['unreplicated_keys']} not replicated "
+              f"yet); stored {report['stored_keys'].get(node, 0)} keys"
+              for node, entry in report["nodes"].items()]
+    lines.append(f"  checked: each node's data and unreplicated writes equal the stored state "
+                 f"with the {report['in_flight_applied']} in-flight messages applied")
+    lines.append("  state " + ("matches at every node" if not report["mismatched_nodes"]
+                               else "differs at: " + ", ".join(report["mismatched_nodes"])))
+    return "\n".join(lines)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lines = [f"restored snapshot {report['snapshot_id']} of run {report['run']} "
+             f"in {report['where']}"]
+    lines += [f"  {node}: balance {total}" for node, total in sorted(report["balances"].items())]
+    lines.append(f"  total {report['restored_total']} (snapshot: balances + in flight = "
+                 f"{report['snapshot_total']}; initial {report['initial_total']})")
+    if report["mismatched_nodes"]:
+        lines.append("  state differs from the snapshot's at: "
+                     + ", ".join(report["mismatched_nodes"]))
+    lines.append("  bank invariant: " + ("holds" if not report["violations"]
+                                         else f"{len(report['violations'])} violations"))
+    lines += [f"    {violation}" for violation in report["violations"]]
+    return "\n".join(lines)

@@ -1,0 +1,211 @@
+"""``beaver simulate``: run one simulated world and judge its snapshots with the oracle.
+
+Prints a readable summary; with ``--json`` the last line on stdout is one
+JSON object (see :class:`simulator.report.Summary`). Progress goes to
+stderr when stderr is a terminal.
+
+``--node-class FILE.py:CLASS`` runs another implementation of the in-group
+node rule (a class built like :class:`beaver.node.PiggybackNode`) in a
+piggybacking protocol (:attr:`simulator.WorldConfig.node_class`), and the
+oracle judges the class exactly as it judges the core's node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import inspect
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from beaver.protocols import PROTOCOLS, PiggybackNodeFactory
+from cli.errors import UsageError
+from simulator import US, Latencies, Summary, Workload, World, WorldConfig, simulate
+
+NAME = "simulate"
+HELP = "simulate a protocol in a data center with out-group traffic and judge every snapshot"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults, workload = WorldConfig(), Workload()
+    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default=defaults.protocol)
+    parser.add_argument("--nodes", type=int, default=defaults.nodes, help="in-group nodes")
+    parser.add_argument("--gateways", type=int, default=defaults.gateways)
+    parser.add_argument("--externals", type=int, default=defaults.externals,
+                        help="out-group processes (clients and relays)")
+    parser.add_argument("--relays", type=int, default=None,
+                        help="how many out-group processes relay external causal chains "
+                             "(default: half of --externals)")
+    parser.add_argument("--no-external-chains", action="store_true",
+                        help="no relays: out-group processes only send requests (--relays 0)")
+    parser.add_argument("--snapshots", type=int, default=defaults.snapshots,
+                        help="snapshots to start")
+    parser.add_argument("--tau-min-us", type=float, default=defaults.tau_min / US,
+                        help="the world's true shortest external causal chain (microseconds)")
+    parser.add_argument("--controller-tau-min-us", type=float, default=None,
+                        help="the bound the coordinator checks (default: --tau-min-us)")
+    parser.add_argument("--rate-hz", type=float, default=workload.snapshot_rate_hz,
+                        help="snapshot start rate")
+    parser.add_argument("--window", type=int, default=defaults.window,
+                        help="snapshots in flight at most (6-bit ids: 1..31)")
+    parser.add_argument("--message-rate-hz", type=float, default=workload.message_rate_hz,
+                        help="in-group messages per second per node")
+    parser.add_argument("--request-rate-hz", type=float, default=workload.request_rate_hz,
+                        help="requests per second per out-group client")
+    parser.add_argument("--relay-share", type=float, default=workload.relay_share,
+                        help="share of in-group nodes' messages sent to a relay (0..1)")
+    parser.add_argument("--slow-gateway-share", type=float,
+                        default=Latencies().gateway_leg.tail_probability,
+                        help="share of gateway update legs that hit the slow tail (tens to "
+                             "hundreds of microseconds)")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--node-class", metavar="MODULE_PATH:CLASS",
+                        help="run the in-group nodes of beaver or lai-yang as class CLASS of the "
+                             "Python file MODULE_PATH, made like PiggybackNode(name, capture, "
+                             "space)")
+    parser.add_argument("--json", action="store_true",
+                        help="end with one JSON line of results")
+
+
+def config_from(args: argparse.Namespace) -> WorldConfig:
+    """The world the arguments describe; a :class:`UsageError` for nonsense."""
+    if args.no_external_chains and args.relays:
+        raise UsageError("--no-external-chains contradicts --relays > 0")
+    relays = 0 if args.no_external_chains else args.relays
+    controller = args.controller_tau_min_us
+    bounds = (("--tau-min-us", args.tau_min_us), ("--controller-tau-min-us", controller))
+    for option, value in bounds:
+        if value is not None and not value > 0:
+            raise UsageError(f"{option} must be > 0 microseconds, got {value:g}")
+    if not 0 <= args.slow_gateway_share <= 1:
+        raise UsageError(f"--slow-gateway-share must be in 0..1, got {args.slow_gateway_share:g}")
+    node_class = None if args.node_class is None else node_class_for(args.protocol,
+                                                                      args.node_class)
+    try:
+        latencies = Latencies()
+        latencies = replace(
+            latencies,
+            gateway_leg=replace(latencies.gateway_leg, tail_probability=args.slow_gateway_share),
+        )
+        return WorldConfig(
+            protocol=args.protocol,
+            nodes=args.nodes,
+            gateways=args.gateways,
+            externals=args.externals,
+            relays=relays,
+            snapshots=args.snapshots,
+            tau_min=args.tau_min_us * US,
+            controller_tau_min=None if controller is None else controller * US,
+            window=args.window,
+            seed=args.seed,
+            workload=Workload(
+                message_rate_hz=args.message_rate_hz,
+                request_rate_hz=args.request_rate_hz,
+                relay_share=args.relay_share,
+                snapshot_rate_hz=args.rate_hz,
+            ),
+            latencies=latencies,
+            node_class=node_class,
+        )
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+NODE_METHODS = ("send", "receive", "notify")
+"""What a node class must define to stand in for :class:`PiggybackNode`."""
+
+
+def load_node_class(spec: str) -> PiggybackNodeFactory:
+    """The class ``CLASS`` of the Python file in ``MODULE_PATH:CLASS``; a :class:`UsageError`
+    for a missing file, a file that does not import, or no such class."""
+    path_text, _, class_name = spec.rpartition(":")
+    if not path_text or not class_name:
+        raise UsageError(f"--node-class wants MODULE_PATH:CLASS, got {spec!r}")
+    path = Path(path_text)
+    if path.suffix != ".py" or not path.is_file():
+        raise UsageError(f"--node-class: no Python file {path_text!r}")
+    module_name = f"beaver_node_class_{path.stem}"
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise UsageError(f"--node-class: cannot load {path_text!r} as a module")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as error:
+        del sys.modules[module_name]
+        raise UsageError(
+            f"--node-class: importing {path_text} failed: {type(error).__name__}: {error}"
+        ) from None
+    found = getattr(module, class_name, None)
+    if not inspect.isclass(found):
+        raise UsageError(f"--node-class: {path_text} defines no class {class_name!r}")
+    missing = [method for method in NODE_METHODS if not callable(getattr(found, method, None))]
+    if missing:
+        raise UsageError(f"--node-class: {class_name} has no {', '.join(missing)} method")
+    return found
+
+
+def node_class_for(protocol_name: str, spec: str) -> PiggybackNodeFactory:
+    """The node class of ``spec``, for a piggybacking protocol only."""
+    if not PROTOCOLS[protocol_name].piggybacks_ids:
+        piggybacking = ", ".join(name for name, p in PROTOCOLS.items() if p.piggybacks_ids)
+        raise UsageError(
+            f"--node-class replaces the node of a piggybacking protocol ({piggybacking}), "
+            f"not of {protocol_name}"
+        )
+    return load_node_class(spec)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    progress = _progress_printer(config) if sys.stderr.isatty() else None
+    outcome = simulate(config, progress)
+    if progress is not None:
+        print(file=sys.stderr)
+    if args.node_class is not None:
+        print(f"in-group nodes: {args.node_class}")
+    print(render(outcome.summary))
+    if args.json:
+        print(json.dumps(outcome.summary.as_dict(), sort_keys=True))
+    return 0
+
+
+def _progress_printer(config: WorldConfig) -> Callable[[World], None]:
+    def show(world: World) -> None:
+        print(
+            f"\r  t={world.engine.now * 1e3:9.3f} ms  started {world.started}/{config.snapshots}"
+            f"  events {world.engine.events_run:,}",
+            end="", file=sys.stderr, flush=True,
+        )
+
+    return show
+
+
+def render(summary: Summary) -> str:
+    """A few readable lines: the world, then the protocol's view next to the oracle's."""
+    s = summary
+    lines = [
+        f"{s.protocol}: {s.nodes} nodes, {s.gateways} gateways, {s.externals} out-group "
+        f"({s.relays} relays), tau_min {s.tau_min_us:g} us "
+        f"(coordinator checks {s.controller_tau_min_us:g} us), seed {s.seed}",
+        f"  snapshots {s.snapshots}: valid {s.valid}, complete {s.complete}",
+        f"  oracle: inconsistent {s.inconsistent} (of them accepted as valid: "
+        f"{s.inconsistent_valid}), channel state inexact {s.channel_inexact} (of complete)",
+        f"  extra messages {s.extra_messages}, application messages {s.messages}",
+    ]
+    if s.snapshots < s.requested:
+        lines.append(f"  stalled: only {s.snapshots} of {s.requested} snapshots started; one "
+                     f"never finished, so the window of snapshots in flight stayed full")
+    if s.t1_t0_p50_us is not None:
+        lines.append(
+            f"  t1 - t0: p50 {s.t1_t0_p50_us:g} us, p99 {s.t1_t0_p99_us:g} us, "
+            f"max {s.t1_t0_max_us:g} us; {s.slow_updates} at or above tau_min"
+        )
+    lines.append(
+        f"  simulated {s.simulated_s * 1e3:.3f} ms, {s.events:,} events, wall {s.wall_s:.2f} s"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The snapshot coordinator service and the SQLite store of every snapshot it assembles."""

@@ -1,0 +1,412 @@
+"""Where finished snapshots go: one SQLite file a user can query with sqlite3 or pandas.
+
+The model (documented for users in ``docs/schema.md``):
+
+* ``runs``: one row per ``beaver run`` (protocol, parameters as JSON, the
+  tau_min used for validity and where it came from).
+* ``snapshots``: one row per snapshot of a run, keyed by ``(run, snapshot_id)``:
+  t0 and t1 on the coordinator's ``time.monotonic()`` clock, ``update_us`` =
+  t1 - t0, validity and completeness exactly as the protocol core decided.
+* ``local_states``: each node's recorded state for the snapshot (JSON).
+* ``in_flight``: the channel state, one row per recorded in-group message.
+* ``gateway_timings``: per gateway, when the update was sent and acknowledged
+  (or that it failed).
+* ``rejections``: per run, how many agent reports the coordinator refused,
+  by reason; ``node_counters``: the agents' own counters.
+* ``oracle_verdicts``: per snapshot, the ground-truth oracle's judgement
+  (:mod:`testbed.truth`): causally consistent, channel state exact.
+
+Durability: the file is in WAL mode and every finished snapshot is written
+in one transaction, so a run killed at any instant (even SIGKILL) leaves a
+readable database holding every snapshot finished before the kill.
+
+The schema is versioned with SQLite's ``user_version``. A file with another
+version (or a non-empty file that is not a testbed database) is refused
+with :class:`StoreError`, never altered. ``oracle_verdicts`` came after
+version 1 without changing it: it is created (``IF NOT EXISTS``) on the
+first write of verdicts, and reading a file without it finds no verdicts;
+older readers ignore the extra table.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from oracle import Verdict
+
+DEFAULT_DB = Path("results") / "beaver.db"
+SCHEMA_VERSION = 1
+NODE_COUNTERS = ("delivered", "rejected", "malformed", "sent", "markers_sent", "chain_count")
+
+SCHEMA = """
+CREATE TABLE runs (
+    id          INTEGER PRIMARY KEY,
+    started     TEXT NOT NULL,
+    protocol    TEXT NOT NULL,
+    parameters  TEXT NOT NULL,
+    tau_min_us  REAL,
+    tau_source  TEXT NOT NULL
+);
+CREATE TABLE snapshots (
+    run           INTEGER NOT NULL REFERENCES runs(id),
+    snapshot_id   INTEGER NOT NULL,
+    protocol      TEXT NOT NULL,
+    t0            REAL NOT NULL,
+    t1            REAL,
+    update_us     REAL,
+    valid         INTEGER NOT NULL,
+    complete      INTEGER NOT NULL,
+    completed_at  REAL,
+    stored_at     TEXT NOT NULL,
+    PRIMARY KEY (run, snapshot_id)
+);
+CREATE TABLE local_states (
+    run          INTEGER NOT NULL,
+    snapshot_id  INTEGER NOT NULL,
+    node         TEXT NOT NULL,
+    taken_at     REAL NOT NULL,
+    state        TEXT NOT NULL,
+    PRIMARY KEY (run, snapshot_id, node),
+    FOREIGN KEY (run, snapshot_id) REFERENCES snapshots(run, snapshot_id)
+);
+CREATE TABLE in_flight (
+    run          INTEGER NOT NULL,
+    snapshot_id  INTEGER NOT NULL,
+    receiver     TEXT NOT NULL,
+    sender       TEXT NOT NULL,
+    received_at  REAL NOT NULL,
+    message      TEXT NOT NULL,
+    FOREIGN KEY (run, snapshot_id) REFERENCES snapshots(run, snapshot_id)
+);
+CREATE INDEX in_flight_by_snapshot ON in_flight (run, snapshot_id);
+CREATE TABLE gateway_timings (
+    run          INTEGER NOT NULL,
+    snapshot_id  INTEGER NOT NULL,
+    gateway      TEXT NOT NULL,
+    sent_at      REAL,
+    acked_at     REAL,
+    failed       INTEGER NOT NULL,
+    PRIMARY KEY (run, snapshot_id, gateway),
+    FOREIGN KEY (run, snapshot_id) REFERENCES snapshots(run, snapshot_id)
+);
+CREATE TABLE rejections (
+    run     INTEGER NOT NULL REFERENCES runs(id),
+    reason  TEXT NOT NULL,
+    count   INTEGER NOT NULL,
+    PRIMARY KEY (run, reason)
+);
+CREATE TABLE node_counters (
+    run           INTEGER NOT NULL REFERENCES runs(id),
+    node          TEXT NOT NULL,
+    delivered     INTEGER,
+    rejected      INTEGER,
+    malformed     INTEGER,
+    sent          INTEGER,
+    markers_sent  INTEGER,
+    chain_count   INTEGER,
+    chain_min_us  REAL,
+    PRIMARY KEY (run, node)
+);
+"""
+
+VERDICTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS oracle_verdicts (
+    run              INTEGER NOT NULL,
+    snapshot_id      INTEGER NOT NULL,
+    captured         INTEGER NOT NULL,
+    consistent       INTEGER NOT NULL,
+    channel_exact    INTEGER NOT NULL,
+    channel_missing  INTEGER NOT NULL,
+    channel_extra    INTEGER NOT NULL,
+    PRIMARY KEY (run, snapshot_id),
+    FOREIGN KEY (run, snapshot_id) REFERENCES snapshots(run, snapshot_id)
+);
+"""
+
+
+class StoreError(RuntimeError):
+    """A database this version of the testbed cannot use (reported as one line)."""
+
+
+@dataclass(frozen=True)
+class GatewayTiming:
+    gateway: str
+    sent_at: float | None
+    acked_at: float | None
+    failed: bool
+
+
+@dataclass(frozen=True)
+class StoredLocal:
+    node: str
+    taken_at: float
+    state: Any
+
+
+@dataclass(frozen=True)
+class StoredInFlight:
+    receiver: str
+    sender: str
+    received_at: float
+    message: Any
+
+
+@dataclass(frozen=True)
+class FinishedSnapshot:
+    """Everything stored about one snapshot; written in one transaction."""
+
+    snapshot_id: int
+    t0: float
+    t1: float | None
+    valid: bool
+    complete: bool
+    completed_at: float | None
+    states: tuple[StoredLocal, ...]
+    in_flight: tuple[StoredInFlight, ...]
+    gateways: tuple[GatewayTiming, ...]
+
+    @property
+    def update_us(self) -> float | None:
+        return None if self.t1 is None else (self.t1 - self.t0) * 1e6
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+class Store:
+    """The snapshot database; one connection, used from one thread at a time."""
+
+    def __init__(self, path: str | Path = DEFAULT_DB):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"cannot create {self.path.parent}: {error.strerror}") from None
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            self._open_schema()
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{self.path}: not a usable SQLite database ({error})") from None
+
+    def _open_schema(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            return
+        if version != 0:
+            raise StoreError(
+                f"{self.path} has schema version {version}; this testbed reads version "
+                f"{SCHEMA_VERSION} only (it was left unchanged: use another --db)"
+            )
+        tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if tables:
+            raise StoreError(
+                f"{self.path} holds tables but no testbed schema version; "
+                "it was left unchanged: use another --db"
+            )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def new_run(
+        self,
+        protocol: str,
+        parameters: Mapping[str, Any],
+        tau_min_us: float | None,
+        tau_source: str,
+    ) -> int:
+        with self._db:
+            cursor = self._db.execute(
+                "INSERT INTO runs (started, protocol, parameters, tau_min_us, tau_source) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (datetime.now(UTC).isoformat(timespec="seconds"), protocol,
+                 _dumps(dict(parameters)), tau_min_us, tau_source),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def set_tau_min(self, run: int, tau_min_us: float | None, tau_source: str) -> None:
+        with self._db:
+            self._db.execute(
+                "UPDATE runs SET tau_min_us = ?, tau_source = ? WHERE id = ?",
+                (tau_min_us, tau_source, run),
+            )
+
+    def revoke_validity(self, run: int, snapshot_ids: Iterable[int]) -> None:
+        """Mark stored snapshots invalid (a shorter external chain lowered tau_min)."""
+        with self._db:
+            self._db.executemany(
+                "UPDATE snapshots SET valid = 0 WHERE run = ? AND snapshot_id = ?",
+                [(run, k) for k in snapshot_ids],
+            )
+
+    def add_snapshot(self, run: int, protocol: str, snapshot: FinishedSnapshot) -> None:
+        """Write one snapshot with its states, messages and timings, all or nothing."""
+        k = snapshot.snapshot_id
+        with self._db:
+            self._db.execute(
+                "INSERT INTO snapshots (run, snapshot_id, protocol, t0, t1, update_us, valid, "
+                "complete, completed_at, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run, k, protocol, snapshot.t0, snapshot.t1, snapshot.update_us,
+                 int(snapshot.valid), int(snapshot.complete), snapshot.completed_at,
+                 datetime.now(UTC).isoformat(timespec="milliseconds")),
+            )
+            self._db.executemany(
+                "INSERT INTO local_states VALUES (?, ?, ?, ?, ?)",
+                [(run, k, s.node, s.taken_at, _dumps(s.state)) for s in snapshot.states],
+            )
+            self._db.executemany(
+                "INSERT INTO in_flight VALUES (?, ?, ?, ?, ?, ?)",
+                [(run, k, m.receiver, m.sender, m.received_at, _dumps(m.message))
+                 for m in snapshot.in_flight],
+            )
+            self._db.executemany(
+                "INSERT INTO gateway_timings VALUES (?, ?, ?, ?, ?, ?)",
+                [(run, k, g.gateway, g.sent_at, g.acked_at, int(g.failed))
+                 for g in snapshot.gateways],
+            )
+
+    def set_rejections(self, run: int, counts: Mapping[str, int]) -> None:
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO rejections VALUES (?, ?, ?)",
+                [(run, reason, count) for reason, count in counts.items()],
+            )
+
+    def set_node_counters(self, run: int, counters: Mapping[str, Mapping[str, Any]]) -> None:
+        """The agents' final counters (fields of the management ``counters`` message)."""
+        rows = []
+        for node, c in counters.items():
+            chain = c.get("chain_min")
+            rows.append((run, node, *(c.get(name) for name in NODE_COUNTERS),
+                         None if chain is None else chain * 1e6))
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO node_counters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def set_verdicts(self, run: int, verdicts: Iterable[Verdict]) -> None:
+        """The oracle's verdicts on snapshots of ``run`` (replacing earlier ones)."""
+        rows = [(run, v.snapshot_id, int(v.captured), int(v.consistent), int(v.channel_exact),
+                 v.channel_missing, v.channel_extra) for v in verdicts]
+        with self._db:
+            self._db.execute(VERDICTS_SCHEMA)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO oracle_verdicts VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def verdicts(self, run: int) -> dict[int, dict[str, Any]]:
+        """The stored verdicts of ``run`` by snapshot id (none if never judged)."""
+        if self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'oracle_verdicts'"
+                            ).fetchone() is None:
+            return {}
+        rows = self._db.execute(
+            "SELECT * FROM oracle_verdicts WHERE run = ? ORDER BY snapshot_id", (run,))
+        return {
+            row["snapshot_id"]: {
+                "captured": bool(row["captured"]), "consistent": bool(row["consistent"]),
+                "channel_exact": bool(row["channel_exact"]),
+                "channel_missing": row["channel_missing"], "channel_extra": row["channel_extra"],
+            }
+            for row in rows
+        }
+
+    def node_counters(self, run: int) -> dict[str, dict[str, Any]]:
+        rows = self._db.execute("SELECT * FROM node_counters WHERE run = ? ORDER BY node", (run,))
+        return {row["node"]: {k: row[k] for k in row.keys() if k not in ("run", "node")}
+                for row in rows}
+
+    # -- reading -------------------------------------------------------------------------
+
+    def latest_run(self) -> int | None:
+        row = self._db.execute("SELECT max(id) FROM runs").fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def run(self, run: int) -> dict[str, Any]:
+        row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run,)).fetchone()
+        if row is None:
+            raise KeyError(f"no run {run} in {self.path}")
+        result = dict(row)
+        result["parameters"] = json.loads(result["parameters"])
+        return result
+
+    def rejections(self, run: int) -> dict[str, int]:
+        rows = self._db.execute(
+            "SELECT reason, count FROM rejections WHERE run = ? ORDER BY reason", (run,)
+        )
+        return {row["reason"]: row["count"] for row in rows}
+
+    def snapshot_rows(self, run: int) -> list[dict[str, Any]]:
+        """The summary row of every stored snapshot of ``run``, by id."""
+        rows = self._db.execute(
+            "SELECT snapshot_id, t0, t1, update_us, valid, complete, completed_at, "
+            "(SELECT count(*) FROM in_flight m WHERE m.run = s.run "
+            " AND m.snapshot_id = s.snapshot_id) AS in_flight "
+            "FROM snapshots s WHERE run = ? ORDER BY snapshot_id",
+            (run,),
+        )
+        return [dict(row) | {"valid": bool(row["valid"]), "complete": bool(row["complete"])}
+                for row in rows]
+
+    def in_flight_messages(self, run: int) -> list[tuple[int, Any]]:
+        """(snapshot id, message) of every in-flight row of ``run``."""
+        rows = self._db.execute(
+            "SELECT snapshot_id, message FROM in_flight WHERE run = ? ORDER BY snapshot_id",
+            (run,))
+        return [(row["snapshot_id"], json.loads(row["message"])) for row in rows]
+
+    def snapshot(self, run: int, snapshot_id: int) -> FinishedSnapshot:
+        row = self._db.execute(
+            "SELECT * FROM snapshots WHERE run = ? AND snapshot_id = ?", (run, snapshot_id)
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"no snapshot {snapshot_id} in run {run} of {self.path}")
+        key = (run, snapshot_id)
+        states = tuple(
+            StoredLocal(r["node"], r["taken_at"], json.loads(r["state"]))
+            for r in self._db.execute(
+                "SELECT * FROM local_states WHERE run = ? AND snapshot_id = ? ORDER BY node", key
+            )
+        )
+        in_flight = tuple(
+            StoredInFlight(r["receiver"], r["sender"], r["received_at"], json.loads(r["message"]))
+            for r in self._db.execute(
+                "SELECT * FROM in_flight WHERE run = ? AND snapshot_id = ? "
+                "ORDER BY received_at, receiver, sender", key
+            )
+        )
+        gateways = tuple(
+            GatewayTiming(r["gateway"], r["sent_at"], r["acked_at"], bool(r["failed"]))
+            for r in self._db.execute(
+                "SELECT * FROM gateway_timings WHERE run = ? AND snapshot_id = ? "
+                "ORDER BY gateway", key
+            )
+        )
+        return FinishedSnapshot(
+            snapshot_id=snapshot_id, t0=row["t0"], t1=row["t1"], valid=bool(row["valid"]),
+            complete=bool(row["complete"]), completed_at=row["completed_at"],
+            states=states, in_flight=in_flight, gateways=gateways,
+        )
+
+
+def open_existing(path: str | Path) -> Store:
+    """A store for reading: a missing file is an error rather than a new database."""
+    if not Path(path).is_file():
+        raise StoreError(f"no database at {path} (make one with: beaver run --db {path})")
+    return Store(path)
+

@@ -1,0 +1,1 @@
+"""The os-ken gateway controller: fabric forwarding, load balancing and snapshot-id stamping."""

@@ -1,0 +1,68 @@
+"""``python -m controller.gateways``: run the os-ken gateway controller for one address plan.
+
+    python -m controller.gateways --plan plan.json --ofp-tcp-listen-port 6653 --control-port 6700
+
+Switches connect on the OpenFlow port (127.0.0.1); the control interface
+(:mod:`controller.gateways.control`) listens on the control port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from beaver.ids import IdSpace
+from topologies.addressing import AddressPlan
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m controller.gateways", description="Run the os-ken gateway controller."
+    )
+    parser.add_argument("--plan", type=Path, required=True, help="address plan JSON file")
+    parser.add_argument("--ofp-tcp-listen-port", type=int, required=True)
+    parser.add_argument("--control-port", type=int, required=True)
+    parser.add_argument("--listen-host", default="127.0.0.1")
+    parser.add_argument("--update-timeout", type=float, default=2.0,
+                        help="seconds to wait for a gateway's barrier reply")
+    parser.add_argument("--window", type=int, default=IdSpace().window,
+                        help="snapshot ids in flight (the agents' and coordinator's window)")
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    try:
+        AddressPlan.from_json(args.plan.read_text())
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        print(f"python -m controller.gateways: cannot read plan {args.plan}: {error}",
+              file=sys.stderr)
+        return 2
+    try:
+        space = IdSpace(window=args.window)
+    except ValueError as error:
+        print(f"python -m controller.gateways: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from os_ken import cfg
+    from os_ken.base.app_manager import AppManager
+
+    from controller.gateways.app import AppSettings, GatewayApp
+
+    GatewayApp.settings = AppSettings(args.plan, args.listen_host, args.control_port,
+                                      args.update_timeout, space)
+    cfg.CONF(args=["--ofp-tcp-listen-port", str(args.ofp_tcp_listen_port),
+                   "--ofp-listen-host", args.listen_host], project="os_ken")
+    try:
+        AppManager.run_apps(["controller.gateways.app"])
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

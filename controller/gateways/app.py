@@ -1,0 +1,344 @@
+"""The os-ken application: turns switch events into calls of :mod:`controller.gateways.decisions`.
+
+One process serves every switch of one address plan. Handlers look up the
+switch, pass ``time.monotonic()`` to the plain :class:`GatewayController`
+and send back what it returns; they decide nothing themselves. The control
+interface (:mod:`controller.gateways.control`) calls :meth:`GatewayApp.set_id` and
+friends from its own threads, so every use of the decisions and of the
+datapaths holds one lock.
+
+A switch counts as *ready* when the barrier sent after its proactive rules
+came back: all rules before it were applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from os_ken.base import app_manager
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import (
+    CONFIG_DISPATCHER,
+    DEAD_DISPATCHER,
+    MAIN_DISPATCHER,
+    set_ev_cls,
+)
+from os_ken.lib.packet import ipv4, packet, tcp, udp
+from os_ken.ofproto import nicira_ext, ofproto_v1_3
+
+from beaver.ids import IdSpace
+from controller.gateways.control import ControlServer
+from controller.gateways.decisions import (
+    GatewayController,
+    IdUpdate,
+    Install,
+    Op,
+    PacketOut,
+    ReplaceObserve,
+    ReplaceStamp,
+)
+from controller.gateways.maglev import FlowKey
+from controller.gateways.pipeline import (
+    FABRIC_PIPELINE,
+    GATEWAY_PIPELINE,
+    Purpose,
+    purpose_of,
+    table,
+)
+from controller.gateways.rules import HashSpread, Output, Rule, SetField, ToController
+from topologies.addressing import AddressPlan
+
+log = logging.getLogger("beaver.controller")
+CONNECTION_POLL_SECONDS = 0.02
+HASH_FIELDS_SYMMETRIC_L3L4_UDP = 3
+"""OVS ``nx_hash_fields`` value hashing IP addresses, protocol and TCP/UDP/SCTP ports
+(os-ken names only the first two values; ``symmetric_l4`` ignores UDP ports)."""
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    plan_file: Path
+    control_host: str
+    control_port: int
+    update_timeout: float = 2.0
+    space: IdSpace = field(default_factory=IdSpace)
+
+
+class GatewayApp(app_manager.OSKenApp):
+    OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
+    settings: ClassVar[AppSettings | None] = None
+    """Set by ``python -m controller.gateways`` before os-ken instantiates the app."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.settings is None:
+            raise RuntimeError("GatewayApp.settings must be set before the app starts")
+        self.plan = AddressPlan.from_json(self.settings.plan_file.read_text())
+        self.decisions = GatewayController(self.plan, self.settings.space)
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.names = {s.dpid: s.name for s in self.plan.switches}
+        self.datapaths: dict[str, Any] = {}
+        self.ready: set[str] = set()
+        self.barriers: dict[tuple[int, int], Callable[[float], None]] = {}
+        self.probing: set[str] = set()
+        """Gateways whose probe rule (see :meth:`roundtrip`) is installed."""
+        self.control = ControlServer(self, self.settings.control_host, self.settings.control_port)
+
+    def start(self) -> Any:
+        thread = super().start()
+        self.control.start()
+        threading.Thread(target=self._watch_connections, daemon=True, name="watch").start()
+        log.info("control interface on %s:%d", *self.control.address)
+        return thread
+
+    def stop(self) -> None:
+        self.control.stop()
+        super().stop()
+
+    # -- switch events ------------------------------------------------------------------
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def switch_features(self, event: Any) -> None:
+        datapath = event.msg.datapath
+        name = self.names.get(datapath.id)
+        if name is None:
+            log.warning("ignoring switch with unknown dpid %#x", datapath.id)
+            return
+        with self.lock:
+            if name in self.datapaths:  # reconnected before the old connection was seen dead
+                self._forget_connection(name, self.datapaths[name])
+            self.datapaths[name] = datapath
+            self._clear(datapath)
+            self._send_ops(self.decisions.on_connect(name))
+            self._barrier(datapath, lambda now: self._mark_ready(name))
+        log.info("switch %s (dpid %#x) connected", name, datapath.id)
+
+    def _watch_connections(self) -> None:
+        """Declare datapaths whose socket os-ken closed dead.
+
+        With os-ken's native (thread) hub a closed OpenFlow connection ends the
+        receive loop but never reaches ``DEAD_DISPATCHER`` (its send thread
+        stays blocked on its queue). A closed socket has file number -1: mark
+        such datapaths dead (which emits the state-change event) and wake their
+        send thread so it exits.
+        """
+        while True:
+            with self.lock:
+                closed = [dp for dp in self.datapaths.values() if dp.socket.fileno() == -1]
+            for datapath in closed:
+                datapath.set_state(DEAD_DISPATCHER)
+                datapath.send(b"", close_socket=True)
+            time.sleep(CONNECTION_POLL_SECONDS)
+
+    def _mark_ready(self, name: str) -> None:
+        self.ready.add(name)
+        self.changed.notify_all()
+        log.info("switch %s ready", name)
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
+    def switch_gone(self, event: Any) -> None:
+        datapath = event.datapath
+        name = self.names.get(datapath.id) if datapath.id is not None else None
+        with self.lock:
+            if name is None or self.datapaths.get(name) is not datapath:
+                return
+            del self.datapaths[name]
+            self._forget_connection(name, datapath)
+        log.warning("switch %s disconnected", name)
+
+    def _forget_connection(self, name: str, datapath: Any) -> None:
+        """A connection ended: its pending barriers will never answer, its updates fail."""
+        self.ready.discard(name)
+        self.probing.discard(name)
+        self.decisions.on_disconnect(name)
+        self.barriers = {k: v for k, v in self.barriers.items() if k[0] != datapath.id}
+        self.changed.notify_all()
+
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    def barrier_reply(self, event: Any) -> None:
+        now = time.monotonic()
+        with self.lock:
+            callback = self.barriers.pop((event.msg.datapath.id, event.msg.xid), None)
+            if callback is not None:
+                callback(now)
+                self.changed.notify_all()
+
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
+    def error(self, event: Any) -> None:
+        msg = event.msg
+        log.error("switch %s error type=%d code=%d", self.names.get(msg.datapath.id),
+                  msg.type, msg.code)
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def packet_in(self, event: Any) -> None:
+        msg = event.msg
+        name = self.names.get(msg.datapath.id)
+        if name not in self.decisions.gateways:
+            return
+        ip = packet.Packet(msg.data).get_protocol(ipv4.ipv4)
+        if ip is None:
+            return
+        with self.lock:
+            if purpose_of(msg.cookie) is Purpose.OBSERVE:
+                self._send_ops(self.decisions.on_ingroup_copy(name, ip.tos >> 2))
+            elif msg.table_id == table(GATEWAY_PIPELINE, "balance").table_id:
+                ops = self.decisions.on_balance_miss(name, _flow_key(msg.data, ip))
+                self._send_ops(ops, packet_in=msg)
+
+    # -- control interface ------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        with self.lock:
+            expected = {s.name for s in self.plan.switches}
+            return {
+                "ready": expected <= self.ready,
+                "switches": sorted(expected),
+                "connected": sorted(self.datapaths),
+                "ready_switches": sorted(self.ready),
+                "peers": {name: list(dp.address) for name, dp in sorted(self.datapaths.items())},
+                "gateways": [g.name for g in self.plan.gateways],
+            }
+
+    def ids(self) -> dict[str, int]:
+        with self.lock:
+            return self.decisions.ids()
+
+    def set_id(self, snapshot_id: int, timeout: float | None = None) -> dict[str, Any]:
+        """Raise every gateway to ``snapshot_id``; returns when each acked or failed."""
+        deadline = time.monotonic() + (timeout or self.settings.update_timeout)  # type: ignore
+        with self.lock:
+            update, ops = self.decisions.start_update(snapshot_id, time.monotonic())
+            self._send_ops(ops, update=update)
+            while not update.settled:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.decisions.expire(update, "no barrier reply before the timeout")
+                    break
+                self.changed.wait(left)
+            self.decisions.forget(update)
+            return update.to_dict()
+
+    def roundtrip(self, gateway: str) -> dict[str, float]:
+        """One flow-mod that changes the table (a probe rule, added then deleted on the
+        next call) and its barrier, timed like an id update."""
+        acked: list[float] = []
+        with self.lock:
+            datapath = self.datapaths.get(gateway)
+            if datapath is None or gateway not in self.decisions.gateways:
+                raise KeyError(f"no connected gateway named {gateway!r}")
+            delete = gateway in self.probing
+            self.probing ^= {gateway}
+            sent_at = time.monotonic()
+            self._send_rule(self.decisions.probe_rule(gateway), delete=delete)
+            self._barrier(datapath, acked.append)
+            self.changed.wait_for(lambda: bool(acked),
+                                  timeout=self.settings.update_timeout)  # type: ignore[union-attr]
+            if not acked:
+                raise RuntimeError(f"no barrier reply from {gateway}")
+            return {"sent_at": sent_at, "acked_at": acked[0]}
+
+    def steer(self, gateway: str | None) -> None:
+        with self.lock:
+            rule = self.decisions.steer(gateway)
+            datapath = self.datapaths.get(rule.switch)
+            if datapath is None:
+                raise RuntimeError(f"border switch {rule.switch} is not connected")
+            self._send_rule(rule)
+            done = threading.Event()
+            self._barrier(datapath, lambda now: done.set())
+            self.changed.wait_for(done.is_set, timeout=self.settings.update_timeout)  # type: ignore
+            if not done.is_set():
+                raise RuntimeError(f"no barrier reply from {rule.switch} after steering")
+
+    # -- sending ----------------------------------------------------------------------------
+    def _barrier(self, datapath: Any, callback: Callable[[float], None]) -> None:
+        request = datapath.ofproto_parser.OFPBarrierRequest(datapath)
+        datapath.set_xid(request)
+        self.barriers[(datapath.id, request.xid)] = callback
+        datapath.send_msg(request)
+
+    def _clear(self, datapath: Any) -> None:
+        ofp, parser = datapath.ofproto, datapath.ofproto_parser
+        datapath.send_msg(parser.OFPFlowMod(datapath, table_id=ofp.OFPTT_ALL,
+                                            command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY,
+                                            out_group=ofp.OFPG_ANY))
+
+    def _send_ops(self, ops: list[Op], update: IdUpdate | None = None,
+                  packet_in: Any = None) -> None:
+        for op in ops:
+            if isinstance(op, Install):
+                self._send_rule(op.rule)
+            elif isinstance(op, ReplaceStamp):
+                self._replace_stamp(op, update)
+            elif isinstance(op, ReplaceObserve):
+                for rule in op.remove:
+                    self._send_rule(rule, delete=True)
+                for rule in op.add:
+                    self._send_rule(rule)
+            elif isinstance(op, PacketOut) and packet_in is not None:
+                datapath = self.datapaths[op.switch]
+                ofp = datapath.ofproto
+                datapath.send_msg(datapath.ofproto_parser.OFPPacketOut(
+                    datapath, buffer_id=ofp.OFP_NO_BUFFER,
+                    in_port=packet_in.match["in_port"],
+                    actions=_actions(datapath, op.actions), data=packet_in.data))
+
+    def _replace_stamp(self, op: ReplaceStamp, update: IdUpdate | None) -> None:
+        gateway = op.rule.switch
+        datapath = self.datapaths[gateway]
+        if update is not None:
+            self.decisions.sent(update, gateway, time.monotonic())
+        self._send_rule(op.rule)
+        if update is None:
+            return
+        self._barrier(datapath, lambda now: self.decisions.acked(update, gateway, now))
+
+    def _send_rule(self, rule: Rule, delete: bool = False) -> None:
+        datapath = self.datapaths[rule.switch]
+        ofp, parser = datapath.ofproto, datapath.ofproto_parser
+        pipeline = GATEWAY_PIPELINE if rule.switch in self.decisions.gateways else FABRIC_PIPELINE
+        instructions = []
+        if rule.actions:
+            instructions.append(parser.OFPInstructionActions(
+                ofp.OFPIT_APPLY_ACTIONS, _actions(datapath, rule.actions)))
+        if rule.goto is not None:
+            instructions.append(parser.OFPInstructionGotoTable(table(pipeline, rule.goto).table_id))
+        datapath.send_msg(parser.OFPFlowMod(
+            datapath, cookie=rule.cookie, table_id=table(pipeline, rule.table).table_id,
+            command=ofp.OFPFC_DELETE_STRICT if delete else ofp.OFPFC_ADD,
+            idle_timeout=rule.idle_timeout, priority=rule.priority,
+            out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+            match=parser.OFPMatch(**rule.match_dict), instructions=instructions))
+
+
+def _actions(datapath: Any, actions: tuple[Any, ...]) -> list[Any]:
+    ofp, parser = datapath.ofproto, datapath.ofproto_parser
+    result = []
+    for action in actions:
+        if isinstance(action, Output):
+            result.append(parser.OFPActionOutput(action.port))
+        elif isinstance(action, ToController):
+            max_len = ofp.OFPCML_NO_BUFFER if action.max_len >= 0xFFFF else action.max_len
+            result.append(parser.OFPActionOutput(ofp.OFPP_CONTROLLER, max_len))
+        elif isinstance(action, SetField):
+            result.append(parser.OFPActionSetField(**{action.field: action.value}))
+        elif isinstance(action, HashSpread):
+            result.append(parser.NXActionBundle(
+                algorithm=nicira_ext.NX_BD_ALG_HRW, fields=HASH_FIELDS_SYMMETRIC_L3L4_UDP,
+                basis=0, slave_type=nicira_ext.NXM_OF_IN_PORT, n_slaves=len(action.ports),
+                ofs_nbits=0, dst=0, slaves=list(action.ports)))
+    return result
+
+
+def _flow_key(data: bytes, ip: Any) -> FlowKey:
+    parsed = packet.Packet(data)
+    for header in (tcp.tcp, udp.udp):
+        l4 = parsed.get_protocol(header)
+        if l4 is not None:
+            return FlowKey(ip.proto, ip.src, ip.dst, l4.src_port, l4.dst_port)
+    return FlowKey(ip.proto, ip.src, ip.dst)

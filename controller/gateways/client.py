@@ -1,0 +1,141 @@
+"""A client of the controller's control interface (see :mod:`controller.gateways.control`)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+
+class ControllerError(RuntimeError):
+    """The controller refused a request or could not be reached."""
+
+
+@dataclass(frozen=True)
+class GatewayTiming:
+    """One gateway's part of an id update (controller's ``time.monotonic()`` seconds)."""
+
+    sent_at: float | None
+    acked_at: float | None
+    failure: str | None
+
+
+@dataclass(frozen=True)
+class IdUpdateResult:
+    """The outcome of :meth:`GatewayClient.set_id`: complete only if no gateway failed."""
+
+    snapshot_id: int
+    started_at: float
+    complete: bool
+    failed: frozenset[str]
+    gateways: dict[str, GatewayTiming]
+
+    @property
+    def first_sent(self) -> float | None:
+        sent = [t.sent_at for t in self.gateways.values() if t.sent_at is not None]
+        return min(sent) if sent else None
+
+    @property
+    def last_acked(self) -> float | None:
+        acked = [t.acked_at for t in self.gateways.values() if t.acked_at is not None]
+        return max(acked) if self.complete and acked else None
+
+    @classmethod
+    def from_dict(cls, update: dict[str, Any]) -> IdUpdateResult:
+        return cls(
+            snapshot_id=update["snapshot_id"],
+            started_at=update["started_at"],
+            complete=update["complete"],
+            failed=frozenset(update["failed"]),
+            gateways={name: GatewayTiming(**t) for name, t in update["gateways"].items()},
+        )
+
+
+class GatewayClient:
+    """Talks to one controller over one TCP connection (opened on first use)."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
+        self.address = (host, port)
+        self.timeout = timeout
+        self._socket: socket.socket | None = None
+        self._reader: Any = None
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._reader.close()
+            self._socket.close()
+            self._socket, self._reader = None, None
+
+    def __enter__(self) -> GatewayClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, op: str, **arguments: Any) -> dict[str, Any]:
+        if self._socket is None:
+            try:
+                self._socket = socket.create_connection(self.address, timeout=self.timeout)
+            except OSError as error:
+                raise ControllerError(
+                    f"cannot reach controller at {self.address}: {error}"
+                ) from None
+            self._reader = self._socket.makefile("rb")
+        try:
+            self._socket.sendall(json.dumps({"op": op, **arguments}).encode() + b"\n")
+            line = self._reader.readline()
+        except OSError as error:
+            self.close()
+            raise ControllerError(f"controller at {self.address} failed: {error}") from None
+        if not line:
+            self.close()
+            raise ControllerError(f"controller at {self.address} closed the connection")
+        reply = json.loads(line)
+        if not reply.get("ok"):
+            raise ControllerError(reply.get("error", "unknown error"))
+        return reply
+
+    def status(self) -> dict[str, Any]:
+        return self.request("status")
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Wait until every switch is connected and its proactive rules are installed."""
+        deadline = time.monotonic() + timeout
+        last: Any = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                status = self.status()
+            except ControllerError as error:
+                last = str(error)
+                self.close()
+            else:
+                if status["ready"]:
+                    return
+                missing = sorted(set(status["switches"]) - set(status["ready_switches"]))
+                last = f"switches not ready: {', '.join(missing)}"
+            time.sleep(0.05)
+        raise TimeoutError(f"controller not ready after {timeout}s ({last})")
+
+    def gateways(self) -> list[str]:
+        return list(self.status()["gateways"])
+
+    def ids(self) -> dict[str, int]:
+        return dict(self.request("ids")["ids"])
+
+    def set_id(self, snapshot_id: int, timeout: float | None = None) -> IdUpdateResult:
+        """Raise every gateway to ``snapshot_id``: one flow-mod and a barrier per gateway."""
+        arguments: dict[str, Any] = {"id": snapshot_id}
+        if timeout is not None:
+            arguments["timeout"] = timeout
+        return IdUpdateResult.from_dict(self.request("set_id", **arguments)["update"])
+
+    def roundtrip(self, gateway: str) -> float:
+        """Seconds for one flow-mod + barrier to ``gateway`` (the controller's own clock)."""
+        reply = self.request("roundtrip", gateway=gateway)
+        return reply["acked_at"] - reply["sent_at"]
+
+    def steer(self, gateway: str | None) -> None:
+        """Send every inbound flow through ``gateway`` (``None``: spread over all again)."""
+        self.request("steer", gateway=gateway)

@@ -1,0 +1,279 @@
+"""What the controller decides, as plain objects: the os-ken app only translates.
+
+:class:`GatewayController` holds one core :class:`beaver.gateway.Gateway`
+per gateway switch, the Maglev tables of the services and the id updates in
+progress. Its handlers return operations (:data:`Op`) for the app to send;
+those that record times take them as arguments (``now``, seconds on
+``time.monotonic()``), so tests drive them with a made-up clock. The
+snapshot-id logic itself is the core's: this module only says which rules
+express it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from beaver.gateway import Gateway
+from beaver.ids import IdSpace
+from controller.gateways.maglev import DEFAULT_SIZE, FlowKey, MaglevTable
+from controller.gateways.pipeline import (
+    FABRIC_PIPELINE,
+    GATEWAY_PIPELINE,
+    Purpose,
+    check_rules,
+    cookie,
+)
+from controller.gateways.rules import (
+    ETH_TYPE_IP,
+    Action,
+    Output,
+    Rule,
+    SetField,
+    ToController,
+    border_spread_rule,
+    fabric_rules,
+    gateway_rules,
+    match,
+    spine_for_leaf,
+)
+from topologies.addressing import AddressPlan, InGroupHost
+
+FLOW_IDLE_TIMEOUT = 120
+"""Seconds an idle per-flow balance rule stays installed."""
+PROBE_ETH_TYPE = 0x88B5
+OBSERVE_COPY_BYTES = 128
+"""Bytes of an in-group packet copied to the controller: headers are enough."""
+
+
+@dataclass(frozen=True)
+class Install:
+    rule: Rule
+
+
+@dataclass(frozen=True)
+class ReplaceStamp:
+    """Rewrite the stamp rule in place (one flow-mod), then a barrier the update waits for."""
+
+    rule: Rule
+    snapshot_id: int
+
+
+@dataclass(frozen=True)
+class ReplaceObserve:
+    """Move a gateway's observe rules to a new window: delete ``remove`` (strict), add ``add``.
+
+    Raising the id by one changes two rules, not the whole window.
+    """
+
+    switch: str
+    remove: tuple[Rule, ...]
+    add: tuple[Rule, ...]
+
+
+@dataclass(frozen=True)
+class PacketOut:
+    switch: str
+    actions: tuple[Action, ...]
+
+
+Op = Install | ReplaceStamp | ReplaceObserve | PacketOut
+
+
+@dataclass
+class GatewayUpdate:
+    """One gateway's part of an id update; times on the controller's monotonic clock."""
+
+    gateway: str
+    sent_at: float | None = None
+    acked_at: float | None = None
+    failure: str | None = None
+
+
+@dataclass
+class IdUpdate:
+    """Setting every gateway to ``snapshot_id``: complete only when every gateway acked."""
+
+    snapshot_id: int
+    started_at: float
+    parts: dict[str, GatewayUpdate] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> set[str]:
+        return {name for name, part in self.parts.items() if part.failure is not None}
+
+    @property
+    def complete(self) -> bool:
+        return all(part.acked_at is not None for part in self.parts.values())
+
+    @property
+    def settled(self) -> bool:
+        return all(p.acked_at is not None or p.failure is not None for p in self.parts.values())
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "snapshot_id": self.snapshot_id,
+            "started_at": self.started_at,
+            "complete": self.complete,
+            "failed": sorted(self.failed),
+            "gateways": {
+                name: {"sent_at": p.sent_at, "acked_at": p.acked_at, "failure": p.failure}
+                for name, p in sorted(self.parts.items())
+            },
+        }
+
+
+class GatewayController:
+    """Decisions for every switch of one address plan."""
+
+    def __init__(self, plan: AddressPlan, space: IdSpace | None = None,
+                 maglev_size: int = DEFAULT_SIZE) -> None:
+        self.plan = plan
+        self.space = space or IdSpace()
+        self.gateways = {g.name: Gateway(g.name, self.space) for g in plan.gateways}
+        self.tables = {
+            s.name: MaglevTable(s.backends, maglev_size) for s in plan.services if s.backends
+        }
+        self.connected: set[str] = set()
+        self._observing: dict[str, dict[tuple[tuple[str, Any], ...], Rule]] = {}
+        """Per gateway, the observe rules installed (by match)."""
+        self.updates: list[IdUpdate] = []
+        self._fabric_rules = fabric_rules(plan)
+
+    # -- switches -------------------------------------------------------------------------
+    def on_connect(self, switch: str) -> list[Op]:
+        """Everything a switch needs when it (re)connects."""
+        self.connected.add(switch)
+        if switch in self.gateways:
+            observe = self.observe_rules(switch)
+            self._observing[switch] = {r.match: r for r in observe}
+            rules = [*gateway_rules(self.plan, switch), self.stamp_rule(switch), *observe]
+            check_rules(GATEWAY_PIPELINE, rules)
+        else:
+            rules = [r for r in self._fabric_rules if r.switch == switch]
+            check_rules(FABRIC_PIPELINE, rules)
+        return [Install(r) for r in rules]
+
+    def on_disconnect(self, switch: str) -> list[IdUpdate]:
+        """A switch left: its pending id updates fail. Returns the updates that settled."""
+        self.connected.discard(switch)
+        settled = []
+        for update in self.updates:
+            part = update.parts.get(switch)
+            if part is not None and part.acked_at is None and part.failure is None:
+                part.failure = "disconnected before the barrier reply"
+                settled.append(update)
+        return [u for u in settled if u.settled]
+
+    # -- stamping ---------------------------------------------------------------------------
+    def stamp_rule(self, gateway: str) -> Rule:
+        return Rule(
+            gateway, "stamp", 10, match(eth_type=ETH_TYPE_IP),
+            (SetField("ip_dscp", self.gateways[gateway].stamp()),),
+            goto="balance", cookie=cookie(Purpose.STAMP, self.gateways[gateway].current),
+        )
+
+    def observe_rules(self, gateway: str) -> list[Rule]:
+        current = self.gateways[gateway].current
+        return [
+            Rule(gateway, "observe", 100, match(eth_type=ETH_TYPE_IP, ip_dscp=wire),
+                 (ToController(OBSERVE_COPY_BYTES),), goto="balance",
+                 cookie=cookie(Purpose.OBSERVE, wire))
+            for wire in self.space.ahead_wires(current)
+        ]
+
+    def probe_rule(self, gateway: str) -> Rule:
+        """A rule no packet matches (local experimental EtherType): for timing one flow-mod."""
+        return Rule(gateway, "classify", 1, match(eth_type=PROBE_ETH_TYPE),
+                    cookie=cookie(Purpose.PROBE))
+
+    def _restamp(self, gateway: str) -> list[Op]:
+        snapshot_id = self.gateways[gateway].current
+        wanted = {r.match: r for r in self.observe_rules(gateway)}
+        installed = self._observing.get(gateway, {})
+        self._observing[gateway] = wanted
+        return [
+            ReplaceStamp(self.stamp_rule(gateway), snapshot_id),
+            ReplaceObserve(
+                gateway,
+                remove=tuple(r for key, r in installed.items() if key not in wanted),
+                add=tuple(r for key, r in wanted.items() if key not in installed),
+            ),
+        ]
+
+    def start_update(self, snapshot_id: int, now: float) -> tuple[IdUpdate, list[Op]]:
+        """Raise every gateway to ``snapshot_id``; disconnected gateways fail at once."""
+        update = IdUpdate(snapshot_id, now)
+        restamps: list[list[Op]] = []
+        for name, gateway in self.gateways.items():
+            part = update.parts[name] = GatewayUpdate(name)
+            gateway.set_id(snapshot_id)  # a gateway that reconnects later stamps the newest id
+            if name not in self.connected:
+                part.failure = "not connected"
+                continue
+            restamps.append(self._restamp(name))
+        self.updates.append(update)
+        # Every stamp rule (and its barrier) first; the observe rules can follow.
+        return update, [ops[0] for ops in restamps] + [op for ops in restamps for op in ops[1:]]
+
+    def sent(self, update: IdUpdate, gateway: str, now: float) -> None:
+        update.parts[gateway].sent_at = now
+
+    def acked(self, update: IdUpdate, gateway: str, now: float) -> None:
+        part = update.parts[gateway]
+        if part.failure is None:
+            part.acked_at = now
+
+    def expire(self, update: IdUpdate, reason: str) -> None:
+        """Give up waiting: every gateway that has not acked has failed."""
+        for part in update.parts.values():
+            if part.acked_at is None and part.failure is None:
+                part.failure = reason
+
+    def forget(self, update: IdUpdate) -> None:
+        if update in self.updates:
+            self.updates.remove(update)
+
+    def on_ingroup_copy(self, gateway: str, wire: int) -> list[Op]:
+        """Optimistic marking: an in-group packet crossed ``gateway`` carrying ``wire``."""
+        if not self.gateways[gateway].observe_ingroup(wire):
+            return []
+        return self._restamp(gateway)
+
+    def ids(self) -> dict[str, int]:
+        return {name: g.current for name, g in self.gateways.items()}
+
+    def steer(self, only: str | None) -> Rule:
+        """The border rule that sends every inbound flow through ``only`` (None: spread)."""
+        if only is not None and only not in self.gateways:
+            raise KeyError(f"no gateway named {only!r}")
+        return border_spread_rule(self.plan, only)
+
+    # -- balancing --------------------------------------------------------------------------
+    def backend_for(self, flow: FlowKey) -> InGroupHost:
+        service = self.plan.service_of_vip(flow.dst)
+        return self.plan.host(self.tables[service.name].lookup(flow))
+
+    def on_balance_miss(self, gateway: str, flow: FlowKey) -> list[Op]:
+        """First packet of a flow: pin it to its backend on this gateway and forward it.
+
+        A flow to an address of the VIP range that no service has is dropped.
+        """
+        if not any(s.vip == flow.dst for s in self.plan.services):
+            return []
+        backend = self.backend_for(flow)
+        fields: dict[str, object] = {"eth_type": ETH_TYPE_IP, "ip_proto": flow.proto,
+                                     "ipv4_src": flow.src, "ipv4_dst": flow.dst}
+        if flow.proto in PORT_FIELDS:
+            source_field, destination_field = PORT_FIELDS[flow.proto]
+            fields[source_field], fields[destination_field] = flow.sport, flow.dport
+        rewrite = (SetField("ipv4_dst", backend.dip), SetField("eth_dst", backend.mac))
+        rule = Rule(gateway, "balance", 100, match(**fields), rewrite, goto="forward",
+                    cookie=cookie(Purpose.BALANCE_FLOW), idle_timeout=FLOW_IDLE_TIMEOUT)
+        uplink = spine_for_leaf(self.plan, backend.leaf)
+        out = Output(self.plan.port_between(gateway, uplink.name))
+        return [Install(rule), PacketOut(gateway, (*rewrite, out))]
+
+
+PORT_FIELDS = {6: ("tcp_src", "tcp_dst"), 17: ("udp_src", "udp_dst")}
+"""IP protocol -> the os-ken match fields of its ports."""

@@ -1,0 +1,114 @@
+"""A run's figures: the protocol's own view next to the oracle's verdicts.
+
+``valid`` and ``complete`` are what the protocol's coordinator says;
+``inconsistent`` and ``channel_inexact`` are what the oracle finds in the
+ground truth. ``inconsistent_valid`` counts the snapshots a protocol
+accepted although they are inconsistent: the number Beaver promises is 0
+as long as its tau_min assumption holds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from beaver.protocols import protocol
+from oracle import Verdict
+from simulator.latency import US
+from simulator.world import Run
+
+
+@dataclass(frozen=True)
+class Summary:
+    protocol: str
+    seed: int
+    nodes: int
+    gateways: int
+    externals: int
+    relays: int
+    tau_min_us: float
+    controller_tau_min_us: float
+    snapshots: int
+    """Snapshots started: fewer than ``requested`` when the run stalled (a snapshot never
+    finished, so the window stayed full)."""
+    requested: int
+    valid: int
+    complete: int
+    inconsistent: int
+    inconsistent_valid: int
+    channel_inexact: int
+    """Complete snapshots whose recorded channel state is not exactly the true one."""
+    slow_updates: int
+    """Snapshots whose gateway phase took t1 - t0 >= the checked tau_min."""
+    slow_valid: int
+    """Of those, how many the protocol accepted (must be 0)."""
+    extra_messages: int
+    t1_t0_p50_us: float | None
+    t1_t0_p99_us: float | None
+    t1_t0_max_us: float | None
+    messages: int
+    rejected_messages: int
+    rejected_reports: int
+    events: int
+    simulated_s: float
+    wall_s: float
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def percentile(values: list[float], share: float) -> float | None:
+    """Nearest-rank percentile (``share`` in 0..1) of ``values``; None if empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def summarize(run: Run, verdicts: list[Verdict], wall_s: float) -> Summary:
+    config = run.config
+    statuses = run.statuses
+    inconsistent = {v.snapshot_id for v in verdicts if not v.consistent}
+    inexact = {v.snapshot_id for v in verdicts if not v.channel_exact}
+    valid = {s.snapshot_id for s in statuses if s.valid}
+    complete = {s.snapshot_id for s in statuses if s.complete}
+    updates = [s.update_time for s in statuses if s.update_time is not None]
+    if not protocol(config.protocol).uses_gateways:
+        updates = []
+    slow = {
+        s.snapshot_id for s in statuses
+        if s.update_time is not None and s.update_time >= config.checked_tau_min
+    }
+
+    def micro(value: float | None) -> float | None:
+        return None if value is None else round(value / US, 3)
+
+    return Summary(
+        protocol=config.protocol,
+        seed=config.seed,
+        nodes=config.nodes,
+        gateways=config.gateways,
+        externals=config.externals,
+        relays=config.relay_count,
+        tau_min_us=round(config.tau_min / US, 3),
+        controller_tau_min_us=round(config.checked_tau_min / US, 3),
+        snapshots=len(statuses),
+        requested=run.config.snapshots,
+        valid=len(valid),
+        complete=len(complete),
+        inconsistent=len(inconsistent),
+        inconsistent_valid=len(inconsistent & valid),
+        channel_inexact=len(inexact & complete),
+        slow_updates=len(slow),
+        slow_valid=len(slow & valid),
+        extra_messages=run.extra_messages,
+        t1_t0_p50_us=micro(percentile(updates, 0.5)),
+        t1_t0_p99_us=micro(percentile(updates, 0.99)),
+        t1_t0_max_us=micro(max(updates, default=None)),
+        messages=sum(len(events) for events in run.log.events.values()) // 2,
+        rejected_messages=run.rejected_messages,
+        rejected_reports=run.rejected_reports,
+        events=run.events,
+        simulated_s=round(run.simulated_s, 6),
+        wall_s=round(wall_s, 3),
+    )

@@ -1,0 +1,296 @@
+"""An in-group under the snapshot coordinator, in an emulated data center.
+
+:class:`Emulation` is a context manager that starts, in this order, and
+removes in reverse order (also on Ctrl-C or an error, by the handles it
+kept): the data center (:class:`testbed.network.DataCenter`: Mininet
+and the os-ken gateway controller), the coordinator service
+(:class:`controller.coordinator.service.SnapshotService`, listening on the root
+namespace's management address, with the controller's
+:class:`~controller.gateways.client.GatewayClient` as its gateway control), one relay
+per relay host (external partner banks with the WAN delay) and one agent per
+in-group host running the service (the bank, or the key-value store), then,
+for the key-value store, one load client (:mod:`hosts.client`) per client
+host of the plan, sending requests to the service's VIP. Starting waits for
+conditions, never for a fixed time: each process's ready line, then every
+agent's hello, then each client's ready line. The relays run for either
+service; the key-value store never sends to them (its only out-group
+partners are the clients), so under it they carry no traffic.
+
+Processes' stderr goes to log files in a temporary directory, removed on
+exit; a process that dies before its ready line is reported with the end of
+its log. That directory and every process started in a host are added to
+the data center's run record (:mod:`topologies.record`) as soon as they
+exist, so ``beaver clean`` can remove them after a SIGKILL.
+
+Agents and relays also write their ground-truth event logs
+(:mod:`hosts.truth`) into that directory: :meth:`Emulation.stop_hosts` ends
+every process, so the logs are whole, and :meth:`Emulation.truth_logs` lists
+them for the oracle (:mod:`testbed.truth`) before the directory goes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from beaver.ids import IdSpace
+from controller.coordinator.service import SnapshotService
+from controller.coordinator.store import Store
+from hosts.agent import RELAY_PORT, SERVICE_PORT
+from hosts.services.bank import BankConfig
+from testbed.network import PROJECT_ROOT, DataCenter
+from topologies.addressing import DataCenterParams
+
+MAX_INGROUP = 16
+CLIENT_DURATION = 24 * 3600.0
+"""Seconds of load a client is asked for: it runs until it is stopped."""
+
+
+@dataclass(frozen=True)
+class EmulationSettings:
+    """What ``beaver run`` and ``beaver restore`` build."""
+
+    protocol: str = "beaver"
+    service: str = "bank"
+    """What the in-group runs: ``bank`` or ``kv`` (see :mod:`hosts.services`)."""
+    gateways: int = 2
+    ingroup: int = 4
+    wan_delay: float = 0.005
+    """Seconds a relay holds a transfer before sending it to the bank's VIP."""
+    bank_rate: float = 20.0
+    """The agents' workload per second per node: bank transfers, or key-value replication
+    flushes (0: no workload)."""
+    client_rate: float = 50.0
+    """Requests per second of each key-value client (``service="kv"`` only)."""
+    external_share: float = 0.5
+    notify_spread: float = 0.1
+    """Seconds over which the coordinator's notifications of one snapshot reach the nodes."""
+    window: int = IdSpace.window
+    update_timeout: float = 1.0
+    ready_timeout: float = 30.0
+
+    def params(self) -> DataCenterParams:
+        """The data center: the in-group on up to 2 leaves, one relay, one client."""
+        leaves = 2 if self.ingroup % 2 == 0 else 1
+        tag = os.getpid() % 1000
+        return DataCenterParams(
+            spines=1, leaves=leaves, hosts_per_leaf=self.ingroup // leaves,
+            gateways=self.gateways, externals=2, relays=1, services=1,
+            prefix=f"r{tag}", mgmt_net=f"172.29.{tag % 250}.0/24",
+        )
+
+    def initial_total(self) -> int:
+        return BankConfig().initial_total(self.ingroup)
+
+
+class HostProcess:
+    """A process in an emulated host: stdout lines queued by a thread, stderr to a log."""
+
+    def __init__(self, host: Any, args: list[str], log_path: Path):
+        self.name = f"{args[0]} on {host.name}"
+        self.log_path = log_path
+        self._log: IO[bytes] = open(log_path, "wb")  # closed by stop()
+        self.popen: subprocess.Popen[bytes] = host.popen(
+            [sys.executable, "-m", *args], cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE, stderr=self._log,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self.lines.put(line.decode(errors="replace").rstrip("\n"))
+        self.lines.put(None)
+
+    def wait_line(self, prefix: str, timeout: float) -> str:
+        """The first stdout line starting with ``prefix``; explains a death or a timeout."""
+        try:
+            while (line := self.lines.get(timeout=timeout)) is not None:
+                self.seen.append(line)
+                if line.startswith(prefix):
+                    return line
+        except queue.Empty:
+            raise TimeoutError(f"{self.name} printed no {prefix!r} line within {timeout:g} s; "
+                               f"its log ends: {self.log_tail()}") from None
+        raise RuntimeError(f"{self.name} exited ({self.popen.wait()}) before printing "
+                           f"{prefix!r}; its log ends: {self.log_tail()}")
+
+    def log_tail(self, lines: int = 5) -> str:
+        self._log.flush()
+        return " | ".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, grace: float = 5.0) -> int:
+        """Wait ``grace`` seconds for it to exit by itself, then SIGTERM, then SIGKILL."""
+        try:
+            code = self.popen.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.popen.terminate()
+            try:
+                code = self.popen.wait(5.0)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                code = self.popen.wait()
+        self._log.close()
+        return code
+
+
+class Emulation:
+    """Data center, coordinator service, relays and agents, up while inside ``with``."""
+
+    def __init__(self, settings: EmulationSettings, store: Store, run: int):
+        self.settings = settings
+        self.store = store
+        self.run = run
+        self.datacenter = DataCenter(settings.params(), update_timeout=settings.update_timeout,
+                                     window=settings.window)
+        self.plan = self.datacenter.plan
+        self.nodes = [host.name for host in self.plan.hosts]
+        self.service: SnapshotService | None = None
+        self.relays: list[HostProcess] = []
+        self.agents: list[HostProcess] = []
+        self.clients: list[HostProcess] = []
+        """The key-value load clients (``service="kv"``), each stopped by its handle."""
+        self.extras: list[HostProcess] = []
+        """Processes started with :meth:`launch`."""
+        self.logs: Path | None = None
+        self._hosts_stopped = False
+
+    def __enter__(self) -> Emulation:
+        try:
+            self._start()
+        except BaseException:
+            self._stop()
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self._stop()
+
+    def _start(self) -> None:
+        settings = self.settings
+        self.datacenter.__enter__()
+        assert self.datacenter.controller is not None and self.datacenter.record is not None
+        self.logs = Path(tempfile.mkdtemp(prefix="beaver-run-"))
+        self.datacenter.record.add_directory(self.logs)
+        self.service = SnapshotService(
+            settings.protocol, self.nodes, self.store, self.run,
+            gateways=self.datacenter.controller, space=IdSpace(window=settings.window),
+            update_timeout=settings.update_timeout, notify_spread=settings.notify_spread,
+            listen=(self.plan.root_mgmt_ip, 0),
+        )
+        host, port = self.service.start()
+        vip = self.plan.services[0].vip
+        for relay in (x for x in self.plan.externals if x.role == "relay"):
+            process = self._launch(relay.name, [
+                "hosts.relay", "--listen", f"{relay.ip}:{RELAY_PORT}",
+                "--forward", f"{vip}:{SERVICE_PORT}", "--delay", str(settings.wan_delay),
+                "--netem-dev", self.datacenter.host(relay.name).defaultIntf().name,
+                "--truth-log", str(self.logs / f"{relay.name}.truth"),
+            ])
+            self.relays.append(process)
+            process.wait_line("relay ready", settings.ready_timeout)
+        for node in self.nodes:
+            self.agents.append(self._launch(node, [
+                "hosts.agent", "--plan", str(self.datacenter.plan_file), "--node", node,
+                "--service", settings.service, "--protocol", settings.protocol,
+                "--coordinator", f"{host}:{port}", "--rate", str(settings.bank_rate),
+                "--external-share", str(settings.external_share),
+                "--window", str(settings.window), "--report-interval", "0.2",
+                "--truth-log", str(self.logs / f"{node}.truth"),
+            ]))
+        for agent in self.agents:
+            agent.wait_line("ready", settings.ready_timeout)
+        self.service.wait_agents(settings.ready_timeout)
+        if settings.service == "kv" and settings.client_rate > 0:
+            self._start_clients(f"{vip}:{SERVICE_PORT}")
+
+    def _start_clients(self, vip: str) -> None:
+        """One load client per client host; it runs until :meth:`stop_hosts` ends it."""
+        for client in (x for x in self.plan.externals if x.role == "client"):
+            process = self._launch(client.name, [
+                "hosts.client", "--vip", vip, "--bind", client.ip,
+                "--rate", str(self.settings.client_rate), "--duration", str(CLIENT_DURATION),
+            ])
+            self.clients.append(process)
+            process.wait_line("client ready", self.settings.ready_timeout)
+
+    def launch(self, host: str, args: list[str]) -> HostProcess:
+        """Start ``python -m ARGS`` in ``host``; it is stopped when the emulation ends."""
+        process = self._launch(host, args)
+        self.extras.append(process)
+        return process
+
+    def _launch(self, host: str, args: list[str]) -> HostProcess:
+        assert self.logs is not None and self.datacenter.record is not None
+        process = HostProcess(self.datacenter.host(host), args, self.logs / f"{host}.log")
+        self.datacenter.record.add_process(process.popen.pid, process.name)
+        return process
+
+    def stop_hosts(self) -> None:
+        """Stop the coordinator service and every host process (once); the network stays."""
+        if self._hosts_stopped:
+            return
+        self._hosts_stopped = True
+        for process in self.clients:  # first, so no request meets a stopped backend
+            process.stop(grace=0.0)
+            self._forget(process)
+        if self.service is not None:
+            self.service.close()  # tells the agents to stop
+        for process in self.agents:
+            process.stop(grace=5.0)
+            self._forget(process)
+        for process in self.relays + self.extras:
+            process.stop(grace=0.0)
+            self._forget(process)
+
+    def client_summaries(self) -> list[dict[str, Any]]:
+        """Each client's ``summary`` line (requests, replies, latency), once stopped."""
+        summaries = []
+        for client in self.clients:
+            try:
+                line = client.wait_line("summary", timeout=5.0)
+            except (TimeoutError, RuntimeError):
+                continue
+            summaries.append(json.loads(line.removeprefix("summary")))
+        return summaries
+
+    def truth_logs(self) -> list[Path]:
+        """The agents' and relays' event logs (whole once :meth:`stop_hosts` returned)."""
+        return sorted(self.logs.glob("*.truth")) if self.logs is not None else []
+
+    def _stop(self) -> None:
+        self.stop_hosts()
+        self.datacenter.__exit__(None, None, None)
+        if self.logs is not None:
+            shutil.rmtree(self.logs, ignore_errors=True)
+
+    def _forget(self, process: HostProcess) -> None:
+        if self.datacenter.record is not None:
+            self.datacenter.record.forget_process(process.popen.pid)
+
+    def tau_min(self, given_us: float | None, timeout: float = 20.0) -> tuple[float, str]:
+        """tau_min in seconds and where it came from; set on the coordinator."""
+        assert self.service is not None
+        if given_us is not None:
+            tau, source = given_us / 1e6, "given (--tau-min-us)"
+        else:
+            tau = self.service.wait_chain_time(timeout)
+            source = "measured (shortest relayed chain before the first snapshot)"
+        if not math.isfinite(tau) or tau <= 0:
+            raise ValueError(f"tau_min must be a positive number of seconds, got {tau}")
+        self.service.set_tau_min(tau)
+        return tau, source

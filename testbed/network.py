@@ -1,0 +1,276 @@
+"""The running data center: a context manager over Mininet and the controller process.
+
+``DataCenter(params)`` checks the parameters before creating anything (bad
+ones raise one ``ValueError``). Entering it writes the address plan to a
+temporary directory, starts ``python -m controller.gateways`` (kept by its PID),
+builds and starts the Mininet network, and waits until every switch has
+connected and its proactive rules are installed. Leaving it, also after an
+exception or Ctrl-C, stops the network (Mininet deletes exactly the bridges,
+links and namespaces it created for this topology) and then the controller
+process, and removes the temporary directory.
+
+While it runs, a record of exactly what it created (bridges, root-namespace
+interfaces, the controller's and node shells' PIDs, the temporary
+directory; :mod:`topologies.record`) is kept in the state directory, so
+that ``beaver clean`` can remove what a run killed with SIGKILL left. Code
+that starts processes in hosts adds them with ``dc.record.add_process``.
+The record is deleted after a normal cleanup.
+
+    with DataCenter(DataCenterParams(gateways=4)) as dc:
+        client = dc.hosts["dcx1"]
+        dc.controller.set_id(1)
+        agent = dc.hosts["dch1"].popen([sys.executable, "-m", "hosts.agent", ...])
+
+Names carry the plan's prefix, so two data centers with different prefixes
+and management networks can run side by side.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from beaver.ids import IdSpace
+from controller.gateways.client import ControllerError, GatewayClient
+from topologies.addressing import AddressPlan, DataCenterParams, build_plan
+from topologies.record import RunRecord
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class PortTaken(RuntimeError):
+    """The controller could not listen: another process took the port first."""
+
+
+def ovs_problem() -> str | None:
+    """Why this machine cannot build the data center, or ``None`` if it can."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces, Open vSwitch)"
+    if shutil.which("ovs-vsctl") is None:
+        return "ovs-vsctl not found: Open vSwitch is not installed"
+    probe = subprocess.run(["ovs-vsctl", "--timeout=5", "show"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return f"Open vSwitch is not reachable: {probe.stderr.strip() or 'ovs-vsctl show failed'}"
+    try:
+        import mininet.net  # noqa: F401
+    except ImportError as error:
+        return f"Mininet does not import: {error}"
+    return None
+
+
+class DataCenter:
+    """Topology + controller, created on ``__enter__`` and removed on ``__exit__``."""
+
+    def __init__(self, params: DataCenterParams | None = None, controller_port: int | None = None,
+                 control_port: int | None = None, ready_timeout: float = 60.0,
+                 update_timeout: float = 2.0, window: int | None = None,
+                 mininet_log: str = "warning", state_dir: Path | None = None) -> None:
+        self.params = params or DataCenterParams()
+        self.plan: AddressPlan = build_plan(self.params)
+        self.controller_port = controller_port
+        self.control_port = control_port
+        self.ready_timeout = ready_timeout
+        self.update_timeout = update_timeout
+        if window is not None:
+            IdSpace(window=window)  # checked now, before anything is created
+        self.window = window
+        """Snapshot ids in flight (``IdSpace.window``); None: the core's default."""
+        self.mininet_log = mininet_log
+        self.state_dir = state_dir
+        """Where the run record goes; None: ``topologies.record.state_dir()``."""
+        self.record: RunRecord | None = None
+        self.workdir: Path | None = None
+        self.controller_process: subprocess.Popen[bytes] | None = None
+        self.net: Any = None
+        self.hosts: dict[str, Any] = {}
+        self.controller: GatewayClient | None = None
+
+    @property
+    def plan_file(self) -> Path:
+        assert self.workdir is not None, "the data center is not running"
+        return self.workdir / "plan.json"
+
+    @property
+    def controller_log(self) -> Path:
+        assert self.workdir is not None, "the data center is not running"
+        return self.workdir / "controller.log"
+
+    def __enter__(self) -> DataCenter:
+        try:
+            self._start()
+        except BaseException:
+            self._stop()
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self._stop()
+
+    def _start(self) -> None:
+        from mininet.log import setLogLevel
+        from mininet.node import OVSSwitch, RemoteController
+
+        from topologies.datacenter import PlannedTopo
+        from topologies.recorded_mininet import RecordedMininet
+
+        problem = ovs_problem()
+        if problem:
+            raise RuntimeError(f"cannot build the data center: {problem}")
+        self.record = RunRecord.create(self.plan.prefix, self.state_dir)
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"beaver-{self.plan.prefix}-"))
+        self.record.add_directory(self.workdir)
+        self.plan_file.write_text(self.plan.to_json())
+        self._start_controller_on_free_ports()
+
+        setLogLevel(self.mininet_log)
+        self.net = RecordedMininet(
+            topo=PlannedTopo(plan=self.plan), switch=OVSSwitch, build=False, autoSetMacs=False,
+            controller=None, cleanup=False, record=self.record,
+        )
+        self.net.addController(RemoteController(f"{self.plan.prefix}c0", ip="127.0.0.1",
+                                                port=self.controller_port))
+        self.net.build()
+        self.net.start()
+        self.net.pin_bridges()
+        names = [h.name for h in self.plan.hosts] + [x.name for x in self.plan.externals]
+        self.hosts = {name: self.net.get(name) for name in names}
+        self._name_tables()
+        self.controller.wait_ready(self.ready_timeout)
+
+    def _name_tables(self) -> None:
+        """Give the OpenFlow tables their pipeline names (``ovs-ofctl --names dump-flows``).
+
+        The Flow_Table rows belong to the bridges and go away with them.
+        """
+        from controller.gateways.pipeline import FABRIC_PIPELINE, GATEWAY_PIPELINE
+
+        gateways = {g.name for g in self.plan.gateways}
+        for switch in self.plan.switches:
+            pipeline = GATEWAY_PIPELINE if switch.name in gateways else FABRIC_PIPELINE
+            command = ["ovs-vsctl"]
+            for table in pipeline:
+                command += ["--", f"--id=@t{table.table_id}", "create", "Flow_Table",
+                            f"name={table.name}", "--", "set", "Bridge", switch.name,
+                            f"flow_tables:{table.table_id}=@t{table.table_id}"]
+            subprocess.run(command, check=True, capture_output=True)
+
+    def _start_controller_on_free_ports(self, attempts: int = 3) -> None:
+        """Start the controller; ports probed free can be taken before it binds, so retry."""
+        chosen = (self.controller_port, self.control_port)
+        for attempt in range(1, attempts + 1):
+            self.controller_port = chosen[0] or free_port()
+            self.control_port = chosen[1] or free_port()
+            try:
+                self._start_controller()
+                return
+            except PortTaken:
+                if all(chosen) or attempt == attempts:
+                    raise
+
+    def _start_controller(self) -> None:
+        command = [
+            sys.executable, "-m", "controller.gateways", "--plan", str(self.plan_file),
+            "--ofp-tcp-listen-port", str(self.controller_port),
+            "--control-port", str(self.control_port),
+            "--update-timeout", str(self.update_timeout),
+        ]
+        if self.window is not None:
+            command += ["--window", str(self.window)]
+        with open(self.controller_log, "wb") as log:
+            self.controller_process = subprocess.Popen(
+                command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        assert self.record is not None
+        self.record.add_process(self.controller_process.pid, "controller")
+        self.controller = GatewayClient(self.control_port)
+        deadline = time.monotonic() + 30
+        while True:
+            if self.controller_process.poll() is not None:
+                self.record.forget_process(self.controller_process.pid)
+                log = self.controller_log.read_text(errors="replace")
+                problem = PortTaken if "Address already in use" in log else RuntimeError
+                raise problem(
+                    f"controller exited with {self.controller_process.returncode}: {log[-2000:]}"
+                )
+            try:
+                self.controller.status()
+                return
+            except ControllerError:
+                self.controller.close()
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"controller did not answer on 127.0.0.1:{self.control_port} within 30s"
+                )
+            time.sleep(0.05)
+
+    def _stop(self) -> None:
+        if self.controller is not None:
+            self.controller.close()
+        if self.net is not None:
+            self.net.stop()
+            self.net = None
+        process = self.controller_process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self.workdir is not None and self.workdir.exists():
+            shutil.rmtree(self.workdir)
+        if self.record is not None:
+            self.record.remove()
+
+    # -- conveniences --------------------------------------------------------------------------
+    def host(self, name: str) -> Any:
+        return self.hosts[name]
+
+    def ofctl(self, *args: str) -> str:
+        """Run ``ovs-ofctl -O OpenFlow13 --names args...`` and return its output."""
+        return subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "--names", *args],
+                              capture_output=True, text=True, check=True).stdout
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build a data center, open the Mininet CLI, remove everything on exit."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m testbed.network", description=main.__doc__)
+    parser.add_argument("options", nargs="*", metavar="NAME=VALUE",
+                        help="data center parameters, e.g. gateways=4 prefix=dc")
+    args = parser.parse_args(argv)
+    try:
+        options = dict(option.split("=", 1) for option in args.options)
+        datacenter = DataCenter(DataCenterParams.from_options(**options), mininet_log="output")
+    except ValueError as error:
+        print(f"python -m testbed.network: {error}", file=sys.stderr)
+        return 2
+    from mininet.cli import CLI
+
+    with datacenter as dc:
+        print(f"plan: {dc.plan_file}\ncontroller: OpenFlow 127.0.0.1:{dc.controller_port},"
+              f" control 127.0.0.1:{dc.control_port}, log {dc.controller_log}")
+        CLI(dc.net)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
