@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from controller.gateways.client import GatewayClient  # noqa: E402
 from testbed.network import DataCenter, ovs_problem  # noqa: E402
 from topologies.addressing import DataCenterParams  # noqa: E402
+from topologies.claims import NamePool  # noqa: E402
 
 IPERF_PORT = 5201
 
@@ -111,11 +111,9 @@ def iperf_while_updating(dc: DataCenter, seconds: float, first_id: int,
 def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rate: float,
             prefix: str) -> dict[str, Any]:
     # One backend behind the VIP, so iperf3's control and data connections meet.
-    tag = os.getpid() % 250
     params = DataCenterParams(spines=1, leaves=1, hosts_per_leaf=1, gateways=gateways,
-                              externals=1, relays=0, prefix=f"{prefix}{tag}",
-                              mgmt_net=f"172.26.{tag}.0/24")
-    with DataCenter(params) as dc:
+                              externals=1, relays=0)
+    with DataCenter(params, names=NamePool(prefix, "172.24.0.0/16")) as dc:
         gateway_names = [g.name for g in dc.plan.gateways]
         roundtrips = [dc.controller.roundtrip(gateway_names[i % gateways])
                       for i in range(updates)]

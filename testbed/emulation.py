@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import queue
 import shutil
 import subprocess
@@ -50,9 +49,12 @@ from controller.coordinator.store import Store
 from hosts.agent import RELAY_PORT, SERVICE_PORT
 from hosts.services.bank import BankConfig
 from testbed.network import PROJECT_ROOT, DataCenter
-from topologies.addressing import DataCenterParams
+from topologies.addressing import AddressPlan, DataCenterParams
+from topologies.claims import NamePool
 
 MAX_INGROUP = 16
+RUN_NAMES = ("r", "172.29.0.0/16")
+"""Emulated runs are named ``r<N>`` with a /24 of this network, the first free from the PID on."""
 CLIENT_DURATION = 24 * 3600.0
 """Seconds of load a client is asked for: it runs until it is stopped."""
 
@@ -81,13 +83,12 @@ class EmulationSettings:
     ready_timeout: float = 30.0
 
     def params(self) -> DataCenterParams:
-        """The data center: the in-group on up to 2 leaves, one relay, one client."""
+        """The data center: the in-group on up to 2 leaves, one relay, one client (its prefix
+        and management network come from :data:`RUN_NAMES` when it starts)."""
         leaves = 2 if self.ingroup % 2 == 0 else 1
-        tag = os.getpid() % 1000
         return DataCenterParams(
             spines=1, leaves=leaves, hosts_per_leaf=self.ingroup // leaves,
             gateways=self.gateways, externals=2, relays=1, services=1,
-            prefix=f"r{tag}", mgmt_net=f"172.29.{tag % 250}.0/24",
         )
 
     def initial_total(self) -> int:
@@ -155,9 +156,7 @@ class Emulation:
         self.store = store
         self.run = run
         self.datacenter = DataCenter(settings.params(), update_timeout=settings.update_timeout,
-                                     window=settings.window)
-        self.plan = self.datacenter.plan
-        self.nodes = [host.name for host in self.plan.hosts]
+                                     window=settings.window, names=NamePool(*RUN_NAMES))
         self.service: SnapshotService | None = None
         self.relays: list[HostProcess] = []
         self.agents: list[HostProcess] = []
@@ -167,6 +166,15 @@ class Emulation:
         """Processes started with :meth:`launch`."""
         self.logs: Path | None = None
         self._hosts_stopped = False
+
+    @property
+    def plan(self) -> AddressPlan:
+        """The address plan, with the names claimed once the data center is up."""
+        return self.datacenter.plan
+
+    @property
+    def nodes(self) -> list[str]:
+        return [host.name for host in self.plan.hosts]
 
     def __enter__(self) -> Emulation:
         try:

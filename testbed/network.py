@@ -22,7 +22,12 @@ The record is deleted after a normal cleanup.
         agent = dc.hosts["dch1"].popen([sys.executable, "-m", "hosts.agent", ...])
 
 Names carry the plan's prefix, so two data centers with different prefixes
-and management networks can run side by side.
+and management networks can run side by side. Before creating anything,
+entering claims the prefix and management network (:mod:`topologies.claims`):
+exactly those of the parameters, or, given ``names=NamePool(...)``, the first
+free ones of the pool (printed on stderr). Names in use raise
+:class:`~topologies.claims.NameInUse` with one line; another network's
+bridges are never touched. The claim is given back after the cleanup.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from typing import Any
 from beaver.ids import IdSpace
 from controller.gateways.client import ControllerError, GatewayClient
 from topologies.addressing import AddressPlan, DataCenterParams, build_plan
+from topologies.claims import Claim, NamePool, claim, claim_free
 from topologies.record import RunRecord
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +85,8 @@ class DataCenter:
     def __init__(self, params: DataCenterParams | None = None, controller_port: int | None = None,
                  control_port: int | None = None, ready_timeout: float = 60.0,
                  update_timeout: float = 2.0, window: int | None = None,
-                 mininet_log: str = "warning", state_dir: Path | None = None) -> None:
+                 mininet_log: str = "warning", state_dir: Path | None = None,
+                 names: NamePool | None = None) -> None:
         self.params = params or DataCenterParams()
         self.plan: AddressPlan = build_plan(self.params)
         self.controller_port = controller_port
@@ -93,6 +100,9 @@ class DataCenter:
         self.mininet_log = mininet_log
         self.state_dir = state_dir
         """Where the run record goes; None: ``topologies.record.state_dir()``."""
+        self.names = names
+        """Take the prefix and management network from this pool (None: those of params)."""
+        self.claim: Claim | None = None
         self.record: RunRecord | None = None
         self.workdir: Path | None = None
         self.controller_process: subprocess.Popen[bytes] | None = None
@@ -132,6 +142,7 @@ class DataCenter:
         problem = ovs_problem()
         if problem:
             raise RuntimeError(f"cannot build the data center: {problem}")
+        self._claim_names()
         self.record = RunRecord.create(self.plan.prefix, self.state_dir)
         self.workdir = Path(tempfile.mkdtemp(prefix=f"beaver-{self.plan.prefix}-"))
         self.record.add_directory(self.workdir)
@@ -152,6 +163,16 @@ class DataCenter:
         self.hosts = {name: self.net.get(name) for name in names}
         self._name_tables()
         self.controller.wait_ready(self.ready_timeout)
+
+    def _claim_names(self) -> None:
+        if self.names is None:
+            self.claim = claim(self.params, self.state_dir)
+        else:
+            self.claim = claim_free(self.params, self.names, self.state_dir)
+            print(f"data center {self.claim.params.prefix}: management network "
+                  f"{self.claim.params.mgmt_net}", file=sys.stderr, flush=True)
+        self.params = self.claim.params
+        self.plan = build_plan(self.params)
 
     def _name_tables(self) -> None:
         """Give the OpenFlow tables their pipeline names (``ovs-ofctl --names dump-flows``).
@@ -238,6 +259,9 @@ class DataCenter:
             shutil.rmtree(self.workdir)
         if self.record is not None:
             self.record.remove()
+        if self.claim is not None:
+            self.claim.release()
+            self.claim = None
 
     # -- conveniences --------------------------------------------------------------------------
     def host(self, name: str) -> Any:
@@ -265,10 +289,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from mininet.cli import CLI
 
-    with datacenter as dc:
-        print(f"plan: {dc.plan_file}\ncontroller: OpenFlow 127.0.0.1:{dc.controller_port},"
-              f" control 127.0.0.1:{dc.control_port}, log {dc.controller_log}")
-        CLI(dc.net)
+    try:
+        with datacenter as dc:
+            print(f"plan: {dc.plan_file}\ncontroller: OpenFlow 127.0.0.1:{dc.controller_port},"
+                  f" control 127.0.0.1:{dc.control_port}, log {dc.controller_log}")
+            CLI(dc.net)
+    except RuntimeError as error:  # names in use, or a machine that cannot run it
+        print(f"python -m testbed.network: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

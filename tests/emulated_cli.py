@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -26,13 +27,23 @@ def beaver(*argv: str, timeout: float = 150) -> tuple[subprocess.CompletedProces
         pytest.fail(f"beaver {' '.join(argv)} took over {timeout} s; stderr: {err[-2000:]}")
     print(f"$ beaver {' '.join(argv)}\n{out}{err[-3000:]}")
     return subprocess.CompletedProcess(process.args, process.returncode, out, err), \
-        f"r{process.pid % 1000}"
+        prefix_in(err)
 
 
-def bridges_of(prefix: str) -> list[str]:
-    """The Open vSwitch bridges whose names start with ``prefix``."""
+def prefix_in(stderr: str) -> str | None:
+    """The prefix a command's data center claimed (its stderr says), None if it built none."""
+    claimed = re.search(r"^data center (\w+): management network", stderr, re.MULTILINE)
+    return claimed[1] if claimed else None
+
+
+def bridges_of(prefix: str | None) -> list[str]:
+    """The Open vSwitch bridges of the data center named ``prefix`` (its switches' names
+    are the prefix and a letter); none for None: no data center was built."""
+    if prefix is None:
+        return []
     listed = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True, check=True)
-    return [name for name in listed.stdout.split() if name.startswith(prefix)]
+    return [name for name in listed.stdout.split()
+            if re.fullmatch(rf"{prefix}[a-z]+\d*", name)]
 
 
 def last_json(out: str) -> dict[str, Any]:

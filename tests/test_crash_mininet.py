@@ -25,7 +25,7 @@ import pytest
 from emulated_cli import REPO, bridges_of
 
 from topologies.leftovers import System
-from topologies.record import STATE_DIR_VARIABLE, Record, process_start, record_path
+from topologies.record import STATE_DIR_VARIABLE, Record, process_start
 
 pytestmark = pytest.mark.mininet
 STORED_BEFORE_KILL = 5
@@ -82,10 +82,11 @@ def test_sigkilled_run_keeps_its_snapshots_and_clean_removes_its_network(
         [sys.executable, "-m", "cli", "run", "--snapshots", "1000", "--rate", "20",
          "--db", str(db)], cwd=REPO, env={**os.environ, STATE_DIR_VARIABLE: str(state)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    prefix = f"r{process.pid % 1000}"
     try:
         wait_for_snapshots(process, db, STORED_BEFORE_KILL, timeout=180)
-        record = Record.from_json(record_path(state, f"{prefix}-{process.pid}").read_text())
+        [path] = state.glob(f"*-{process.pid}.json")
+        record = Record.from_json(path.read_text())
+        prefix = record.prefix
         stored_before = stored_snapshots(db)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)

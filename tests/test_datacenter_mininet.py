@@ -1,7 +1,8 @@
 """The emulated data center end to end: real OVS bridges, OpenFlow 1.3 rules, real packets.
 
-One network for the whole module (its own name prefix, management subnet
-and controller ports, derived from the test process id). Probe servers run
+One network for the whole module (its own name prefix and management
+subnet, the first free ones from the test process id on, and its own
+controller ports). Probe servers run
 on every backend; clients run in external hosts. Every wait is for a
 condition (a ready line, an answer, a controller status) with a timeout that
 says what it waited for.
@@ -10,7 +11,6 @@ says what it waited for.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import socket
 import subprocess
@@ -27,14 +27,14 @@ from controller.gateways.client import GatewayClient
 from controller.gateways.maglev import FlowKey, MaglevTable
 from testbed.network import PROJECT_ROOT, DataCenter
 from topologies.addressing import DataCenterParams
+from topologies.claims import NamePool
 
 pytestmark = pytest.mark.mininet
 
 UDP_PORT, TCP_PORT = 7000, 7001
-TAG = os.getpid() % 1000
-"""Names and management subnets differ per test process, so concurrent runs do not clash."""
-PARAMS = DataCenterParams(hosts_per_leaf=2, gateways=2, prefix=f"m{TAG:03d}",
-                          mgmt_net=f"172.28.{TAG % 250}.0/24")
+PARAMS = DataCenterParams(hosts_per_leaf=2, gateways=2)
+NAMES = NamePool("m", "172.28.0.0/16")
+"""Names and management subnets claimed free, so concurrent test runs do not clash."""
 SPACE = IdSpace()
 
 
@@ -99,9 +99,9 @@ class Backends:
 
 @pytest.fixture(scope="module")
 def dc(mininet_machine: None) -> Iterator[DataCenter]:
-    with DataCenter(PARAMS) as datacenter:
-        print(f"data center {PARAMS.prefix}: controller log {datacenter.controller_log},"
-              f" OpenFlow port {datacenter.controller_port}")
+    with DataCenter(PARAMS, names=NAMES) as datacenter:
+        print(f"data center {datacenter.plan.prefix}: controller log "
+              f"{datacenter.controller_log}, OpenFlow port {datacenter.controller_port}")
         yield datacenter
         errors = [line for line in datacenter.controller_log.read_text().splitlines()
                   if " ERROR " in line or "Traceback" in line]
@@ -377,14 +377,18 @@ def test_invalid_parameter_fails_before_anything_is_created(mininet_machine: Non
 
 def test_leaving_on_an_exception_removes_everything(mininet_machine: None) -> None:
     small = DataCenterParams(spines=1, leaves=1, hosts_per_leaf=1, gateways=1, externals=1,
-                             relays=0, prefix=f"e{TAG:03d}", mgmt_net=f"172.27.{TAG % 250}.0/24")
+                             relays=0)
     with pytest.raises(RuntimeError, match="boom"):
-        with DataCenter(small) as datacenter:
+        with DataCenter(small, names=NamePool("e", "172.27.0.0/16")) as datacenter:
             process, workdir = datacenter.controller_process, datacenter.workdir
+            plan = datacenter.plan
             raise RuntimeError("boom")
     assert process is not None and process.poll() is not None
     assert workdir is not None and not workdir.exists()
     bridges = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout
-    assert not [b for b in bridges.split() if b.startswith(small.prefix)]
+    switches = {s.name for s in plan.switches} | {plan.mgmt_switch}
+    assert not switches & set(bridges.split())
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    assert not [line for line in links.splitlines() if f": {small.prefix}" in line]
+    nodes = switches | {plan.root_name}
+    assert not [line for line in links.splitlines()
+                if line.split(": ")[1].split("@")[0].split("-eth")[0] in nodes]

@@ -12,7 +12,6 @@ management address.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,19 +22,19 @@ from hosts.agent import RELAY_PORT, SERVICE_PORT
 from hosts.services.bank import BankConfig, check_invariant
 from testbed.network import DataCenter
 from topologies.addressing import DataCenterParams
+from topologies.claims import NamePool
 
 pytestmark = pytest.mark.mininet
 
-TAG = os.getpid() % 1000
-PARAMS = DataCenterParams(leaves=2, hosts_per_leaf=1, gateways=2, externals=2, relays=1,
-                          prefix=f"h{TAG:03d}", mgmt_net=f"172.26.{TAG % 250}.0/24")
-"""Names and management subnet of this process's own, so two runs of the suite can overlap."""
+PARAMS = DataCenterParams(leaves=2, hosts_per_leaf=1, gateways=2, externals=2, relays=1)
+NAMES = NamePool("h", "172.26.0.0/16")
+"""Names and management subnet claimed free, so two runs of the suite can overlap."""
 RELAY_DELAY = 0.005
 
 
 @pytest.fixture(scope="module")
 def dc(mininet_machine: None) -> Iterator[DataCenter]:
-    with DataCenter(PARAMS) as datacenter:
+    with DataCenter(PARAMS, names=NAMES) as datacenter:
         yield datacenter
 
 

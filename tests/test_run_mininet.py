@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from emulated_cli import REPO, beaver, bridges_of, last_json
+from emulated_cli import REPO, beaver, bridges_of, last_json, prefix_in
 
 from controller.coordinator.store import open_existing
 
@@ -126,7 +126,6 @@ def test_ctrl_c_cleans_up_and_keeps_what_was_stored(mininet_machine: None,
     process = subprocess.Popen(
         [sys.executable, "-m", "cli", "run", "--snapshots", "1000", "--rate", "20",
          "--db", str(db)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    prefix = f"r{process.pid % 1000}"
     try:
         assert process.stderr is not None
         seen = b""
@@ -134,6 +133,8 @@ def test_ctrl_c_cleans_up_and_keeps_what_was_stored(mininet_machine: None,
             chunk = process.stderr.read1(4096)  # type: ignore[attr-defined]
             assert chunk, f"beaver run ended before storing 5 snapshots: {seen[-2000:]!r}"
             seen += chunk
+        prefix = prefix_in(seen.decode(errors="replace"))
+        assert prefix is not None, f"beaver run did not name its data center: {seen[-2000:]!r}"
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 130
     finally:

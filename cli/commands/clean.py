@@ -8,7 +8,8 @@ deletes the recorded Open vSwitch bridges and root-namespace interfaces that
 are still the recorded ones, removes the recorded temporary directories,
 prints what it removed, and deletes the record
 (:func:`topologies.leftovers.clean`). Records of live runs are left alone
-and reported. Nothing is chosen by name pattern. ``--dry-run`` only says
+and reported; claims of names (:mod:`topologies.claims`) whose owner is dead
+are given back. Nothing is chosen by name pattern. ``--dry-run`` only says
 what it would remove. Exit status 1 if something could not be removed.
 """
 
@@ -20,6 +21,7 @@ import os
 import sys
 from pathlib import Path
 
+from topologies.claims import remove_dead_claims
 from topologies.leftovers import Outcome, clean
 from topologies.record import STATE_DIR_VARIABLE, state_dir
 
@@ -43,16 +45,19 @@ def run(args: argparse.Namespace) -> int:
         return 1
     directory = args.state_dir or state_dir()
     outcomes, problems = clean(directory, dry_run=args.dry_run)
+    released = [] if args.dry_run else remove_dead_claims(directory)
     failed = bool(problems) or any(o.error for o in outcomes)
     if args.json:
         print(json.dumps({"state_dir": str(directory), "dry_run": args.dry_run,
                           "runs": [o.to_dict() for o in outcomes],
-                          "unreadable": problems}))
+                          "unreadable": problems, "released_names": released}))
     else:
         for problem in problems:
             print(f"unreadable record, left alone: {problem}")
         for outcome in outcomes:
             print(describe(outcome, args.dry_run))
+        if released:
+            print("names of dead runs given back: " + " ".join(released))
         if not outcomes and not problems:
             print(f"no run records in {directory}")
     return 1 if failed else 0
