@@ -32,7 +32,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, NoReturn
 
 from beaver.ids import IdSpace
 from beaver.records import Command, InFlight, LocalSnapshot, NotifyNode, UpdateGateway
@@ -40,6 +40,11 @@ from beaver.records import Command, InFlight, LocalSnapshot, NotifyNode, UpdateG
 
 class InvalidReport(ValueError):
     """A report the coordinator refuses: unknown node, duplicate, out of order or forged."""
+
+
+class ForgedReport(InvalidReport):
+    """A report no honest node can send: from a node outside the in-group, or for
+    snapshot ids that were never started."""
 
 
 class Notify(Enum):
@@ -263,19 +268,14 @@ class Coordinator:
 
     def add_in_flight(self, record: InFlight, now: float) -> list[int]:
         """Take an in-flight message; returns the snapshots it completed."""
-        problem = None
         if record.receiver not in self._last_reported or record.sender not in self._last_reported:
-            problem = (f"in-flight record between unknown nodes "
-                       f"{record.sender!r} -> {record.receiver!r}")
-        elif not 1 <= record.first_id <= record.last_id <= self.newest:
-            problem = (f"in-flight record for snapshots {record.first_id}..{record.last_id}, "
-                       f"but only 1..{self.newest} were started")
-        elif any(self._status[k].complete for k in range(record.first_id, record.last_id + 1)):
-            problem = (f"in-flight record {record.sender} -> {record.receiver} for a snapshot "
-                       f"in {record.first_id}..{record.last_id} that is already complete")
-        if problem:
-            self.rejected_reports += 1
-            raise InvalidReport(problem)
+            self._refuse(ForgedReport(f"in-flight record between unknown nodes "
+                                      f"{record.sender!r} -> {record.receiver!r}"))
+        self._check_started("in-flight record", record.first_id, record.last_id)
+        if any(self._status[k].complete for k in range(record.first_id, record.last_id + 1)):
+            self._refuse(InvalidReport(
+                f"in-flight record {record.sender} -> {record.receiver} for a snapshot "
+                f"in {record.first_id}..{record.last_id} that is already complete"))
         done = []
         for k in range(record.first_id, record.last_id + 1):
             self._in_flight[k].append(record)
@@ -287,20 +287,26 @@ class Coordinator:
 
     def _check_local(self, local: LocalSnapshot) -> None:
         last = self._last_reported.get(local.node)
-        problem = None
         if last is None:
-            problem = f"local snapshot from unknown node {local.node!r}"
-        elif local.first_id != last + 1:
-            problem = (f"local snapshot {local.first_id}..{local.last_id} from {local.node}: "
-                       f"expected one starting at {last + 1} (duplicate or out of order)")
-        elif not local.first_id <= local.last_id <= self.newest:
-            problem = (f"local snapshot {local.first_id}..{local.last_id} from {local.node}: "
-                       f"only 1..{self.newest} were started")
-        elif any(n < 0 for n in (*local.sent.values(), *local.received.values())):
-            problem = f"local snapshot from {local.node} has negative message counts"
-        if problem:
-            self.rejected_reports += 1
-            raise InvalidReport(problem)
+            self._refuse(ForgedReport(f"local snapshot from unknown node {local.node!r}"))
+        self._check_started(f"local snapshot from {local.node}", local.first_id, local.last_id)
+        if local.first_id != last + 1:
+            self._refuse(InvalidReport(
+                f"local snapshot {local.first_id}..{local.last_id} from {local.node}: "
+                f"expected one starting at {last + 1} (duplicate or out of order)"))
+        if any(n < 0 for n in (*local.sent.values(), *local.received.values())):
+            self._refuse(InvalidReport(
+                f"local snapshot from {local.node} has negative message counts"))
+
+    def _check_started(self, what: str, first_id: int, last_id: int) -> None:
+        """A report may only name snapshots that were started (ids 1..newest)."""
+        if not 1 <= first_id <= last_id <= self.newest:
+            self._refuse(ForgedReport(f"{what} for snapshots {first_id}..{last_id}, "
+                                      f"but only 1..{self.newest} were started"))
+
+    def _refuse(self, error: InvalidReport) -> NoReturn:
+        self.rejected_reports += 1
+        raise error
 
     def _complete(self, k: int, now: float) -> int:
         del self._missing[k]

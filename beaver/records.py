@@ -100,3 +100,22 @@ class NotifyNode:
 
 
 Command = UpdateGateway | NotifyNode
+
+
+@dataclass
+class GatewayTiming:
+    """One gateway's part of an id update, from the gateway app to the snapshot store.
+
+    Times are seconds on the controller's ``time.monotonic()`` clock, None
+    while unknown. ``failure`` says why the gateway did not acknowledge (no
+    barrier reply, disconnected, ...); the store keeps only *that* it failed.
+    """
+
+    gateway: str
+    sent_at: float | None = None
+    acked_at: float | None = None
+    failure: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.failure is not None

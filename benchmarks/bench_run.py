@@ -96,7 +96,7 @@ def client_latency(args: argparse.Namespace, store: Store, rate: float) -> dict[
     run = store.new_run("beaver", {"bench": "latency"}, None, "given")
     summaries = {}
     with Emulation(settings, store, run) as emulation:
-        emulation.tau_min(1e6)  # validity does not matter here; the kv sends through no relay
+        emulation.tau_min(1.0)  # validity does not matter here; the kv sends through no relay
         client = next(x for x in emulation.plan.externals if x.role == "client")
         vip = emulation.plan.services[0].vip
         for phase, snapshot_rate in (("without", None), ("with", rate)):
@@ -130,7 +130,7 @@ def link_bytes(args: argparse.Namespace, store: Store, protocol: str) -> dict[st
     run = store.new_run(protocol, {"bench": "bytes"}, None, "given")
     sent, moved = {}, {}
     with Emulation(settings, store, run) as emulation:
-        emulation.tau_min(1e6)
+        emulation.tau_min(1.0)
         for phase, snapshot_rate in (("without", None), ("with", args.snapshot_rate)):
             bytes_before, delivered_before = data_tx_bytes(emulation), delivered(emulation)
             snapshots_for(emulation, args.duration, snapshot_rate)

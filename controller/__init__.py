@@ -5,6 +5,6 @@
   the client the coordinator drives it with.
 - :mod:`controller.coordinator`: the snapshot coordinator service (agents' reports
   over the management network, gateway updates through a
-  :class:`~controller.coordinator.service.GatewayUpdater`, validity and completeness
+  :class:`~controller.coordinator.gateway_phase.GatewayUpdater`, validity and completeness
   by the core) and its SQLite store.
 """

@@ -112,8 +112,7 @@ def emulate(settings: EmulationSettings, snapshots: int, database: Path,
                                                 "snapshots": snapshots}, None, "pending")
         with Emulation(settings, store, run) as emulation:
             assert emulation.service is not None
-            tau, source = emulation.tau_min(None)
-            store.set_tau_min(run, tau * 1e6, source)
+            tau = emulation.tau_min(None).seconds
             result = emulation.service.take(snapshots, SNAPSHOT_RATE_HZ,
                                             snapshots / SNAPSHOT_RATE_HZ + 30, lambda *_: None)
             if result.stalled:

@@ -5,8 +5,8 @@ removes in reverse order (also on Ctrl-C or an error, by the handles it
 kept): the data center (:class:`testbed.network.DataCenter`: Mininet
 and the os-ken gateway controller), the coordinator service
 (:class:`controller.coordinator.service.SnapshotService`, listening on the root
-namespace's management address, with the controller's
-:class:`~controller.gateways.client.GatewayClient` as its gateway control), one relay
+namespace's management address, reaching the gateways through the controller's
+:class:`~controller.gateways.client.GatewayClient`), one relay
 per relay host (external partner banks with the WAN delay) and one agent per
 in-group host running the service (the bank, or the key-value store), then,
 for the key-value store, one load client (:mod:`hosts.client`) per client
@@ -31,7 +31,6 @@ them for the oracle (:mod:`testbed.truth`) before the directory goes.
 from __future__ import annotations
 
 import json
-import math
 import queue
 import shutil
 import subprocess
@@ -48,7 +47,9 @@ from controller.coordinator.service import SnapshotService
 from controller.coordinator.store import Store
 from hosts.agent import RELAY_PORT, SERVICE_PORT
 from hosts.services.bank import BankConfig
+from testbed.gateway_updater import ControllerGateways
 from testbed.network import PROJECT_ROOT, DataCenter
+from testbed.tau_policy import TauChoice, choose_tau_min
 from topologies.addressing import AddressPlan, DataCenterParams
 from topologies.claims import NamePool
 
@@ -196,7 +197,8 @@ class Emulation:
         self.datacenter.record.add_directory(self.logs)
         self.service = SnapshotService(
             settings.protocol, self.nodes, self.store, self.run,
-            gateways=self.datacenter.controller, space=IdSpace(window=settings.window),
+            gateways=ControllerGateways(self.datacenter.controller),
+            space=IdSpace(window=settings.window),
             update_timeout=settings.update_timeout, notify_spread=settings.notify_spread,
             listen=(self.plan.root_mgmt_ip, 0),
         )
@@ -290,15 +292,10 @@ class Emulation:
         if self.datacenter.record is not None:
             self.datacenter.record.forget_process(process.popen.pid)
 
-    def tau_min(self, given_us: float | None, timeout: float = 20.0) -> tuple[float, str]:
-        """tau_min in seconds and where it came from; set on the coordinator."""
+    def tau_min(self, given: float | None, timeout: float = 20.0) -> TauChoice:
+        """tau_min in seconds (``given``, or as :mod:`testbed.tau_policy` decides), set on
+        the coordinator and stored."""
         assert self.service is not None
-        if given_us is not None:
-            tau, source = given_us / 1e6, "given (--tau-min-us)"
-        else:
-            tau = self.service.wait_chain_time(timeout)
-            source = "measured (shortest relayed chain before the first snapshot)"
-        if not math.isfinite(tau) or tau <= 0:
-            raise ValueError(f"tau_min must be a positive number of seconds, got {tau}")
-        self.service.set_tau_min(tau)
-        return tau, source
+        return choose_tau_min(self.service, protocol=self.settings.protocol,
+                              service_name=self.settings.service,
+                              wan_delay=self.settings.wan_delay, given=given, timeout=timeout)

@@ -1,4 +1,4 @@
-"""The snapshot coordinator service over loopback, with fake agents and a fake gateway control.
+"""The snapshot coordinator service over loopback, with fake agents and fake gateways.
 
 Fake agents are the protocol core's node state machines (the same ones the
 host runtime drives) holding a toy bank balance; they exchange transfers
@@ -25,10 +25,9 @@ from typing import Any
 import pytest
 
 from beaver.protocols import protocol
-from beaver.records import Receipt
+from beaver.records import GatewayTiming, Receipt
 from controller.coordinator.service import SnapshotService, TakeResult
 from controller.coordinator.store import Store
-from controller.gateways.client import GatewayTiming, IdUpdateResult
 from hosts import management
 
 INITIAL_BALANCE = 1000
@@ -45,18 +44,18 @@ class FakeGateways:
     def gateways(self) -> list[str]:
         return list(self.names)
 
-    def set_id(self, snapshot_id: int) -> IdUpdateResult:
+    def set_id(self, snapshot_id: int) -> list[GatewayTiming]:
         sent = time.monotonic()
         failed = frozenset(self.failing(snapshot_id))
-        timings = {}
+        timings = []
         for i, name in enumerate(self.names):
             if name in failed:
-                timings[name] = GatewayTiming(sent, None, "no barrier reply")
+                timings.append(GatewayTiming(name, sent, None, "no barrier reply"))
             else:
                 self.current[name] = snapshot_id
                 delay = self.delay(snapshot_id) * (i + 1) / len(self.names)
-                timings[name] = GatewayTiming(sent, sent + delay, None)
-        return IdUpdateResult(snapshot_id, sent, not failed, failed, timings)
+                timings.append(GatewayTiming(name, sent, sent + delay))
+        return timings
 
 
 @dataclass
@@ -296,7 +295,7 @@ def test_chain_times_set_tau_min_and_counters_are_stored(store: Store) -> None:
                 "counters", seq=agent.next_seq(), rejected=1, delivered=10, chain_min=chain,
                 chain_count=0 if chain is None else 2))
         assert service.wait_chain_time(timeout=10, chains=4) == pytest.approx(0.003)
-        service.set_tau_min(0.003)
+        service.set_tau_min(0.003, "measured")
         assert service.core.tau_min == 0.003
     finally:
         service.close()

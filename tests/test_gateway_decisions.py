@@ -60,7 +60,7 @@ def test_gateway_disconnecting_during_update_fails_it_for_good() -> None:
     controller.acked(update, GATEWAYS[1], now=0.4)  # a late reply does not revive it
     assert update.settled and not update.complete
     assert update.failed == {GATEWAYS[1]}
-    assert update.parts[GATEWAYS[1]].acked_at is None
+    assert update.gateways[GATEWAYS[1]].acked_at is None
 
 
 def test_disconnected_gateway_fails_at_once_but_stamps_the_new_id_when_back() -> None:

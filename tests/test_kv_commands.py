@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
+from beaver.records import GatewayTiming
 from cli.commands.restore import restored_states, verify_kv
-from cli.commands.run import format_summary, summarize
 from cli.main import main
+from cli.runs.summary import summarize
+from cli.runs.text import format_summary
 from controller.coordinator.store import (
     FinishedSnapshot,
-    GatewayTiming,
     Store,
     StoredInFlight,
     StoredLocal,
@@ -47,13 +48,13 @@ def kv_db(tmp_path: Path) -> Path:
              StoredLocal("b", 1.02, kv_state({k: WRITTEN_AT_A[k] for k in ("k0", "k1")},
                                              {"k1": 1}))),
             (StoredInFlight("b", "a", 1.05, BATCH),),
-            (GatewayTiming("gw1", 1.0, 1.0002, False),),
+            (GatewayTiming("gw1", 1.0, 1.0002, None),),
         ))
         store.add_snapshot(run, "beaver", FinishedSnapshot(
             2, 2.0, 2.0003, True, True, 2.1,
             (StoredLocal("a", 2.01, kv_state(WRITTEN_AT_A, {})),
              StoredLocal("b", 2.02, kv_state(WRITTEN_AT_A, {}))),
-            (), (GatewayTiming("gw1", 2.0, 2.0003, False),),
+            (), (GatewayTiming("gw1", 2.0, 2.0003, None),),
         ))
     return path
 

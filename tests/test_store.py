@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
+from beaver.records import GatewayTiming
 from cli.commands import restore as restore_command
 from cli.commands import run as run_command
 from cli.main import main
 from controller.coordinator.store import (
     SCHEMA_VERSION,
     FinishedSnapshot,
-    GatewayTiming,
     Store,
     StoredInFlight,
     StoredLocal,
@@ -39,8 +39,8 @@ def sample(k: int, valid: bool = True) -> FinishedSnapshot:
         states=(StoredLocal("h1", 10.1 + k, {"balances": {"a": 5}}),
                 StoredLocal("h2", 10.2 + k, {"balances": {"b": 7}})),
         in_flight=(StoredInFlight("h2", "h1", 10.3 + k, {"transfer": "t1", "amount": 3}),),
-        gateways=(GatewayTiming("g1", 10.0 + k, 10.0 + k + 0.0003, False),
-                  GatewayTiming("g2", 10.0 + k, None, True)),
+        gateways=(GatewayTiming("g1", 10.0 + k, 10.0 + k + 0.0003, None),
+                  GatewayTiming("g2", 10.0 + k, None, "failed")),
     )
 
 
@@ -185,13 +185,13 @@ def bank_db(tmp_path: Path) -> Path:
             (StoredLocal("a", 1.01, bank_state(OPENING - 7 - 3, [1, 2], [])),
              StoredLocal("b", 1.02, bank_state(OPENING + 3, [], [2]))),
             (StoredInFlight("b", "a", 1.05, credit(1, 7)),),
-            (GatewayTiming("gw1", 1.0, 1.0002, False),),
+            (GatewayTiming("gw1", 1.0, 1.0002, None),),
         )
         effect_without_cause = FinishedSnapshot(
             2, 2.0, 2.0003, True, True, 2.1,
             (StoredLocal("a", 2.01, bank_state(OPENING, [], [])),
              StoredLocal("b", 2.02, bank_state(OPENING + 5, [], [9]))),
-            (), (GatewayTiming("gw1", 2.0, 2.0003, False),),
+            (), (GatewayTiming("gw1", 2.0, 2.0003, None),),
         )
         store.add_snapshot(run, "beaver", consistent)
         store.add_snapshot(run, "beaver", effect_without_cause)

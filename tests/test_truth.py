@@ -19,7 +19,8 @@ import pytest
 from test_hosts_fakes import Peer
 from test_hosts_runtime import SPACE, Harness
 
-from cli.commands.run import format_summary, summarize
+from cli.runs.summary import summarize
+from cli.runs.text import format_summary
 from controller.coordinator.store import FinishedSnapshot, Store, StoredInFlight, StoredLocal
 from hosts import wire
 from hosts.relay import Relay

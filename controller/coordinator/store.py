@@ -38,10 +38,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from beaver.records import GatewayTiming
 from oracle import Verdict
 
 DEFAULT_DB = Path("results") / "beaver.db"
 SCHEMA_VERSION = 1
+STORED_FAILURE = "failed"
+"""A stored gateway timing's ``failure``: the table keeps that an update failed, not why."""
 NODE_COUNTERS = ("delivered", "rejected", "malformed", "sent", "markers_sent", "chain_count")
 
 SCHEMA = """
@@ -132,14 +135,6 @@ CREATE TABLE IF NOT EXISTS oracle_verdicts (
 
 class StoreError(RuntimeError):
     """A database this version of the testbed cannot use (reported as one line)."""
-
-
-@dataclass(frozen=True)
-class GatewayTiming:
-    gateway: str
-    sent_at: float | None
-    acked_at: float | None
-    failed: bool
 
 
 @dataclass(frozen=True)
@@ -391,7 +386,8 @@ class Store:
             )
         )
         gateways = tuple(
-            GatewayTiming(r["gateway"], r["sent_at"], r["acked_at"], bool(r["failed"]))
+            GatewayTiming(r["gateway"], r["sent_at"], r["acked_at"],
+                          STORED_FAILURE if r["failed"] else None)
             for r in self._db.execute(
                 "SELECT * FROM gateway_timings WHERE run = ? AND snapshot_id = ? "
                 "ORDER BY gateway", key

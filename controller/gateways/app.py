@@ -36,7 +36,6 @@ from beaver.ids import IdSpace
 from controller.gateways.control import ControlServer
 from controller.gateways.decisions import (
     GatewayController,
-    IdUpdate,
     Install,
     Op,
     PacketOut,
@@ -52,6 +51,7 @@ from controller.gateways.pipeline import (
     table,
 )
 from controller.gateways.rules import HashSpread, Output, Rule, SetField, ToController
+from controller.gateways.updates import IdUpdate
 from topologies.addressing import AddressPlan
 
 log = logging.getLogger("beaver.controller")

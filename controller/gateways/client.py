@@ -5,52 +5,13 @@ from __future__ import annotations
 import json
 import socket
 import time
-from dataclasses import dataclass
 from typing import Any
+
+from controller.gateways.updates import IdUpdate
 
 
 class ControllerError(RuntimeError):
     """The controller refused a request or could not be reached."""
-
-
-@dataclass(frozen=True)
-class GatewayTiming:
-    """One gateway's part of an id update (controller's ``time.monotonic()`` seconds)."""
-
-    sent_at: float | None
-    acked_at: float | None
-    failure: str | None
-
-
-@dataclass(frozen=True)
-class IdUpdateResult:
-    """The outcome of :meth:`GatewayClient.set_id`: complete only if no gateway failed."""
-
-    snapshot_id: int
-    started_at: float
-    complete: bool
-    failed: frozenset[str]
-    gateways: dict[str, GatewayTiming]
-
-    @property
-    def first_sent(self) -> float | None:
-        sent = [t.sent_at for t in self.gateways.values() if t.sent_at is not None]
-        return min(sent) if sent else None
-
-    @property
-    def last_acked(self) -> float | None:
-        acked = [t.acked_at for t in self.gateways.values() if t.acked_at is not None]
-        return max(acked) if self.complete and acked else None
-
-    @classmethod
-    def from_dict(cls, update: dict[str, Any]) -> IdUpdateResult:
-        return cls(
-            snapshot_id=update["snapshot_id"],
-            started_at=update["started_at"],
-            complete=update["complete"],
-            failed=frozenset(update["failed"]),
-            gateways={name: GatewayTiming(**t) for name, t in update["gateways"].items()},
-        )
 
 
 class GatewayClient:
@@ -124,12 +85,12 @@ class GatewayClient:
     def ids(self) -> dict[str, int]:
         return dict(self.request("ids")["ids"])
 
-    def set_id(self, snapshot_id: int, timeout: float | None = None) -> IdUpdateResult:
+    def set_id(self, snapshot_id: int, timeout: float | None = None) -> IdUpdate:
         """Raise every gateway to ``snapshot_id``: one flow-mod and a barrier per gateway."""
         arguments: dict[str, Any] = {"id": snapshot_id}
         if timeout is not None:
             arguments["timeout"] = timeout
-        return IdUpdateResult.from_dict(self.request("set_id", **arguments)["update"])
+        return IdUpdate.from_dict(self.request("set_id", **arguments)["update"])
 
     def roundtrip(self, gateway: str) -> float:
         """Seconds for one flow-mod + barrier to ``gateway`` (the controller's own clock)."""

@@ -11,11 +11,12 @@ express it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from beaver.gateway import Gateway
 from beaver.ids import IdSpace
+from beaver.records import GatewayTiming
 from controller.gateways.maglev import DEFAULT_SIZE, FlowKey, MaglevTable
 from controller.gateways.pipeline import (
     FABRIC_PIPELINE,
@@ -37,6 +38,7 @@ from controller.gateways.rules import (
     match,
     spine_for_leaf,
 )
+from controller.gateways.updates import IdUpdate
 from topologies.addressing import AddressPlan, InGroupHost
 
 FLOW_IDLE_TIMEOUT = 120
@@ -80,49 +82,6 @@ class PacketOut:
 Op = Install | ReplaceStamp | ReplaceObserve | PacketOut
 
 
-@dataclass
-class GatewayUpdate:
-    """One gateway's part of an id update; times on the controller's monotonic clock."""
-
-    gateway: str
-    sent_at: float | None = None
-    acked_at: float | None = None
-    failure: str | None = None
-
-
-@dataclass
-class IdUpdate:
-    """Setting every gateway to ``snapshot_id``: complete only when every gateway acked."""
-
-    snapshot_id: int
-    started_at: float
-    parts: dict[str, GatewayUpdate] = field(default_factory=dict)
-
-    @property
-    def failed(self) -> set[str]:
-        return {name for name, part in self.parts.items() if part.failure is not None}
-
-    @property
-    def complete(self) -> bool:
-        return all(part.acked_at is not None for part in self.parts.values())
-
-    @property
-    def settled(self) -> bool:
-        return all(p.acked_at is not None or p.failure is not None for p in self.parts.values())
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "snapshot_id": self.snapshot_id,
-            "started_at": self.started_at,
-            "complete": self.complete,
-            "failed": sorted(self.failed),
-            "gateways": {
-                name: {"sent_at": p.sent_at, "acked_at": p.acked_at, "failure": p.failure}
-                for name, p in sorted(self.parts.items())
-            },
-        }
-
-
 class GatewayController:
     """Decisions for every switch of one address plan."""
 
@@ -159,8 +118,8 @@ class GatewayController:
         self.connected.discard(switch)
         settled = []
         for update in self.updates:
-            part = update.parts.get(switch)
-            if part is not None and part.acked_at is None and part.failure is None:
+            part = update.gateways.get(switch)
+            if part is not None and part.acked_at is None and not part.failed:
                 part.failure = "disconnected before the barrier reply"
                 settled.append(update)
         return [u for u in settled if u.settled]
@@ -206,7 +165,7 @@ class GatewayController:
         update = IdUpdate(snapshot_id, now)
         restamps: list[list[Op]] = []
         for name, gateway in self.gateways.items():
-            part = update.parts[name] = GatewayUpdate(name)
+            part = update.gateways[name] = GatewayTiming(name)
             gateway.set_id(snapshot_id)  # a gateway that reconnects later stamps the newest id
             if name not in self.connected:
                 part.failure = "not connected"
@@ -217,17 +176,17 @@ class GatewayController:
         return update, [ops[0] for ops in restamps] + [op for ops in restamps for op in ops[1:]]
 
     def sent(self, update: IdUpdate, gateway: str, now: float) -> None:
-        update.parts[gateway].sent_at = now
+        update.gateways[gateway].sent_at = now
 
     def acked(self, update: IdUpdate, gateway: str, now: float) -> None:
-        part = update.parts[gateway]
-        if part.failure is None:
+        part = update.gateways[gateway]
+        if not part.failed:
             part.acked_at = now
 
     def expire(self, update: IdUpdate, reason: str) -> None:
         """Give up waiting: every gateway that has not acked has failed."""
-        for part in update.parts.values():
-            if part.acked_at is None and part.failure is None:
+        for part in update.gateways.values():
+            if part.acked_at is None and not part.failed:
                 part.failure = reason
 
     def forget(self, update: IdUpdate) -> None:

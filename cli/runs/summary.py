@@ -1,0 +1,69 @@
+"""The summary of a stored run: the numbers ``beaver run`` prints (and ``--json`` gives).
+
+Everything is read back from the store, so the summary says what a later
+``beaver show`` would.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from controller.coordinator.store import Store
+from hosts.services.bank import check_invariant
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-quantile (0..1) by the nearest-rank method; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def summarize(store: Store, run_id: int, db: Path) -> dict[str, Any]:
+    """The run's summary from what is stored (the same numbers ``beaver show`` gives).
+
+    The bank invariant applies to bank runs only: for others ``invariant_violations`` is
+    None and ``violating_snapshots`` empty."""
+    run_row = store.run(run_id)
+    service = run_row["parameters"].get("service", "bank")
+    rows = store.snapshot_rows(run_id)
+    accepted = [r for r in rows if r["valid"] and r["complete"]]
+    violating = []
+    for row in accepted if service == "bank" else []:
+        snapshot = store.snapshot(run_id, row["snapshot_id"])
+        states = {s.node: s.state for s in snapshot.states}
+        if check_invariant(states, snapshot.in_flight, run_row["parameters"]["initial_total"]):
+            violating.append(row["snapshot_id"])
+    verdicts = store.verdicts(run_id)
+    judged = [r for r in rows if r["snapshot_id"] in verdicts]
+    inconsistent = [r["snapshot_id"] for r in judged
+                    if not verdicts[r["snapshot_id"]]["consistent"]]
+    inexact = [r["snapshot_id"] for r in judged
+               if r["complete"] and not verdicts[r["snapshot_id"]]["channel_exact"]]
+
+    def oracle(count: int) -> int | None:
+        return count if verdicts else None
+
+    updates = [r["update_us"] for r in rows if r["update_us"] is not None]
+    counters = store.node_counters(run_id)
+    chains = [c["chain_min_us"] for c in counters.values() if c["chain_min_us"] is not None]
+    return {
+        "run": run_id, "protocol": run_row["protocol"], "service": service,
+        "snapshots": len(rows),
+        "valid": sum(r["valid"] for r in rows), "complete": sum(r["complete"] for r in rows),
+        "accepted": len(accepted),
+        "invariant_violations": len(violating) if service == "bank" else None,
+        "violating_snapshots": violating,
+        "judged": len(judged), "inconsistent": oracle(len(inconsistent)),
+        "inconsistent_valid": oracle(sum(r["snapshot_id"] in set(inconsistent) for r in accepted)),
+        "channel_inexact": oracle(len(inexact)), "inconsistent_snapshots": inconsistent,
+        "t1_t0_p50_us": percentile(updates, 0.5), "t1_t0_p99_us": percentile(updates, 0.99),
+        "tau_min_us": run_row["tau_min_us"], "tau_source": run_row["tau_source"],
+        "shortest_chain_us": min(chains, default=None),
+        "rejected_reports": store.rejections(run_id), "db": str(db),
+    }
+
+

@@ -1,0 +1,51 @@
+"""The summary of a run as the lines ``beaver run`` prints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    def us(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f} us"
+
+    return "\n".join([
+        f"run {summary['run']} ({summary['protocol']}, {summary.get('service', 'bank')}): "
+        f"{summary['snapshots']} snapshots, "
+        f"{summary['valid']} valid, {summary['complete']} complete, "
+        f"{summary['accepted']} accepted (valid and complete)",
+        invariant_line(summary),
+        *client_lines(summary.get("clients", [])),
+        oracle_line(summary),
+        f"t1 - t0: p50 {us(summary['t1_t0_p50_us'])}, p99 {us(summary['t1_t0_p99_us'])}; "
+        f"tau_min {us(summary['tau_min_us'])} ({summary['tau_source']})",
+        f"rejected agent reports: {summary['rejected_reports'] or 'none'}; "
+        f"stored in {summary['db']} (beaver show --db {summary['db']} --run {summary['run']})",
+    ])
+
+
+def invariant_line(summary: dict[str, Any]) -> str:
+    if summary["invariant_violations"] is None:
+        return (f"bank invariant: not applicable (the service is "
+                f"{summary.get('service', 'bank')}, not the bank)")
+    return (f"bank invariant violations among accepted snapshots: "
+            f"{summary['invariant_violations']}"
+            + (f" (snapshots {summary['violating_snapshots']})"
+               if summary["violating_snapshots"] else ""))
+
+
+def client_lines(clients: list[dict[str, Any]]) -> list[str]:
+    """One line per external key-value client: its requests, replies and latency."""
+    return [f"kv client {n}: {c['sent']} requests, {c['replies']} replies "
+            f"({c['from_vip']} from the VIP), {c['lost']} unanswered; latency p50 "
+            f"{c['latency_ms']['p50']} ms, p99 {c['latency_ms']['p99']} ms"
+            for n, c in enumerate(clients, start=1)]
+
+
+def oracle_line(summary: dict[str, Any]) -> str:
+    if summary["inconsistent"] is None:
+        return "oracle (ground truth from the hosts' logs): not judged"
+    return (f"oracle (ground truth from the hosts' logs): {summary['inconsistent']} of "
+            f"{summary['judged']} snapshots causally inconsistent, "
+            f"{summary['inconsistent_valid']} of {summary['accepted']} accepted; channel state "
+            f"inexact in {summary['channel_inexact']} of {summary['complete']} complete")

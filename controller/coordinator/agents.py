@@ -1,0 +1,200 @@
+"""The agents' side of the coordinator: their TCP connections and the intake of their reports.
+
+Agents speak :mod:`hosts.management`. A connection's first message must be
+``hello`` naming an in-group node not connected yet, under the
+coordinator's protocol; every later message is a report about that node,
+numbered by ``seq``. :class:`AgentLinks` checks only what the connection
+itself can tell (the JSON, the message type, the node a report names, the
+sequence) and hands every other report to the coordinator's handler; the
+protocol core decides whether the report itself is acceptable
+(:class:`~beaver.coordinator.InvalidReport`, or
+:class:`~beaver.coordinator.ForgedReport` for one no honest node can send).
+
+A dropped report is counted by reason (:data:`REJECTION_REASONS`) with one
+log line; nothing else changes. A forged report does not use up the
+connection's ``seq``: it did not come from the agent's own numbering.
+
+Everything here runs on the coordinator's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+from beaver.coordinator import ForgedReport, InvalidReport
+from hosts import management
+from hosts.management import MalformedMessage
+
+log = logging.getLogger("beaver.snapshots")
+
+REJECTION_REASONS = ("malformed", "forged", "sequence", "invalid")
+"""Why a report was dropped: bad JSON or fields; another node or ids never started;
+``seq`` not one more than the previous; refused by the protocol core."""
+
+REPORTS = ("local", "in_flight", "counters", "restored")
+"""The message types an agent sends after ``hello``."""
+
+ReportHandler = Callable[[str, dict[str, Any]], None]
+"""Takes (node, checked report); raises InvalidReport to refuse it."""
+
+
+@dataclass
+class _Agent:
+    node: str
+    writer: asyncio.StreamWriter
+    last_seq: int = 0
+
+
+class AgentLinks:
+    """The connected agents of ``nodes``, speaking ``protocol_name``."""
+
+    def __init__(self, nodes: Collection[str], protocol_name: str, on_report: ReportHandler,
+                 on_change: Callable[[], None], *, notify_spread: float = 0.0, seed: int = 0):
+        self.nodes = nodes
+        self.protocol_name = protocol_name
+        self.rejections: Counter[str] = Counter()
+        self.notify_spread = notify_spread
+        """Seconds over which one snapshot's ``notify`` messages reach the nodes."""
+        self._on_report = on_report
+        self._on_change = on_change
+        self._agents: dict[str, _Agent] = {}
+        self._notify_delays = random.Random(seed)
+        self._pending_notifies: set[asyncio.TimerHandle] = set()
+        self._server: asyncio.Server | None = None
+
+    async def serve(self, host: str, port: int) -> tuple[str, int]:
+        """Listen for agents; returns the address they should connect to."""
+        self._server = await asyncio.start_server(
+            self._connection, host, port, limit=management.MAX_LINE + 1)
+        bound_host, bound_port = self._server.sockets[0].getsockname()[:2]
+        return bound_host, bound_port
+
+    def missing(self) -> list[str]:
+        return [node for node in self.nodes if node not in self._agents]
+
+    def send(self, node: str, kind: str, **fields: Any) -> None:
+        self._agents[node].writer.write(management.encode(kind, **fields))
+
+    def notify(self, node: str, snapshot_id: int) -> None:
+        """Tell a node about a snapshot, at a random point of the notify spread.
+
+        A coordinator that reaches many VMs does not reach them all at once;
+        the spread models that skew. Beaver does not depend on it (stamped
+        traffic makes nodes snapshot first); a protocol that learns of
+        snapshots only from notifications does.
+        """
+        delay = self._notify_delays.uniform(0, self.notify_spread) if self.notify_spread else 0
+        if not delay:
+            self._send_notify(node, snapshot_id)
+            return
+
+        def send_later() -> None:
+            self._pending_notifies.discard(handle)
+            self._send_notify(node, snapshot_id)
+
+        handle = asyncio.get_running_loop().call_later(delay, send_later)
+        self._pending_notifies.add(handle)
+
+    def _send_notify(self, node: str, snapshot_id: int) -> None:
+        agent = self._agents.get(node)
+        if agent is None or agent.writer.is_closing():
+            log.warning("snapshot %d: no agent of %s to notify", snapshot_id, node)
+            return
+        agent.writer.write(management.encode("notify", snapshot_id=snapshot_id))
+
+    async def close(self) -> None:
+        """Cancel pending notifies, stop listening, tell every agent to stop."""
+        for handle in self._pending_notifies:
+            handle.cancel()
+        self._pending_notifies.clear()
+        if self._server is not None:
+            self._server.close()
+        for agent in list(self._agents.values()):
+            try:
+                agent.writer.write(management.encode("stop"))
+                await agent.writer.drain()
+            except ConnectionError:
+                pass
+            agent.writer.close()
+        self._agents.clear()
+
+    # -- intake -----------------------------------------------------------------------------
+
+    async def _connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        peer = writer.get_extra_info("peername")
+        agent = None
+        try:
+            agent = self._hello(await reader.readline(), writer, peer)
+            if agent is None:
+                return
+            while line := await reader.readline():
+                self._report(agent, line)
+        except (ConnectionError, asyncio.LimitOverrunError, ValueError) as error:
+            self._reject("malformed", agent.node if agent else str(peer), str(error))
+        finally:
+            if agent is not None and self._agents.get(agent.node) is agent:
+                del self._agents[agent.node]
+                log.info("agent of %s disconnected", agent.node)
+            writer.close()
+
+    def _hello(self, line: bytes, writer: asyncio.StreamWriter, peer: object) -> _Agent | None:
+        try:
+            message = management.decode(line)
+        except MalformedMessage as error:
+            self._reject("malformed", str(peer), f"first message: {error}")
+            return None
+        if message["type"] != "hello":
+            self._reject("malformed", str(peer), f"first message is {message['type']}, not hello")
+            return None
+        node = message["node"]
+        if node not in self.nodes or node in self._agents:
+            what = "not in the in-group" if node not in self.nodes else "already connected"
+            self._reject("forged", str(peer), f"hello from {node!r}: {what}")
+            return None
+        if message["protocol"] != self.protocol_name:
+            self._reject("malformed", node, f"agent runs {message['protocol']!r}, "
+                                            f"the coordinator {self.protocol_name!r}")
+            return None
+        agent = self._agents[node] = _Agent(node, writer)
+        log.info("agent of %s connected from %s", node, peer)
+        self._on_change()
+        return agent
+
+    def _report(self, agent: _Agent, line: bytes) -> None:
+        try:
+            message = management.decode(line)
+        except MalformedMessage as error:
+            self._reject("malformed", agent.node, str(error))
+            return
+        kind = message["type"]
+        if kind not in REPORTS:
+            self._reject("malformed", agent.node, f"agents do not send {kind}")
+            return
+        if message.get("node", agent.node) != agent.node:
+            self._reject("forged", agent.node, f"{kind} report for {message['node']!r}")
+            return
+        seq = message["seq"]
+        if seq != agent.last_seq + 1:
+            self._reject("sequence", agent.node, f"{kind} report seq {seq} after {agent.last_seq}")
+            agent.last_seq = max(agent.last_seq, seq)
+            return
+        try:
+            self._on_report(agent.node, message)
+        except ForgedReport as error:
+            self._reject("forged", agent.node, str(error))
+            return
+        except InvalidReport as error:
+            self._reject("invalid", agent.node, str(error))
+        agent.last_seq = seq
+
+    def _reject(self, reason: str, source: str, detail: str) -> None:
+        self.rejections[reason] += 1
+        log.warning("rejected report (%s) from %s: %s", reason, source, detail)
