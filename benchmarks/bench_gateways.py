@@ -86,7 +86,7 @@ def iperf_while_updating(dc: DataCenter, seconds: float, first_id: int,
     updated = [0]
 
     def keep_updating() -> None:
-        with GatewayClient(dc.control_port) as client:
+        with GatewayClient(dc.control_port, secret=dc.secret) as client:
             snapshot_id = first_id
             due = time.monotonic()
             while not stop.is_set():

@@ -48,6 +48,7 @@ from controller.gateways.client import ControllerError, GatewayClient
 from topologies.addressing import AddressPlan, DataCenterParams, build_plan
 from topologies.claims import Claim, NamePool, claim, claim_free
 from topologies.record import RunRecord
+from topologies.secret import RunSecret
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,11 +110,19 @@ class DataCenter:
         self.net: Any = None
         self.hosts: dict[str, Any] = {}
         self.controller: GatewayClient | None = None
+        self.secret: RunSecret | None = None
+        """The run's secret (:mod:`topologies.secret`), made on entering; components get
+        :attr:`secret_file` on their command line."""
 
     @property
     def plan_file(self) -> Path:
         assert self.workdir is not None, "the data center is not running"
         return self.workdir / "plan.json"
+
+    @property
+    def secret_file(self) -> Path:
+        assert self.secret is not None and self.secret.path is not None, "not running"
+        return self.secret.path
 
     @property
     def controller_log(self) -> Path:
@@ -147,6 +156,7 @@ class DataCenter:
         self.workdir = Path(tempfile.mkdtemp(prefix=f"beaver-{self.plan.prefix}-"))
         self.record.add_directory(self.workdir)
         self.plan_file.write_text(self.plan.to_json())
+        self.secret = RunSecret.create(self.workdir)
         self._start_controller_on_free_ports()
 
         setLogLevel(self.mininet_log)
@@ -210,6 +220,7 @@ class DataCenter:
             "--ofp-tcp-listen-port", str(self.controller_port),
             "--control-port", str(self.control_port),
             "--update-timeout", str(self.update_timeout),
+            "--secret-file", str(self.secret_file),
         ]
         if self.window is not None:
             command += ["--window", str(self.window)]
@@ -220,7 +231,7 @@ class DataCenter:
             )
         assert self.record is not None
         self.record.add_process(self.controller_process.pid, "controller")
-        self.controller = GatewayClient(self.control_port)
+        self.controller = GatewayClient(self.control_port, secret=self.secret)
         deadline = time.monotonic() + 30
         while True:
             if self.controller_process.poll() is not None:
@@ -292,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with datacenter as dc:
             print(f"plan: {dc.plan_file}\ncontroller: OpenFlow 127.0.0.1:{dc.controller_port},"
-                  f" control 127.0.0.1:{dc.control_port}, log {dc.controller_log}")
+                  f" control 127.0.0.1:{dc.control_port}, log {dc.controller_log}\n"
+                  f"secret: {dc.secret_file}")
             CLI(dc.net)
     except RuntimeError as error:  # names in use, or a machine that cannot run it
         print(f"python -m testbed.network: {error}", file=sys.stderr)

@@ -341,8 +341,8 @@ def test_gateway_disconnecting_during_an_update_is_reported_failed(dc: DataCente
         relay.holding.set()
         outcome: list[Any] = []
         update = threading.Thread(target=lambda: outcome.append(
-            GatewayClient(dc.control_port).set_id(max(dc.controller.ids().values()) + 1,
-                                                  timeout=20)))
+            GatewayClient(dc.control_port, secret=dc.secret).set_id(
+                max(dc.controller.ids().values()) + 1, timeout=20)))
         update.start()
         deadline = time.monotonic() + 10
         while relay.sent_while_holding == 0:

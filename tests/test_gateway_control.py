@@ -11,6 +11,7 @@ from controller.gateways.client import ControllerError, GatewayClient
 from controller.gateways.control import ControlServer
 from controller.gateways.decisions import GatewayController
 from topologies.addressing import DataCenterParams, build_plan
+from topologies.secret import RunSecret
 
 PLAN = build_plan(DataCenterParams(gateways=2))
 
@@ -107,3 +108,24 @@ def test_unreachable_controller_is_a_clear_error() -> None:
     server.stop()
     with pytest.raises(ControllerError, match="cannot reach controller"):
         GatewayClient(port, timeout=1).status()
+
+
+def test_with_the_runs_secret_only_signed_requests_are_answered(tmp_path, caplog) -> None:
+    """A local user who can connect but cannot read the secret changes no gateway id."""
+    secret = RunSecret.create(tmp_path)
+    target = Target()
+    server = ControlServer(target, "127.0.0.1", 0, secret)
+    server.start()
+    port = server.address[1]
+    try:
+        for stranger in (GatewayClient(port, timeout=5),
+                         GatewayClient(port, timeout=5, secret=RunSecret(b"another run's key"))):
+            with stranger, pytest.raises(ControllerError, match="refused"):
+                stranger.set_id(7)
+        assert set(target.ids().values()) == {0}, "a refused request changed nothing"
+        assert "refused a control request" in caplog.text
+        with GatewayClient(port, timeout=5, secret=RunSecret.load(secret.path)) as insider:
+            assert insider.set_id(7).complete
+        assert set(target.ids().values()) == {7}
+    finally:
+        server.stop()

@@ -3,7 +3,10 @@
     python -m controller.gateways --plan plan.json --ofp-tcp-listen-port 6653 --control-port 6700
 
 Switches connect on the OpenFlow port (127.0.0.1); the control interface
-(:mod:`controller.gateways.control`) listens on the control port.
+(:mod:`controller.gateways.control`) listens on the control port. With
+``--secret-file`` (the run's secret, :mod:`topologies.secret`) every control
+request must carry its HMAC; without, the interface is open to every local
+user (a warning says so).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 
 from beaver.ids import IdSpace
 from topologies.addressing import AddressPlan
+from topologies.secret import RunSecret
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -29,6 +33,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds to wait for a gateway's barrier reply")
     parser.add_argument("--window", type=int, default=IdSpace().window,
                         help="snapshot ids in flight (the agents' and coordinator's window)")
+    parser.add_argument("--secret-file", type=Path,
+                        help="the run's secret: control requests must carry its HMAC")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -43,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         space = IdSpace(window=args.window)
-    except ValueError as error:
+        secret = RunSecret.load(args.secret_file) if args.secret_file else None
+    except (OSError, ValueError) as error:
         print(f"python -m controller.gateways: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
@@ -53,8 +60,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from controller.gateways.app import AppSettings, GatewayApp
 
+    if secret is None:
+        logging.getLogger("beaver.controller.gateways").warning(
+            "no --secret-file: the control interface accepts any local user's requests")
     GatewayApp.settings = AppSettings(args.plan, args.listen_host, args.control_port,
-                                      args.update_timeout, space)
+                                      args.update_timeout, space, secret)
     cfg.CONF(args=["--ofp-tcp-listen-port", str(args.ofp_tcp_listen_port),
                    "--ofp-listen-host", args.listen_host], project="os_ken")
     try:

@@ -53,6 +53,7 @@ from controller.gateways.pipeline import (
 from controller.gateways.rules import HashSpread, Output, Rule, SetField, ToController
 from controller.gateways.updates import IdUpdate
 from topologies.addressing import AddressPlan
+from topologies.secret import RunSecret
 
 log = logging.getLogger("beaver.controller")
 CONNECTION_POLL_SECONDS = 0.02
@@ -68,6 +69,8 @@ class AppSettings:
     control_port: int
     update_timeout: float = 2.0
     space: IdSpace = field(default_factory=IdSpace)
+    secret: RunSecret | None = None
+    """The run's secret: control requests must carry its HMAC (None: not checked)."""
 
 
 class GatewayApp(app_manager.OSKenApp):
@@ -89,7 +92,8 @@ class GatewayApp(app_manager.OSKenApp):
         self.barriers: dict[tuple[int, int], Callable[[float], None]] = {}
         self.probing: set[str] = set()
         """Gateways whose probe rule (see :meth:`roundtrip`) is installed."""
-        self.control = ControlServer(self, self.settings.control_host, self.settings.control_port)
+        self.control = ControlServer(self, self.settings.control_host, self.settings.control_port,
+                                     self.settings.secret)
 
     def start(self) -> Any:
         thread = super().start()

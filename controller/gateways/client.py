@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from controller.gateways.updates import IdUpdate
+from topologies.secret import RunSecret
 
 
 class ControllerError(RuntimeError):
@@ -15,11 +16,14 @@ class ControllerError(RuntimeError):
 
 
 class GatewayClient:
-    """Talks to one controller over one TCP connection (opened on first use)."""
+    """Talks to one controller over one TCP connection (opened on first use); given the
+    run's secret, every request carries its HMAC."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 10.0,
+                 secret: RunSecret | None = None) -> None:
         self.address = (host, port)
         self.timeout = timeout
+        self.secret = secret
         self._socket: socket.socket | None = None
         self._reader: Any = None
 
@@ -45,7 +49,10 @@ class GatewayClient:
                 ) from None
             self._reader = self._socket.makefile("rb")
         try:
-            self._socket.sendall(json.dumps({"op": op, **arguments}).encode() + b"\n")
+            request = {"op": op, **arguments}
+            if self.secret is not None:
+                request = self.secret.seal(request)
+            self._socket.sendall(json.dumps(request).encode() + b"\n")
             line = self._reader.readline()
         except OSError as error:
             self.close()

@@ -21,6 +21,11 @@ roundtrip  gateway (name)                   sent_at, acked_at of one flow-mod (a
                                             deleted) and its barrier
 =========  ===============================  ======================================
 
+Given the run's secret (:mod:`topologies.secret`), every request must carry
+its HMAC (``mac``); one without is answered ``ok: false`` ("refused: ...")
+and logged, so a local user who can connect to 127.0.0.1 but cannot read the
+secret can ask nothing.
+
 Times are ``time.monotonic()`` seconds of the controller process, comparable
 with any other process on the same host. :class:`controller.gateways.client.GatewayClient`
 speaks this protocol.
@@ -33,6 +38,8 @@ import logging
 import socketserver
 import threading
 from typing import Any, Protocol
+
+from topologies.secret import RunSecret, Unauthenticated
 
 log = logging.getLogger("beaver.controller.gateways.control")
 
@@ -71,7 +78,8 @@ def answer(target: ControlTarget, request: dict[str, Any]) -> dict[str, Any]:
 class ControlServer:
     """A threaded TCP server answering JSON-line requests for ``target``."""
 
-    def __init__(self, target: ControlTarget, host: str, port: int) -> None:
+    def __init__(self, target: ControlTarget, host: str, port: int,
+                 secret: RunSecret | None = None) -> None:
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
                 for line in self.rfile:
@@ -79,6 +87,12 @@ class ControlServer:
                         request = json.loads(line)
                         if not isinstance(request, dict):
                             raise ValueError("a request is a JSON object")
+                        if secret is not None:
+                            request = secret.open(request)
+                    except Unauthenticated as error:
+                        log.warning("refused a control request from %s:%d: %s",
+                                    *self.client_address[:2], error)
+                        reply = {"ok": False, "error": f"refused: {error}"}
                     except ValueError as error:
                         reply = {"ok": False, "error": f"bad request: {error}"}
                     else:

@@ -1,27 +1,36 @@
 """Set every gateway's snapshot id through the controller's control interface.
 
-    .venv/bin/python labs/03-gateway-dscp/set_id.py CONTROL_PORT ID
+    .venv/bin/python labs/03-gateway-dscp/set_id.py --secret-file SECRET CONTROL_PORT ID
 
-CONTROL_PORT is the ``control 127.0.0.1:<port>`` the data center printed when
-it started. Prints, per gateway, when the controller sent the flow-mod and
-when the barrier reply came back (the controller's clock), and t1 - t0.
+CONTROL_PORT is the ``control 127.0.0.1:<port>`` and SECRET the ``secret:``
+file the data center printed when it started. Prints, per gateway, when
+the controller sent the flow-mod and when the barrier reply came back (the
+controller's clock), and t1 - t0.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from controller.gateways.client import ControllerError, GatewayClient
+from topologies.secret import RunSecret
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="set every gateway's snapshot id")
     parser.add_argument("control_port", type=int, help="the controller's control port")
     parser.add_argument("snapshot_id", type=int, help="the id the gateways stamp from now on")
+    parser.add_argument("--secret-file", type=Path, help="the run's secret (signs the request)")
     args = parser.parse_args(argv)
     try:
-        with GatewayClient(args.control_port) as client:
+        secret = RunSecret.load(args.secret_file) if args.secret_file else None
+    except (OSError, ValueError) as error:
+        print(f"set_id: {error}", file=sys.stderr)
+        return 2
+    try:
+        with GatewayClient(args.control_port, secret=secret) as client:
             result = client.set_id(args.snapshot_id)
             ids = client.ids()
     except ControllerError as error:
