@@ -3,6 +3,8 @@
 Each command module exposes ``NAME``, ``HELP``, ``add_arguments(parser)`` and
 ``run(args) -> int``. Bad input gets one clear line on stderr and exit 2
 (argparse's convention); a command's own failure gets one line and exit 1.
+Ctrl-C, SIGTERM and SIGHUP stop a command the same way, after it removed
+what it created (:mod:`testbed.termination`): exit 130, 143 or 129.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 
 from cli.commands import clean, experiment, plot, restore, run, show, simulate
 from cli.errors import UsageError
+from testbed.termination import Terminated, raise_on_termination
 
 COMMAND_MODULES = (simulate, experiment, plot, run, show, restore, clean)
 """The command modules, in the order ``beaver --help`` lists them."""
@@ -35,12 +38,16 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
 def main(argv: list[str] | None = None) -> int:
     parser, commands = build_parser()
     args = parser.parse_args(argv)
+    raise_on_termination()
     try:
         return commands[args.command].run(args)
     except UsageError as error:
         print(f"beaver {args.command}: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
+        if isinstance(interrupt, Terminated):
+            print(f"beaver {args.command}: terminated ({interrupt})", file=sys.stderr)
+            return interrupt.exit_status
         print(f"beaver {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:

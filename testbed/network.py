@@ -45,6 +45,7 @@ from typing import Any
 
 from beaver.ids import IdSpace
 from controller.gateways.client import ControllerError, GatewayClient
+from testbed.termination import Terminated, raise_on_termination
 from topologies.addressing import AddressPlan, DataCenterParams, build_plan
 from topologies.claims import Claim, NamePool, claim, claim_free
 from topologies.record import RunRecord
@@ -300,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from mininet.cli import CLI
 
+    raise_on_termination()
     try:
         with datacenter as dc:
             print(f"plan: {dc.plan_file}\ncontroller: OpenFlow 127.0.0.1:{dc.controller_port},"
@@ -309,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as error:  # names in use, or a machine that cannot run it
         print(f"python -m testbed.network: {error}", file=sys.stderr)
         return 1
+    except Terminated as terminated:  # SIGTERM or SIGHUP: removed like on exit
+        return terminated.exit_status
     return 0
 
 

@@ -12,6 +12,7 @@ invariant (the test prints how often).
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -24,6 +25,7 @@ import pytest
 from emulated_cli import REPO, beaver, bridges_of, last_json, prefix_in
 
 from controller.coordinator.store import open_existing
+from topologies.record import STATE_DIR_VARIABLE
 
 pytestmark = pytest.mark.mininet
 
@@ -120,12 +122,19 @@ def test_lai_yang_with_relays_is_caught_breaking_the_bank(mininet_machine: None,
     assert bridges_of(prefix) == []
 
 
-def test_ctrl_c_cleans_up_and_keeps_what_was_stored(mininet_machine: None,
-                                                     tmp_path: Path) -> None:
-    db = tmp_path / "beaver.db"
+@pytest.mark.parametrize("stop, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143),
+                                          (signal.SIGHUP, 129)])
+def test_ctrl_c_sigterm_and_sighup_clean_up_and_keep_what_was_stored(
+        mininet_machine: None, tmp_path: Path, stop: signal.Signals, status: int) -> None:
+    """``timeout 120 beaver run`` (SIGTERM) or a closed terminal (SIGHUP) as Ctrl-C: the
+    network, the record and the name claim go, the stored snapshots stay."""
+    db, state = tmp_path / "beaver.db", tmp_path / "state"
+    environment = {**os.environ, STATE_DIR_VARIABLE: str(state)}
     process = subprocess.Popen(
         [sys.executable, "-m", "cli", "run", "--snapshots", "1000", "--rate", "20",
-         "--db", str(db)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+         "--db", str(db)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=environment)
+    prefix = None
     try:
         assert process.stderr is not None
         seen = b""
@@ -135,13 +144,17 @@ def test_ctrl_c_cleans_up_and_keeps_what_was_stored(mininet_machine: None,
             seen += chunk
         prefix = prefix_in(seen.decode(errors="replace"))
         assert prefix is not None, f"beaver run did not name its data center: {seen[-2000:]!r}"
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 130
+        process.send_signal(stop)
+        assert process.wait(timeout=60) == status
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert bridges_of(prefix) == []
+        left = bridges_of(prefix)
+        subprocess.run([sys.executable, "-m", "cli", "clean"], cwd=REPO, env=environment,
+                       capture_output=True, timeout=120)
+    assert left == []
+    assert list(state.iterdir()) == [], "no record and no name claim is left"
     with open_existing(db) as store:
         rows = store.snapshot_rows(store.latest_run() or 0)
     assert len(rows) >= 5
