@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
-from beaver.coordinator import Coordinator, InvalidReport, SnapshotStatus
+from beaver.coordinator import Coordinator, GlobalSnapshot, InvalidReport, SnapshotStatus
 from beaver.gateway import Gateway
 from beaver.ids import UNMARKED, IdSpace
 from beaver.protocols import PiggybackNodeFactory, Protocol, SnapshotNode, protocol
@@ -149,8 +149,13 @@ class Run:
 class World:
     """Builds the processes of a :class:`WorldConfig` and runs them to the end."""
 
-    def __init__(self, config: WorldConfig):
+    def __init__(
+        self, config: WorldConfig, on_complete: Callable[[GlobalSnapshot], None] | None = None
+    ):
+        """``on_complete`` receives every snapshot the coordinator assembles once complete
+        (its status object keeps being updated: validity may be decided later)."""
         self.config = config
+        self._on_complete = on_complete
         self.rng = random.Random(config.seed)
         self._random = self.rng.random
         self.engine = Engine()
@@ -316,14 +321,14 @@ class World:
         coordinator = self.coordinator
         for local in receipt.snapshots:
             try:
-                coordinator.add_local(local, now)
+                self._completed(coordinator.add_local(local, now))
             except InvalidReport:
                 self.rejected_reports += 1
         for record in receipt.in_flight:
             for k in range(record.first_id, record.last_id + 1):
                 self.recorded[k].append(record.message)
             try:
-                coordinator.add_in_flight(record, now)
+                self._completed(coordinator.add_in_flight(record, now))
             except InvalidReport:
                 self.rejected_reports += 1
         for peer, marker in receipt.outgoing:
@@ -331,6 +336,11 @@ class World:
             self._on_channel(node, self.index[peer], self._deliver_marker, marker)
         if receipt.snapshots or receipt.in_flight:
             self._start_if_waiting()
+
+    def _completed(self, snapshot_ids: list[int]) -> None:
+        if self._on_complete is not None:
+            for k in snapshot_ids:
+                self._on_complete(self.coordinator.assemble(k))
 
     def _new_message(self) -> int:
         self._next_message += 1
