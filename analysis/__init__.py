@@ -14,6 +14,8 @@ from pathlib import Path
 
 from analysis import (
     baselines,
+    bot_detection,
+    deadlock,
     effective_rate,
     emulated_timings,
     max_rate,
@@ -24,7 +26,7 @@ from analysis import (
 FIGURES: dict[str, Callable[[Path], list[Path]]] = {
     module.NAME: module.draw
     for module in (effective_rate, update_bound, max_rate, baselines, tau_sensitivity,
-                   emulated_timings)
+                   emulated_timings, bot_detection, deadlock)
 }
 
 

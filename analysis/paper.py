@@ -50,3 +50,8 @@ def update_bound() -> pd.DataFrame:
         for label, share in quantiles.items()
     ]
     return pd.DataFrame(rows)
+
+
+def bot_detection() -> pd.DataFrame:
+    """Table 3: ``bot_ratio, protocol, only_correct_verdicts, errors_reported``."""
+    return _read("paper_table3_bot_detection.csv")

@@ -17,6 +17,9 @@ baselines        Beaver vs Lai-Yang, Chandy-Lamport, polling
 tau-sensitivity  accepted-but-inconsistent snapshots when tau_min is wrong
 emulated-timings t1 - t0 per |G| and relayed chain times in the emulated
                  data center (Fig 12 and 13 on real switches; needs root)
+bot-detection    bots found from each protocol's snapshots (Table 3)
+deadlock         phantom and real deadlocks, and an invariant check, from
+                 snapshots of a lock service
 ================ ============================================================
 """
 
@@ -24,6 +27,8 @@ from __future__ import annotations
 
 from experiments import (
     baselines,
+    bot_detection,
+    deadlock,
     effective_rate,
     emulated_timings,
     max_rate,
@@ -35,7 +40,7 @@ from experiments.base import Experiment, result_paths, run_experiment
 EXPERIMENTS: dict[str, Experiment] = {
     module.EXPERIMENT.name: module.EXPERIMENT
     for module in (effective_rate, update_bound, max_rate, baselines, tau_sensitivity,
-                   emulated_timings)
+                   emulated_timings, bot_detection, deadlock)
 }
 
 __all__ = ["EXPERIMENTS", "Experiment", "result_paths", "run_experiment"]
