@@ -54,7 +54,7 @@ def test_release_by_a_client_that_does_not_hold_the_lock_changes_nothing():
 
 
 def test_cycles_finds_each_cycle_once_and_ignores_chains():
-    a, b, c, d = (Acquire(client, 1, lock) for client, lock in zip("abcd", range(4)))
+    a, b, c, d = (Acquire(client, 1, lock) for client, lock in zip("abcd", range(4), strict=True))
     holders = {"a": Acquire("a", 1, 9), "b": Acquire("b", 1, 8), "c": Acquire("c", 1, 7)}
     waits = [(a, holders["b"]), (b, holders["a"]), (c, holders["a"]), (d, holders["c"])]
     assert cycles(waits) == [frozenset({a, b})]
