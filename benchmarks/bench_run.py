@@ -76,7 +76,7 @@ def snapshots_for(emulation: Emulation, duration: float, rate: float | None) -> 
 
 
 def bank_throughput(args: argparse.Namespace, store: Store) -> dict[str, Any]:
-    settings = EmulationSettings(bank_rate=args.bank_rate)
+    settings = EmulationSettings(workload_rate=args.bank_rate)
     run = store.new_run("beaver", {"bench": "throughput"}, None, "measured")
     with Emulation(settings, store, run) as emulation:
         emulation.tau_min(None)
@@ -92,7 +92,7 @@ def bank_throughput(args: argparse.Namespace, store: Store) -> dict[str, Any]:
 
 
 def client_latency(args: argparse.Namespace, store: Store, rate: float) -> dict[str, Any]:
-    settings = EmulationSettings(service="kv", bank_rate=args.kv_rate)
+    settings = EmulationSettings(service="kv", workload_rate=args.kv_rate)
     run = store.new_run("beaver", {"bench": "latency"}, None, "given")
     summaries = {}
     with Emulation(settings, store, run) as emulation:
@@ -126,7 +126,7 @@ def link_bytes(args: argparse.Namespace, store: Store, protocol: str) -> dict[st
     phase is estimated from its delivered datagrams at the first phase's
     bytes per datagram; the rest is charged to the snapshots.
     """
-    settings = EmulationSettings(protocol=protocol, bank_rate=args.bank_rate_bytes)
+    settings = EmulationSettings(protocol=protocol, workload_rate=args.bank_rate_bytes)
     run = store.new_run(protocol, {"bench": "bytes"}, None, "given")
     sent, moved = {}, {}
     with Emulation(settings, store, run) as emulation:

@@ -33,8 +33,9 @@ from hosts import link, wire
 from hosts.loop import stop_on_signals
 from hosts.runtime import Runtime
 from hosts.services import Service
-from hosts.services.bank import Bank, BankConfig
-from hosts.services.kv import KeyValueStore
+from hosts.services.bank import BankConfig
+from hosts.services.kind import NodeSetup
+from hosts.services.registry import SERVICES
 from hosts.truth import INGROUP, TruthLog
 from topologies.addressing import AddressPlan
 
@@ -42,7 +43,6 @@ SERVICE_PORT = 9000
 """UDP port of every service, on DIPs and VIPs alike."""
 RELAY_PORT = 9100
 """UDP port relays listen on."""
-SERVICES = ("bank", "kv")
 
 
 class BadArguments(ValueError):
@@ -54,16 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="run one in-group node: the snapshot runtime and its service")
     parser.add_argument("--plan", required=True, type=Path, help="address plan (JSON)")
     parser.add_argument("--node", required=True, help="in-group host name in the plan")
-    parser.add_argument("--service", required=True, choices=SERVICES)
+    parser.add_argument("--service", required=True, choices=sorted(SERVICES))
     parser.add_argument("--protocol", required=True, choices=sorted(PROTOCOLS))
     parser.add_argument("--coordinator", required=True, help="HOST:PORT of the coordinator")
     parser.add_argument("--rate", type=float, default=20.0,
-                        help="workload per second: bank transfers, kv replication flushes")
+                        help="the service's workload per second (bank transfers, kv "
+                             "replication flushes)")
     parser.add_argument("--peers", help="comma-separated in-group nodes (default: all in the plan)")
     parser.add_argument("--port", type=int, default=SERVICE_PORT, help="data port")
     parser.add_argument("--relay-port", type=int, default=RELAY_PORT)
     parser.add_argument("--external-share", type=float, default=BankConfig.external_share,
-                        help="share of bank transfers sent through a relay")
+                        help="share of the workload sent through a relay (bank transfers)")
     parser.add_argument("--window", type=int, default=IdSpace.window,
                         help="snapshots in flight (must match the coordinator)")
     parser.add_argument("--seed", type=int, help="workload seed (default: from the node name)")
@@ -158,13 +159,12 @@ def make_service(
     args: argparse.Namespace, plan: AddressPlan, name: str, peers: list[str], now: float,
     rng: random.Random,
 ) -> Service:
-    if args.service == "kv":
-        return KeyValueStore(name, peers=peers, rate=args.rate, start=now)
+    """The node's service, as its registered kind builds it (:mod:`hosts.services.registry`)."""
     shards = [peer for peer in peers if plan.host(peer).service == plan.host(name).service]
     relays = [(x.ip, args.relay_port) for x in plan.externals if x.role == "relay"]
-    config = BankConfig(external_share=args.external_share)
-    return Bank(name, peers=shards, relays=relays, rate=args.rate, start=now, config=config,
-                rng=rng)
+    return SERVICES[args.service].build(NodeSetup(
+        name, peers=tuple(peers), shards=tuple(shards), relays=tuple(relays), rate=args.rate,
+        start=now, rng=rng, external_share=args.external_share))
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ namespace's management address, reaching the gateways through the controller's
 :class:`~controller.gateways.client.GatewayClient`), one relay
 per relay host (external partner banks with the WAN delay) and one agent per
 in-group host running the service (the bank, or the key-value store), then,
-for the key-value store, one load client (:mod:`hosts.client`) per client
-host of the plan, sending requests to the service's VIP. Starting waits for
+for a service loaded by external clients (the key-value store), one load client
+(:mod:`hosts.client`) per client host of the plan, sending requests to the
+service's VIP. Starting waits for
 conditions, never for a fixed time: each process's ready line, then every
 agent's hello, then each client's ready line. The relays run for either
 service; the key-value store never sends to them (its only out-group
@@ -46,7 +47,7 @@ from beaver.ids import IdSpace
 from controller.coordinator.service import SnapshotService
 from controller.coordinator.store import Store
 from hosts.agent import RELAY_PORT, SERVICE_PORT
-from hosts.services.bank import BankConfig
+from hosts.services.registry import DEFAULT_SERVICE, SERVICES
 from testbed.gateway_updater import ControllerGateways
 from testbed.network import PROJECT_ROOT, DataCenter
 from testbed.tau_policy import TauChoice, choose_tau_min
@@ -65,18 +66,19 @@ class EmulationSettings:
     """What ``beaver run`` and ``beaver restore`` build."""
 
     protocol: str = "beaver"
-    service: str = "bank"
-    """What the in-group runs: ``bank`` or ``kv`` (see :mod:`hosts.services`)."""
+    service: str = DEFAULT_SERVICE
+    """What the in-group runs: a name in :data:`hosts.services.registry.SERVICES`."""
     gateways: int = 2
     ingroup: int = 4
     wan_delay: float = 0.005
     """Seconds a relay holds a transfer before sending it to the bank's VIP."""
-    bank_rate: float = 20.0
-    """The agents' workload per second per node: bank transfers, or key-value replication
-    flushes (0: no workload)."""
+    workload_rate: float = 20.0
+    """The agents' workload per second per node, as the service defines it (bank
+    transfers, key-value replication flushes; 0: no workload)."""
     client_rate: float = 50.0
-    """Requests per second of each key-value client (``service="kv"`` only)."""
+    """Requests per second of each external client, for a service loaded by them."""
     external_share: float = 0.5
+    """Share of the workload sent through the relays, for a service that uses them."""
     notify_spread: float = 0.1
     """Seconds over which the coordinator's notifications of one snapshot reach the nodes."""
     window: int = IdSpace.window
@@ -91,9 +93,6 @@ class EmulationSettings:
             spines=1, leaves=leaves, hosts_per_leaf=self.ingroup // leaves,
             gateways=self.gateways, externals=2, relays=1, services=1,
         )
-
-    def initial_total(self) -> int:
-        return BankConfig().initial_total(self.ingroup)
 
 
 class HostProcess:
@@ -162,7 +161,8 @@ class Emulation:
         self.relays: list[HostProcess] = []
         self.agents: list[HostProcess] = []
         self.clients: list[HostProcess] = []
-        """The key-value load clients (``service="kv"``), each stopped by its handle."""
+        """The external load clients (for a service loaded by them), each stopped by its
+        handle."""
         self.extras: list[HostProcess] = []
         """Processes started with :meth:`launch`."""
         self.logs: Path | None = None
@@ -217,7 +217,7 @@ class Emulation:
             self.agents.append(self._launch(node, [
                 "hosts.agent", "--plan", str(self.datacenter.plan_file), "--node", node,
                 "--service", settings.service, "--protocol", settings.protocol,
-                "--coordinator", f"{host}:{port}", "--rate", str(settings.bank_rate),
+                "--coordinator", f"{host}:{port}", "--rate", str(settings.workload_rate),
                 "--external-share", str(settings.external_share),
                 "--window", str(settings.window), "--report-interval", "0.2",
                 "--truth-log", str(self.logs / f"{node}.truth"),
@@ -225,7 +225,7 @@ class Emulation:
         for agent in self.agents:
             agent.wait_line("ready", settings.ready_timeout)
         self.service.wait_agents(settings.ready_timeout)
-        if settings.service == "kv" and settings.client_rate > 0:
+        if SERVICES[settings.service].external_clients and settings.client_rate > 0:
             self._start_clients(f"{vip}:{SERVICE_PORT}")
 
     def _start_clients(self, vip: str) -> None:

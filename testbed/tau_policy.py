@@ -1,8 +1,9 @@
 """Which tau_min an emulated run uses, and where it comes from.
 
 * Given (``--tau-min-us``): that bound.
-* The key-value store: its clients are open loop, so the run makes no external
-  causal chain to measure; the bound is assumed to be the emulated WAN delay.
+* A service with nothing to measure (:attr:`~hosts.services.kind.ServiceKind.assumed_tau`
+  says why; the key-value store's clients are open loop): the bound is assumed
+  to be the emulated WAN delay.
 * Otherwise measured: the shortest relayed chain the agents saw before the
   first snapshot; shorter chains seen later lower it (:meth:`TauChoice.follow`).
 * A protocol without gateways does not use the bound: a run that measured no
@@ -19,11 +20,11 @@ from dataclasses import dataclass
 
 from beaver.protocols import protocol as protocol_named
 from controller.coordinator.service import SnapshotService
+from hosts.services.registry import SERVICES
 
 GIVEN = "given (--tau-min-us)"
 MEASURED = "measured (shortest relayed chain before the first snapshot)"
-KV_ASSUMED = ("assumed: the WAN delay (--wan-delay-ms); the key-value clients are "
-              "open loop, so there is no external chain to measure")
+ASSUMED = "assumed: the WAN delay (--wan-delay-ms); "
 NOT_MEASURED = "not measured: no relayed chain"
 
 
@@ -39,11 +40,12 @@ def choose_tau_min(service: SnapshotService, *, protocol: str, service_name: str
                    wan_delay: float, given: float | None, timeout: float = 20.0) -> TauChoice:
     """Decide tau_min (seconds) for the run, set it on the coordinator and store it."""
     uses_gateways = protocol_named(protocol).uses_gateways
+    assumed = SERVICES[service_name].assumed_tau
     try:
         if given is not None:
             tau, source = given, GIVEN
-        elif service_name == "kv":
-            tau, source = wan_delay, KV_ASSUMED
+        elif assumed is not None:
+            tau, source = wan_delay, ASSUMED + assumed
         else:
             tau, source = service.wait_chain_time(timeout), MEASURED
         if not math.isfinite(tau) or tau <= 0:
@@ -55,5 +57,5 @@ def choose_tau_min(service: SnapshotService, *, protocol: str, service_name: str
     if not uses_gateways:
         source += f"; {protocol} has no gateways, so it does not use it"
     service.set_tau_min(tau, source)
-    measured = given is None and service_name == "bank"
+    measured = given is None and assumed is None
     return TauChoice(tau, source, follow=measured and uses_gateways)

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from beaver.records import GatewayTiming
-from cli.commands.restore import restored_states, verify_kv
+from cli.commands.restore import restored_states
+from cli.commands.show import snapshot_states
 from cli.main import main
 from cli.runs.summary import summarize
 from cli.runs.text import format_summary
@@ -25,6 +26,7 @@ from controller.coordinator.store import (
     StoredLocal,
     open_existing,
 )
+from hosts.services.registry import SERVICES
 
 
 def kv_state(data: dict[str, Any], unreplicated: dict[str, Any]) -> dict[str, Any]:
@@ -94,11 +96,12 @@ def test_offline_restore_applies_the_in_flight_batch(kv_db: Path, capsys) -> Non
 def test_restored_states_are_the_stored_ones_plus_what_was_in_flight(kv_db: Path) -> None:
     with open_existing(kv_db) as store:
         snapshot = store.snapshot(1, 1)
-    expected = restored_states(snapshot, "kv")
+    expected = restored_states(snapshot, SERVICES["kv"])
     assert expected["a"] == kv_state(WRITTEN_AT_A, {})
     assert expected["b"] == kv_state({"k0": 0, "k1": 1, "k7": 7}, {"k1": 1})
     lost_batch = {**expected, "b": kv_state({"k0": 0, "k1": 1}, {"k1": 1})}
-    report = verify_kv(snapshot, expected, lost_batch)
+    report = SERVICES["kv"].restore_report(snapshot_states(snapshot), snapshot.in_flight,
+                                           expected, lost_batch, {})
     assert not report["ok"] and report["mismatched_nodes"] == ["b"]
 
 

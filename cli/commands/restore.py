@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 from pathlib import Path
 from typing import Any
 
-from cli.commands.show import chosen_run
+from cli.commands.show import chosen_run, snapshot_states
 from cli.errors import UsageError
 from controller.coordinator.store import (
     DEFAULT_DB,
@@ -42,17 +43,15 @@ from controller.coordinator.store import (
     StoreError,
     open_existing,
 )
-from hosts.services import Service
-from hosts.services.bank import Bank, check_invariant
-from hosts.services.kv import KeyValueStore
+from hosts.services.kind import NodeSetup, ServiceKind
+from hosts.services.registry import service_kind, titles
 from testbed.network import ovs_problem
 
 NAME = "restore"
-HELP = ("restore the bank or key-value store to a stored snapshot (in a fresh emulated "
+HELP = (f"restore the {titles()} to a stored snapshot (in a fresh emulated "
         "network) and verify it")
 
 NO_ADDRESS = ("0.0.0.0", 0)
-SERVICES = ("bank", "kv")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,14 +74,15 @@ def run(args: argparse.Namespace) -> int:
         run_id = chosen_run(store, args.run)
         run_row = store.run(run_id)
         service = run_row["parameters"].get("service")
-        if service not in SERVICES:
-            raise UsageError(f"run {run_id} ran no bank or key-value store; only those "
+        kind = service_kind(service) if isinstance(service, str) else None
+        if kind is None:
+            raise UsageError(f"run {run_id} ran no {titles()}; only those "
                              "can be restored")
         try:
             snapshot = store.snapshot(run_id, args.id)
         except KeyError as error:
             raise UsageError(str(error).strip("'\"")) from None
-        expected = restored_states(snapshot, service)
+        expected = restored_states(snapshot, kind)
         if args.offline:
             restored, where = expected, "this process (--offline)"
         else:
@@ -92,32 +92,27 @@ def run(args: argparse.Namespace) -> int:
                       "or use --offline", file=sys.stderr)
                 return 1
             try:
-                restored, where = restore_in_network(store, run_id, run_row, snapshot)
+                restored, where = restore_in_network(store, run_id, run_row, snapshot, kind)
             except (TimeoutError, RuntimeError) as error:
                 print(f"beaver restore: {error}", file=sys.stderr)
                 return 1
-    if service == "bank":
-        report = verify(snapshot, expected, restored, run_row["parameters"]["initial_total"])
-    else:
-        report = verify_kv(snapshot, expected, restored)
+    report = kind.restore_report(snapshot_states(snapshot), snapshot.in_flight, expected,
+                                 restored, run_row["parameters"])
     report |= {"service": service, "run": run_id, "snapshot_id": args.id, "where": where,
                "snapshot_valid": snapshot.valid, "snapshot_complete": snapshot.complete}
-    print(format_report(report) if service == "bank" else format_kv_report(report))
+    print(kind.restore_text(report))
     if args.json:
         print(json.dumps(report))
     return 0 if report["ok"] else 1
 
 
-def restored_states(snapshot: FinishedSnapshot, service: str = "bank") -> dict[str, Any]:
+def restored_states(snapshot: FinishedSnapshot, kind: ServiceKind) -> dict[str, Any]:
     """Each node's state after restoring ``snapshot`` (the agents' own service code)."""
-    nodes = [s.node for s in snapshot.states]
+    nodes = tuple(s.node for s in snapshot.states)
     states = {}
     for stored in snapshot.states:
-        node: Service
-        if service == "kv":
-            node = KeyValueStore(stored.node, peers=nodes, rate=0, start=0.0)
-        else:
-            node = Bank(stored.node, peers=nodes, relays=[], rate=0, start=0.0)
+        node = kind.build(NodeSetup(stored.node, peers=nodes, shards=nodes, relays=(), rate=0,
+                                    start=0.0, rng=random.Random(stored.node)))
         node.restore(stored.state)
         for message in snapshot.in_flight:
             if message.receiver == stored.node and isinstance(message.message, dict):
@@ -127,22 +122,23 @@ def restored_states(snapshot: FinishedSnapshot, service: str = "bank") -> dict[s
 
 
 def restore_in_network(
-    store: Store, run_id: int, run_row: dict[str, Any], snapshot: FinishedSnapshot
+    store: Store, run_id: int, run_row: dict[str, Any], snapshot: FinishedSnapshot,
+    kind: ServiceKind,
 ) -> tuple[dict[str, Any], str]:
-    """Restore into a fresh emulated bank; its states, read back by one polling snapshot."""
+    """Restore into a fresh emulated service; its states, read back by one polling snapshot."""
     from testbed.emulation import Emulation, EmulationSettings
 
     parameters = run_row["parameters"]
     service = parameters["service"]
     settings = EmulationSettings(protocol="polling", service=service,
                                  gateways=parameters["gateways"],
-                                 ingroup=len(snapshot.states), bank_rate=0.0, client_rate=0.0)
+                                 ingroup=len(snapshot.states), workload_rate=0.0,
+                                 client_rate=0.0)
     check_parameters = {
         "restore_of": {"run": run_id, "snapshot_id": snapshot.snapshot_id},
         "gateways": parameters["gateways"], "ingroup": len(snapshot.states), "service": service,
     }
-    if service == "bank":
-        check_parameters["initial_total"] = parameters["initial_total"]
+    check_parameters |= kind.parameters(len(snapshot.states))
     check_run = store.new_run("polling", check_parameters, None, "not used: polling")
     print("beaver restore: building a fresh data center ...", file=sys.stderr, flush=True)
     with Emulation(settings, store, check_run) as emulation:
@@ -162,62 +158,3 @@ def restore_in_network(
     back = {new: old for old, new in rename.items()}
     restored = {back[s.node]: s.state for s in check.states}
     return restored, f"a fresh emulated network (verification stored as run {check_run})"
-
-
-def verify(snapshot: FinishedSnapshot, expected: dict[str, Any], restored: dict[str, Any],
-           initial_total: int) -> dict[str, Any]:
-    held = sum(sum(s.state["balances"].values()) for s in snapshot.states)
-    moving = sum(m.message.get("amount", 0) for m in snapshot.in_flight
-                 if isinstance(m.message, dict) and m.message.get("kind") == "credit")
-    totals = {node: sum(state["balances"].values()) for node, state in restored.items()}
-    violations = check_invariant(restored, [], initial_total)
-    mismatched = sorted(node for node in expected if restored.get(node) != expected[node])
-    return {
-        "ok": not violations and not mismatched,
-        "balances": totals, "restored_total": sum(totals.values()),
-        "snapshot_total": held + moving, "initial_total": initial_total,
-        "violations": violations, "mismatched_nodes": mismatched,
-    }
-
-
-def verify_kv(snapshot: FinishedSnapshot, expected: dict[str, Any],
-              restored: dict[str, Any]) -> dict[str, Any]:
-    """Every backend's restored state against the stored one with its in-flight batches."""
-    mismatched = sorted(node for node in expected if restored.get(node) != expected[node])
-    return {
-        "ok": not mismatched,
-        "nodes": {node: {"keys": len(state["data"]),
-                         "unreplicated_keys": len(state["unreplicated"])}
-                  for node, state in sorted(restored.items())},
-        "stored_keys": {s.node: len(s.state["data"]) for s in snapshot.states},
-        "in_flight_applied": len(snapshot.in_flight),
-        "mismatched_nodes": mismatched,
-    }
-
-
-def format_kv_report(report: dict[str, Any]) -> str:
-    lines = [f"restored snapshot {report['snapshot_id']} of run {report['run']} "
-             f"(key-value store) in {report['where']}"]
-    lines += [f"  {node}: {entry['keys']} keys ({entry['unreplicated_keys']} not replicated "
-              f"yet); stored {report['stored_keys'].get(node, 0)} keys"
-              for node, entry in report["nodes"].items()]
-    lines.append(f"  checked: each node's data and unreplicated writes equal the stored state "
-                 f"with the {report['in_flight_applied']} in-flight messages applied")
-    lines.append("  state " + ("matches at every node" if not report["mismatched_nodes"]
-                               else "differs at: " + ", ".join(report["mismatched_nodes"])))
-    return "\n".join(lines)
-
-
-def format_report(report: dict[str, Any]) -> str:
-    lines = [f"restored snapshot {report['snapshot_id']} of run {report['run']} "
-             f"in {report['where']}"]
-    lines += [f"  {node}: balance {total}" for node, total in sorted(report["balances"].items())]
-    lines.append(f"  total {report['restored_total']} (snapshot: balances + in flight = "
-                 f"{report['snapshot_total']}; initial {report['initial_total']})")
-    if report["mismatched_nodes"]:
-        lines.append("  state differs from the snapshot's at: "
-                     + ", ".join(report["mismatched_nodes"]))
-    lines.append("  bank invariant: " + ("holds" if not report["violations"]
-                                         else f"{len(report['violations'])} violations"))
-    lines += [f"    {violation}" for violation in report["violations"]]
-    return "\n".join(lines)

@@ -45,6 +45,7 @@ from cli.runs.arguments import add_arguments, run_parameters, settings_of
 from cli.runs.summary import summarize
 from cli.runs.text import format_summary
 from controller.coordinator.store import Store, StoreError
+from hosts.services.registry import titles
 from testbed.emulation import Emulation, EmulationSettings
 from testbed.network import ovs_problem
 from testbed.truth import TruthLogError, judge_run
@@ -52,7 +53,7 @@ from testbed.truth import TruthLogError, judge_run
 __all__ = ["HELP", "NAME", "add_arguments", "run"]
 
 NAME = "run"
-HELP = "take snapshots of a service (bank or key-value store) in an emulated data center"
+HELP = f"take snapshots of a service ({titles()}) in an emulated data center"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"beaver run: {error}", file=sys.stderr)
         return 1
     with store:
-        run_id = store.new_run(args.protocol, run_parameters(args, settings), args.tau_min_us,
+        run_id = store.new_run(args.protocol, run_parameters(args), args.tau_min_us,
                                "pending")
         try:
             summary = take(settings, store, run_id, args)

@@ -3,14 +3,15 @@
 Without an id it lists the snapshots of a run (the newest run unless
 ``--run``): validity, completeness, t1 - t0 and in-flight counts. With an id
 it shows the snapshot: timings per gateway, each node's recorded state and
-the in-flight messages. For the bank, ``--json`` also carries a ``bank``
-object with everything needed to recheck the invariant independently: per
-node the balances and the debited and credited transfer ids,
-the in-flight transfers with amounts, the initial total, and the violations
-:func:`hosts.services.bank.check_invariant` finds. For the key-value store
-the text shows per node the number of keys, the writes not replicated yet
-and the first few keys; ``--json`` carries a ``kv`` object with, per node,
-those counts and the whole state (``data`` and ``unreplicated``).
+the in-flight messages, as the run's service shows them
+(:meth:`hosts.services.kind.ServiceKind.view`); ``--json`` carries that view
+under the service's name. For the bank, a ``bank`` object with everything
+needed to recheck the invariant independently: per node the balances and the
+debited and credited transfer ids, the in-flight transfers with amounts, the
+initial total, and the violations :func:`hosts.services.bank.check_invariant`
+finds. For the key-value store the text shows per node the number of keys,
+the writes not replicated yet and the first few keys; ``kv`` carries, per
+node, those counts and the whole state (``data`` and ``unreplicated``).
 """
 
 from __future__ import annotations
@@ -23,12 +24,20 @@ from pathlib import Path
 from typing import Any
 
 from cli.errors import UsageError
-from controller.coordinator.store import DEFAULT_DB, Store, StoreError, open_existing
-from hosts.services.bank import check_invariant
-from hosts.services.transfers import IdSet
+from controller.coordinator.store import (
+    DEFAULT_DB,
+    FinishedSnapshot,
+    Store,
+    StoreError,
+    open_existing,
+)
+from hosts.services.kind import ServiceKind
+from hosts.services.registry import SERVICES, service_kind
 
 NAME = "show"
 HELP = "list stored snapshots, or show one: states, in-flight messages, validity, timings"
+PLAIN = ServiceKind()
+"""How a snapshot of a service with no view is shown: each node's state as JSON."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,53 +108,17 @@ def snapshot_document(store: Store, run: int, snapshot_id: int) -> dict[str, Any
         "in_flight": [asdict(m) for m in snapshot.in_flight],
         "oracle": store.verdicts(run).get(snapshot_id),
     }
-    service = run_row["parameters"].get("service")
-    if service == "bank":
-        document["bank"] = bank_view(snapshot, run_row["parameters"]["initial_total"])
-    elif service == "kv":
-        document["kv"] = kv_view(snapshot)
+    kind = service_kind(run_row["parameters"].get("service", ""))
+    view = kind.view(snapshot_states(snapshot), snapshot.in_flight, run_row["parameters"]) \
+        if kind else None
+    if kind and view is not None:
+        document[kind.name] = view  # the service's view, under its name
     return document
 
 
-def kv_view(snapshot: Any) -> dict[str, Any]:
-    """Each key-value backend's state in a snapshot, with its counts."""
-    return {
-        "nodes": {
-            s.node: {"keys": len(s.state["data"]),
-                     "unreplicated_keys": len(s.state["unreplicated"]),
-                     "data": s.state["data"], "unreplicated": s.state["unreplicated"]}
-            for s in sorted(snapshot.states, key=lambda s: s.node)
-        },
-        "in_flight_replications": sum(
-            isinstance(m.message, dict) and m.message.get("kind") == "replicate"
-            for m in snapshot.in_flight),
-    }
-
-
-def bank_view(snapshot: Any, initial_total: int) -> dict[str, Any]:
-    """The bank's books in a snapshot, and the violations of its invariant."""
-    states = {s.node: s.state for s in snapshot.states}
-    transfers = [
-        {"transfer": m.message.get("transfer"), "amount": m.message.get("amount"),
-         "sender": m.sender, "receiver": m.receiver}
-        for m in snapshot.in_flight
-        if isinstance(m.message, dict) and m.message.get("kind") == "credit"
-    ]
-    return {
-        "initial_total": initial_total,
-        "nodes": {
-            node: {
-                "balances": state["balances"], "total": sum(state["balances"].values()),
-                "debited": list(IdSet(state["debited"])),
-                "credited": list(IdSet(state["credited"])),
-            }
-            for node, state in sorted(states.items())
-        },
-        "in_flight": transfers,
-        "held": sum(sum(state["balances"].values()) for state in states.values()),
-        "in_flight_total": sum(t["amount"] for t in transfers if type(t["amount"]) is int),
-        "violations": check_invariant(states, snapshot.in_flight, initial_total),
-    }
+def snapshot_states(snapshot: FinishedSnapshot) -> dict[str, Any]:
+    """Each node's recorded state in a stored snapshot."""
+    return {s.node: s.state for s in snapshot.states}
 
 
 def _us(value: float | None) -> str:
@@ -174,18 +147,6 @@ def format_run(document: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-KV_KEYS_SHOWN = 5
-
-
-def kv_line(node: str, backend: dict[str, Any]) -> str:
-    """``node: N keys (M not replicated yet): k1=v1, ...`` with the first few keys in order."""
-    shown = ", ".join(f"{key}={json.dumps(backend['data'][key])}"
-                      for key in sorted(backend["data"])[:KV_KEYS_SHOWN])
-    more = ", ..." if backend["keys"] > KV_KEYS_SHOWN else ""
-    return (f"{node}: {backend['keys']} keys ({backend['unreplicated_keys']} not replicated "
-            f"yet)" + (f": {shown}{more}" if shown else ""))
-
-
 def oracle_word(verdict: dict[str, Any] | None) -> str:
     """The ground-truth oracle's verdict in a word (``-``: the run was not judged)."""
     if verdict is None:
@@ -212,23 +173,12 @@ def format_snapshot(document: dict[str, Any]) -> str:
     if verdict is not None:
         lines.append(f"  oracle (ground truth): {oracle_word(verdict)}; channel state "
                      f"missing {verdict['channel_missing']}, extra {verdict['channel_extra']}")
-    bank, kv = document.get("bank"), document.get("kv")
-    for node, entry in document["states"].items():
-        if bank:
-            books = bank["nodes"][node]
-            lines.append(f"  {node}: balance {books['total']}, {len(books['debited'])} debited, "
-                         f"{len(books['credited'])} credited")
-        elif kv:
-            lines.append("  " + kv_line(node, kv["nodes"][node]))
-        else:
-            lines.append(f"  {node}: {json.dumps(entry['state'])[:200]}")
+    kind = next((k for k in SERVICES.values() if document.get(k.name) is not None), PLAIN)
+    view = document.get(kind.name)
+    lines += ["  " + kind.node_line(view, node, entry["state"])
+              for node, entry in document["states"].items()]
     for m in document["in_flight"]:
         lines.append(f"  in flight {m['sender']} -> {m['receiver']}: "
                      f"{json.dumps(m['message'])[:200]}")
-    if bank:
-        lines.append(f"  bank: held {bank['held']} + in flight {bank['in_flight_total']} "
-                     f"of initial {bank['initial_total']}: "
-                     + ("invariant holds" if not bank["violations"]
-                        else f"{len(bank['violations'])} violations"))
-        lines += [f"    {violation}" for violation in bank["violations"]]
+    lines += ["  " + line for line in kind.view_lines(view)]
     return "\n".join(lines)

@@ -10,12 +10,14 @@ from typing import Any
 from beaver.protocols import PROTOCOLS
 from cli.errors import UsageError
 from controller.coordinator.store import DEFAULT_DB
+from hosts.services.kind import Option
+from hosts.services.registry import DEFAULT_SERVICE, SERVICES
 from testbed.emulation import MAX_INGROUP, EmulationSettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--service", choices=("bank", "kv"), default="bank",
-                        help="what the in-group runs (default bank)")
+    parser.add_argument("--service", choices=sorted(SERVICES), default=DEFAULT_SERVICE,
+                        help=f"what the in-group runs (default {DEFAULT_SERVICE})")
     parser.add_argument("--gateways", type=int, default=2, help="gateways (1..8, default 2)")
     parser.add_argument("--ingroup", type=int, default=4,
                         help=f"in-group hosts running the service (1..{MAX_INGROUP}, default 4)")
@@ -30,15 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="beaver")
     parser.add_argument("--tau-min-us", type=float,
                         help="validity threshold (default: measured from relayed chains)")
-    parser.add_argument("--bank-rate", type=float, default=20.0,
-                        help="bank transfers per second per host (default 20)")
-    parser.add_argument("--external-share", type=float, default=0.5,
-                        help="share of transfers paid through the external partner (relay), "
-                             "each an external causal chain (default 0.5)")
-    parser.add_argument("--client-rate", type=float, default=50.0,
-                        help="kv: requests per second of each external client (default 50)")
-    parser.add_argument("--replication-rate", type=float, default=20.0,
-                        help="kv: replication flushes per second per host (default 20)")
+    for option in service_options():
+        parser.add_argument(option.flag, type=float, default=option.default, help=option.help)
     parser.add_argument("--db", type=Path, default=DEFAULT_DB,
                         help=f"snapshot database (default {DEFAULT_DB})")
     parser.add_argument("--json", action="store_true",
@@ -62,39 +57,39 @@ def settings_of(args: argparse.Namespace) -> EmulationSettings:
     if args.tau_min_us is not None and not (math.isfinite(args.tau_min_us)
                                             and args.tau_min_us > 0):
         problems.append("--tau-min-us must be a positive number")
-    if not (math.isfinite(args.bank_rate) and args.bank_rate > 0):
-        problems.append("--bank-rate must be a positive number")
-    if not 0 <= args.external_share <= 1:
-        problems.append("--external-share must be in 0..1")
-    if args.service == "kv" and args.tau_min_us is None and args.wan_delay_ms == 0:
-        problems.append("--service kv with --wan-delay-ms 0 needs --tau-min-us")
-    if not (math.isfinite(args.client_rate) and args.client_rate > 0):
-        problems.append("--client-rate must be a positive number")
-    if not (math.isfinite(args.replication_rate) and args.replication_rate >= 0):
-        problems.append("--replication-rate must be >= 0")
+    kind = SERVICES[args.service]
+    if kind.assumed_tau and args.tau_min_us is None and args.wan_delay_ms == 0:
+        problems.append(f"--service {kind.name} with --wan-delay-ms 0 needs --tau-min-us")
+    problems += [f"{option.flag} {option.problem}" for option in service_options()
+                 if not option.valid(getattr(args, option.dest))]
     if problems:
         raise UsageError("; ".join(problems))
-    kv = args.service == "kv"
-    return EmulationSettings(protocol=args.protocol, service=args.service,
-                             gateways=args.gateways,
-                             ingroup=args.ingroup, wan_delay=args.wan_delay_ms / 1e3,
-                             bank_rate=args.replication_rate if kv else args.bank_rate,
-                             client_rate=args.client_rate,
-                             notify_spread=args.notify_spread_ms / 1e3,
-                             external_share=args.external_share)
+    return EmulationSettings(
+        protocol=args.protocol, service=kind.name, gateways=args.gateways,
+        ingroup=args.ingroup, wan_delay=args.wan_delay_ms / 1e3,
+        workload_rate=getattr(args, kind.workload) if kind.workload else 0.0,
+        client_rate=getattr(args, kind.clients) if kind.clients else 0.0,
+        notify_spread=args.notify_spread_ms / 1e3,
+        external_share=getattr(args, "external_share", EmulationSettings.external_share))
 
 
-def run_parameters(args: argparse.Namespace, settings: EmulationSettings) -> dict[str, Any]:
-    """What the store keeps as the run's parameters."""
-    parameters: dict[str, Any] = {
+def service_options() -> list[Option]:
+    """Every registered service's options, each flag once, in registration order."""
+    options: dict[str, Option] = {}
+    for kind in SERVICES.values():
+        for option in kind.options:
+            options.setdefault(option.flag, option)
+    return list(options.values())
+
+
+def run_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """What the store keeps as the run's parameters: the run's shape, the service's options
+    and what the service adds (the bank's initial total)."""
+    kind = SERVICES[args.service]
+    return {
         "gateways": args.gateways, "ingroup": args.ingroup, "snapshots": args.snapshots,
         "rate": args.rate, "wan_delay_ms": args.wan_delay_ms,
-        "notify_spread_ms": args.notify_spread_ms, "service": args.service,
+        "notify_spread_ms": args.notify_spread_ms, "service": kind.name,
+        **{option.dest: getattr(args, option.dest) for option in kind.options},
+        **kind.parameters(args.ingroup),
     }
-    if args.service == "bank":
-        parameters |= {"bank_rate": args.bank_rate, "external_share": args.external_share,
-                       "initial_total": settings.initial_total()}
-    else:
-        parameters |= {"client_rate": args.client_rate,
-                       "replication_rate": args.replication_rate}
-    return parameters

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.coordinator.store import Store
-from hosts.services.bank import check_invariant
+from hosts.services.registry import DEFAULT_SERVICE, service_kind
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -25,17 +25,21 @@ def percentile(values: list[float], q: float) -> float | None:
 def summarize(store: Store, run_id: int, db: Path) -> dict[str, Any]:
     """The run's summary from what is stored (the same numbers ``beaver show`` gives).
 
-    The bank invariant applies to bank runs only: for others ``invariant_violations`` is
-    None and ``violating_snapshots`` empty."""
+    A service's invariant (the bank's) is checked on every accepted snapshot; for a
+    service without one ``invariant_violations`` is None and ``violating_snapshots``
+    empty."""
     run_row = store.run(run_id)
-    service = run_row["parameters"].get("service", "bank")
+    service = run_row["parameters"].get("service", DEFAULT_SERVICE)
+    kind = service_kind(service)
+    checked = kind is not None and kind.invariant_name is not None
     rows = store.snapshot_rows(run_id)
     accepted = [r for r in rows if r["valid"] and r["complete"]]
     violating = []
-    for row in accepted if service == "bank" else []:
+    for row in accepted if checked else []:
+        assert kind is not None
         snapshot = store.snapshot(run_id, row["snapshot_id"])
         states = {s.node: s.state for s in snapshot.states}
-        if check_invariant(states, snapshot.in_flight, run_row["parameters"]["initial_total"]):
+        if kind.invariant(states, snapshot.in_flight, run_row["parameters"]):
             violating.append(row["snapshot_id"])
     verdicts = store.verdicts(run_id)
     judged = [r for r in rows if r["snapshot_id"] in verdicts]
@@ -55,7 +59,7 @@ def summarize(store: Store, run_id: int, db: Path) -> dict[str, Any]:
         "snapshots": len(rows),
         "valid": sum(r["valid"] for r in rows), "complete": sum(r["complete"] for r in rows),
         "accepted": len(accepted),
-        "invariant_violations": len(violating) if service == "bank" else None,
+        "invariant_violations": len(violating) if checked else None,
         "violating_snapshots": violating,
         "judged": len(judged), "inconsistent": oracle(len(inconsistent)),
         "inconsistent_valid": oracle(sum(r["snapshot_id"] in set(inconsistent) for r in accepted)),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hosts.services.registry import DEFAULT_SERVICE, service_kind
+
 
 def format_summary(summary: dict[str, Any]) -> str:
     def us(value: float | None) -> str:
@@ -28,7 +30,9 @@ def invariant_line(summary: dict[str, Any]) -> str:
     if summary["invariant_violations"] is None:
         return (f"bank invariant: not applicable (the service is "
                 f"{summary.get('service', 'bank')}, not the bank)")
-    return (f"bank invariant violations among accepted snapshots: "
+    kind = service_kind(summary.get("service", DEFAULT_SERVICE))
+    name = kind.invariant_name if kind and kind.invariant_name else "invariant"
+    return (f"{name} violations among accepted snapshots: "
             f"{summary['invariant_violations']}"
             + (f" (snapshots {summary['violating_snapshots']})"
                if summary["violating_snapshots"] else ""))

@@ -14,6 +14,10 @@ when the node takes a local snapshot, always between two deliveries.
   between nodes and through out-group relays; the consistency invariant.
 - :mod:`~hosts.services.kv`: a key-value store behind a VIP for external
   clients, replicating writes to its peers.
+
+Each module also holds its service's :class:`~hosts.services.kind.ServiceKind`
+(options, tau policy, invariant, views for ``beaver show`` and ``beaver
+restore``), registered by name in :mod:`hosts.services.registry`.
 """
 
 from __future__ import annotations

@@ -19,6 +19,10 @@ satisfies :func:`check_invariant`: every transfer credited somewhere was
 debited somewhere in the same snapshot, and the balances plus the amounts in
 flight on in-group channels never exceed the initial total (money held by
 relays is outside the snapshot, so the sum may be lower).
+
+:class:`BankService` registers the bank (:mod:`hosts.services.registry`): its
+``beaver run`` options, tau_min measured from the relayed transfers, its
+view for ``beaver show`` and its check after ``beaver restore``.
 """
 
 from __future__ import annotations
@@ -28,27 +32,25 @@ import random
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from hosts.services import Address, Send
+from hosts.services.kind import (
+    Channel,
+    ChannelRecord,
+    NodeSetup,
+    Option,
+    ServiceKind,
+    States,
+    mismatched,
+    positive,
+    share,
+)
 from hosts.services.transfers import IdSet, incarnation_of, series_of, transfer_id
 
 log = logging.getLogger(__name__)
 
 CREDIT = "credit"
-
-
-class ChannelRecord(Protocol):
-    """An in-flight message as the core (``InFlight``) or the store records it."""
-
-    @property
-    def sender(self) -> str: ...
-
-    @property
-    def receiver(self) -> str: ...
-
-    @property
-    def message(self) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -224,3 +226,105 @@ def check_invariant(
             f"initial total {initial_total}"
         )
     return violations
+
+
+def credits_in_flight(in_flight: Iterable[ChannelRecord]) -> list[dict[str, Any]]:
+    """The credits in a snapshot's channel state: transfer, amount, sender, receiver."""
+    return [
+        {"transfer": m.message.get("transfer"), "amount": m.message.get("amount"),
+         "sender": m.sender, "receiver": m.receiver}
+        for m in in_flight
+        if isinstance(m.message, dict) and m.message.get("kind") == CREDIT
+    ]
+
+
+class BankService(ServiceKind):
+    """The sharded bank: transfers between nodes and through the relays."""
+
+    name = "bank"
+    title = "bank"
+    options = (
+        Option("--bank-rate", 20.0, "bank transfers per second per host (default 20)",
+               positive, "must be a positive number"),
+        Option("--external-share", 0.5, "share of transfers paid through the external "
+               "partner (relay), each an external causal chain (default 0.5)",
+               share, "must be in 0..1"),
+    )
+    workload = "bank_rate"
+    invariant_name = "bank invariant"
+
+    def build(self, setup: NodeSetup) -> Bank:
+        return Bank(setup.name, peers=setup.shards, relays=setup.relays, rate=setup.rate,
+                    start=setup.start, config=BankConfig(external_share=setup.external_share),
+                    rng=setup.rng)
+
+    def parameters(self, ingroup: int) -> dict[str, Any]:
+        return {"initial_total": BankConfig().initial_total(ingroup)}
+
+    def invariant(self, states: States, in_flight: Channel,
+                  parameters: Mapping[str, Any]) -> list[str]:
+        return check_invariant(states, in_flight, parameters["initial_total"])
+
+    def view(self, states: States, in_flight: Channel,
+             parameters: Mapping[str, Any]) -> dict[str, Any]:
+        """The bank's books in a snapshot, and the violations of its invariant."""
+        transfers = credits_in_flight(in_flight)
+        return {
+            "initial_total": parameters["initial_total"],
+            "nodes": {
+                node: {
+                    "balances": state["balances"], "total": sum(state["balances"].values()),
+                    "debited": list(IdSet(state["debited"])),
+                    "credited": list(IdSet(state["credited"])),
+                }
+                for node, state in sorted(states.items())
+            },
+            "in_flight": transfers,
+            "held": sum(sum(state["balances"].values()) for state in states.values()),
+            "in_flight_total": sum(t["amount"] for t in transfers if type(t["amount"]) is int),
+            "violations": self.invariant(states, in_flight, parameters),
+        }
+
+    def node_line(self, view: dict[str, Any] | None, node: str, state: Any) -> str:
+        assert view is not None
+        books = view["nodes"][node]
+        return (f"{node}: balance {books['total']}, {len(books['debited'])} debited, "
+                f"{len(books['credited'])} credited")
+
+    def view_lines(self, view: dict[str, Any] | None) -> list[str]:
+        assert view is not None
+        return [f"bank: held {view['held']} + in flight {view['in_flight_total']} "
+                f"of initial {view['initial_total']}: "
+                + ("invariant holds" if not view["violations"]
+                   else f"{len(view['violations'])} violations"),
+                *(f"  {violation}" for violation in view["violations"])]
+
+    def restore_report(self, states: States, in_flight: Channel, expected: States,
+                       restored: States, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        initial_total = parameters["initial_total"]
+        held = sum(sum(state["balances"].values()) for state in states.values())
+        moving = sum(c["amount"] or 0 for c in credits_in_flight(in_flight))
+        totals = {node: sum(state["balances"].values()) for node, state in restored.items()}
+        violations = check_invariant(restored, [], initial_total)
+        wrong = mismatched(expected, restored)
+        return {
+            "ok": not violations and not wrong,
+            "balances": totals, "restored_total": sum(totals.values()),
+            "snapshot_total": held + moving, "initial_total": initial_total,
+            "violations": violations, "mismatched_nodes": wrong,
+        }
+
+    def restore_text(self, report: Mapping[str, Any]) -> str:
+        lines = [f"restored snapshot {report['snapshot_id']} of run {report['run']} "
+                 f"in {report['where']}"]
+        lines += [f"  {node}: balance {total}"
+                  for node, total in sorted(report["balances"].items())]
+        lines.append(f"  total {report['restored_total']} (snapshot: balances + in flight = "
+                     f"{report['snapshot_total']}; initial {report['initial_total']})")
+        if report["mismatched_nodes"]:
+            lines.append("  state differs from the snapshot's at: "
+                         + ", ".join(report["mismatched_nodes"]))
+        lines.append("  bank invariant: " + ("holds" if not report["violations"]
+                                             else f"{len(report['violations'])} violations"))
+        lines += [f"    {violation}" for violation in report["violations"]]
+        return "\n".join(lines)
