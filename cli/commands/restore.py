@@ -22,7 +22,12 @@ names.
 
 ``--offline`` does the same restore in this process, without a network
 (no root needed): the same service code restores each state and receives
-the in-flight messages, and the result is checked the same way.
+the in-flight messages, and the result is checked the same way; it opens
+the database read-only and writes nothing.
+
+Without ``--run`` the snapshot is taken from the newest ``beaver run`` (never
+from a restore's own verification run). A file that is not a testbed
+database is one line, exit 2, and is left as it was.
 """
 
 from __future__ import annotations
@@ -39,9 +44,11 @@ from cli.errors import UsageError
 from controller.coordinator.store import (
     DEFAULT_DB,
     FinishedSnapshot,
+    NotATestbedDatabase,
     Store,
     StoreError,
     open_existing,
+    open_read_only,
 )
 from hosts.services.kind import NodeSetup, ServiceKind
 from hosts.services.registry import service_kind, titles
@@ -58,7 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("id", type=int, help="snapshot id")
     parser.add_argument("--db", type=Path, default=DEFAULT_DB,
                         help=f"snapshot database (default {DEFAULT_DB})")
-    parser.add_argument("--run", type=int, help="run id (default: the newest run)")
+    parser.add_argument("--run", type=int,
+                        help="run id (default: the newest beaver run, not a restore check)")
     parser.add_argument("--offline", action="store_true",
                         help="restore in this process instead of a fresh emulated network")
     parser.add_argument("--json", action="store_true", help="end with one line of JSON")
@@ -66,7 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        store = open_existing(args.db)
+        store = open_read_only(args.db) if args.offline else open_existing(args.db)
+    except NotATestbedDatabase as error:
+        raise UsageError(str(error)) from None
     except StoreError as error:
         print(f"beaver restore: {error}", file=sys.stderr)
         return 1
@@ -141,7 +151,7 @@ def restore_in_network(
     check_parameters |= kind.parameters(len(snapshot.states))
     check_run = store.new_run("polling", check_parameters, None, "not used: polling")
     print("beaver restore: building a fresh data center ...", file=sys.stderr, flush=True)
-    with Emulation(settings, store, check_run) as emulation:
+    with store.discarding_if_empty(check_run), Emulation(settings, store, check_run) as emulation:
         assert emulation.service is not None
         old_nodes = [s.node for s in snapshot.states]
         rename = dict(zip(old_nodes, emulation.nodes, strict=True))

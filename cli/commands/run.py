@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         run_id = store.new_run(args.protocol, run_parameters(args), args.tau_min_us,
                                "pending")
         try:
-            summary = take(settings, store, run_id, args)
+            with store.discarding_if_empty(run_id):
+                summary = take(settings, store, run_id, args)
         except (TimeoutError, RuntimeError, ValueError) as error:
             print(f"beaver run: {error}", file=sys.stderr)
             return 1

@@ -1,6 +1,8 @@
 """``beaver show``: the snapshots stored by ``beaver run``, or one of them in full.
 
-Without an id it lists the snapshots of a run (the newest run unless
+The database is opened read-only (nothing is written; a file that is not a
+testbed database is one line, exit 2). Without an id it lists the snapshots
+of a run (the newest ``beaver run``, not a restore's check, unless
 ``--run``): validity, completeness, t1 - t0 and in-flight counts. With an id
 it shows the snapshot: timings per gateway, each node's recorded state and
 the in-flight messages, as the run's service shows them
@@ -27,9 +29,10 @@ from cli.errors import UsageError
 from controller.coordinator.store import (
     DEFAULT_DB,
     FinishedSnapshot,
+    NotATestbedDatabase,
     Store,
     StoreError,
-    open_existing,
+    open_read_only,
 )
 from hosts.services.kind import ServiceKind
 from hosts.services.registry import SERVICES, service_kind
@@ -44,13 +47,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("id", nargs="?", type=int, help="snapshot id (default: list them)")
     parser.add_argument("--db", type=Path, default=DEFAULT_DB,
                         help=f"snapshot database (default {DEFAULT_DB})")
-    parser.add_argument("--run", type=int, help="run id (default: the newest run)")
+    parser.add_argument("--run", type=int,
+                        help="run id (default: the newest beaver run, not a restore check)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        store = open_existing(args.db)
+        store = open_read_only(args.db)
+    except NotATestbedDatabase as error:
+        raise UsageError(str(error)) from None
     except StoreError as error:
         print(f"beaver show: {error}", file=sys.stderr)
         return 1

@@ -22,7 +22,16 @@ readable database holding every snapshot finished before the kill.
 
 The schema is versioned with SQLite's ``user_version``. A file with another
 version (or a non-empty file that is not a testbed database) is refused
-with :class:`StoreError`, never altered. ``oracle_verdicts`` came after
+with :class:`NotATestbedDatabase`, never altered. Readers (``beaver show``,
+``beaver restore --offline``) open with :func:`open_read_only`: SQLite's
+``mode=ro``, so they write nothing, work on a file they may not write, and
+refuse an empty file instead of making it a database.
+
+A run's row is written before its network starts (the coordinator needs its
+id); a start-up that fails before any snapshot is stored takes it back
+(:meth:`Store.discard_run`). ``beaver restore`` stores its verification run
+beside the runs it checks, with ``restore_of`` in its parameters;
+:meth:`Store.latest_run` skips those unless asked. ``oracle_verdicts`` came after
 version 1 without changing it: it is created (``IF NOT EXISTS``) on the
 first write of verdicts, and reading a file without it finds no verdicts;
 older readers ignore the extra table.
@@ -32,7 +41,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -137,6 +147,10 @@ class StoreError(RuntimeError):
     """A database this version of the testbed cannot use (reported as one line)."""
 
 
+class NotATestbedDatabase(StoreError):
+    """The file is not a snapshot database of this version (bad input: exit status 2)."""
+
+
 @dataclass(frozen=True)
 class StoredLocal:
     node: str
@@ -178,32 +192,52 @@ def _dumps(value: Any) -> str:
 class Store:
     """The snapshot database; one connection, used from one thread at a time."""
 
-    def __init__(self, path: str | Path = DEFAULT_DB):
+    def __init__(self, path: str | Path = DEFAULT_DB, read_only: bool = False):
+        """Open (or, unless ``read_only``, create) the database at ``path``."""
         self.path = Path(path)
+        self.read_only = read_only
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not read_only:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise StoreError(f"cannot create {self.path.parent}: {error.strerror}") from None
         try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False)
+            if read_only:
+                self._db = connect_read_only(self.path)
+            else:
+                self._db = sqlite3.connect(self.path, check_same_thread=False)
             self._db.row_factory = sqlite3.Row
             self._open_schema()
         except sqlite3.DatabaseError as error:
-            raise StoreError(f"{self.path}: not a usable SQLite database ({error})") from None
+            self.close_quietly()
+            raise NotATestbedDatabase(
+                f"{self.path}: not a usable SQLite database ({error})") from None
+        except StoreError:
+            self.close_quietly()
+            raise
+
+    def close_quietly(self) -> None:
+        """Close the connection if it was opened (a refused file leaves none behind)."""
+        if hasattr(self, "_db"):
+            self._db.close()
 
     def _open_schema(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version == SCHEMA_VERSION:
-            self._db.execute("PRAGMA journal_mode=WAL")
+            if not self.read_only:
+                self._db.execute("PRAGMA journal_mode=WAL")
             return
+        if version == 0 and self.read_only:
+            raise NotATestbedDatabase(f"{self.path} is not a testbed database (no schema): "
+                                      "it was left unchanged")
         if version != 0:
-            raise StoreError(
+            raise NotATestbedDatabase(
                 f"{self.path} has schema version {version}; this testbed reads version "
                 f"{SCHEMA_VERSION} only (it was left unchanged: use another --db)"
             )
         tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         if tables:
-            raise StoreError(
+            raise NotATestbedDatabase(
                 f"{self.path} holds tables but no testbed schema version; "
                 "it was left unchanged: use another --db"
             )
@@ -236,6 +270,27 @@ class Store:
                  _dumps(dict(parameters)), tau_min_us, tau_source),
             )
         return int(cursor.lastrowid or 0)
+
+    @contextmanager
+    def discarding_if_empty(self, run: int) -> Iterator[None]:
+        """Around a run's start-up and snapshots: on any failure, or Ctrl-C, a run that
+        stored no snapshot is deleted (:meth:`discard_run`), so none is left pending."""
+        try:
+            yield
+        except BaseException:
+            self.discard_run(run)
+            raise
+
+    def discard_run(self, run: int) -> bool:
+        """Delete ``run`` if it stored no snapshot yet (a failed start-up); True if deleted."""
+        with self._db:
+            if self._db.execute("SELECT 1 FROM snapshots WHERE run = ? LIMIT 1",
+                                (run,)).fetchone():
+                return False
+            for table in ("rejections", "node_counters"):
+                self._db.execute(f"DELETE FROM {table} WHERE run = ?", (run,))
+            self._db.execute("DELETE FROM runs WHERE id = ?", (run,))
+        return True
 
     def set_tau_min(self, run: int, tau_min_us: float | None, tau_source: str) -> None:
         with self._db:
@@ -328,8 +383,12 @@ class Store:
 
     # -- reading -------------------------------------------------------------------------
 
-    def latest_run(self) -> int | None:
-        row = self._db.execute("SELECT max(id) FROM runs").fetchone()
+    def latest_run(self, restore_checks: bool = False) -> int | None:
+        """The newest run of ``beaver run`` (with ``restore_checks``: of any kind)."""
+        query = "SELECT max(id) FROM runs"
+        if not restore_checks:
+            query += " WHERE json_extract(parameters, '$.restore_of') IS NULL"
+        row = self._db.execute(query).fetchone()
         return None if row[0] is None else int(row[0])
 
     def run(self, run: int) -> dict[str, Any]:
@@ -400,9 +459,32 @@ class Store:
         )
 
 
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A ``mode=ro`` connection. A WAL database in a folder this user may not write cannot
+    get its shared-memory index; when no write-ahead log exists (no writer has the file
+    open), it is read as immutable instead."""
+    uri = path.resolve().as_uri()
+    connection = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        connection.execute("PRAGMA user_version").fetchone()
+        return connection
+    except sqlite3.OperationalError:
+        connection.close()
+        if path.with_name(path.name + "-wal").exists():
+            raise
+    return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+
+
 def open_existing(path: str | Path) -> Store:
-    """A store for reading: a missing file is an error rather than a new database."""
+    """A store to add to: a missing file, or one that is not a testbed database yet (an
+    empty file too), is an error rather than a new database."""
+    open_read_only(path).close()
+    return Store(path)
+
+
+def open_read_only(path: str | Path) -> Store:
+    """A store for reading only (``mode=ro``): nothing is ever written to the file."""
     if not Path(path).is_file():
         raise StoreError(f"no database at {path} (make one with: beaver run --db {path})")
-    return Store(path)
+    return Store(path, read_only=True)
 
