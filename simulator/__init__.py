@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from beaver.coordinator import GlobalSnapshot
 from oracle import Verdict, judge
 from simulator.latency import US, Delay, Latencies
 from simulator.report import Summary, summarize
@@ -38,11 +39,14 @@ class Outcome:
 
 
 def simulate(
-    config: WorldConfig, progress: Callable[[World], None] | None = None
+    config: WorldConfig,
+    progress: Callable[[World], None] | None = None,
+    on_complete: Callable[[GlobalSnapshot], None] | None = None,
 ) -> Outcome:
-    """Run ``config`` to the end and judge its snapshots (``progress`` is called now and then)."""
+    """Run ``config`` to the end and judge its snapshots (``progress`` is called now and
+    then; ``on_complete`` receives each snapshot as the coordinator assembles it)."""
     began = time.perf_counter()
-    world = World(config)
+    world = World(config, on_complete=on_complete)
     run = world.run(None if progress is None else lambda: progress(world))
     verdicts = judge(run.log, run.recorded, len(run.statuses))
     return Outcome(world, run, verdicts, summarize(run, verdicts, time.perf_counter() - began))

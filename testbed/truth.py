@@ -101,6 +101,10 @@ class MessageIds:
     def __getitem__(self, message_id: str) -> int:
         return self._numbers.setdefault(message_id, len(self._numbers))
 
+    def names(self) -> list[str]:
+        """The message id strings, indexed by their oracle id."""
+        return list(self._numbers)
+
 
 def event_log(logs: Iterable[ProcessLog], ids: MessageIds) -> EventLog:
     """The oracle's log of the processes' events (captures checked to follow each other)."""
@@ -150,12 +154,45 @@ def recorded_channel_state(store: Store, run: int, ids: MessageIds) -> dict[int,
     return recorded
 
 
+def event_rows(logs: Iterable[ProcessLog]) -> list[dict[str, object]]:
+    """The logs as rows for :meth:`~controller.coordinator.store.Store.set_events`."""
+    rows: list[dict[str, object]] = []
+    for log in logs:
+        for event in log.events:
+            row: dict[str, object] = {"process": log.process, "role": log.role, "t": event.t,
+                                      "kind": event.kind}
+            if event.kind == "capture":
+                row["first_id"], row["last_id"] = event.snapshots
+            else:
+                row["message"] = event.message_id
+            rows.append(row)
+    return rows
+
+
+def stored_logs(rows: Iterable[dict[str, object]]) -> list[ProcessLog]:
+    """The process logs back from :meth:`~controller.coordinator.store.Store.events` rows."""
+    logs: dict[str, ProcessLog] = {}
+    for row in rows:
+        log = logs.setdefault(str(row["process"]), ProcessLog(str(row["process"]),
+                                                               str(row["role"])))
+        if row["kind"] == "capture":
+            event = Event(float(row["t"]), "capture",
+                          snapshots=(int(row["first_id"]), int(row["last_id"])))
+        else:
+            event = Event(float(row["t"]), str(row["kind"]), message_id=str(row["message"]))
+        log.events.append(event)
+    return list(logs.values())
+
+
 def judge_run(paths: Iterable[Path], store: Store, run: int) -> list[Verdict]:
-    """The oracle's verdict on every stored snapshot of ``run``, from the hosts' logs."""
+    """The oracle's verdict on every stored snapshot of ``run``, from the hosts' logs
+    (which it stores too, for diagrams)."""
     stored = [row["snapshot_id"] for row in store.snapshot_rows(run)]
     ids = MessageIds()
+    logs = [read_log(path) for path in paths]
+    store.set_events(run, event_rows(logs))
     try:
-        log = event_log((read_log(path) for path in paths), ids)
+        log = event_log(logs, ids)
         verdicts = judge(log, recorded_channel_state(store, run, ids), max(stored, default=0))
     except LogError as error:
         raise TruthLogError(f"the event logs are impossible: {error}") from None

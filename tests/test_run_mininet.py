@@ -83,6 +83,20 @@ def test_show_json_of_an_accepted_snapshot_rechecks(beaver_run) -> None:
     assert bank["held"] + bank["in_flight_total"] <= bank["initial_total"]
 
 
+def test_show_draws_the_diagram_of_an_emulated_snapshot(beaver_run, tmp_path: Path) -> None:
+    summary, db = beaver_run
+    with open_existing(db) as store:
+        events = store.events(summary["run"])
+        accepted = [r["snapshot_id"] for r in store.snapshot_rows(summary["run"])
+                    if r["valid"] and r["complete"]]
+    assert {row["role"] for row in events} >= {"ingroup", "relay"}
+    png = tmp_path / "emulated.png"
+    done, _ = beaver("show", str(accepted[0]), "--db", str(db), "--diagram", str(png))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(png)
+    assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 20_000
+
+
 def test_restore_into_a_fresh_network_keeps_every_coin(beaver_run) -> None:
     summary, db = beaver_run
     with open_existing(db) as store:

@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", type=int,
                         help="run id (default: the newest beaver run, not a restore check)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--diagram", type=Path, metavar="FILE.png",
+                        help="draw the snapshot's space-time diagram (cut, in-flight messages, "
+                             "a chain breaking the cut) to FILE.png")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,15 +63,34 @@ def run(args: argparse.Namespace) -> int:
     except StoreError as error:
         print(f"beaver show: {error}", file=sys.stderr)
         return 1
+    if args.diagram is not None and (args.id is None or args.diagram.suffix != ".png"):
+        raise UsageError("--diagram takes a snapshot ID and a FILE.png to write")
     with store:
         run_id = chosen_run(store, args.run)
-        if args.id is None:
+        if args.diagram is not None:
+            print(diagram(store, run_id, args.id, args.diagram))
+        elif args.id is None:
             document = run_document(store, run_id)
             print(json.dumps(document) if args.json else format_run(document))
         else:
             document = snapshot_document(store, run_id, args.id)
             print(json.dumps(document) if args.json else format_snapshot(document))
     return 0
+
+
+def diagram(store: Store, run: int, snapshot_id: int, path: Path) -> Path:
+    """Draw snapshot ``snapshot_id`` of ``run`` to ``path``; UsageError if it cannot be."""
+    from analysis.diagram import draw_stored
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return draw_stored(store, run, snapshot_id, path)
+    except KeyError as error:
+        raise UsageError(str(error).strip("'\"")) from None
+    except LookupError as error:
+        raise UsageError(f"{error} (runs store them since this version)") from None
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror}") from None
 
 
 def chosen_run(store: Store, run: int | None) -> int:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from beaver.coordinator import GlobalSnapshot
 from beaver.protocols import PROTOCOLS, PiggybackNodeFactory
 from cli.errors import UsageError
 from simulator import US, Latencies, Summary, Workload, World, WorldConfig, simulate
@@ -66,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the in-group nodes of beaver or lai-yang as class CLASS of the "
                              "Python file MODULE_PATH, made like PiggybackNode(name, capture, "
                              "space)")
+    parser.add_argument("--db", type=Path, default=None, metavar="FILE",
+                        help="also store the run (snapshots, verdicts, event logs) in this "
+                             "snapshot database, for beaver show and its --diagram")
     parser.add_argument("--json", action="store_true",
                         help="end with one JSON line of results")
 
@@ -163,15 +167,31 @@ def node_class_for(protocol_name: str, spec: str) -> PiggybackNodeFactory:
 def run(args: argparse.Namespace) -> int:
     config = config_from(args)
     progress = _progress_printer(config) if sys.stderr.isatty() else None
-    outcome = simulate(config, progress)
+    assembled: list[GlobalSnapshot] = []
+    outcome = simulate(config, progress, assembled.append if args.db else None)
     if progress is not None:
         print(file=sys.stderr)
     if args.node_class is not None:
         print(f"in-group nodes: {args.node_class}")
     print(render(outcome.summary))
+    if args.db:
+        print(f"stored as run {store_run(args.db, outcome, assembled)} in {args.db} "
+              f"(beaver show --db {args.db})")
     if args.json:
         print(json.dumps(outcome.summary.as_dict(), sort_keys=True))
     return 0
+
+
+def store_run(db: Path, outcome, assembled: list[GlobalSnapshot]) -> int:
+    """Store the simulated run in ``db`` for ``beaver show`` (and its diagrams)."""
+    from controller.coordinator.store import Store, StoreError
+    from testbed.simulated import store_simulated
+
+    try:
+        with Store(db) as store:
+            return store_simulated(store, outcome, assembled)
+    except StoreError as error:
+        raise UsageError(str(error)) from None
 
 
 def _progress_printer(config: WorldConfig) -> Callable[[World], None]:

@@ -15,6 +15,9 @@ The model (documented for users in ``docs/schema.md``):
   by reason; ``node_counters``: the agents' own counters.
 * ``oracle_verdicts``: per snapshot, the ground-truth oracle's judgement
   (:mod:`testbed.truth`): causally consistent, channel state exact.
+* ``events``: the ground-truth event log of every process of a run (sends,
+  receives, capture points, in each process's order), from which
+  ``beaver show ID --diagram`` draws a snapshot's space-time diagram.
 
 Durability: the file is in WAL mode and every finished snapshot is written
 in one transaction, so a run killed at any instant (even SIGKILL) leaves a
@@ -34,7 +37,7 @@ beside the runs it checks, with ``restore_of`` in its parameters;
 :meth:`Store.latest_run` skips those unless asked. ``oracle_verdicts`` came after
 version 1 without changing it: it is created (``IF NOT EXISTS``) on the
 first write of verdicts, and reading a file without it finds no verdicts;
-older readers ignore the extra table.
+older readers ignore the extra table. ``events`` came the same way.
 """
 
 from __future__ import annotations
@@ -141,6 +144,22 @@ CREATE TABLE IF NOT EXISTS oracle_verdicts (
     FOREIGN KEY (run, snapshot_id) REFERENCES snapshots(run, snapshot_id)
 );
 """
+
+EVENTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    run          INTEGER NOT NULL REFERENCES runs(id),
+    process      TEXT NOT NULL,
+    role         TEXT NOT NULL,
+    seq          INTEGER NOT NULL,
+    t            REAL NOT NULL,
+    kind         TEXT NOT NULL,
+    message      TEXT,
+    first_id     INTEGER,
+    last_id      INTEGER,
+    PRIMARY KEY (run, process, seq)
+);
+"""
+EVENT_KINDS = ("send", "receive", "capture")
 
 
 class StoreError(RuntimeError):
@@ -359,6 +378,34 @@ class Store:
             self._db.execute(VERDICTS_SCHEMA)
             self._db.executemany(
                 "INSERT OR REPLACE INTO oracle_verdicts VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def set_events(self, run: int, rows: Iterable[Mapping[str, Any]]) -> None:
+        """The event logs of ``run`` (replacing earlier ones): rows with ``process``,
+        ``role``, ``t``, ``kind`` (send, receive, capture) and ``message`` (send and
+        receive) or ``first_id`` and ``last_id`` (capture), each process's in order."""
+        seq: dict[str, int] = {}
+        values = []
+        for row in rows:
+            if row["kind"] not in EVENT_KINDS:
+                raise ValueError(f"unknown event kind {row['kind']!r}")
+            number = seq[row["process"]] = seq.get(row["process"], -1) + 1
+            values.append((run, row["process"], row["role"], number, float(row["t"]),
+                           row["kind"], row.get("message"), row.get("first_id"),
+                           row.get("last_id")))
+        with self._db:
+            self._db.execute(EVENTS_SCHEMA)
+            self._db.execute("DELETE FROM events WHERE run = ?", (run,))
+            self._db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+
+    def events(self, run: int) -> list[dict[str, Any]]:
+        """The stored event logs of ``run``, process by process, each in its order
+        (none if the run kept no events)."""
+        if self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone() is None:
+            return []
+        rows = self._db.execute(
+            "SELECT process, role, t, kind, message, first_id, last_id FROM events "
+            "WHERE run = ? ORDER BY process, seq", (run,))
+        return [dict(row) for row in rows]
 
     def verdicts(self, run: int) -> dict[int, dict[str, Any]]:
         """The stored verdicts of ``run`` by snapshot id (none if never judged)."""
