@@ -85,6 +85,10 @@ def draw(logs: list[ProcessLog], snapshot_id: int, recorded: Collection[str], ti
                 receives[event.message_id] = (log.process, event.t * scale)
     cuts = {node: (None if t is None else t * scale)
             for node, t in cut_times(logs, snapshot_id).items()}
+    origin = min((t for t in cuts.values() if t is not None), default=0.0)
+    sends = {m: (p, t - origin) for m, (p, t) in sends.items()}
+    receives = {m: (p, t - origin) for m, (p, t) in receives.items()}
+    cuts = {node: (None if t is None else t - origin) for node, t in cuts.items()}
     chain = chain_of(logs, snapshot_id)
     recorded = set(recorded)
     low, high = _window(cuts, [sends[m][1] for m in chain] + [receives[m][1] for m in chain],
@@ -124,7 +128,7 @@ def draw(logs: list[ProcessLog], snapshot_id: int, recorded: Collection[str], ti
     axis.set_yticks(list(lanes.values()), list(lanes))
     axis.set_xlim(low, high)
     axis.set_ylim(0.3, len(lanes) + 0.7)
-    axis.set_xlabel(f"time ({title.time_unit})")
+    axis.set_xlabel(f"time since the first capture point ({title.time_unit})")
     verdict = {True: "consistent", False: "INCONSISTENT", None: "not judged"}[title.consistent]
     accepted = {True: "accepted", False: "rejected", None: "validity unknown"}[title.valid]
     axis.set_title(f"run {title.run}, snapshot {snapshot_id} ({title.protocol}): "
