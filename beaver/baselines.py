@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from beaver.ids import UNMARKED
+from beaver.ids import UNMARKED, require_id
 from beaver.records import NOTHING, InFlight, LocalSnapshot, Marker, Receipt
 
 
@@ -61,7 +61,7 @@ class MarkerNode:
         return self._receipt(self._take(snapshot_id, now))
 
     def _take(self, snapshot_id: int, now: float) -> tuple[tuple[str, Marker], ...]:
-        if snapshot_id <= self.current:
+        if require_id(snapshot_id) <= self.current:
             return ()
         state = self._capture()
         outgoing = []
@@ -97,7 +97,7 @@ class PollingNode:
         return NOTHING
 
     def notify(self, snapshot_id: int, now: float) -> Receipt:
-        if snapshot_id <= self.current:
+        if require_id(snapshot_id) <= self.current:
             return NOTHING
         local = LocalSnapshot(self.name, self.current + 1, snapshot_id, now, self._capture())
         self.current = snapshot_id

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from beaver.ids import IdSpace, OutOfWindow
+from beaver.ids import IdSpace, OutOfWindow, require_id
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Gateway:
 
     def set_id(self, snapshot_id: int) -> bool:
         """The coordinator's update; returns whether the id changed (ids never go back)."""
-        if snapshot_id <= self.current:
+        if require_id(snapshot_id) <= self.current:
             return False
         self.current = snapshot_id
         return True

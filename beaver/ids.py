@@ -19,6 +19,22 @@ adopted. Unique decoding needs ``2 * window + 1 <= codes``: at most 31
 snapshots in flight with 6 bits (the paper's prototype: 8191 with 14 bits).
 A smaller window leaves codes that no correct process can send, so corrupt
 or forged marks are caught.
+
+A wire code says an id's distance from the reference only modulo
+``codes``: an id further than ``window`` away decodes to the wrong full id
+(it aliases). Nothing in a packet can tell, so the protocol makes it
+impossible: the coordinator (:mod:`beaver.coordinator`) never starts an
+id more than ``window`` ahead of the oldest id that may still be on the
+wire, and a stamped packet is assumed to be delivered or lost within a
+*maximum packet lifetime* of being stamped (as TCP assumes a maximum
+segment lifetime before reusing sequence numbers). More bits buy a wider
+window, and the window bounds the snapshot rate the coordinator can
+sustain: at most ``window`` snapshots per packet lifetime (plus the time a
+snapshot takes to finish). Six DSCP bits give 31; the paper's prototype,
+with 14 bits (TOS and TTL bits), 8191.
+
+Ids and codes are ``int`` (not ``bool``, not ``float``): anything else is
+refused with :class:`InvalidId` before any state changes.
 """
 
 from __future__ import annotations
@@ -29,8 +45,21 @@ UNMARKED = 0
 """The wire code of traffic that carries no snapshot id."""
 
 
-class OutOfWindow(ValueError):
+class InvalidId(ValueError):
+    """A snapshot id or wire code that is not an ``int`` or is out of range."""
+
+
+class OutOfWindow(InvalidId):
     """A wire id that no process within the snapshot window can have sent."""
+
+
+def require_id(value: object, what: str = "snapshot id") -> int:
+    """``value`` if it is a non-negative ``int`` (``bool`` is not); else :class:`InvalidId`."""
+    if type(value) is not int:
+        raise InvalidId(f"{what} must be an int, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise InvalidId(f"{what} must be non-negative, got {value}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -41,10 +70,14 @@ class IdSpace:
     window: int = 16
 
     def __post_init__(self) -> None:
+        for name in ("bits", "window"):
+            if type(getattr(self, name)) is not int:
+                value = getattr(self, name)
+                raise InvalidId(f"id {name} must be an int, got {type(value).__name__} {value!r}")
         if not 2 <= self.bits <= 32:
-            raise ValueError(f"id bits must be in 2..32, got {self.bits}")
+            raise InvalidId(f"id bits must be in 2..32, got {self.bits}")
         if not 1 <= self.window or 2 * self.window + 1 > self.codes:
-            raise ValueError(
+            raise InvalidId(
                 f"window must be in 1..{(self.codes - 1) // 2} for {self.bits} bits, "
                 f"got {self.window}"
             )
@@ -56,21 +89,24 @@ class IdSpace:
 
     def to_wire(self, full_id: int) -> int:
         """The wire code of a full id (never :data:`UNMARKED`)."""
-        if full_id < 0:
-            raise ValueError(f"snapshot ids are non-negative, got {full_id}")
-        return full_id % self.codes + 1
+        return require_id(full_id) % self.codes + 1
 
     def from_wire(self, wire: int, reference: int) -> int | None:
         """The full id a wire code stands for, seen by a process at full id ``reference``.
 
         Returns ``None`` for unmarked traffic. Raises :class:`OutOfWindow` when
-        the code is further than ``window`` from the reference either way, and
-        ``ValueError`` for a code that does not fit in ``bits``.
+        no id within ``window`` of the reference either way has this code (an
+        id further away aliases to one that is, see the module docstring), and
+        :class:`InvalidId` for a code that does not fit in ``bits`` or a
+        reference that is not a snapshot id.
         """
+        require_id(reference, "reference id")
+        if type(wire) is not int:
+            raise InvalidId(f"wire id must be an int, got {type(wire).__name__} {wire!r}")
         if wire == UNMARKED:
             return None
         if not 0 < wire <= self.codes:
-            raise ValueError(f"wire id {wire} does not fit in {self.bits} bits")
+            raise InvalidId(f"wire id {wire} does not fit in {self.bits} bits")
         ahead = (wire - 1 - reference) % self.codes
         if ahead <= self.window:
             return reference + ahead

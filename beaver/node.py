@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from beaver.ids import IdSpace, OutOfWindow
+from beaver.ids import IdSpace, OutOfWindow, require_id
 from beaver.records import NOTHING, InFlight, LocalSnapshot, Receipt
 
 REJECTED = Receipt(deliver=False, rejected=True)
@@ -71,7 +71,7 @@ class PiggybackNode:
 
     def notify(self, snapshot_id: int, now: float) -> Receipt:
         """The coordinator says snapshot ``snapshot_id`` exists (so idle nodes snapshot too)."""
-        if snapshot_id <= self.current:
+        if require_id(snapshot_id) <= self.current:
             return NOTHING
         return Receipt(snapshots=(self._take(snapshot_id, now),))
 

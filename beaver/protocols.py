@@ -25,7 +25,7 @@ from typing import Any
 from typing import Protocol as TypingProtocol
 
 from beaver.baselines import MarkerNode, PollingNode
-from beaver.coordinator import Coordinator, Notify
+from beaver.coordinator import DEFAULT_PACKET_LIFETIME, Coordinator, Notify
 from beaver.ids import IdSpace
 from beaver.node import PiggybackNode
 from beaver.records import Receipt
@@ -90,6 +90,7 @@ class Protocol:
         tau_min: float = math.inf,
         space: IdSpace | None = None,
         update_timeout: float = math.inf,
+        packet_lifetime: float = DEFAULT_PACKET_LIFETIME,
     ) -> Coordinator:
         """The coordinator; gateways are ignored by protocols that do not use them."""
         return Coordinator(
@@ -100,6 +101,7 @@ class Protocol:
             notify=self.notify,
             counts_channels=self.counts_channels,
             update_timeout=update_timeout,
+            packet_lifetime=packet_lifetime,
         )
 
 

@@ -206,7 +206,7 @@ def test_random_fifo_runs_record_exactly_the_messages_that_crossed_each_cut(
         nonlocal clock
         busy = [pair for pair, queue in channels.items() if queue]
         choice = rng.random()
-        if not draining and choice < 0.1 and coordinator.can_start():
+        if not draining and choice < 0.1 and coordinator.can_start(float(clock)):
             (told,) = coordinator.start(float(clock))[1]
             at(told.node, lambda m: m.notify(told.snapshot_id, float(clock)))
         elif not draining and (choice < 0.5 or not busy):

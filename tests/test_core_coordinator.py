@@ -151,9 +151,9 @@ def finish_without_messages(coordinator: Coordinator, k: int) -> list[int]:
 def test_start_waits_when_the_window_is_full() -> None:
     coordinator = Coordinator(NODES, space=IdSpace(bits=3, window=3))
     for expected in (1, 2, 3):
-        assert coordinator.can_start()
+        assert coordinator.can_start(0.0)
         assert coordinator.start(0.0)[0] == expected
-    assert not coordinator.can_start()
+    assert not coordinator.can_start(0.0)
     with pytest.raises(RuntimeError, match="wait for snapshot 1"):
         coordinator.start(0.0)
     assert coordinator.newest == 3
@@ -164,11 +164,11 @@ def test_only_finishing_the_oldest_snapshot_frees_the_window() -> None:
     coordinator = Coordinator(NODES, space=IdSpace(bits=3, window=2))
     coordinator.start(0.0)
     coordinator.start(0.0)
-    assert not coordinator.can_start()
+    assert not coordinator.can_start(0.0)
     for node in NODES:
         coordinator.add_local(local(node, 1, 2), 1.0)
     assert coordinator.status(2).finished and coordinator.status(1).finished
-    assert coordinator.can_start()
+    assert coordinator.can_start(2.0)
     assert coordinator.start(2.0)[0] == 3
 
 
@@ -177,10 +177,10 @@ def test_a_complete_snapshot_waiting_for_its_gateways_keeps_the_window_full() ->
     coordinator.start(0.0)
     assert finish_without_messages(coordinator, 1) == [1]
     assert coordinator.status(1).complete and not coordinator.status(1).finished
-    assert not coordinator.can_start()
+    assert not coordinator.can_start(0.0)
     coordinator.gateway_acked("g1", 1, 0.5)
     assert coordinator.status(1).finished
-    assert coordinator.can_start()
+    assert coordinator.can_start(2.0)
 
 
 def test_a_gateway_whose_updates_keep_failing_holds_the_window() -> None:
@@ -188,22 +188,22 @@ def test_a_gateway_whose_updates_keep_failing_holds_the_window() -> None:
     coordinator = Coordinator(NODES, gateways=["g1", "g2"], update_timeout=1.0,
                               space=IdSpace(bits=3, window=3))
     for k in (1, 2, 3):
-        assert coordinator.can_start()
+        assert coordinator.can_start(float(k))
         coordinator.start(float(k))
         coordinator.gateway_acked("g1", k, float(k))
         coordinator.expire(k + 1.0)
         finish_without_messages(coordinator, k)
         assert coordinator.status(k).finished and coordinator.status(k).valid is False
     assert coordinator.oldest_unfinished == 4
-    assert not coordinator.can_start()
+    assert not coordinator.can_start(5.0)
     with pytest.raises(RuntimeError, match="wait for gateway g2"):
         coordinator.start(5.0)
     assert coordinator.gateway_acked("g2", 2, 5.0) == [], "a late ack changes no snapshot"
     assert coordinator.status(2).valid is False
-    assert coordinator.can_start()
+    assert coordinator.can_start(6.0)
     assert coordinator.start(6.0)[0] == 4
     assert coordinator.start(7.0)[0] == 5
-    assert not coordinator.can_start(), "g2 may still stamp 2; 6 would be 4 ids ahead"
+    assert not coordinator.can_start(7.0), "g2 may still stamp 2; 6 would be 4 ids ahead"
 
 
 def test_stale_stamps_of_a_failing_gateway_never_alias_to_unstarted_ids() -> None:
@@ -213,7 +213,7 @@ def test_stale_stamps_of_a_failing_gateway_never_alias_to_unstarted_ids() -> Non
     g1, g2 = Gateway("g1", space), Gateway("g2", space)
     node = PiggybackNode("a", lambda: "state", space)
     now = 0.0
-    while coordinator.can_start() and coordinator.newest < 3 * space.codes:
+    while coordinator.can_start(now) and coordinator.newest < 3 * space.codes:
         k, _ = coordinator.start(now)
         g1.set_id(k)
         coordinator.gateway_acked("g1", k, now)
@@ -293,7 +293,7 @@ def observable(coordinator: Coordinator) -> tuple:
         copy.deepcopy(coordinator.statuses()),
         coordinator.newest,
         coordinator.oldest_unfinished,
-        coordinator.can_start(),
+        coordinator.can_start(5.0),
     )
 
 
@@ -507,7 +507,7 @@ class Run:
             self.gateway.observe_ingroup(wire)
 
     def start(self) -> None:
-        if self.coordinator.can_start():
+        if self.coordinator.can_start(self.clock):
             _, commands = self.coordinator.start(self.tick())
             self.command(commands)
 
@@ -594,3 +594,75 @@ def test_a_lower_tau_min_revokes_validity_and_a_higher_one_changes_nothing() -> 
     assert [s.valid for s in coordinator.statuses()] == [True, False, False]
     assert coordinator.lower_tau_min(1.0) == [1]
     assert coordinator.lower_tau_min(0.0) == [] and coordinator.tau_min == 1.0
+
+
+# -- the packet lifetime: wire codes are not reused while old stamps may be in flight ------
+
+
+def test_a_wire_code_is_reused_only_a_packet_lifetime_after_its_id_stopped_being_stamped():
+    space = IdSpace(bits=3, window=3)
+    coordinator = Coordinator(["a"], gateways=["g1"], space=space, packet_lifetime=0.5)
+    for k in (1, 2, 3):
+        coordinator.start(0.0)
+        coordinator.gateway_acked("g1", k, 0.0)
+        coordinator.add_local(local("a", k), 0.25)
+    assert coordinator.oldest_unfinished == 4, "every snapshot finished at 0.25"
+    assert not coordinator.can_start(0.5), "packets stamped 0..2 may still be in flight"
+    assert coordinator.next_start_at() == 0.75
+    with pytest.raises(RuntimeError, match="packets stamped 0 to leave the network"):
+        coordinator.start(0.5)
+    assert coordinator.can_start(0.75)
+    assert coordinator.start(0.75)[0] == 4
+    assert coordinator.oldest_on_wire(0.75) == 3
+
+
+def test_without_a_packet_lifetime_the_old_window_rule_comes_back():
+    coordinator = Coordinator(["a"], space=IdSpace(bits=3, window=1), packet_lifetime=0.0)
+    coordinator.start(0.0)
+    coordinator.add_local(local("a", 1), 0.0)
+    assert coordinator.can_start(0.0)
+
+
+def test_a_late_event_counts_from_the_latest_time_the_coordinator_was_told():
+    """A report whose time is older than the coordinator's clock frees ids later, not earlier."""
+    coordinator = Coordinator(["a"], space=IdSpace(bits=3, window=1), packet_lifetime=1.0)
+    coordinator.start(0.0)
+    assert not coordinator.can_start(5.0)
+    coordinator.add_local(local("a", 1), 2.0)
+    assert coordinator.next_start_at() == 6.0
+    assert not coordinator.can_start(5.5)
+    assert coordinator.can_start(6.0)
+
+
+@given(st.integers(2, 14), st.data())
+@settings(max_examples=40, deadline=None)
+def test_no_stamp_in_flight_ever_decodes_to_another_id(bits: int, data: st.DataObject) -> None:
+    """Any id width and window: nodes told late, packets delayed up to the lifetime; every
+    packet decodes, at its receiver, to the id it was stamped with."""
+    space = IdSpace(bits, data.draw(st.integers(1, ((1 << bits) - 2) // 2), label="window"))
+    lifetime = 1.0
+    coordinator = Coordinator(["a", "b"], space=space, packet_lifetime=lifetime)
+    nodes = {name: PiggybackNode(name, lambda: None, space) for name in ("a", "b")}
+    due: list[tuple[float, int, tuple]] = []
+    now, order = 0.0, 0
+    for _ in range(data.draw(st.integers(10, 80), label="steps")):
+        now += data.draw(st.floats(0.0, 0.5), label="pause")
+        for at, _, event in sorted(e for e in due if e[0] <= now):
+            if event[0] == "notify":
+                for report in nodes[event[1]].notify(event[2], at).snapshots:
+                    coordinator.add_local(report, at)
+            else:
+                _, receiver, wire, stamped = event
+                assert space.from_wire(wire, nodes[receiver].current) == stamped
+        due = [e for e in due if e[0] > now]
+        if data.draw(st.booleans(), label="start") and coordinator.can_start(now):
+            k, commands = coordinator.start(now)
+            for command in commands:
+                order += 1
+                told = now + data.draw(st.floats(0.0, 2.0), label="notify delay")
+                due.append((told, order, ("notify", command.node, k)))
+        sender, receiver = data.draw(st.permutations(["a", "b"]), label="sender")
+        stamped = nodes[sender].current
+        order += 1
+        delivered = now + data.draw(st.floats(0.0, lifetime), label="packet delay")
+        due.append((delivered, order, ("packet", receiver, space.to_wire(stamped), stamped)))

@@ -9,7 +9,7 @@ is the core's (:mod:`beaver.coordinator`). Its parts, one job each:
   calls, the core's :class:`~beaver.records.NotifyNode` commands ``notify``
   messages;
 * :mod:`controller.coordinator.gateway_phase`: to start snapshot k (at a given
-  rate, while ``can_start()``), t0 is taken just before the one parallel
+  rate, while ``can_start(now)``), t0 is taken just before the one parallel
   update of every gateway through a :class:`GatewayUpdater`, whose acks and
   failures go to the core;
 * :mod:`controller.coordinator.persistence`: each finished snapshot is written
@@ -54,6 +54,11 @@ __all__ = ["REJECTION_REASONS", "GatewayUpdater", "SnapshotService", "TakeResult
 
 log = logging.getLogger("beaver.snapshots")
 
+PACKET_LIFETIME = 0.2
+"""Seconds a stamped datagram may stay in the emulated network and the agents' socket
+buffers (the coordinator's wire-id assumption, :mod:`beaver.coordinator`): userspace
+switches and busy agents hold datagrams for milliseconds, not for a fifth of a second."""
+
 _T = TypeVar("_T")
 
 
@@ -95,6 +100,7 @@ class SnapshotService:
             self.nodes,
             gateways=gateways.gateways() if gateways and self.protocol.uses_gateways else (),
             tau_min=tau_min, space=space, update_timeout=update_timeout,
+            packet_lifetime=PACKET_LIFETIME,
         )
         self.tau = TauMin(self.core, store, run)
         self.writer = SnapshotWriter(self.core, store, run, self.protocol.name)
@@ -224,14 +230,21 @@ class SnapshotService:
         self.store.set_node_counters(self.run, self.node_counters)
 
     async def _wait_for(
-        self, condition: Callable[[], bool], timeout: float, explain: Callable[[], str]
+        self, condition: Callable[[], bool], timeout: float, explain: Callable[[], str],
+        wake_at: Callable[[], float | None] = lambda: None,
     ) -> None:
+        """Wait until ``condition()`` holds, checking it after every change and at
+        ``wake_at()`` (a ``time.monotonic()`` time, or None)."""
         assert self._changed is not None
         deadline = time.monotonic() + timeout
         while not condition():
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 raise TimeoutError(explain())
+            wake = wake_at()
+            if wake is not None:
+                remaining = max(0.0, min(remaining, wake - now))
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), remaining)
@@ -279,9 +292,10 @@ class SnapshotService:
         try:
             for i in range(count):
                 await self._wait_for(
-                    self.core.can_start, deadline - time.monotonic(),
+                    lambda: self.core.can_start(time.monotonic()), deadline - time.monotonic(),
                     lambda: f"snapshot {self.core.oldest_unfinished} did not finish, "
                             f"so no more than {self.core.window} could be in flight",
+                    wake_at=self.core.next_start_at,
                 )
                 pause = began + i / rate - time.monotonic()
                 if pause > 0:
