@@ -52,9 +52,20 @@ class Summary:
     events: int
     simulated_s: float
     wall_s: float
+    packet_lifetime_us: float
+    """The maximum packet lifetime the coordinator assumes for wire ids."""
+    overdue_packets: int
+    """Stamped messages that took longer than the packet lifetime (the assumption broken)."""
+    overdue_examples: tuple[int, ...]
+    """The first few of them (message ids in the ground-truth log)."""
+    unstarted_adoptions: int
+    """Times a node moved to an id the coordinator had not started (must be 0)."""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+OVERDUE_EXAMPLES = 5
 
 
 def percentile(values: list[float], share: float) -> float | None:
@@ -111,4 +122,8 @@ def summarize(run: Run, verdicts: list[Verdict], wall_s: float) -> Summary:
         events=run.events,
         simulated_s=round(run.simulated_s, 6),
         wall_s=round(wall_s, 3),
+        packet_lifetime_us=round(config.packet_lifetime / US, 3),
+        overdue_packets=len(run.overdue),
+        overdue_examples=tuple(run.overdue[:OVERDUE_EXAMPLES]),
+        unstarted_adoptions=run.unstarted_adoptions,
     )

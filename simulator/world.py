@@ -20,9 +20,22 @@ The protocol logic is all in :mod:`beaver`: the world only carries
 messages and calls the core. It also keeps the ground truth for the oracle
 (:mod:`oracle`): every process's sends and receives, and where each
 local snapshot falls in its node's event sequence. A node's capture
-callback records that position in the captured state (:class:`NodeState`);
-after each core call the world logs the same position for every snapshot id
-the node moved to.
+callback records where it ran, the node's position in its event sequence,
+in the state it returns (:class:`NodeState`); the cut the log keeps for
+snapshot k is that position in the state the node reported for k, wherever
+and whenever the node called its callback, not where the node's id
+changed. A node that reports a state its callback did not return, or a
+state older than one it reported for an earlier snapshot, gets a
+:class:`~oracle.LogError`. Ids a node never reported a state for take the
+cut of its next reported state (the coordinator finds those snapshots
+incomplete).
+
+Wire ids rely on a maximum packet lifetime (``packet_lifetime``, see
+:mod:`beaver.coordinator`): the coordinator is told it, and the world
+checks every stamped packet against it; a run lists the messages that
+took longer (``Run.overdue``) and counts nodes that adopted an id the
+coordinator had not started (``Run.unstarted_adoptions``), which can only
+follow from such a packet.
 
 External causal chains respect the world's true tau_min: an out-group
 process that received an in-group message sent at time ts sends nothing
@@ -38,12 +51,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
-from beaver.coordinator import Coordinator, GlobalSnapshot, InvalidReport, SnapshotStatus
+from beaver.coordinator import (
+    DEFAULT_PACKET_LIFETIME,
+    Coordinator,
+    GlobalSnapshot,
+    InvalidReport,
+    SnapshotStatus,
+)
 from beaver.gateway import Gateway
 from beaver.ids import UNMARKED, IdSpace
 from beaver.protocols import PiggybackNodeFactory, Protocol, SnapshotNode, protocol
-from beaver.records import NOTHING, Command, Marker, NotifyNode, Receipt, UpdateGateway
-from oracle import EventLog
+from beaver.records import (
+    NOTHING,
+    Command,
+    LocalSnapshot,
+    Marker,
+    NotifyNode,
+    Receipt,
+    UpdateGateway,
+)
+from oracle import EventLog, LogError
 from simulator.engine import Engine
 from simulator.latency import US, Latencies
 from simulator.workload import PoissonSource, Workload
@@ -73,6 +100,9 @@ class WorldConfig:
     """The bound the coordinator checks (default: the true tau_min)."""
     window: int = 16
     id_bits: int = 6
+    packet_lifetime: float = DEFAULT_PACKET_LIFETIME
+    """The longest a stamped packet may be in flight, as the coordinator assumes (seconds);
+    the world's delays stay far below it (a run lists any packet that took longer)."""
     seed: int = 1
     workload: Workload = field(default_factory=Workload)
     latencies: Latencies = field(default_factory=Latencies)
@@ -100,6 +130,8 @@ class WorldConfig:
             raise ValueError(f"tau_min must be > 0 and finite, got {self.tau_min}")
         if not self.checked_tau_min > 0:
             raise ValueError(f"controller tau_min must be > 0, got {self.checked_tau_min}")
+        if not 0 < self.packet_lifetime < math.inf:
+            raise ValueError(f"packet lifetime must be > 0 and finite, got {self.packet_lifetime}")
         IdSpace(self.id_bits, self.window)
 
     @property
@@ -144,6 +176,10 @@ class Run:
     rejected_reports: int
     events: int
     simulated_s: float
+    overdue: list[int]
+    """Stamped messages delivered later than the packet lifetime after their stamp."""
+    unstarted_adoptions: int
+    """Times a node moved to an id the coordinator had not started."""
 
 
 class World:
@@ -184,12 +220,19 @@ class World:
             gateways=[gateway.name for gateway in self.gateways],
             tau_min=config.checked_tau_min,
             space=space,
+            packet_lifetime=config.packet_lifetime,
         )
         self.gateway_index = {gateway.name: g for g, gateway in enumerate(self.gateways)}
         self.recorded: dict[int, list[int]] = defaultdict(list)
         self.extra_messages = 0
         self.rejected_messages = 0
         self.rejected_reports = 0
+        self.overdue: list[int] = []
+        self.unstarted_adoptions = 0
+        self._lifetime = config.packet_lifetime if self.protocol.piggybacks_ids else math.inf
+        """Stamped packets slower than this break the wire-id assumption (no stamps: never)."""
+        self._early_cuts: dict[int, dict[int, int]] = {}
+        """Per node, cuts reported for ids after a gap in its log (out of order)."""
         self._sent = [0] * config.nodes
         self._received = [0] * config.nodes
         self._next_message = 0
@@ -201,6 +244,8 @@ class World:
         self._last_start = math.inf
         self._waiting_to_start = False
         self._waiting_since = math.inf
+        self._wake_at = math.nan
+        """When a retry of the waiting start is scheduled (nan: none)."""
 
     # -- running --------------------------------------------------------------------------
 
@@ -217,6 +262,7 @@ class World:
         if self.config.snapshots:
             self.engine.after(self._start_gap(), self._start_tick)
         self.engine.run(progress)
+        self._close_log()
         return Run(
             config=self.config,
             statuses=self.coordinator.statuses(),
@@ -227,6 +273,8 @@ class World:
             rejected_reports=self.rejected_reports,
             events=self.engine.events_run,
             simulated_s=self.engine.now,
+            overdue=self.overdue,
+            unstarted_adoptions=self.unstarted_adoptions,
         )
 
     @property
@@ -252,11 +300,19 @@ class World:
         return self.rng.expovariate(self.workload.snapshot_rate_hz)
 
     def _start_tick(self) -> None:
-        if self.coordinator.can_start():
+        if self.coordinator.can_start(self.engine.now):
             self._start()
         else:
             self._waiting_to_start = True
             self._waiting_since = self.engine.now
+            self._wake_for_lifetime()
+
+    def _wake_for_lifetime(self) -> None:
+        """Retry when old stamps have left the network, if only they hold the start up."""
+        wake = self.coordinator.next_start_at()
+        if wake is not None and wake != self._wake_at:
+            self._wake_at = wake
+            self.engine.at(max(wake, self.engine.now), self._start_if_waiting)
 
     def _start(self) -> None:
         _, commands = self.coordinator.start(self.engine.now)
@@ -270,10 +326,14 @@ class World:
         self._carry_out(commands)
 
     def _start_if_waiting(self) -> None:
-        if self._waiting_to_start and self.coordinator.can_start() and not self.stalled:
+        if not self._waiting_to_start or self.stalled:
+            return
+        if self.coordinator.can_start(self.engine.now):
             self._waiting_to_start = False
             self._waiting_since = math.inf
             self._start()
+        else:
+            self._wake_for_lifetime()
 
     def _carry_out(self, commands: list[Command]) -> None:
         engine, rng = self.engine, self.rng
@@ -311,15 +371,12 @@ class World:
 
     def _settle(self, node: int, receipt: Receipt) -> None:
         """After a core call on ``node``: ground truth, reports, markers."""
-        captures = self._captures[node]
-        newly = self.nodes[node].current - len(captures)
-        if newly > 0:
-            captures.extend([len(self._sequences[node])] * newly)
         if receipt is NOTHING:
             return
         now = self.engine.now
         coordinator = self.coordinator
         for local in receipt.snapshots:
+            self._log_cut(node, local)
             try:
                 self._completed(coordinator.add_local(local, now))
             except InvalidReport:
@@ -341,6 +398,47 @@ class World:
         if self._on_complete is not None:
             for k in snapshot_ids:
                 self._on_complete(self.coordinator.assemble(k))
+
+    def _log_cut(self, node: int, local: LocalSnapshot) -> None:
+        """The ground truth of a local snapshot: the cut where its state was captured."""
+        state, name = local.state, self.names[node]
+        if type(state) is not NodeState:
+            raise LogError(f"{name} reported a state its capture callback did not return: "
+                           f"{state!r:.80}")
+        captures = self._captures[node]
+        early = self._early_cuts.get(node)
+        if early is None and local.first_id == len(captures) + 1:
+            if captures and state.position < captures[-1]:
+                raise LogError(f"{name} reported for snapshot {local.first_id} a state "
+                               f"captured before its state for snapshot {len(captures)}")
+            captures.extend([state.position] * (local.last_id - local.first_id + 1))
+            return
+        early = self._early_cuts.setdefault(node, {})
+        for k in range(max(local.first_id, len(captures) + 1), local.last_id + 1):
+            early.setdefault(k, state.position)
+        self._drain_early_cuts(node, early)
+
+    def _drain_early_cuts(self, node: int, early: dict[int, int]) -> None:
+        captures = self._captures[node]
+        while len(captures) + 1 in early:
+            position = early.pop(len(captures) + 1)
+            if captures and position < captures[-1]:
+                raise LogError(f"{self.names[node]} reported for snapshot {len(captures) + 1} "
+                               f"a state captured before its state for snapshot {len(captures)}")
+            captures.append(position)
+        if not early:
+            del self._early_cuts[node]
+
+    def _close_log(self) -> None:
+        """Ids a node never reported a state for take the cut of its next reported one."""
+        for node, early in list(self._early_cuts.items()):
+            following = None
+            for k in range(max(early), len(self._captures[node]), -1):
+                if k in early:
+                    following = early[k]
+                else:
+                    early[k] = following
+            self._drain_early_cuts(node, early)
 
     def _new_message(self) -> int:
         self._next_message += 1
@@ -375,6 +473,8 @@ class World:
         self._sequences[sender].append(message)
         self._sent[sender] += 1
         arrival = self._on_channel(sender, receiver, self._deliver, message, wire)
+        if arrival - now > self._lifetime:
+            self.overdue.append(message)
         if self.stamping and rng.random() < self.workload.vip_share:
             gateway = self.gateways[self._pick_gateway()]
             self.engine.at((now + arrival) / 2, gateway.observe_ingroup, wire)
@@ -382,9 +482,10 @@ class World:
     def _deliver(self, sender: int, receiver: int, message: int, wire: int) -> None:
         node = self.nodes[receiver]
         receipt = node.receive(wire, self.names[sender], self.engine.now, message)
-        if receipt is not NOTHING or node.current != len(self._captures[receiver]):
-            self._settle(receiver, receipt)
+        self._settle(receiver, receipt)
         self._record_receive(receiver, message, receipt)
+        if node.current > self.coordinator.newest:
+            self.unstarted_adoptions += 1
 
     def _deliver_marker(self, sender: int, receiver: int, marker: Marker) -> None:
         node = self.nodes[receiver]
@@ -393,9 +494,10 @@ class World:
     def _deliver_inbound(self, receiver: int, message: int, wire: int) -> None:
         node = self.nodes[receiver]
         receipt = node.receive(wire, None, self.engine.now, message)
-        if receipt is not NOTHING or node.current != len(self._captures[receiver]):
-            self._settle(receiver, receipt)
+        self._settle(receiver, receipt)
         self._record_receive(receiver, message, receipt)
+        if node.current > self.coordinator.newest:
+            self.unstarted_adoptions += 1
 
     def _record_receive(self, receiver: int, message: int, receipt: Receipt) -> None:
         if receipt.deliver:
@@ -453,4 +555,6 @@ class World:
     def _cross_gateway(self, gateway: int, receiver: int, message: int) -> None:
         wire = self.gateways[gateway].stamp() if self.stamping else UNMARKED
         delay = self.latencies.gateway_to_node.draw(self.rng)
+        if delay > self._lifetime and self.stamping:
+            self.overdue.append(message)
         self.engine.after(delay, self._deliver_inbound, receiver, message, wire)

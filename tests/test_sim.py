@@ -159,3 +159,32 @@ def test_polling_is_inconsistent_even_without_external_chains():
 def test_nonsense_worlds_are_refused(changes, problem):
     with pytest.raises(ValueError, match=problem):
         WorldConfig(**changes)
+
+
+IN_TRANSIT = dict(
+    nodes=3, gateways=1, externals=64, relays=32, window=31, snapshots=300, seed=3,
+    workload=Workload(message_rate_hz=20_000, request_rate_hz=100_000, relay_share=0.5,
+                      snapshot_rate_hz=1e7),
+)
+"""Snapshots as fast as the window allows: ids wrap the 6-bit code space every few
+microseconds, while stamped packets are still in flight."""
+
+
+def test_stamped_packets_in_flight_never_alias_to_newer_ids():
+    outcome = simulate(WorldConfig(**IN_TRANSIT))
+    summary = outcome.summary
+    assert summary.snapshots == 300, "every snapshot starts: none waits for an unstarted id"
+    assert summary.inconsistent == 0
+    assert summary.overdue_packets == 0 and summary.unstarted_adoptions == 0
+    assert summary.packet_lifetime_us == 1000
+    assert summary.simulated_s >= 300 // 31 * 1e-3, "each window of ids waits out the lifetime"
+
+
+def test_packets_slower_than_the_assumed_lifetime_are_named():
+    outcome = simulate(WorldConfig(**IN_TRANSIT | dict(snapshots=100, packet_lifetime=20 * US)))
+    summary = outcome.summary
+    assert summary.overdue_packets == len(outcome.run.overdue) > 0
+    assert set(summary.overdue_examples) <= set(outcome.run.overdue)
+    log = outcome.run.log
+    sent = {m for events in log.events.values() for m in events if m >= 0}
+    assert set(outcome.run.overdue) <= sent

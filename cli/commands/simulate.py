@@ -62,6 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=Latencies().gateway_leg.tail_probability,
                         help="share of gateway update legs that hit the slow tail (tens to "
                              "hundreds of microseconds)")
+    parser.add_argument("--packet-lifetime-us", type=float,
+                        default=defaults.packet_lifetime / US,
+                        help="the longest a stamped packet stays in flight, as the coordinator "
+                             "assumes: an id's wire code is reused only this long after the id "
+                             "stopped being stamped (microseconds)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--node-class", metavar="MODULE_PATH:CLASS",
                         help="run the in-group nodes of beaver or lai-yang as class CLASS of the "
@@ -104,6 +109,7 @@ def config_from(args: argparse.Namespace) -> WorldConfig:
             tau_min=args.tau_min_us * US,
             controller_tau_min=None if controller is None else controller * US,
             window=args.window,
+            packet_lifetime=args.packet_lifetime_us * US,
             seed=args.seed,
             workload=Workload(
                 message_rate_hz=args.message_rate_hz,
@@ -220,6 +226,14 @@ def render(summary: Summary) -> str:
     if s.snapshots < s.requested:
         lines.append(f"  stalled: only {s.snapshots} of {s.requested} snapshots started; one "
                      f"never finished, so the window of snapshots in flight stayed full")
+    if s.overdue_packets:
+        lines.append(f"  packet lifetime broken: {s.overdue_packets} stamped messages took longer "
+                     f"than {s.packet_lifetime_us:g} us (message ids "
+                     f"{', '.join(map(str, s.overdue_examples))}"
+                     f"{', ...' if s.overdue_packets > len(s.overdue_examples) else ''})")
+    if s.unstarted_adoptions:
+        lines.append(f"  nodes adopted ids the coordinator had not started "
+                     f"{s.unstarted_adoptions} times")
     if s.t1_t0_p50_us is not None:
         lines.append(
             f"  t1 - t0: p50 {s.t1_t0_p50_us:g} us, p99 {s.t1_t0_p99_us:g} us, "
