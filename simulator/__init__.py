@@ -4,6 +4,7 @@
 - :mod:`~simulator.latency`: delay distributions (defaults from the paper)
 - :mod:`~simulator.workload`: traffic mix and snapshot rate
 - :mod:`~simulator.world`: nodes, gateways, out-group, coordinator; ground truth
+- :mod:`~simulator.cuts`: the ground-truth cuts, where capture callbacks ran
 - :mod:`~simulator.report`: the protocol's view next to the oracle's verdicts
 
 :func:`simulate` runs one world and judges every snapshot it took. A run is

@@ -19,16 +19,9 @@ Paths (all delays from :mod:`simulator.latency`):
 The protocol logic is all in :mod:`beaver`: the world only carries
 messages and calls the core. It also keeps the ground truth for the oracle
 (:mod:`oracle`): every process's sends and receives, and where each
-local snapshot falls in its node's event sequence. A node's capture
-callback records where it ran, the node's position in its event sequence,
-in the state it returns (:class:`NodeState`); the cut the log keeps for
-snapshot k is that position in the state the node reported for k, wherever
-and whenever the node called its callback, not where the node's id
-changed. A node that reports a state its callback did not return, or a
-state older than one it reported for an earlier snapshot, gets a
-:class:`~oracle.LogError`. Ids a node never reported a state for take the
-cut of its next reported state (the coordinator finds those snapshots
-incomplete).
+local snapshot falls in its node's event sequence: the position where the
+node's capture callback ran, kept by :mod:`simulator.cuts` from the states
+the node reported (never where its id changed).
 
 Wire ids rely on a maximum packet lifetime (``packet_lifetime``, see
 :mod:`beaver.coordinator`): the coordinator is told it, and the world
@@ -49,7 +42,6 @@ import random
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
 
 from beaver.coordinator import (
     DEFAULT_PACKET_LIFETIME,
@@ -64,13 +56,13 @@ from beaver.protocols import PiggybackNodeFactory, Protocol, SnapshotNode, proto
 from beaver.records import (
     NOTHING,
     Command,
-    LocalSnapshot,
     Marker,
     NotifyNode,
     Receipt,
     UpdateGateway,
 )
-from oracle import EventLog, LogError
+from oracle import EventLog
+from simulator.cuts import CutLog, NodeState
 from simulator.engine import Engine
 from simulator.latency import US, Latencies
 from simulator.workload import PoissonSource, Workload
@@ -154,14 +146,6 @@ class WorldConfig:
         return self.tau_min if self.controller_tau_min is None else self.controller_tau_min
 
 
-class NodeState(NamedTuple):
-    """The application state a local snapshot records: counters and the log position."""
-
-    position: int
-    sent: int
-    received: int
-
-
 @dataclass
 class Run:
     """What one simulation produced: the protocol's view and the ground truth."""
@@ -204,7 +188,7 @@ class World:
         self.index = {name: i for i, name in enumerate(self.names)}
         self.log = EventLog(self.names)
         self._sequences = [self.log.sequence(name) for name in self.names]
-        self._captures = [self.log.captures[name] for name in self.names]
+        self._cuts = CutLog(self.log, self.names)
         """Each node's event sequence and capture positions, as kept in :class:`EventLog`."""
         self.nodes: list[SnapshotNode] = [
             self.protocol.node(name, self._capturer(i), peers=self.names, space=space)
@@ -231,8 +215,6 @@ class World:
         self.unstarted_adoptions = 0
         self._lifetime = config.packet_lifetime if self.protocol.piggybacks_ids else math.inf
         """Stamped packets slower than this break the wire-id assumption (no stamps: never)."""
-        self._early_cuts: dict[int, dict[int, int]] = {}
-        """Per node, cuts reported for ids after a gap in its log (out of order)."""
         self._sent = [0] * config.nodes
         self._received = [0] * config.nodes
         self._next_message = 0
@@ -262,7 +244,7 @@ class World:
         if self.config.snapshots:
             self.engine.after(self._start_gap(), self._start_tick)
         self.engine.run(progress)
-        self._close_log()
+        self._cuts.close()
         return Run(
             config=self.config,
             statuses=self.coordinator.statuses(),
@@ -376,7 +358,7 @@ class World:
         now = self.engine.now
         coordinator = self.coordinator
         for local in receipt.snapshots:
-            self._log_cut(node, local)
+            self._cuts.reported(node, local)
             try:
                 self._completed(coordinator.add_local(local, now))
             except InvalidReport:
@@ -398,47 +380,6 @@ class World:
         if self._on_complete is not None:
             for k in snapshot_ids:
                 self._on_complete(self.coordinator.assemble(k))
-
-    def _log_cut(self, node: int, local: LocalSnapshot) -> None:
-        """The ground truth of a local snapshot: the cut where its state was captured."""
-        state, name = local.state, self.names[node]
-        if type(state) is not NodeState:
-            raise LogError(f"{name} reported a state its capture callback did not return: "
-                           f"{state!r:.80}")
-        captures = self._captures[node]
-        early = self._early_cuts.get(node)
-        if early is None and local.first_id == len(captures) + 1:
-            if captures and state.position < captures[-1]:
-                raise LogError(f"{name} reported for snapshot {local.first_id} a state "
-                               f"captured before its state for snapshot {len(captures)}")
-            captures.extend([state.position] * (local.last_id - local.first_id + 1))
-            return
-        early = self._early_cuts.setdefault(node, {})
-        for k in range(max(local.first_id, len(captures) + 1), local.last_id + 1):
-            early.setdefault(k, state.position)
-        self._drain_early_cuts(node, early)
-
-    def _drain_early_cuts(self, node: int, early: dict[int, int]) -> None:
-        captures = self._captures[node]
-        while len(captures) + 1 in early:
-            position = early.pop(len(captures) + 1)
-            if captures and position < captures[-1]:
-                raise LogError(f"{self.names[node]} reported for snapshot {len(captures) + 1} "
-                               f"a state captured before its state for snapshot {len(captures)}")
-            captures.append(position)
-        if not early:
-            del self._early_cuts[node]
-
-    def _close_log(self) -> None:
-        """Ids a node never reported a state for take the cut of its next reported one."""
-        for node, early in list(self._early_cuts.items()):
-            following = None
-            for k in range(max(early), len(self._captures[node]), -1):
-                if k in early:
-                    following = early[k]
-                else:
-                    early[k] = following
-            self._drain_early_cuts(node, early)
 
     def _new_message(self) -> int:
         self._next_message += 1
