@@ -207,10 +207,13 @@ class Coordinator:
 
     def oldest_on_wire(self, now: float) -> int:
         """The oldest id a packet in flight at ``now`` may carry (see the module docstring)."""
-        now, lifetime, floors = self._tick(now), self.packet_lifetime, self._floors
-        while len(floors) > 1 and floors[1][0] + lifetime <= now:
-            floors.popleft()
-        return floors[0][1]
+        now = max(_require_time(now), self._clock)
+        oldest = self._floors[0][1]
+        for rose_at, floor in self._floors:
+            if rose_at + self.packet_lifetime > now:
+                break
+            oldest = floor
+        return oldest
 
     def can_start(self, now: float) -> bool:
         """Whether one more snapshot at ``now`` keeps every alive id within the wire window."""
@@ -318,9 +321,13 @@ class Coordinator:
         self._tick(_require_time(now))
 
     def _tick(self, now: float) -> float:
-        """Advance the coordinator's clock to ``now`` (never back); returns the clock."""
+        """Advance the coordinator's clock to ``now`` (never back) and drop the floors no
+        packet can carry any more; returns the clock."""
         if now > self._clock:
             self._clock = now
+            floors, lifetime = self._floors, self.packet_lifetime
+            while len(floors) > 1 and floors[1][0] + lifetime <= now:
+                floors.popleft()
         return self._clock
 
     def _raise_floor(self) -> None:

@@ -625,10 +625,11 @@ def test_without_a_packet_lifetime_the_old_window_rule_comes_back():
 
 def test_a_late_event_counts_from_the_latest_time_the_coordinator_was_told():
     """A report whose time is older than the coordinator's clock frees ids later, not earlier."""
-    coordinator = Coordinator(["a"], space=IdSpace(bits=3, window=1), packet_lifetime=1.0)
+    coordinator = Coordinator(["a", "b"], space=IdSpace(bits=3, window=1), packet_lifetime=1.0)
     coordinator.start(0.0)
-    assert not coordinator.can_start(5.0)
-    coordinator.add_local(local("a", 1), 2.0)
+    coordinator.add_local(local("a", 1), 5.0)
+    coordinator.add_local(local("b", 1), 2.0)
+    assert coordinator.status(1).finished
     assert coordinator.next_start_at() == 6.0
     assert not coordinator.can_start(5.5)
     assert coordinator.can_start(6.0)
