@@ -203,6 +203,7 @@ class Emulation:
             listen=(self.plan.root_mgmt_ip, 0),
         )
         host, port = self.service.start()
+        self.datacenter.open_management(port)
         vip = self.plan.services[0].vip
         for relay in (x for x in self.plan.externals if x.role == "relay"):
             process = self._launch(relay.name, [

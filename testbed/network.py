@@ -48,6 +48,7 @@ from controller.gateways.client import ControllerError, GatewayClient
 from testbed.termination import Terminated, raise_on_termination
 from topologies.addressing import AddressPlan, DataCenterParams, build_plan
 from topologies.claims import Claim, NamePool, claim, claim_free
+from topologies.mgmt_rules import coordinator_flows, management_flows
 from topologies.record import RunRecord
 from topologies.secret import RunSecret
 
@@ -110,6 +111,8 @@ class DataCenter:
         self.controller_process: subprocess.Popen[bytes] | None = None
         self.net: Any = None
         self.hosts: dict[str, Any] = {}
+        self._mgmt_ports: dict[str, int] = {}
+        """Node name -> its OpenFlow port on the management bridge."""
         self.controller: GatewayClient | None = None
         self.secret: RunSecret | None = None
         """The run's secret (:mod:`topologies.secret`), made on entering; components get
@@ -172,6 +175,7 @@ class DataCenter:
         self.net.pin_bridges()
         names = [h.name for h in self.plan.hosts] + [x.name for x in self.plan.externals]
         self.hosts = {name: self.net.get(name) for name in names}
+        self._close_management()
         self._name_tables()
         self.controller.wait_ready(self.ready_timeout)
 
@@ -184,6 +188,31 @@ class DataCenter:
                   f"{self.claim.params.mgmt_net}", file=sys.stderr, flush=True)
         self.params = self.claim.params
         self.plan = build_plan(self.params)
+
+    def _close_management(self) -> None:
+        """Management traffic only (:mod:`topologies.mgmt_rules`): the bridge's table,
+        strict reverse-path filtering in every host."""
+        bridge = self.net.get(self.plan.mgmt_switch)
+        for intf, port in bridge.ports.items():
+            link = intf.link
+            if link is not None:
+                peer = link.intf2 if link.intf1 is intf else link.intf1
+                self._mgmt_ports[peer.node.name] = port
+        subprocess.run(["ovs-ofctl", "del-flows", self.plan.mgmt_switch], check=True,
+                       capture_output=True)
+        self._add_mgmt_flows(management_flows(self.plan, self._mgmt_ports))
+        for host in self.hosts.values():
+            host.cmd("sysctl -qw net.ipv4.conf.all.rp_filter=1")
+
+    def open_management(self, tcp_port: int) -> None:
+        """Let every host reach the root namespace's management address on ``tcp_port``
+        (the coordinator's); nothing else crosses the management network."""
+        self._add_mgmt_flows(coordinator_flows(self.plan, self._mgmt_ports, tcp_port))
+
+    def _add_mgmt_flows(self, flows: list[str]) -> None:
+        subprocess.run(["ovs-ofctl", "add-flows", self.plan.mgmt_switch, "-"],
+                       input="\n".join(flows) + "\n", text=True, check=True,
+                       capture_output=True)
 
     def _name_tables(self) -> None:
         """Give the OpenFlow tables their pipeline names (``ovs-ofctl --names dump-flows``).

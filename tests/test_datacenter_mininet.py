@@ -203,6 +203,7 @@ def test_management_network_reaches_the_root_namespace(dc: DataCenter) -> None:
     with socket.create_server((dc.plan.root_mgmt_ip, 0)) as server:
         server.settimeout(10)
         port = server.getsockname()[1]
+        dc.open_management(port)
         names = [h.name for h in dc.plan.hosts] + [x.name for x in dc.plan.externals]
         connect = ("import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])),"
                    " timeout=5).sendall(sys.argv[3].encode())")
@@ -217,6 +218,45 @@ def test_management_network_reaches_the_root_namespace(dc: DataCenter) -> None:
         for client in clients:
             assert client.wait(timeout=10) == 0
     assert heard == set(names)
+
+
+SPOOF = """
+import sys
+from scapy.all import IP, UDP, Ether, sendp
+iface, mac, source, destination, port = sys.argv[1:6]
+sendp(Ether(dst=mac) / IP(src=source, dst=destination) / UDP(sport=40999, dport=int(port))
+      / b"forged credit", iface=iface, count=5, verbose=False)
+"""
+
+
+def test_management_network_carries_management_traffic_only(
+        dc: DataCenter, backends: Backends) -> None:
+    """An external host spoofs in-group datagrams out of its management interface (to the
+    backend's data and management addresses, at its management MAC): all dropped, while the
+    same datagram through the fabric arrives. Hosts cannot reach each other there either."""
+    h1, h2 = dc.plan.hosts[0], dc.plan.hosts[1]
+    x1 = dc.plan.externals[0]
+    sent = probe(dc.host(h1.name), "send", "udp", h2.dip, str(UDP_PORT), "--sport", "40998",
+                 "--count", "1", "--timeout", "2")
+    [(backend, report)] = backends.arrivals(1)
+    sent.wait(timeout=10)
+    assert (backend, report["src"]) == (h2.name, h1.dip), "the fabric carries in-group data"
+
+    target_mac = dc.host(h2.name).intf(f"{h2.name}-eth1").MAC()
+    for destination in (h2.dip, h2.mgmt_ip):
+        spoof = dc.host(x1.name).popen(
+            [sys.executable, "-c", SPOOF, f"{x1.name}-eth1", target_mac, h1.dip, destination,
+             str(UDP_PORT)], cwd=PROJECT_ROOT, stderr=subprocess.PIPE, text=True)
+        assert spoof.wait(timeout=30) == 0, spoof.stderr.read()  # type: ignore[union-attr]
+    with pytest.raises(TimeoutError):
+        arrived = backends.arrivals(1, timeout=2)
+        print(f"a spoofed datagram arrived: {arrived}")
+
+    reach = ("import socket,sys\ntry:\n socket.create_connection((sys.argv[1], int(sys.argv[2])),"
+             " timeout=2)\nexcept OSError:\n sys.exit(1)")
+    for address in (h2.mgmt_ip, dc.plan.root_mgmt_ip):
+        connect = dc.host(h1.name).popen([sys.executable, "-c", reach, address, str(TCP_PORT)])
+        assert connect.wait(timeout=10) == 1, f"{h1.name} reached {address}:{TCP_PORT}"
 
 
 def test_tcp_reaches_predicted_backend_with_vip_replies(

@@ -42,6 +42,7 @@ def dc(mininet_machine: None) -> Iterator[DataCenter]:
 def run(dc: DataCenter) -> Iterator[tuple[FakeCoordinator, Any]]:
     """A coordinator on the management network and a starter of processes in hosts."""
     coordinator = FakeCoordinator(dc.plan.root_mgmt_ip)
+    dc.open_management(coordinator.address[1])
     started: list[Process] = []
 
     def start(host: str, *args: str) -> Process:
