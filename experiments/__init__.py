@@ -1,10 +1,11 @@
-"""Experiments: named sweeps over simulated worlds that write tidy CSV data.
+"""Experiments: named sweeps that write tidy CSV data, and the figures drawn from it.
 
-Each module defines one :class:`~experiments.base.Experiment`; this
-registry names them for ``beaver experiment``. Results go to
-``<out>/<name>/<name>.csv`` (one row per observation, units in the column
-names) with the parameters in ``<name>.json`` beside it; ``beaver plot``
-draws figures from those files alone (:mod:`analysis`).
+Each module defines one :class:`~experiments.base.Experiment`: its runs and
+its figures (``draw``, with the helpers of :mod:`analysis`), found by one
+name. This registry names them, one entry each, for ``beaver experiment``
+and ``beaver plot``. Results go to ``<out>/<name>/<name>.csv`` (one row per
+observation, units in the column names) with the parameters in
+``<name>.json`` beside it; figures are drawn from those files alone.
 
 ================ ============================================================
 name             question (the paper's figure)

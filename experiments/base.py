@@ -1,6 +1,7 @@
 """What an experiment is, and how its results are written.
 
-An :class:`Experiment` is a named sweep over simulated worlds. It declares
+An :class:`Experiment` is a named sweep over simulated worlds (or emulated
+data centers) and the figures drawn from its results. It declares
 its output columns (with units in their names) and, for a scale (``quick``
 or full) and a number of seeds, the grid of parameters it will run. Running
 it yields one row per observation (a dict keyed by those columns); the
@@ -10,7 +11,7 @@ small JSON file beside it::
     <out>/<name>/<name>.csv     one row per observation
     <out>/<name>/<name>.json    experiment, scale, seeds, grid, fixed settings, columns
 
-Plots (:mod:`analysis`) read only these files.
+Its figures (``draw``, with the helpers of :mod:`analysis`) read only these files.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class Plan:
 
 @dataclass(frozen=True)
 class Experiment:
-    """A named experiment: its question, its columns, its plan and its runner."""
+    """A named experiment: its question, its columns, its plan, its runner and its figures."""
 
     name: str
     question: str
@@ -50,6 +51,8 @@ class Experiment:
     """``plan(quick, seeds)``: the grid to run."""
     rows: Callable[[Plan, Progress], Iterator[Row]]
     """Runs the plan, yielding observations and reporting progress lines."""
+    draw: Callable[[Path], list[Path]]
+    """``draw(root)``: its figures from ``root/<name>/<name>.csv`` alone; the PNG paths."""
     default_seeds: int = 3
     machine_problem: Callable[[], str | None] = lambda: None
     """Why this machine cannot run the experiment (e.g. it needs root), or None."""

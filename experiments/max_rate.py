@@ -13,16 +13,24 @@ which is what limits the paper's prototype.
 
 The first two windows of starts are a burst from an empty pipeline and are
 left out of the rate.
+
+Its figure (:func:`draw`, drawn from the CSV alone): sustained snapshot rate vs
+|G|, with and without parallelism.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from statistics import fmean
 
+from analysis import paper
+from analysis.frames import PAPER_STYLE, figure, load, over_seeds, save
 from experiments.base import Experiment, Plan, Progress, Row, fraction, start_rate_hz
 from experiments.sweep import grid, outcomes
 from simulator import US, Workload, WorldConfig
+
+NAME = "max-rate"
 
 OFFERED_RATE_HZ = 1e7
 WINDOWS = [1, 31]
@@ -73,12 +81,44 @@ def rows(plan: Plan, progress: Progress) -> Iterator[Row]:
         }
 
 
+def draw(root: Path) -> list[Path]:
+    frame = load(root, NAME)
+    ours = over_seeds(frame, ["window", "gateways"], "sustained_rate_hz")
+    theirs = paper.max_rate()
+    windows = sorted(ours["window"].unique())
+    fig, (axis,) = figure()
+    colors = {True: "tab:blue", False: "tab:red"}
+    for window in windows:
+        parallel = window > 1
+        mine = ours[ours["window"] == window]
+        axis.errorbar(mine["gateways"], mine["mean"], yerr=mine["std"], marker="o", capsize=3,
+                      color=colors[parallel], label=f"ours, window {window}")
+    for parallel, label in ((True, "with parallelism"), (False, "without parallelism")):
+        same = theirs[theirs["parallel"] == parallel]
+        axis.plot(same["gateways"], same["sustained_rate_hz"], color=colors[parallel],
+                  marker="s", markerfacecolor="none", label=f"paper, {label}", **PAPER_STYLE)
+    axis.set_yscale("log")
+    axis.set_xlabel("gateways |G|")
+    axis.set_ylabel("sustained snapshot rate (Hz, log)")
+    axis.set_xticks(sorted(ours["gateways"].unique()))
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(fontsize=8)
+    axis.set_title("Maximum snapshot rate (cf. paper Fig 10)")
+    finish = frame.groupby("window")["mean_complete_us"].mean()
+    caption = (f"Starts per second when snapshots are offered at 10 MHz, mean and std over "
+               f"{frame['seed'].nunique()} seed(s); dashed: {paper.SOURCE}. Mean time to "
+               "complete a snapshot: " + ", ".join(
+                   f"window {w}: {t:.0f} us" for w, t in finish.items()) + ".")
+    return [save(fig, root / NAME / f"{NAME}.png", caption)]
+
+
 EXPERIMENT = Experiment(
-    name="max-rate",
+    name=NAME,
     question="How many snapshots per second can the coordinator start, by |G|, with and "
              "without snapshots in parallel?",
     columns=("gateways", "window", "seed", "snapshots", "sustained_rate_hz", "mean_complete_us",
              "mean_t1_t0_us", "valid_fraction"),
     plan=plan,
     rows=rows,
+    draw=draw,
 )

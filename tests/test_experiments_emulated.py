@@ -18,10 +18,9 @@ import pandas as pd
 import pytest
 from emulated_cli import REPO, beaver, bridges_of
 
-from analysis.emulated_timings import draw, share_below_tau
 from cli.main import main
 from experiments import emulated_timings
-from experiments.emulated_timings import COLUMNS, relayed_chains
+from experiments.emulated_timings import COLUMNS, draw, relayed_chains, share_below_tau
 from testbed.truth import Event, ProcessLog
 
 NAME = "emulated-timings"

@@ -35,15 +35,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from analysis import FIGURES, draw
+    from experiments import EXPERIMENTS
 
     if args.name == DIAGRAM:
         return _diagram(args)
-    if args.name not in FIGURES:
+    experiment = EXPERIMENTS.get(args.name)
+    if experiment is None:
         raise UsageError(f"unknown experiment {args.name!r}; choose one of "
-                         f"{', '.join(FIGURES)} (or {DIAGRAM})")
+                         f"{', '.join(EXPERIMENTS)} (or {DIAGRAM})")
     try:
-        paths = draw(args.name, Path(args.results))
+        paths = experiment.draw(Path(args.results))
     except FileNotFoundError as error:
         raise UsageError(f"{error}; run `beaver experiment {args.name}` first") from None
     for path in paths:
