@@ -1,7 +1,7 @@
 """The snapshot protocols the testbed runs, behind one interface.
 
-A :class:`Protocol` makes the in-group node state machines and the
-coordinator; the simulator and the emulated hosts drive whatever it makes
+A :class:`Protocol` makes the in-group node state machines (its node
+factory) and the coordinator; the simulator and the emulated hosts drive whatever it makes
 through the same calls (``send``, ``receive``, ``notify`` and, for marker
 protocols, ``receive_marker``), so every comparison runs side by side.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from typing import Protocol as TypingProtocol
 
@@ -50,22 +50,68 @@ PiggybackNodeFactory = Callable[[str, Callable[[], Any], IdSpace | None], Snapsh
 """Makes an id-piggybacking node from ``(name, capture, space)``, as :class:`PiggybackNode` does."""
 
 
+class NodeFactory(TypingProtocol):
+    """Makes the state machine of in-group node ``name`` (``peers``: the other in-group
+    nodes; ``capture``: records the node's state)."""
+
+    def __call__(self, name: str, capture: Callable[[], Any], *, peers: Iterable[str],
+                 space: IdSpace | None) -> SnapshotNode: ...
+
+
+@dataclass(frozen=True)
+class Piggybacking:
+    """Nodes that piggyback snapshot ids on their messages, of class ``node_class``.
+
+    A variant (another ``node_class``) runs another implementation of the same
+    rules, e.g. a classroom exercise's (``beaver simulate --node-class``).
+    """
+
+    node_class: PiggybackNodeFactory = PiggybackNode
+
+    def __call__(self, name: str, capture: Callable[[], Any], *, peers: Iterable[str],
+                 space: IdSpace | None) -> SnapshotNode:
+        return self.node_class(name, capture, space)
+
+
+def marker_node(name: str, capture: Callable[[], Any], *, peers: Iterable[str],
+                space: IdSpace | None) -> SnapshotNode:
+    """A Chandy-Lamport node: markers on every in-group channel."""
+    return MarkerNode(name, peers, capture)
+
+
+def polling_node(name: str, capture: Callable[[], Any], *, peers: Iterable[str],
+                 space: IdSpace | None) -> SnapshotNode:
+    """A node that records its state when told to, and nothing else."""
+    return PollingNode(name, capture)
+
+
 @dataclass(frozen=True)
 class Protocol:
     """A snapshot protocol: how its nodes and its coordinator are made."""
 
     name: str
+    summary: str
+    make_node: NodeFactory
+    """Its in-group node (:class:`Piggybacking`, :func:`marker_node`, :func:`polling_node`,
+    or a new protocol's own)."""
     uses_gateways: bool
     """Whether gateways stamp ids into out-group traffic (otherwise it enters unmarked)."""
-    uses_markers: bool
-    """Whether it sends markers on in-group data channels."""
-    piggybacks_ids: bool
     notify: Notify
     counts_channels: bool
-    summary: str
-    piggyback_node: PiggybackNodeFactory = PiggybackNode
-    """The node of a piggybacking protocol; a variant (``dataclasses.replace``) can run
-    another implementation of the same rules, e.g. a classroom exercise's."""
+    """Whether completeness counts each channel's messages (otherwise every node having
+    reported is completeness)."""
+
+    @property
+    def piggybacks_ids(self) -> bool:
+        """Whether its nodes carry snapshot ids on their messages."""
+        return isinstance(self.make_node, Piggybacking)
+
+    def with_node_class(self, node_class: PiggybackNodeFactory) -> Protocol:
+        """The same piggybacking protocol, with ``node_class`` as its in-group node."""
+        if not self.piggybacks_ids:
+            raise ValueError(f"a node class replaces the node of a piggybacking protocol "
+                             f"({', '.join(piggybacking())}), not of {self.name}")
+        return replace(self, make_node=Piggybacking(node_class))
 
     def node(
         self,
@@ -76,11 +122,7 @@ class Protocol:
         space: IdSpace | None = None,
     ) -> SnapshotNode:
         """The state machine of in-group node ``name`` (``peers``: the other in-group nodes)."""
-        if self.uses_markers:
-            return MarkerNode(name, peers, capture)
-        if self.piggybacks_ids:
-            return self.piggyback_node(name, capture, space)
-        return PollingNode(name, capture)
+        return self.make_node(name, capture, peers=peers, space=space)
 
     def coordinator(
         self,
@@ -109,27 +151,33 @@ PROTOCOLS: dict[str, Protocol] = {
     protocol.name: protocol
     for protocol in (
         Protocol(
-            name="beaver", uses_gateways=True, uses_markers=False, piggybacks_ids=True,
+            name="beaver", make_node=Piggybacking(), uses_gateways=True,
             notify=Notify.ALL, counts_channels=True,
             summary="gateways stamp snapshot ids into inbound traffic; valid if t1 - t0 < tau_min",
         ),
         Protocol(
-            name="lai-yang", uses_gateways=False, uses_markers=False, piggybacks_ids=True,
+            name="lai-yang", make_node=Piggybacking(), uses_gateways=False,
             notify=Notify.ALL, counts_channels=True,
             summary="snapshot ids piggybacked on in-group messages only; no gateways",
         ),
         Protocol(
-            name="chandy-lamport", uses_gateways=False, uses_markers=True, piggybacks_ids=False,
+            name="chandy-lamport", make_node=marker_node, uses_gateways=False,
             notify=Notify.INITIATOR, counts_channels=False,
             summary="markers on every in-group channel; FIFO channels",
         ),
         Protocol(
-            name="polling", uses_gateways=False, uses_markers=False, piggybacks_ids=False,
+            name="polling", make_node=polling_node, uses_gateways=False,
             notify=Notify.ALL, counts_channels=False,
             summary="every node records its state when asked; no coordination",
         ),
     )
 }
+"""Every protocol, by name: one entry each (``docs/extending.md``)."""
+
+
+def piggybacking() -> list[str]:
+    """The protocols whose nodes piggyback ids (a ``--node-class`` can replace them)."""
+    return [name for name, p in PROTOCOLS.items() if p.piggybacks_ids]
 
 
 def protocol(name: str) -> Protocol:

@@ -41,7 +41,7 @@ import math
 import random
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from beaver.coordinator import (
     DEFAULT_PACKET_LIFETIME,
@@ -132,10 +132,7 @@ class WorldConfig:
         chosen = protocol(self.protocol)
         if self.node_class is None:
             return chosen
-        if not chosen.piggybacks_ids:
-            raise ValueError(f"a node class replaces the node of a piggybacking protocol "
-                             f"(beaver, lai-yang), not of {self.protocol}")
-        return replace(chosen, piggyback_node=self.node_class)
+        return chosen.with_node_class(self.node_class)
 
     @property
     def relay_count(self) -> int:

@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from beaver.coordinator import GlobalSnapshot
-from beaver.protocols import PROTOCOLS, PiggybackNodeFactory
+from beaver.protocols import PROTOCOLS, PiggybackNodeFactory, piggybacking
 from cli.errors import UsageError
 from simulator import US, Latencies, Summary, Workload, World, WorldConfig, simulate
 
@@ -162,10 +162,9 @@ def load_node_class(spec: str) -> PiggybackNodeFactory:
 def node_class_for(protocol_name: str, spec: str) -> PiggybackNodeFactory:
     """The node class of ``spec``, for a piggybacking protocol only."""
     if not PROTOCOLS[protocol_name].piggybacks_ids:
-        piggybacking = ", ".join(name for name, p in PROTOCOLS.items() if p.piggybacks_ids)
         raise UsageError(
-            f"--node-class replaces the node of a piggybacking protocol ({piggybacking}), "
-            f"not of {protocol_name}"
+            f"--node-class replaces the node of a piggybacking protocol "
+            f"({', '.join(piggybacking())}), not of {protocol_name}"
         )
     return load_node_class(spec)
 
