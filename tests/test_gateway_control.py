@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -33,14 +35,15 @@ class Target:
     def ids(self) -> dict[str, int]:
         return self.decisions.ids()
 
-    def set_id(self, snapshot_id: int, timeout: float | None = None) -> dict[str, Any]:
+    def begin_set_id(self, snapshot_id: int,
+                     timeout: float | None = None) -> Callable[[], dict[str, Any]]:
         update, _ = self.decisions.start_update(snapshot_id, now=1.0)
         for name in self.decisions.gateways:
             self.decisions.sent(update, name, now=1.5)
             if name not in self.silent:
                 self.decisions.acked(update, name, now=2.0)
         self.decisions.expire(update, "no barrier reply before the timeout")
-        return update.to_dict()
+        return update.to_dict
 
     def roundtrip(self, gateway: str) -> dict[str, float]:
         if gateway not in self.decisions.gateways:
@@ -127,5 +130,78 @@ def test_with_the_runs_secret_only_signed_requests_are_answered(tmp_path, caplog
         with GatewayClient(port, timeout=5, secret=RunSecret.load(secret.path)) as insider:
             assert insider.set_id(7).complete
         assert set(target.ids().values()) == {7}
+    finally:
+        server.stop()
+
+
+class HeldTarget(Target):
+    """Starts every update at once but settles update k only once ``release(k)`` was called."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.begun: list[tuple[int, float]] = []
+        self.released: dict[int, threading.Event] = {}
+        self.settled: list[int] = []
+
+    def begin_set_id(self, snapshot_id: int,
+                     timeout: float | None = None) -> Callable[[], dict[str, Any]]:
+        self.begun.append((snapshot_id, time.monotonic()))
+        gate = self.released.setdefault(snapshot_id, threading.Event())
+        settle = super().begin_set_id(snapshot_id, timeout)
+
+        def held() -> dict[str, Any]:
+            assert gate.wait(5), f"update {snapshot_id} was never released"
+            self.settled.append(snapshot_id)
+            return settle()
+        return held
+
+    def release(self, snapshot_id: int) -> None:
+        self.released.setdefault(snapshot_id, threading.Event()).set()
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+def test_pipelined_updates_all_start_before_the_first_is_answered() -> None:
+    target = HeldTarget()
+    server = ControlServer(target, "127.0.0.1", 0)
+    server.start()
+    try:
+        with GatewayClient(server.address[1], timeout=5) as client:
+            for k in (1, 2, 3):
+                client.send_set_id(k)
+            wait_until(lambda: len(target.begun) == 3, "three updates to start")
+            assert [k for k, _ in target.begun] == [1, 2, 3]
+            assert client.outstanding == 3
+            with pytest.raises(RuntimeError, match="3 id updates are outstanding"):
+                client.ids()
+            target.release(2)
+            target.release(3)
+            target.release(1)
+            assert [client.next_update().snapshot_id for _ in range(3)] == [1, 2, 3]
+            assert client.outstanding == 0 and client.ids() == dict.fromkeys(client.gateways(), 3)
+    finally:
+        for k in (1, 2, 3):
+            target.release(k)
+        server.stop()
+
+
+def test_updates_whose_client_left_are_still_settled() -> None:
+    target = HeldTarget()
+    server = ControlServer(target, "127.0.0.1", 0)
+    server.start()
+    try:
+        client = GatewayClient(server.address[1], timeout=5)
+        client.send_set_id(1)
+        client.send_set_id(2)
+        wait_until(lambda: len(target.begun) == 2, "two updates to start")
+        client.close()
+        target.release(1)
+        target.release(2)
+        wait_until(lambda: target.settled == [1, 2], "both updates to settle")
     finally:
         server.stop()

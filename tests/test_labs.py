@@ -140,8 +140,11 @@ class FakeController:
     def ids(self) -> dict[str, int]:
         return {"dcgw1": self.current, "dcgw2": 0 if self.failing else self.current}
 
-    def set_id(self, snapshot_id: int, timeout: float | None = None) -> dict[str, object]:
+    def begin_set_id(self, snapshot_id: int, timeout: float | None = None):
         self.current = snapshot_id
+        return lambda: self.answer(snapshot_id)
+
+    def answer(self, snapshot_id: int) -> dict[str, object]:
         second = ({"sent_at": 10.0, "acked_at": None, "failure": "no barrier reply"}
                   if self.failing else {"sent_at": 10.0005, "acked_at": 10.003, "failure": None})
         return {

@@ -3,7 +3,7 @@
 One process serves every switch of one address plan. Handlers look up the
 switch, pass ``time.monotonic()`` to the plain :class:`GatewayController`
 and send back what it returns; they decide nothing themselves. The control
-interface (:mod:`controller.gateways.control`) calls :meth:`GatewayApp.set_id` and
+interface (:mod:`controller.gateways.control`) calls :meth:`GatewayApp.begin_set_id` and
 friends from its own threads, so every use of the decisions and of the
 datapaths holds one lock.
 
@@ -212,20 +212,31 @@ class GatewayApp(app_manager.OSKenApp):
         with self.lock:
             return self.decisions.ids()
 
-    def set_id(self, snapshot_id: int, timeout: float | None = None) -> dict[str, Any]:
-        """Raise every gateway to ``snapshot_id``; returns when each acked or failed."""
+    def begin_set_id(self, snapshot_id: int,
+                     timeout: float | None = None) -> Callable[[], dict[str, Any]]:
+        """Send the flow-mods raising every gateway to ``snapshot_id`` now.
+
+        Returns what waits until each gateway acked or failed. Several
+        updates may be outstanding: each datapath's messages leave in the
+        order they were sent, so every gateway applies them in order.
+        """
         deadline = time.monotonic() + (timeout or self.settings.update_timeout)  # type: ignore
         with self.lock:
             update, ops = self.decisions.start_update(snapshot_id, time.monotonic())
             self._send_ops(ops, update=update)
-            while not update.settled:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    self.decisions.expire(update, "no barrier reply before the timeout")
-                    break
-                self.changed.wait(left)
-            self.decisions.forget(update)
-            return update.to_dict()
+
+        def settle() -> dict[str, Any]:
+            with self.lock:
+                while not update.settled:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        self.decisions.expire(update, "no barrier reply before the timeout")
+                        break
+                    self.changed.wait(left)
+                self.decisions.forget(update)
+                return update.to_dict()
+
+        return settle
 
     def roundtrip(self, gateway: str) -> dict[str, float]:
         """One flow-mod that changes the table (a probe rule, added then deleted on the

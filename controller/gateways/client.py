@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections import deque
 from typing import Any
 
 from controller.gateways.updates import IdUpdate
@@ -26,8 +27,12 @@ class GatewayClient:
         self.secret = secret
         self._socket: socket.socket | None = None
         self._reader: Any = None
+        self._awaited: deque[int] = deque()
+        """Ids of updates sent with :meth:`send_set_id` whose answers were not read yet."""
 
     def close(self) -> None:
+        """Close the connection; answers not read yet are lost (their updates still settle)."""
+        self._awaited.clear()
         if self._socket is not None:
             self._reader.close()
             self._socket.close()
@@ -40,6 +45,14 @@ class GatewayClient:
         self.close()
 
     def request(self, op: str, **arguments: Any) -> dict[str, Any]:
+        """Send one request and read its answer (none may be outstanding)."""
+        if self._awaited:
+            raise RuntimeError(f"{len(self._awaited)} id updates are outstanding: read them "
+                               "with next_update() first")
+        self._send(op, **arguments)
+        return self._receive()
+
+    def _send(self, op: str, **arguments: Any) -> None:
         if self._socket is None:
             try:
                 self._socket = socket.create_connection(self.address, timeout=self.timeout)
@@ -53,6 +66,14 @@ class GatewayClient:
             if self.secret is not None:
                 request = self.secret.seal(request)
             self._socket.sendall(json.dumps(request).encode() + b"\n")
+        except OSError as error:
+            self.close()
+            raise ControllerError(f"controller at {self.address} failed: {error}") from None
+
+    def _receive(self) -> dict[str, Any]:
+        if self._socket is None:
+            raise ControllerError(f"controller at {self.address} closed the connection")
+        try:
             line = self._reader.readline()
         except OSError as error:
             self.close()
@@ -94,10 +115,46 @@ class GatewayClient:
 
     def set_id(self, snapshot_id: int, timeout: float | None = None) -> IdUpdate:
         """Raise every gateway to ``snapshot_id``: one flow-mod and a barrier per gateway."""
+        self.send_set_id(snapshot_id, timeout)
+        return self.next_update()
+
+    def send_set_id(self, snapshot_id: int, timeout: float | None = None) -> None:
+        """Start raising every gateway to ``snapshot_id`` without waiting for the answer.
+
+        Updates sent this way are pipelined: each gateway applies them in the
+        order sent, and :meth:`next_update` reads their answers in that order.
+        Sending and reading may happen on two threads (one of each).
+        """
         arguments: dict[str, Any] = {"id": snapshot_id}
         if timeout is not None:
             arguments["timeout"] = timeout
-        return IdUpdate.from_dict(self.request("set_id", **arguments)["update"])
+        self._awaited.append(snapshot_id)
+        try:
+            self._send("set_id", **arguments)
+        except ControllerError:
+            self._awaited.clear()
+            raise
+
+    def next_update(self) -> IdUpdate:
+        """The answer to the oldest update sent with :meth:`send_set_id` not read yet."""
+        if not self._awaited:
+            raise RuntimeError("no id update is outstanding")
+        try:
+            update = IdUpdate.from_dict(self._receive()["update"])
+        except ControllerError:
+            self._awaited.clear()
+            raise
+        expected = self._awaited.popleft()
+        if update.snapshot_id != expected:
+            self.close()
+            raise ControllerError(f"controller answered id {update.snapshot_id} where "
+                                  f"{expected} was next")
+        return update
+
+    @property
+    def outstanding(self) -> int:
+        """Id updates sent whose answers were not read yet."""
+        return len(self._awaited)
 
     def roundtrip(self, gateway: str) -> float:
         """Seconds for one flow-mod + barrier to ``gateway`` (the controller's own clock)."""

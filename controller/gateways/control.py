@@ -14,6 +14,8 @@ ids        -                                ids: gateway -> current snapshot id
 set_id     id (int), timeout (s, optional)  update: snapshot_id, started_at,
                                             complete, failed, gateways: name ->
                                             {sent_at, acked_at, failure}
+                                            (answered once every gateway acked
+                                            or failed; see pipelining below)
 steer      gateway (name or null)           - (all inbound flows via one gateway;
                                             null spreads them again)
 roundtrip  gateway (name)                   sent_at, acked_at of one flow-mod (a
@@ -27,16 +29,27 @@ and logged, so a local user who can connect to 127.0.0.1 but cannot read the
 secret can ask nothing.
 
 Times are ``time.monotonic()`` seconds of the controller process, comparable
-with any other process on the same host. :class:`controller.gateways.client.GatewayClient`
-speaks this protocol.
+with any other process on the same host.
+
+Requests on one connection are pipelined: a client may send the next
+request before the previous answer came. The server reads and starts each
+request as it arrives (a ``set_id``'s flow-mods and barriers go out at
+once, behind those of every earlier ``set_id``, so each gateway applies the
+updates in the order they were asked for) and answers them in that same
+order, each as soon as it and every earlier one is settled. Since every
+gateway applies updates in order, update k settles no later than k+1
+(unless k times out), so answering in order delays nobody.
+:class:`controller.gateways.client.GatewayClient` speaks this protocol.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import queue
 import socketserver
 import threading
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from topologies.secret import RunSecret, Unauthenticated
@@ -44,16 +57,29 @@ from topologies.secret import RunSecret, Unauthenticated
 log = logging.getLogger("beaver.controller.gateways.control")
 
 
+Settle = Callable[[], dict[str, Any]]
+"""Waits until a started id update is settled and returns it as a dict."""
+Reply = dict[str, Any] | Settle
+"""An answer, or (for ``set_id``) what waits for it."""
+REFUSED = (ValueError, KeyError, RuntimeError)
+"""What a target raises for a request it refuses: an ``ok: false`` answer."""
+
+
 class ControlTarget(Protocol):
     def status(self) -> dict[str, Any]: ...
     def ids(self) -> dict[str, int]: ...
-    def set_id(self, snapshot_id: int, timeout: float | None = None) -> dict[str, Any]: ...
+    def begin_set_id(self, snapshot_id: int, timeout: float | None = None) -> Settle:
+        """Send the update now; the returned call waits for its acks (or failures)."""
+        ...
     def steer(self, gateway: str | None) -> None: ...
     def roundtrip(self, gateway: str) -> dict[str, float]: ...
 
 
-def answer(target: ControlTarget, request: dict[str, Any]) -> dict[str, Any]:
-    """The answer to one request (errors become ``ok: false`` answers)."""
+def answer(target: ControlTarget, request: dict[str, Any]) -> Reply:
+    """The answer to one request (errors become ``ok: false`` answers).
+
+    A ``set_id`` is started here; what comes back waits for it to settle.
+    """
     op = request.get("op")
     try:
         if op == "status":
@@ -64,41 +90,78 @@ def answer(target: ControlTarget, request: dict[str, Any]) -> dict[str, Any]:
             snapshot_id = request.get("id")
             if not isinstance(snapshot_id, int) or isinstance(snapshot_id, bool) or snapshot_id < 0:
                 raise ValueError(f"set_id needs a non-negative integer id, got {snapshot_id!r}")
-            return {"ok": True, "update": target.set_id(snapshot_id, request.get("timeout"))}
+            settle = target.begin_set_id(snapshot_id, request.get("timeout"))
+            return lambda: {"ok": True, "update": settle()}
         if op == "roundtrip":
             return {"ok": True, **target.roundtrip(str(request.get("gateway")))}
         if op == "steer":
             target.steer(request.get("gateway"))
             return {"ok": True}
         raise ValueError(f"unknown op {op!r}")
-    except (ValueError, KeyError, RuntimeError) as error:
+    except REFUSED as error:
         return {"ok": False, "error": str(error)}
 
 
+def settled(reply: Reply) -> dict[str, Any]:
+    """The answer itself: waits for a started ``set_id``."""
+    if not callable(reply):
+        return reply
+    try:
+        return reply()
+    except REFUSED as error:
+        return {"ok": False, "error": str(error)}
+
+
+def reply_to(target: ControlTarget, line: bytes, secret: RunSecret | None,
+             client: tuple[str, int]) -> Reply:
+    try:
+        request = json.loads(line)
+        if not isinstance(request, dict):
+            raise ValueError("a request is a JSON object")
+        if secret is not None:
+            request = secret.open(request)
+    except Unauthenticated as error:
+        log.warning("refused a control request from %s:%d: %s", *client, error)
+        return {"ok": False, "error": f"refused: {error}"}
+    except ValueError as error:
+        return {"ok": False, "error": f"bad request: {error}"}
+    return answer(target, request)
+
+
 class ControlServer:
-    """A threaded TCP server answering JSON-line requests for ``target``."""
+    """A threaded TCP server answering JSON-line requests for ``target``.
+
+    Per connection one thread reads and starts requests, another writes
+    the answers in order (see the module's note on pipelining).
+    """
 
     def __init__(self, target: ControlTarget, host: str, port: int,
                  secret: RunSecret | None = None) -> None:
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
-                for line in self.rfile:
+                replies: queue.SimpleQueue[Reply | None] = queue.SimpleQueue()
+                writer = threading.Thread(target=self.write, args=(replies,), daemon=True,
+                                          name="control-replies")
+                writer.start()
+                try:
+                    for line in self.rfile:
+                        replies.put(reply_to(target, line, secret, self.client_address[:2]))
+                finally:
+                    replies.put(None)
+                    writer.join()
+
+            def write(self, replies: queue.SimpleQueue[Reply | None]) -> None:
+                """Answer in order; after the client left, still settle every update."""
+                connected = True
+                while (reply := replies.get()) is not None:
+                    answered = settled(reply)
+                    if not connected:
+                        continue
                     try:
-                        request = json.loads(line)
-                        if not isinstance(request, dict):
-                            raise ValueError("a request is a JSON object")
-                        if secret is not None:
-                            request = secret.open(request)
-                    except Unauthenticated as error:
-                        log.warning("refused a control request from %s:%d: %s",
-                                    *self.client_address[:2], error)
-                        reply = {"ok": False, "error": f"refused: {error}"}
-                    except ValueError as error:
-                        reply = {"ok": False, "error": f"bad request: {error}"}
-                    else:
-                        reply = answer(target, request)
-                    self.wfile.write(json.dumps(reply).encode() + b"\n")
-                    self.wfile.flush()
+                        self.wfile.write(json.dumps(answered).encode() + b"\n")
+                        self.wfile.flush()
+                    except OSError:
+                        connected = False
 
         class Server(socketserver.ThreadingTCPServer):
             allow_reuse_address = True
