@@ -39,9 +39,9 @@ class Target:
                      timeout: float | None = None) -> Callable[[], dict[str, Any]]:
         update, _ = self.decisions.start_update(snapshot_id, now=1.0)
         for name in self.decisions.gateways:
-            self.decisions.sent(update, name, now=1.5)
+            self.decisions.stamp_sent(name, now=1.5)
             if name not in self.silent:
-                self.decisions.acked(update, name, now=2.0)
+                self.decisions.stamp_acked(name, now=2.0)
         self.decisions.expire(update, "no barrier reply before the timeout")
         return update.to_dict
 

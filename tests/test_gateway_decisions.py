@@ -41,8 +41,8 @@ def test_update_completes_when_every_gateway_acked() -> None:
     controller = connected_controller()
     update, _ = controller.start_update(1, now=0.0)
     for offset, name in enumerate(GATEWAYS):
-        controller.sent(update, name, now=1.0 + offset)
-        controller.acked(update, name, now=2.0 + offset)
+        controller.stamp_sent(name, now=1.0 + offset)
+        controller.stamp_acked(name, now=2.0 + offset)
     assert update.complete and update.settled and update.failed == set()
     assert update.to_dict()["gateways"][GATEWAYS[2]] == {
         "sent_at": 3.0, "acked_at": 4.0, "failure": None}
@@ -52,12 +52,12 @@ def test_gateway_disconnecting_during_update_fails_it_for_good() -> None:
     controller = connected_controller()
     update, _ = controller.start_update(2, now=0.0)
     for name in GATEWAYS:
-        controller.sent(update, name, now=0.1)
-    controller.acked(update, GATEWAYS[0], now=0.2)
+        controller.stamp_sent(name, now=0.1)
+    controller.stamp_acked(GATEWAYS[0], now=0.2)
     settled = controller.on_disconnect(GATEWAYS[1])
     assert settled == []  # the third gateway has not answered yet
-    controller.acked(update, GATEWAYS[2], now=0.3)
-    controller.acked(update, GATEWAYS[1], now=0.4)  # a late reply does not revive it
+    controller.stamp_acked(GATEWAYS[2], now=0.3)
+    controller.stamp_acked(GATEWAYS[1], now=0.4)  # a late reply does not revive it
     assert update.settled and not update.complete
     assert update.failed == {GATEWAYS[1]}
     assert update.gateways[GATEWAYS[1]].acked_at is None
@@ -77,9 +77,44 @@ def test_disconnected_gateway_fails_at_once_but_stamps_the_new_id_when_back() ->
 def test_expired_update_reports_the_silent_gateways() -> None:
     controller = connected_controller()
     update, _ = controller.start_update(1, now=0.0)
-    controller.acked(update, GATEWAYS[0], now=0.1)
+    controller.stamp_acked(GATEWAYS[0], now=0.1)
     controller.expire(update, "timeout")
     assert update.failed == set(GATEWAYS[1:]) and not update.complete
+
+
+def test_updates_beyond_the_depth_wait_and_go_out_as_one_flow_mod() -> None:
+    controller = connected_controller()  # stamp_depth 2
+    gateway = GATEWAYS[0]
+    updates = []
+    for k in (1, 2, 3, 4, 5):
+        update, ops = controller.start_update(k, now=float(k))
+        updates.append(update)
+        stamps = [op for op in ops if isinstance(op, ReplaceStamp)]
+        assert len(stamps) == (3 if k <= 2 else 0), k  # 1 and 2 pipelined, 3-5 wait
+        assert all(op.acknowledged for op in stamps)
+        for op in stamps:
+            controller.stamp_sent(op.rule.switch, now=k + 0.1)
+    assert controller.stamp_acked(gateway, now=6.0)[0] == ReplaceStamp(
+        controller.stamp_rule(gateway), 5, acknowledged=True)
+    controller.stamp_sent(gateway, now=6.1)
+    assert updates[0].gateways[gateway].acked_at == 6.0
+    assert all(u.gateways[gateway].acked_at is None for u in updates[1:])
+    assert controller.stamp_acked(gateway, now=7.0) == []  # update 2's barrier
+    assert controller.stamp_acked(gateway, now=8.0) == []  # the one for 3, 4 and 5
+    assert [u.gateways[gateway].acked_at for u in updates] == [6.0, 7.0, 8.0, 8.0, 8.0]
+    assert [u.gateways[gateway].sent_at for u in updates] == [1.1, 2.1, 6.1, 6.1, 6.1]
+    assert not any(u.settled for u in updates)  # the other gateways never answered
+
+
+def test_a_gateway_that_reconnects_starts_with_an_empty_lane() -> None:
+    controller = connected_controller()
+    gateway = GATEWAYS[0]
+    waiting = [controller.start_update(k, now=float(k))[0] for k in (1, 2, 3)]
+    controller.on_disconnect(gateway)
+    assert all(gateway in u.failed for u in waiting)
+    controller.on_connect(gateway)
+    update, ops = controller.start_update(4, now=4.0)
+    assert gateway in {op.rule.switch for op in ops if isinstance(op, ReplaceStamp)}
 
 
 def test_ids_never_go_back() -> None:

@@ -162,6 +162,7 @@ def test_after_many_updates_only_ids_ahead_of_the_gateway_are_copied(controller)
         for op in ops:
             if isinstance(op, ReplaceStamp):
                 tables.add(op.rule)
+                assert controller.stamp_acked(op.rule.switch, now=snapshot_id + 0.5) == []
             elif isinstance(op, ReplaceObserve) and op.switch == gateway:
                 for rule in op.remove:
                     tables.remove(rule)

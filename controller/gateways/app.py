@@ -51,7 +51,6 @@ from controller.gateways.pipeline import (
     table,
 )
 from controller.gateways.rules import HashSpread, Output, Rule, SetField, ToController
-from controller.gateways.updates import IdUpdate
 from topologies.addressing import AddressPlan
 from topologies.secret import RunSecret
 
@@ -223,7 +222,7 @@ class GatewayApp(app_manager.OSKenApp):
         deadline = time.monotonic() + (timeout or self.settings.update_timeout)  # type: ignore
         with self.lock:
             update, ops = self.decisions.start_update(snapshot_id, time.monotonic())
-            self._send_ops(ops, update=update)
+            self._send_ops(ops)
 
         def settle() -> dict[str, Any]:
             with self.lock:
@@ -283,13 +282,12 @@ class GatewayApp(app_manager.OSKenApp):
                                             command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY,
                                             out_group=ofp.OFPG_ANY))
 
-    def _send_ops(self, ops: list[Op], update: IdUpdate | None = None,
-                  packet_in: Any = None) -> None:
+    def _send_ops(self, ops: list[Op], packet_in: Any = None) -> None:
         for op in ops:
             if isinstance(op, Install):
                 self._send_rule(op.rule)
             elif isinstance(op, ReplaceStamp):
-                self._replace_stamp(op, update)
+                self._replace_stamp(op)
             elif isinstance(op, ReplaceObserve):
                 for rule in op.remove:
                     self._send_rule(rule, delete=True)
@@ -303,15 +301,15 @@ class GatewayApp(app_manager.OSKenApp):
                     in_port=packet_in.match["in_port"],
                     actions=_actions(datapath, op.actions), data=packet_in.data))
 
-    def _replace_stamp(self, op: ReplaceStamp, update: IdUpdate | None) -> None:
+    def _replace_stamp(self, op: ReplaceStamp) -> None:
         gateway = op.rule.switch
         datapath = self.datapaths[gateway]
-        if update is not None:
-            self.decisions.sent(update, gateway, time.monotonic())
+        if op.acknowledged:
+            self.decisions.stamp_sent(gateway, time.monotonic())
         self._send_rule(op.rule)
-        if update is None:
-            return
-        self._barrier(datapath, lambda now: self.decisions.acked(update, gateway, now))
+        if op.acknowledged:
+            self._barrier(datapath, lambda now: self._send_ops(
+                self.decisions.stamp_acked(gateway, now)))
 
     def _send_rule(self, rule: Rule, delete: bool = False) -> None:
         datapath = self.datapaths[rule.switch]

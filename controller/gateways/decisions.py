@@ -38,6 +38,7 @@ from controller.gateways.rules import (
     match,
     spine_for_leaf,
 )
+from controller.gateways.stamping import StampLane
 from controller.gateways.updates import IdUpdate
 from topologies.addressing import AddressPlan, InGroupHost
 
@@ -55,10 +56,15 @@ class Install:
 
 @dataclass(frozen=True)
 class ReplaceStamp:
-    """Rewrite the stamp rule in place (one flow-mod), then a barrier the update waits for."""
+    """Rewrite the stamp rule in place (one flow-mod).
+
+    ``acknowledged``: an id update's flow-mod; a barrier follows, and its reply
+    goes to :meth:`GatewayController.stamp_acked`. Optimistic restamps have none.
+    """
 
     rule: Rule
     snapshot_id: int
+    acknowledged: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,7 @@ class GatewayController:
     """Decisions for every switch of one address plan."""
 
     def __init__(self, plan: AddressPlan, space: IdSpace | None = None,
-                 maglev_size: int = DEFAULT_SIZE) -> None:
+                 maglev_size: int = DEFAULT_SIZE, stamp_depth: int = 2) -> None:
         self.plan = plan
         self.space = space or IdSpace()
         self.gateways = {g.name: Gateway(g.name, self.space) for g in plan.gateways}
@@ -97,6 +103,9 @@ class GatewayController:
         self._observing: dict[str, dict[tuple[tuple[str, Any], ...], Rule]] = {}
         """Per gateway, the observe rules installed (by match)."""
         self.updates: list[IdUpdate] = []
+        self.stamp_depth = stamp_depth
+        """Stamp flow-mods per gateway that may await their barrier at once."""
+        self.lanes = {name: StampLane[GatewayTiming](stamp_depth) for name in self.gateways}
         self._fabric_rules = fabric_rules(plan)
 
     # -- switches -------------------------------------------------------------------------
@@ -104,6 +113,7 @@ class GatewayController:
         """Everything a switch needs when it (re)connects."""
         self.connected.add(switch)
         if switch in self.gateways:
+            self.lanes[switch].clear()
             observe = self.observe_rules(switch)
             self._observing[switch] = {r.match: r for r in observe}
             rules = [*gateway_rules(self.plan, switch), self.stamp_rule(switch), *observe]
@@ -116,6 +126,8 @@ class GatewayController:
     def on_disconnect(self, switch: str) -> list[IdUpdate]:
         """A switch left: its pending id updates fail. Returns the updates that settled."""
         self.connected.discard(switch)
+        if switch in self.lanes:
+            self.lanes[switch].clear()
         settled = []
         for update in self.updates:
             part = update.gateways.get(switch)
@@ -146,13 +158,13 @@ class GatewayController:
         return Rule(gateway, "classify", 1, match(eth_type=PROBE_ETH_TYPE),
                     cookie=cookie(Purpose.PROBE))
 
-    def _restamp(self, gateway: str) -> list[Op]:
+    def _restamp(self, gateway: str, acknowledged: bool = False) -> list[Op]:
         snapshot_id = self.gateways[gateway].current
         wanted = {r.match: r for r in self.observe_rules(gateway)}
         installed = self._observing.get(gateway, {})
         self._observing[gateway] = wanted
         return [
-            ReplaceStamp(self.stamp_rule(gateway), snapshot_id),
+            ReplaceStamp(self.stamp_rule(gateway), snapshot_id, acknowledged),
             ReplaceObserve(
                 gateway,
                 remove=tuple(r for key, r in installed.items() if key not in wanted),
@@ -161,7 +173,12 @@ class GatewayController:
         ]
 
     def start_update(self, snapshot_id: int, now: float) -> tuple[IdUpdate, list[Op]]:
-        """Raise every gateway to ``snapshot_id``; disconnected gateways fail at once."""
+        """Raise every gateway to ``snapshot_id``; disconnected gateways fail at once.
+
+        A gateway with ``stamp_depth`` flow-mods in flight gets none now: its
+        part waits in its :class:`StampLane` and is sent, merged with any
+        later ones, when :meth:`stamp_acked` says so.
+        """
         update = IdUpdate(snapshot_id, now)
         restamps: list[list[Op]] = []
         for name, gateway in self.gateways.items():
@@ -170,18 +187,29 @@ class GatewayController:
             if name not in self.connected:
                 part.failure = "not connected"
                 continue
-            restamps.append(self._restamp(name))
+            if self.lanes[name].ask(part):
+                restamps.append(self._restamp(name, acknowledged=True))
         self.updates.append(update)
         # Every stamp rule (and its barrier) first; the observe rules can follow.
         return update, [ops[0] for ops in restamps] + [op for ops in restamps for op in ops[1:]]
 
-    def sent(self, update: IdUpdate, gateway: str, now: float) -> None:
-        update.gateways[gateway].sent_at = now
+    def stamp_sent(self, gateway: str, now: float) -> None:
+        """An acknowledged stamp flow-mod left for ``gateway`` at ``now``."""
+        for part in self.lanes[gateway].sending():
+            if part.sent_at is None:
+                part.sent_at = now
 
-    def acked(self, update: IdUpdate, gateway: str, now: float) -> None:
-        part = update.gateways[gateway]
-        if not part.failed:
-            part.acked_at = now
+    def stamp_acked(self, gateway: str, now: float) -> list[Op]:
+        """The barrier after ``gateway``'s oldest stamp flow-mod in flight returned.
+
+        Every update that flow-mod carried is acknowledged; returns the flow-mod
+        for the updates that waited, if any.
+        """
+        parts, more = self.lanes[gateway].acked()
+        for part in parts:
+            if not part.failed:
+                part.acked_at = now
+        return self._restamp(gateway, acknowledged=True) if more else []
 
     def expire(self, update: IdUpdate, reason: str) -> None:
         """Give up waiting: every gateway that has not acked has failed."""

@@ -1,0 +1,65 @@
+"""One gateway's id updates in order: a few stamp flow-mods in flight, the rest merged.
+
+The controller raises a gateway's id with one stamp flow-mod and a barrier
+behind it; the barrier reply says the rule is in place. Updates to one
+gateway are pipelined: up to ``depth`` such flow-mods may await their
+barriers at once, so the update of snapshot k+1 leaves before k's barrier
+returned. Updates asked for while ``depth`` are in flight wait; when the
+oldest barrier returns, one flow-mod for the gateway's newest id goes out
+and its barrier acknowledges every waiting update at once. That is sound
+because ids only grow: a gateway stamping k+2 no longer stamps anything
+older than k, which is all an update to k must guarantee. Every flow-mod
+travels on the switch's one OpenFlow connection, so the gateway applies
+them in the order sent and never goes back to an older id.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+Part = TypeVar("Part")
+
+
+@dataclass
+class StampLane(Generic[Part]):
+    """The updates of one gateway: each a ``Part`` the caller fills in with times."""
+
+    depth: int = 2
+    in_flight: deque[list[Part]] = field(default_factory=deque)
+    """Per stamp flow-mod sent and not yet acknowledged, the updates it carries."""
+    waiting: list[Part] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.depth < 1:
+            raise ValueError(f"a stamp lane needs a depth of at least 1, got {self.depth}")
+
+    def ask(self, part: Part) -> bool:
+        """A new update: True if a stamp flow-mod for it should be sent now."""
+        if len(self.in_flight) < self.depth:
+            self.in_flight.append([part])
+            return True
+        self.waiting.append(part)
+        return False
+
+    def sending(self) -> list[Part]:
+        """The updates the flow-mod being sent now carries (the newest in flight)."""
+        return self.in_flight[-1] if self.in_flight else []
+
+    def acked(self) -> tuple[list[Part], bool]:
+        """The oldest flow-mod's barrier returned: the updates it carried, and whether a
+        flow-mod for the waiting ones should be sent now."""
+        done = self.in_flight.popleft() if self.in_flight else []
+        if self.waiting and len(self.in_flight) < self.depth:
+            self.in_flight.append(self.waiting)
+            self.waiting = []
+            return done, True
+        return done, False
+
+    def clear(self) -> list[Part]:
+        """The connection is gone: every update in flight or waiting, now without a reply."""
+        parts = [part for carried in self.in_flight for part in carried] + self.waiting
+        self.in_flight.clear()
+        self.waiting = []
+        return parts
