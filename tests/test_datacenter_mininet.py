@@ -432,3 +432,64 @@ def test_leaving_on_an_exception_removes_everything(mininet_machine: None) -> No
     nodes = switches | {plan.root_name}
     assert not [line for line in links.splitlines()
                 if line.split(": ")[1].split("@")[0].split("-eth")[0] in nodes]
+
+
+def stream(host: Any, *args: str) -> subprocess.Popen[str]:
+    return host.popen([sys.executable, "-m", "tests.stamp_stream", *args], cwd=PROJECT_ROOT,
+                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def pipelined_updates(dc: DataCenter, count: int, window: int) -> list[Any]:
+    """``count`` id updates, ``window`` outstanding at a time, on a connection of their own."""
+    results = []
+    with GatewayClient(dc.control_port, secret=dc.secret) as client:
+        newest = max(client.ids().values())
+        for snapshot_id in range(newest + 1, newest + count + 1):
+            if client.outstanding == window:
+                results.append(client.next_update())
+            client.send_set_id(snapshot_id)
+        while client.outstanding:
+            results.append(client.next_update())
+    return results
+
+
+def test_pipelined_updates_never_leave_a_gateway_stamping_an_older_id(
+        dc: DataCenter, spread: GatewayClient) -> None:
+    """Traffic through one gateway while updates are pipelined: a datagram sent after the
+    gateway acked id k arrives with k or newer, and ids along the stream never go back."""
+    client, port, sport = dc.plan.externals[0], 7002, 40100
+    backend = predicted_backend(dc, client.name, 17, sport, port)
+    decode = IdSpace(window=31)
+    for gateway in (g.name for g in dc.plan.gateways):
+        spread.steer(gateway)
+        receiver = stream(dc.host(backend), "receive", str(port))
+        try:
+            assert receiver.stdout.readline().strip() == "ready"  # type: ignore[union-attr]
+            sender = stream(dc.host(client.name), "send", dc.plan.services[0].vip, str(port),
+                            "--sport", str(sport), "--duration", "3")
+            sending = Lines(sender, client.name)
+            assert sending.next(10, "the first datagram") == "sending"
+            updates = pipelined_updates(dc, count=150, window=8)
+            assert sending.next(30, "the sender to finish") == "done"
+        finally:
+            receiver.terminate()
+            out, _ = receiver.communicate(timeout=10)
+        assert all(u.complete for u in updates), [u.failed for u in updates if not u.complete]
+        acked = [(u.gateways[gateway].acked_at, u.snapshot_id) for u in updates]
+        overlapping = sum(later.gateways[gateway].sent_at < earlier.gateways[gateway].acked_at
+                          for earlier, later in zip(updates[:-1], updates[1:], strict=True))
+        assert overlapping > 0, "no update was sent before the previous one was acked"
+        arrivals = sorted((float(sent), int(dscp)) for sent, dscp in
+                          (line.split() for line in out.splitlines()))
+        first_id = updates[0].snapshot_id - 1
+        reference, ids = first_id, []
+        for _, wire in arrivals:
+            reference = decode.from_wire(wire, reference)
+            ids.append(reference)
+        assert ids == sorted(ids), "a gateway went back to an older id"
+        during = [(sent, full) for (sent, _), full in zip(arrivals, ids, strict=True)
+                  if acked[0][0] < sent < acked[-1][0]]
+        assert len(during) >= 50, f"only {len(during)} datagrams crossed during the updates"
+        for sent, full in during:
+            newest_acked = max(k for at, k in acked if at < sent)
+            assert full >= newest_acked, (gateway, sent, full, newest_acked)
