@@ -5,8 +5,9 @@ removes in reverse order (also on Ctrl-C or an error, by the handles it
 kept): the data center (:class:`testbed.network.DataCenter`: Mininet
 and the os-ken gateway controller), the coordinator service
 (:class:`controller.coordinator.service.SnapshotService`, listening on the root
-namespace's management address, reaching the gateways through the controller's
-:class:`~controller.gateways.client.GatewayClient`), one relay
+namespace's management address, reaching the gateways through a
+:class:`~controller.gateways.client.GatewayClient` connection of its own, on which
+its id updates are pipelined), one relay
 per relay host (external partner banks with the WAN delay) and one agent per
 in-group host running the service (the bank, or the key-value store), then,
 for a service loaded by external clients (the key-value store), one load client
@@ -46,6 +47,7 @@ from typing import IO, Any
 from beaver.ids import IdSpace
 from controller.coordinator.service import SnapshotService
 from controller.coordinator.store import Store
+from controller.gateways.client import GatewayClient
 from hosts.agent import RELAY_PORT, SERVICE_PORT
 from hosts.services.registry import DEFAULT_SERVICE, SERVICES
 from testbed.gateway_updater import ControllerGateways
@@ -82,6 +84,8 @@ class EmulationSettings:
     notify_spread: float = 0.1
     """Seconds over which the coordinator's notifications of one snapshot reach the nodes."""
     window: int = IdSpace.window
+    update_window: int = 1
+    """Snapshots whose gateway update may be outstanding at once (1: one at a time)."""
     update_timeout: float = 1.0
     ready_timeout: float = 30.0
 
@@ -158,6 +162,8 @@ class Emulation:
         self.datacenter = DataCenter(settings.params(), update_timeout=settings.update_timeout,
                                      window=settings.window, names=NamePool(*RUN_NAMES))
         self.service: SnapshotService | None = None
+        self.updates: GatewayClient | None = None
+        """The service's own connection to the controller, carrying its pipelined updates."""
         self.relays: list[HostProcess] = []
         self.agents: list[HostProcess] = []
         self.clients: list[HostProcess] = []
@@ -195,11 +201,13 @@ class Emulation:
         assert self.datacenter.controller is not None and self.datacenter.record is not None
         self.logs = Path(tempfile.mkdtemp(prefix="beaver-run-"))
         self.datacenter.record.add_directory(self.logs)
+        self.updates = GatewayClient(self.datacenter.control_port, secret=self.datacenter.secret)
         self.service = SnapshotService(
             settings.protocol, self.nodes, self.store, self.run,
-            gateways=ControllerGateways(self.datacenter.controller),
+            gateways=ControllerGateways(self.updates),
             space=IdSpace(window=settings.window),
-            update_timeout=settings.update_timeout, notify_spread=settings.notify_spread,
+            update_timeout=settings.update_timeout, update_window=settings.update_window,
+            notify_spread=settings.notify_spread,
             listen=(self.plan.root_mgmt_ip, 0),
         )
         host, port = self.service.start()
@@ -285,6 +293,8 @@ class Emulation:
 
     def _stop(self) -> None:
         self.stop_hosts()
+        if self.updates is not None:
+            self.updates.close()
         self.datacenter.__exit__(None, None, None)
         if self.logs is not None:
             shutil.rmtree(self.logs, ignore_errors=True)

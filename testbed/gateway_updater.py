@@ -12,7 +12,11 @@ from controller.gateways.client import GatewayClient
 
 
 class ControllerGateways:
-    """A :class:`controller.coordinator.gateway_phase.GatewayUpdater` over a controller."""
+    """A :class:`controller.coordinator.gateway_phase.GatewayUpdater` over a controller.
+
+    Its client's connection carries the pipelined updates only: no other
+    request may share it while updates are outstanding.
+    """
 
     def __init__(self, client: GatewayClient):
         self.client = client
@@ -20,5 +24,8 @@ class ControllerGateways:
     def gateways(self) -> list[str]:
         return self.client.gateways()
 
-    def set_id(self, snapshot_id: int) -> list[GatewayTiming]:
-        return list(self.client.set_id(snapshot_id).gateways.values())
+    def send_set_id(self, snapshot_id: int) -> None:
+        self.client.send_set_id(snapshot_id)
+
+    def next_update(self) -> list[GatewayTiming]:
+        return list(self.client.next_update().gateways.values())

@@ -35,17 +35,33 @@ NODES = ("h1", "h2", "h3")
 
 
 class FakeGateways:
-    """Acks every gateway ``delay(k)`` seconds after sending; gateways in ``failing(k)`` fail."""
+    """Acks every gateway ``delay(k)`` seconds after sending; gateways in ``failing(k)`` fail.
 
-    def __init__(self, names=("g1", "g2"), delay=lambda k: 0.0002, failing=lambda k: ()):
+    Updates are pipelined like the controller's: sent in order, each answered
+    ``answer_after`` seconds (real time) after it was sent, in order.
+    """
+
+    def __init__(self, names=("g1", "g2"), delay=lambda k: 0.0002, failing=lambda k: (),
+                 answer_after: float = 0.0):
         self.names, self.delay, self.failing = list(names), delay, failing
+        self.answer_after = answer_after
         self.current: dict[str, int] = dict.fromkeys(self.names, 0)
+        self.sent: deque[tuple[int, float]] = deque()
+        self.order: list[int] = []
+        self.most_outstanding = 0
 
     def gateways(self) -> list[str]:
         return list(self.names)
 
-    def set_id(self, snapshot_id: int) -> list[GatewayTiming]:
-        sent = time.monotonic()
+    def send_set_id(self, snapshot_id: int) -> None:
+        self.sent.append((snapshot_id, time.monotonic()))
+        self.order.append(snapshot_id)
+        self.most_outstanding = max(self.most_outstanding, len(self.sent))
+
+    def next_update(self) -> list[GatewayTiming]:
+        snapshot_id, sent = self.sent[0]
+        time.sleep(max(0.0, sent + self.answer_after - time.monotonic()))
+        self.sent.popleft()
         failed = frozenset(self.failing(snapshot_id))
         timings = []
         for i, name in enumerate(self.names):
@@ -181,11 +197,12 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def run_service(store: Store, protocol_name: str, *, gateways: FakeGateways | None = None,
                 tau_min: float = 10.0, count: int = 12, rate: float = 400.0,
-                meddle=None) -> tuple[SnapshotService, TakeResult, FakeInGroup]:
+                meddle=None, update_window: int = 1,
+                ) -> tuple[SnapshotService, TakeResult, FakeInGroup]:
     run = store.new_run(protocol_name, {"nodes": list(NODES)}, tau_min * 1e6, "given")
     group = FakeInGroup(protocol_name, gateways)
     service = SnapshotService(protocol_name, NODES, store, run, gateways=gateways,
-                              tau_min=tau_min)
+                              tau_min=tau_min, update_window=update_window)
     try:
         group.connect(service)
         if meddle:
@@ -218,6 +235,29 @@ def test_every_snapshot_completes_and_balances(store: Store, protocol_name: str)
         assert bank_total(snapshot) == INITIAL_BALANCE * len(NODES), row
     assert sum(r["in_flight"] for r in rows) > 0, "no transfer crossed a cut: test too weak"
     assert group.transfer_ids > 0
+
+
+@pytest.mark.parametrize("window", [1, 4])
+def test_gateway_updates_are_pipelined_up_to_the_window(store: Store, window: int) -> None:
+    gateways = FakeGateways(answer_after=0.005)
+    service, result, _ = run_service(store, "beaver", gateways=gateways, count=24, rate=1e5,
+                                     update_window=window)
+    assert result.stalled is None and result.stored == 24
+    assert gateways.order == list(range(1, 25))
+    assert gateways.most_outstanding == window
+    rows = store.snapshot_rows(service.run)
+    assert all(r["valid"] and r["complete"] for r in rows)
+    starts = [r["t0"] for r in rows]
+    assert result.start_rate_hz == pytest.approx(23 / (starts[-1] - starts[0]))
+    if window == 1:  # each start waits for the previous answer, 5 ms after its send
+        assert min(b - a for a, b in zip(starts[:-1], starts[1:], strict=True)) >= 0.005
+        assert result.start_rate_hz <= 200
+
+
+def test_the_update_window_cannot_exceed_the_core_window(store: Store) -> None:
+    run = store.new_run("beaver", {}, None, "given")
+    with pytest.raises(ValueError, match="update window must be in 1..16"):
+        SnapshotService("beaver", NODES, store, run, gateways=FakeGateways(), update_window=17)
 
 
 def test_polling_completes_without_channel_state(store: Store) -> None:

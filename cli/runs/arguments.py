@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from beaver.ids import IdSpace
 from beaver.protocols import PROTOCOLS
 from cli.errors import UsageError
 from controller.coordinator.store import DEFAULT_DB
@@ -24,6 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--snapshots", type=int, default=50, help="snapshots to take (default 50)")
     parser.add_argument("--rate", type=float, default=10.0,
                         help="snapshots started per second (default 10)")
+    parser.add_argument("--window", type=int, default=1,
+                        help="snapshots whose gateway update may be in flight at once, updates "
+                             "pipelined (1: each waits for the previous one's acks; at most "
+                             f"{IdSpace.window}, the id window; default 1)")
     parser.add_argument("--wan-delay-ms", type=float, default=5.0,
                         help="delay a relay adds to an external transfer (default 5 ms)")
     parser.add_argument("--notify-spread-ms", type=float, default=100.0,
@@ -50,6 +55,8 @@ def settings_of(args: argparse.Namespace) -> EmulationSettings:
         problems.append("--snapshots must be at least 1")
     if not (math.isfinite(args.rate) and args.rate > 0):
         problems.append("--rate must be a positive number")
+    if not 1 <= args.window <= IdSpace.window:
+        problems.append(f"--window must be in 1..{IdSpace.window}")
     if not (math.isfinite(args.wan_delay_ms) and args.wan_delay_ms >= 0):
         problems.append("--wan-delay-ms must be >= 0")
     if not (math.isfinite(args.notify_spread_ms) and args.notify_spread_ms >= 0):
@@ -70,7 +77,8 @@ def settings_of(args: argparse.Namespace) -> EmulationSettings:
         workload_rate=getattr(args, kind.workload) if kind.workload else 0.0,
         client_rate=getattr(args, kind.clients) if kind.clients else 0.0,
         notify_spread=args.notify_spread_ms / 1e3,
-        external_share=getattr(args, "external_share", EmulationSettings.external_share))
+        external_share=getattr(args, "external_share", EmulationSettings.external_share),
+        update_window=args.window)
 
 
 def service_options() -> list[Option]:

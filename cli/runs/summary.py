@@ -22,6 +22,14 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
+def start_rate(starts: list[float]) -> float | None:
+    """Snapshots started per second from the first t0 to the last (None: fewer than two)."""
+    ordered = sorted(starts)
+    if len(ordered) < 2 or ordered[-1] <= ordered[0]:
+        return None
+    return (len(ordered) - 1) / (ordered[-1] - ordered[0])
+
+
 def summarize(store: Store, run_id: int, db: Path) -> dict[str, Any]:
     """The run's summary from what is stored (the same numbers ``beaver show`` gives).
 
@@ -65,6 +73,8 @@ def summarize(store: Store, run_id: int, db: Path) -> dict[str, Any]:
         "inconsistent_valid": oracle(sum(r["snapshot_id"] in set(inconsistent) for r in accepted)),
         "channel_inexact": oracle(len(inexact)), "inconsistent_snapshots": inconsistent,
         "t1_t0_p50_us": percentile(updates, 0.5), "t1_t0_p99_us": percentile(updates, 0.99),
+        "start_rate_hz": start_rate([r["t0"] for r in rows]),
+        "window": run_row["parameters"].get("window", 1),
         "tau_min_us": run_row["tau_min_us"], "tau_source": run_row["tau_source"],
         "shortest_chain_us": min(chains, default=None),
         "rejected_reports": store.rejections(run_id), "db": str(db),

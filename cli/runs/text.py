@@ -21,9 +21,17 @@ def format_summary(summary: dict[str, Any]) -> str:
         oracle_line(summary),
         f"t1 - t0: p50 {us(summary['t1_t0_p50_us'])}, p99 {us(summary['t1_t0_p99_us'])}; "
         f"tau_min {us(summary['tau_min_us'])} ({summary['tau_source']})",
+        start_line(summary),
         f"rejected agent reports: {summary['rejected_reports'] or 'none'}; "
         f"stored in {summary['db']} (beaver show --db {summary['db']} --run {summary['run']})",
     ])
+
+
+def start_line(summary: dict[str, Any]) -> str:
+    rate = summary.get("start_rate_hz")
+    started = "-" if rate is None else f"{rate:.0f} snapshots/s"
+    return (f"started at {started}, up to {summary.get('window', 1)} gateway updates "
+            "in flight")
 
 
 def invariant_line(summary: dict[str, Any]) -> str:

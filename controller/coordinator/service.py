@@ -11,7 +11,11 @@ is the core's (:mod:`beaver.coordinator`). Its parts, one job each:
 * :mod:`controller.coordinator.gateway_phase`: to start snapshot k (at a given
   rate, while ``can_start(now)``), t0 is taken just before the one parallel
   update of every gateway through a :class:`GatewayUpdater`, whose acks and
-  failures go to the core;
+  failures go to the core. Updates are pipelined: up to ``update_window``
+  snapshots may be in their gateway phase at once (snapshot k+1's update
+  leaves before k's is answered); with 1, a snapshot starts only once the
+  previous one's gateway phase is over. The core's window (every live id
+  within the wire window) still bounds how many are unfinished;
 * :mod:`controller.coordinator.persistence`: each finished snapshot is written
   to the :class:`~controller.coordinator.store.Store` in one transaction, then
   the core forgets it;
@@ -44,7 +48,7 @@ from beaver.ids import IdSpace
 from beaver.protocols import protocol as protocol_named
 from beaver.records import Command, GatewayTiming, NotifyNode, UpdateGateway
 from controller.coordinator.agents import REJECTION_REASONS, AgentLinks
-from controller.coordinator.gateway_phase import GatewayUpdater, update_gateways
+from controller.coordinator.gateway_phase import GatewayUpdater, UpdatePipeline
 from controller.coordinator.persistence import SnapshotWriter
 from controller.coordinator.store import Store
 from controller.coordinator.tau import TauMin, chains_counted, shortest_chain
@@ -71,6 +75,8 @@ class TakeResult:
     stalled: str | None
     """Why starting or finishing stopped early (a timeout), or None."""
     rejections: dict[str, int]
+    start_rate_hz: float | None = None
+    """Snapshots started per second, first t0 to last (None: fewer than two)."""
 
 
 class SnapshotService:
@@ -87,6 +93,7 @@ class SnapshotService:
         tau_min: float = math.inf,
         space: IdSpace | None = None,
         update_timeout: float = 1.0,
+        update_window: int = 1,
         notify_spread: float = 0.0,
         seed: int = 0,
         listen: tuple[str, int] = ("127.0.0.1", 0),
@@ -95,13 +102,17 @@ class SnapshotService:
         self.nodes = tuple(sorted(set(nodes)))
         self.store = store
         self.run = run
-        self._gateways = gateways
         self.core: Coordinator = self.protocol.coordinator(
             self.nodes,
             gateways=gateways.gateways() if gateways and self.protocol.uses_gateways else (),
             tau_min=tau_min, space=space, update_timeout=update_timeout,
             packet_lifetime=PACKET_LIFETIME,
         )
+        if not 1 <= update_window <= self.core.window:
+            raise ValueError(f"update window must be in 1..{self.core.window} (the core's "
+                             f"window of snapshots in flight), got {update_window}")
+        self.updates = (UpdatePipeline(self.core, gateways, update_window, self._phase_done)
+                        if gateways is not None else None)
         self.tau = TauMin(self.core, store, run)
         self.writer = SnapshotWriter(self.core, store, run, self.protocol.name)
         self.agents = AgentLinks(self.nodes, self.protocol.name, self._on_report, self._wake,
@@ -225,6 +236,8 @@ class SnapshotService:
         return await self.agents.serve(*self._listen)
 
     async def _shutdown(self) -> None:
+        if self.updates is not None:
+            self.updates.cancel()
         await self.agents.close()
         self.store.set_rejections(self.run, self.rejections)
         self.store.set_node_counters(self.run, self.node_counters)
@@ -291,16 +304,12 @@ class SnapshotService:
         stalled = None
         try:
             for i in range(count):
-                await self._wait_for(
-                    lambda: self.core.can_start(time.monotonic()), deadline - time.monotonic(),
-                    lambda: f"snapshot {self.core.oldest_unfinished} did not finish, "
-                            f"so no more than {self.core.window} could be in flight",
-                    wake_at=self.core.next_start_at,
-                )
+                await self._wait_for(self._may_start, deadline - time.monotonic(),
+                                     self._why_not_started, wake_at=self.core.next_start_at)
                 pause = began + i / rate - time.monotonic()
                 if pause > 0:
                     await asyncio.sleep(pause)
-                await self._start_one()
+                self._start_one()
             await self._wait_for(
                 lambda: not self._open, deadline - time.monotonic(),
                 lambda: f"snapshots {sorted(self._open)} did not finish",
@@ -312,17 +321,43 @@ class SnapshotService:
                 self._store(k)
         started = self.core.newest - first + 1
         stored = sum(1 for k in self.writer.stored if k >= first)
-        return TakeResult(started, stored, stalled, self.rejections)
+        return TakeResult(started, stored, stalled, self.rejections, self._start_rate(first))
 
-    async def _start_one(self) -> None:
+    def _may_start(self) -> bool:
+        return (self.core.can_start(time.monotonic())
+                and not (self.updates is not None and self.updates.full))
+
+    def _why_not_started(self) -> str:
+        if self.core.can_start(time.monotonic()) and self.updates is not None:
+            return (f"the gateway updates of snapshots {list(self.updates.outstanding)} were "
+                    f"not answered, so no more than {self.updates.window} could be outstanding")
+        return (f"snapshot {self.core.oldest_unfinished} did not finish, "
+                f"so no more than {self.core.window} could be in flight")
+
+    def _start_rate(self, first: int) -> float | None:
+        starts = [self.core.status(k).t0 for k in range(first, self.core.newest + 1)]
+        if len(starts) < 2 or starts[-1] <= starts[0]:
+            return None
+        return (len(starts) - 1) / (starts[-1] - starts[0])
+
+    def _start_one(self) -> None:
         t0 = time.monotonic()
         k, commands = self.core.start(t0)
         self._open[k] = {}
         if any(isinstance(command, UpdateGateway) for command in commands):
-            assert self._gateways is not None
-            commands, self._open[k] = await update_gateways(self.core, self._gateways, k)
-        self._carry_out(commands)
+            assert self.updates is not None
+            self.updates.send(k)
+        else:
+            self._carry_out(commands)
         self._report_progress()
+
+    def _phase_done(self, k: int, commands: list[Command],
+                    timings: dict[str, GatewayTiming]) -> None:
+        """Snapshot k's gateway phase is over (it may have been stored already, given up)."""
+        if k in self._open:
+            self._open[k] = timings
+        self._carry_out(commands)
+        self._wake()
 
     def _carry_out(self, commands: list[Command]) -> None:
         for command in commands:
