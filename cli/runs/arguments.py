@@ -96,7 +96,7 @@ def run_parameters(args: argparse.Namespace) -> dict[str, Any]:
     kind = SERVICES[args.service]
     return {
         "gateways": args.gateways, "ingroup": args.ingroup, "snapshots": args.snapshots,
-        "rate": args.rate, "wan_delay_ms": args.wan_delay_ms,
+        "rate": args.rate, "window": args.window, "wan_delay_ms": args.wan_delay_ms,
         "notify_spread_ms": args.notify_spread_ms, "service": kind.name,
         **{option.dest: getattr(args, option.dest) for option in kind.options},
         **kind.parameters(args.ingroup),
