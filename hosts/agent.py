@@ -38,6 +38,7 @@ from hosts.services.kind import NodeSetup
 from hosts.services.registry import SERVICES
 from hosts.truth import INGROUP, TruthLog
 from topologies.addressing import AddressPlan
+from topologies.secret import RunSecret
 
 SERVICE_PORT = 9000
 """UDP port of every service, on DIPs and VIPs alike."""
@@ -71,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--connect-timeout", type=float, default=10.0)
     parser.add_argument("--report-interval", type=float, default=1.0,
                         help="seconds between counters reports")
+    parser.add_argument("--secret-file", type=Path, required=True,
+                        help="the run's secret: every message to the coordinator carries its HMAC")
     parser.add_argument("--truth-log", type=Path,
                         help="write ground-truth events (sends, receives, captures) here")
     return parser
@@ -98,6 +101,7 @@ def serve(args: argparse.Namespace) -> int:
         host = plan.host(args.node)
         coordinator = wire.parse_address(args.coordinator)
         space = IdSpace(window=args.window)
+        secret = RunSecret.load(args.secret_file)
     except (KeyError, ValueError) as error:
         raise BadArguments(str(error).strip("'\"")) from None
     if (args.rate < 0 or not 0 <= args.external_share <= 1 or not 0 < args.port < 65536
@@ -112,7 +116,7 @@ def serve(args: argparse.Namespace) -> int:
 
     data = wire.open_udp((host.dip, args.port))
     try:
-        management = link.connect(coordinator, host.name, args.protocol,
+        management = link.connect(coordinator, host.name, args.protocol, secret,
                                    timeout=args.connect_timeout)
     except ConnectionError:
         data.close()

@@ -1,20 +1,24 @@
 """The agent's end of the management connection (format: :mod:`hosts.management`).
 
 :func:`connect` dials the coordinator, retrying until a deadline (the
-coordinator may still be starting), and says ``hello``. The link numbers
-every later report with ``seq`` and splits what the coordinator sends into
-checked messages; a malformed line is logged and skipped, never fatal.
+coordinator may still be starting), and says ``hello`` with a fresh nonce.
+The link numbers every later report with ``seq``, tags it with the session
+(that nonce), seals every message with the run's secret, and splits what the
+coordinator sends into checked messages; a malformed line is logged and
+skipped, never fatal.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import socket
 import time
 from typing import Any
 
 from beaver.records import InFlight, LocalSnapshot
 from hosts import management
+from topologies.secret import RunSecret
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +26,11 @@ log = logging.getLogger(__name__)
 class ManagementLink:
     """A connected, greeted management connection."""
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, secret: RunSecret, session: str):
         self.sock = sock
+        self.secret = secret
+        self.session = session
+        """The hello's nonce: every report names it."""
         self.seq = 0
         self.broken = False
         """Whether a write failed: the coordinator is gone."""
@@ -34,13 +41,16 @@ class ManagementLink:
         return self.seq
 
     def send(self, kind: str, **fields: Any) -> None:
-        self._write(management.encode(kind, seq=self._next_seq(), **fields))
+        self._write(management.encode(kind, self.secret, seq=self._next_seq(),
+                                      session=self.session, **fields))
 
     def send_local(self, local: LocalSnapshot) -> None:
-        self._write(management.encode_local(local, self._next_seq()))
+        self._write(management.encode_local(local, self._next_seq(), self.secret,
+                                            session=self.session))
 
     def send_in_flight(self, record: InFlight) -> None:
-        self._write(management.encode_in_flight(record, self._next_seq()))
+        self._write(management.encode_in_flight(record, self._next_seq(), self.secret,
+                                                session=self.session))
 
     def _write(self, line: bytes) -> None:
         if self.broken:
@@ -77,7 +87,8 @@ class ManagementLink:
 
 
 def connect(
-    coordinator: tuple[str, int], node: str, protocol: str, *, timeout: float
+    coordinator: tuple[str, int], node: str, protocol: str, secret: RunSecret, *,
+    timeout: float
 ) -> ManagementLink:
     """Connect and say hello, retrying refused connections for ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -96,5 +107,6 @@ def connect(
             pause = min(pause * 2, 0.5)
     sock.settimeout(None)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.sendall(management.encode("hello", node=node, protocol=protocol))
-    return ManagementLink(sock)
+    nonce = secrets.token_hex(16)
+    sock.sendall(management.encode("hello", secret, node=node, protocol=protocol, nonce=nonce))
+    return ManagementLink(sock, secret, nonce)

@@ -6,7 +6,7 @@ agent message carries ``seq``, counting up from 1 on the connection, so a
 duplicated, dropped or replayed report is noticed. Messages:
 
 agent -> coordinator
-    ``hello``      {node, protocol}
+    ``hello``      {node, protocol, nonce}
     ``local``      {seq, first_id, last_id, taken_at, state, sent, received}
     ``in_flight``  {seq, sender, first_id, last_id, message, received_at}
     ``counters``   {seq, rejected, delivered}  (running totals, for the summary)
@@ -25,7 +25,15 @@ list of ``{sender, message}`` the node delivers after restoring its state
 (the snapshot's channel state towards it).
 
 The node a report is about is the one that said ``hello`` on the
-connection: a report cannot speak for another node. Times are
+connection: a report cannot speak for another node.
+
+Every agent message is authenticated with the run's secret
+(:mod:`topologies.secret`, handed to the agent as ``--secret-file``): it
+carries ``mac``, the HMAC of the rest of it. ``hello`` carries a fresh
+random ``nonce`` and every later message ``session``, that nonce: a report
+cannot be moved to another connection, and a recorded hello cannot be
+replayed (the coordinator refuses a nonce it has seen). Coordinator messages
+carry no HMAC: only the root namespace can send on the connection. Times are
 ``time.monotonic()`` seconds (one clock for every namespace of a host).
 :func:`decode` turns a line into a checked dict or raises
 :class:`MalformedMessage`; :func:`local_snapshot` and :func:`in_flight`
@@ -38,6 +46,7 @@ import json
 from typing import Any
 
 from beaver.records import InFlight, LocalSnapshot
+from topologies.secret import RunSecret
 
 MAX_LINE = 4 * 1024 * 1024
 """Longest line accepted (bytes): a local state must fit in it."""
@@ -48,7 +57,7 @@ class MalformedMessage(ValueError):
 
 
 _FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "hello": {"node": str, "protocol": str},
+    "hello": {"node": str, "protocol": str, "nonce": str},
     "local": {
         "seq": int, "first_id": int, "last_id": int, "taken_at": (int, float),
         "state": object, "sent": dict, "received": dict,
@@ -65,11 +74,14 @@ _FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 
 
-def encode(kind: str, **fields: Any) -> bytes:
-    """One message as a line of JSON."""
+def encode(kind: str, secret: RunSecret | None = None, **fields: Any) -> bytes:
+    """One message as a line of JSON; given the run's secret, with its HMAC (``mac``)."""
     if kind not in _FIELDS:
         raise ValueError(f"unknown management message type {kind!r}")
-    return json.dumps({"type": kind, **fields}, separators=(",", ":")).encode() + b"\n"
+    message = {"type": kind, **fields}
+    if secret is not None:
+        message = secret.seal(message)
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
 
 
 def decode(line: bytes | str) -> dict[str, Any]:
@@ -102,16 +114,18 @@ def decode(line: bytes | str) -> dict[str, Any]:
     return message
 
 
-def encode_local(local: LocalSnapshot, seq: int) -> bytes:
+def encode_local(local: LocalSnapshot, seq: int, secret: RunSecret | None = None,
+                 **session: Any) -> bytes:
     return encode(
-        "local", seq=seq, first_id=local.first_id, last_id=local.last_id,
+        "local", secret, **session, seq=seq, first_id=local.first_id, last_id=local.last_id,
         taken_at=local.taken_at, state=local.state, sent=local.sent, received=local.received,
     )
 
 
-def encode_in_flight(record: InFlight, seq: int) -> bytes:
+def encode_in_flight(record: InFlight, seq: int, secret: RunSecret | None = None,
+                     **session: Any) -> bytes:
     return encode(
-        "in_flight", seq=seq, sender=record.sender, first_id=record.first_id,
+        "in_flight", secret, **session, seq=seq, sender=record.sender, first_id=record.first_id,
         last_id=record.last_id, message=record.message, received_at=record.received_at,
     )
 

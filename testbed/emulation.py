@@ -204,6 +204,7 @@ class Emulation:
         self.updates = GatewayClient(self.datacenter.control_port, secret=self.datacenter.secret)
         self.service = SnapshotService(
             settings.protocol, self.nodes, self.store, self.run,
+            secret=self.datacenter.secret,
             gateways=ControllerGateways(self.updates),
             space=IdSpace(window=settings.window),
             update_timeout=settings.update_timeout, update_window=settings.update_window,
@@ -225,6 +226,7 @@ class Emulation:
         for node in self.nodes:
             self.agents.append(self._launch(node, [
                 "hosts.agent", "--plan", str(self.datacenter.plan_file), "--node", node,
+                "--secret-file", str(self.datacenter.secret_file),
                 "--service", settings.service, "--protocol", settings.protocol,
                 "--coordinator", f"{host}:{port}", "--rate", str(settings.workload_rate),
                 "--external-share", str(settings.external_share),

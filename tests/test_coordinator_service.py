@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import queue
 import random
+import secrets
 import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,9 @@ from beaver.records import GatewayTiming, Receipt
 from controller.coordinator.service import SnapshotService, TakeResult
 from controller.coordinator.store import Store
 from hosts import management
+from topologies.secret import RunSecret
 
+SECRET = RunSecret(b"this test run's secret")
 INITIAL_BALANCE = 1000
 NODES = ("h1", "h2", "h3")
 
@@ -92,7 +96,10 @@ class FakeAgent:
     def connect(self, address: tuple[str, int]) -> None:
         self.sock = socket.create_connection(address, timeout=5)
         self.sock.settimeout(None)
-        self.sock.sendall(management.encode("hello", node=self.name, protocol=self.protocol_name))
+        self.session = secrets.token_hex(8)
+        self.hello = management.encode("hello", SECRET, node=self.name,
+                                       protocol=self.protocol_name, nonce=self.session)
+        self.sock.sendall(self.hello)
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -103,7 +110,7 @@ class FakeAgent:
             elif message["type"] == "restore":
                 self.balance = message["state"]["balance"] + sum(
                     m["message"]["amount"] for m in message["in_flight"])
-                self.sock.sendall(management.encode(
+                self.sock.sendall(self.line(
                     "restored", seq=self.next_seq(), snapshot_id=message["snapshot_id"]))
 
     def next_seq(self) -> int:
@@ -112,9 +119,15 @@ class FakeAgent:
 
     def report(self, receipt: Receipt) -> None:
         for local in receipt.snapshots:
-            self.sock.sendall(management.encode_local(local, self.next_seq()))
+            self.sock.sendall(management.encode_local(local, self.next_seq(), SECRET,
+                                                      session=self.session))
         for record in receipt.in_flight:
-            self.sock.sendall(management.encode_in_flight(record, self.next_seq()))
+            self.sock.sendall(management.encode_in_flight(record, self.next_seq(), SECRET,
+                                                          session=self.session))
+
+    def line(self, kind: str, **fields: Any) -> bytes:
+        """A report of this agent's connection, sealed with the run's secret."""
+        return management.encode(kind, SECRET, session=self.session, **fields)
 
     def send_raw(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -201,7 +214,7 @@ def run_service(store: Store, protocol_name: str, *, gateways: FakeGateways | No
                 ) -> tuple[SnapshotService, TakeResult, FakeInGroup]:
     run = store.new_run(protocol_name, {"nodes": list(NODES)}, tau_min * 1e6, "given")
     group = FakeInGroup(protocol_name, gateways)
-    service = SnapshotService(protocol_name, NODES, store, run, gateways=gateways,
+    service = SnapshotService(protocol_name, NODES, store, run, secret=SECRET, gateways=gateways,
                               tau_min=tau_min, update_window=update_window)
     try:
         group.connect(service)
@@ -257,7 +270,8 @@ def test_gateway_updates_are_pipelined_up_to_the_window(store: Store, window: in
 def test_the_update_window_cannot_exceed_the_core_window(store: Store) -> None:
     run = store.new_run("beaver", {}, None, "given")
     with pytest.raises(ValueError, match="update window must be in 1..16"):
-        SnapshotService("beaver", NODES, store, run, gateways=FakeGateways(), update_window=17)
+        SnapshotService("beaver", NODES, store, run, secret=SECRET, gateways=FakeGateways(),
+                        update_window=17)
 
 
 def test_polling_completes_without_channel_state(store: Store) -> None:
@@ -297,18 +311,19 @@ def test_bad_reports_are_rejected_counted_and_the_run_goes_on(store: Store) -> N
     def meddle(group: FakeInGroup, service: SnapshotService) -> None:
         h1, h2 = group.agents["h1"], group.agents["h2"]
         h1.send_raw(b"{not json\n")
-        h1.send_raw(management.encode("counters", seq=1, rejected=0, delivered=0)[:-2] + b"\n")
-        forged = json.loads(management.encode(
+        h1.send_raw(h1.line("counters", seq=1, rejected=0, delivered=0)[:-2] + b"\n")
+        forged = json.loads(h1.line(
             "in_flight", seq=h1.seq + 1, sender="h3", first_id=1, last_id=1,
             message={"transfer": -1, "amount": 999}, received_at=0.0))
         h1.send_raw(json.dumps(forged | {"node": "h2"}).encode() + b"\n")
-        h2.send_raw(management.encode(  # ids never started
+        h2.send_raw(h2.line(  # ids never started
             "local", seq=h2.seq + 1, first_id=40, last_id=40, taken_at=0.0,
             state={"balance": 0}, sent={}, received={}))
-        h2.send_raw(management.encode("counters", seq=h2.next_seq(), rejected=0, delivered=1))
-        h2.send_raw(management.encode("counters", seq=h2.seq, rejected=0, delivered=1))
+        h2.send_raw(h2.line("counters", seq=h2.next_seq(), rejected=0, delivered=1))
+        h2.send_raw(h2.line("counters", seq=h2.seq, rejected=0, delivered=1))
         imposter = socket.create_connection(service.address, timeout=5)
-        imposter.sendall(management.encode("hello", node="h3", protocol="beaver"))
+        imposter.sendall(management.encode("hello", SECRET, node="h3", protocol="beaver",
+                                           nonce="fresh"))
         imposter.makefile("rb").readline()  # the service hangs up on a second h3
         imposter.close()
 
@@ -324,23 +339,31 @@ def test_bad_reports_are_rejected_counted_and_the_run_goes_on(store: Store) -> N
         assert bank_total(snapshot) == INITIAL_BALANCE * len(NODES)
 
 
-def test_chain_times_set_tau_min_and_counters_are_stored(store: Store) -> None:
+@contextmanager
+def connected(store: Store) -> Iterator[tuple[int, SnapshotService, FakeInGroup]]:
+    """A beaver service with its three fake agents connected; all closed afterwards."""
     run = store.new_run("beaver", {}, None, "measured")
     group = FakeInGroup("beaver", None)
-    service = SnapshotService("beaver", NODES, store, run, gateways=FakeGateways())
+    service = SnapshotService("beaver", NODES, store, run, secret=SECRET,
+                              gateways=FakeGateways())
     try:
         group.connect(service)
+        yield run, service, group
+    finally:
+        service.close()
+        for agent in group.agents.values():
+            agent.close()
+
+
+def test_chain_times_set_tau_min_and_counters_are_stored(store: Store) -> None:
+    with connected(store) as (run, service, group):
         for agent, chain in zip(group.agents.values(), (None, 0.004, 0.003), strict=True):
-            agent.send_raw(management.encode(
+            agent.send_raw(agent.line(
                 "counters", seq=agent.next_seq(), rejected=1, delivered=10, chain_min=chain,
                 chain_count=0 if chain is None else 2))
         assert service.wait_chain_time(timeout=10, chains=4) == pytest.approx(0.003)
         service.set_tau_min(0.003, "measured")
         assert service.core.tau_min == 0.003
-    finally:
-        service.close()
-        for agent in group.agents.values():
-            agent.close()
     counters = store.node_counters(run)
     assert counters["h3"]["chain_min_us"] == pytest.approx(3000)
     assert counters["h1"]["chain_min_us"] is None and counters["h1"]["delivered"] == 10
@@ -351,7 +374,8 @@ def test_a_shorter_chain_lowers_a_measured_tau_min_and_revokes_validity(store: S
     gateways = FakeGateways(delay=lambda k: 5.0 if k in slow else 0.0002)
     run = store.new_run("beaver", {"nodes": list(NODES)}, 10e6, "measured")
     group = FakeInGroup("beaver", gateways)
-    service = SnapshotService("beaver", NODES, store, run, gateways=gateways, tau_min=10.0)
+    service = SnapshotService("beaver", NODES, store, run, secret=SECRET, gateways=gateways,
+                              tau_min=10.0)
     try:
         group.connect(service)
         service.follow_chains()
@@ -360,7 +384,7 @@ def test_a_shorter_chain_lowers_a_measured_tau_min_and_revokes_validity(store: S
         assert result.stored == 4
         assert all(r["valid"] for r in store.snapshot_rows(run)), "all valid under 10 s"
         agent = group.agents["h2"]
-        agent.send_raw(management.encode("counters", seq=agent.next_seq(), rejected=0,
+        agent.send_raw(agent.line("counters", seq=agent.next_seq(), rejected=0,
                                          delivered=1, chain_min=1.0, chain_count=1))
         deadline = time.monotonic() + 10
         while any(r["valid"] for r in store.snapshot_rows(run) if r["snapshot_id"] in slow):
@@ -387,7 +411,7 @@ def test_restore_sends_states_and_channel_state_and_waits_for_every_ack(store: S
     group = FakeInGroup("lai-yang", None)
     for agent in group.agents.values():
         agent.balance = -1
-    service = SnapshotService("lai-yang", NODES, store, run)
+    service = SnapshotService("lai-yang", NODES, store, run, secret=SECRET)
     try:
         group.connect(service)
         service.restore(3, states, channel, timeout=10)
@@ -397,3 +421,41 @@ def test_restore_sends_states_and_channel_state_and_waits_for_every_ack(store: S
         for agent in group.agents.values():
             agent.close()
     assert sum(a.balance for a in group.agents.values()) == INITIAL_BALANCE * len(NODES)
+
+
+def wait_for(condition, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} within {timeout} s"
+        time.sleep(0.01)
+
+
+def test_only_holders_of_the_runs_secret_say_hello_or_report(store: Store) -> None:
+    """After h2's agent died, nobody takes its place: not without the secret, not with
+    another run's, not by replaying its recorded hello. Reports of a connected agent
+    without the HMAC, or moved from another connection, are dropped as forged."""
+    with connected(store) as (run, service, group):
+        h1, h2 = group.agents["h1"], group.agents["h2"]
+        h2.sock.shutdown(socket.SHUT_RDWR)  # as its process dying would
+        wait_for(lambda: service.agents.missing() == ["h2"], "disconnect of h2")
+        hellos = [
+            management.encode("hello", node="h2", protocol="beaver", nonce="n1"),
+            management.encode("hello", RunSecret(b"another run's secret"), node="h2",
+                              protocol="beaver", nonce="n2"),
+            h2.hello,
+        ]
+        for hello in hellos:
+            with socket.create_connection(service.address, timeout=5) as imposter:
+                imposter.sendall(hello + h2.line("counters", seq=1, rejected=0,
+                                                 delivered=1_000_000))
+                assert imposter.makefile("rb").readline() == b"", "the service hung up"
+        assert service.agents.missing() == ["h2"]
+        h1.send_raw(management.encode("counters", seq=1, rejected=0, delivered=999,
+                                      session=h1.session))
+        h1.send_raw(h2.line("counters", seq=1, rejected=0, delivered=999))
+        wait_for(lambda: service.rejections.get("forged") == 5, "five forged messages")
+        h1.send_raw(h1.line("counters", seq=1, rejected=0, delivered=7))
+        wait_for(lambda: service.node_counters.get("h1", {}).get("delivered") == 7,
+                 "h1's own report")
+    assert store.node_counters(run)["h1"]["delivered"] == 7
+    assert "h2" not in store.node_counters(run)

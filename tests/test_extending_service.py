@@ -30,6 +30,7 @@ from hosts import link, wire
 from hosts.runtime import Runtime
 from hosts.services.kind import NodeSetup
 from hosts.services.registry import SERVICES
+from topologies.secret import RunSecret
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "tally.py"
 NODES = {"a": "127.0.0.41", "b": "127.0.0.42", "c": "127.0.0.43"}
@@ -55,14 +56,15 @@ def run_tally(store: Store, run: int, snapshots: int) -> None:
     """Three tally nodes under the coordinator service, ``snapshots`` snapshots taken."""
     port = free_udp_port(*NODES.values())
     peers = {name: (ip, port) for name, ip in NODES.items()}
-    service = SnapshotService("beaver", NODES, store, run)
+    secret = RunSecret(b"the tally run's secret")
+    service = SnapshotService("beaver", NODES, store, run, secret=secret)
     threads, runtimes, closing = [], [], []
     try:
         address = service.start()
         for name in NODES:
             data = wire.open_udp(peers[name])
             closing.append(data)
-            management = link.connect(address, name, "beaver", timeout=5)
+            management = link.connect(address, name, "beaver", secret, timeout=5)
             closing.append(management)
             app = SERVICES["tally"].build(NodeSetup(
                 name, peers=tuple(peers), shards=tuple(peers), relays=(), rate=100.0,

@@ -61,6 +61,7 @@ def start_agents(dc: DataCenter, coordinator: FakeCoordinator, start: Any,
     host, port = coordinator.address
     agents = [
         start(h.name, "hosts.agent", "--plan", str(dc.plan_file), "--node", h.name,
+              "--secret-file", str(dc.secret_file),
               "--coordinator", f"{host}:{port}", "--report-interval", "0.1", *options)
         for h in dc.plan.hosts
     ]

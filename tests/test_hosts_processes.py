@@ -27,6 +27,7 @@ from hosts import wire
 from hosts.services.bank import BankConfig, check_invariant
 from hosts.services.transfers import IdSet
 from topologies.addressing import DataCenterParams, build_plan
+from topologies.secret import SECRET_FILE, RunSecret
 
 
 @pytest.fixture
@@ -63,7 +64,12 @@ def plan_file(tmp_path_factory) -> Path:
     )
     path = tmp_path_factory.mktemp("plan") / "plan.json"
     path.write_text(plan.to_json())
+    RunSecret.create(path.parent)  # beside it, as the data center keeps them
     return path
+
+
+def secret_of(plan_file: Path) -> str:
+    return str(plan_file.parent / SECRET_FILE)
 
 
 @pytest.fixture
@@ -75,7 +81,8 @@ def data_port() -> int:
 def agent(start, plan_file: Path, coordinator: FakeCoordinator, port: int, node: str,
           *extra: str):
     host, coordinator_port = coordinator.address
-    return start("hosts.agent", "--plan", str(plan_file), "--node", node, "--port", str(port),
+    return start("hosts.agent", "--plan", str(plan_file), "--secret-file", secret_of(plan_file),
+                 "--node", node, "--port", str(port),
                  "--coordinator", f"{host}:{coordinator_port}", "--connect-timeout", "5", *extra)
 
 
@@ -119,6 +126,7 @@ def test_agent_exits_cleanly(processes, plan_file, coordinator, data_port, endin
 )
 def test_agent_refuses_bad_arguments(processes, plan_file, extra, complaint):
     process = processes("hosts.agent", "--plan", str(plan_file), "--service", "bank",
+                        "--secret-file", secret_of(plan_file),
                         "--protocol", "beaver", "--coordinator", "127.0.0.1:1", *extra)
     assert process.wait() == 2
     stderr = process.popen.stderr.read().decode().strip().splitlines()
@@ -130,7 +138,8 @@ def test_agent_without_coordinator_gives_up_after_its_timeout(processes, plan_fi
     address = unused.address
     unused.close()
     process = processes("hosts.agent", "--plan", str(plan_file), "--node", "th1",
-                        "--service", "bank", "--protocol", "beaver", "--port", str(data_port),
+                        "--secret-file", secret_of(plan_file), "--service", "bank",
+                        "--protocol", "beaver", "--port", str(data_port),
                         "--coordinator", f"{address[0]}:{address[1]}", "--connect-timeout", "0.3")
     assert process.wait() == 1
     assert "no coordinator" in process.popen.stderr.read().decode()

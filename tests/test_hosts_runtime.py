@@ -19,6 +19,7 @@ from beaver.protocols import protocol
 from hosts import link, wire
 from hosts.runtime import Runtime
 from hosts.services import Address, Send
+from topologies.secret import RunSecret
 
 SPACE = IdSpace()
 
@@ -58,7 +59,8 @@ class Harness:
         self.data = wire.open_udp(("127.0.0.2", 0))
         self.address = self.data.getsockname()
         peers = {"a": self.address, "b": self.peer.address}
-        self.link = link.connect(self.coordinator.address, "a", protocol_name, timeout=2)
+        self.link = link.connect(self.coordinator.address, "a", protocol_name,
+                                 RunSecret(b"a test run's secret"), timeout=2)
         self.service = Echo()
         node = protocol(protocol_name).node("a", self.service.capture, peers=peers, space=SPACE)
         self.runtime = Runtime(node, self.service, self.data, peers, self.link,

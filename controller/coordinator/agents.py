@@ -10,6 +10,13 @@ protocol core decides whether the report itself is acceptable
 (:class:`~beaver.coordinator.InvalidReport`, or
 :class:`~beaver.coordinator.ForgedReport` for one no honest node can send).
 
+Every agent message must carry the HMAC of the run's secret
+(:mod:`topologies.secret`); ``hello`` a nonce never seen in this run, every
+report that nonce as its ``session``. Anything else is dropped as
+``forged``: without the secret nobody, on the management network or on the
+machine, can say hello as a node or report for one, and a recorded hello or
+report cannot be replayed on another connection.
+
 A dropped report is counted by reason (:data:`REJECTION_REASONS`) with one
 log line; nothing else changes. A forged report does not use up the
 connection's ``seq``: it did not come from the agent's own numbering.
@@ -30,6 +37,7 @@ from typing import Any
 from beaver.coordinator import ForgedReport, InvalidReport
 from hosts import management
 from hosts.management import MalformedMessage
+from topologies.secret import RunSecret, Unauthenticated
 
 log = logging.getLogger("beaver.snapshots")
 
@@ -48,6 +56,7 @@ ReportHandler = Callable[[str, dict[str, Any]], None]
 class _Agent:
     node: str
     writer: asyncio.StreamWriter
+    session: str
     last_seq: int = 0
 
 
@@ -55,8 +64,12 @@ class AgentLinks:
     """The connected agents of ``nodes``, speaking ``protocol_name``."""
 
     def __init__(self, nodes: Collection[str], protocol_name: str, on_report: ReportHandler,
-                 on_change: Callable[[], None], *, notify_spread: float = 0.0, seed: int = 0):
+                 on_change: Callable[[], None], *, secret: RunSecret,
+                 notify_spread: float = 0.0, seed: int = 0):
         self.nodes = nodes
+        self.secret = secret
+        self._nonces: set[str] = set()
+        """Every hello nonce accepted in this run (a replayed hello is refused)."""
         self.protocol_name = protocol_name
         self.rejections: Counter[str] = Counter()
         self.notify_spread = notify_spread
@@ -154,6 +167,14 @@ class AgentLinks:
         if message["type"] != "hello":
             self._reject("malformed", str(peer), f"first message is {message['type']}, not hello")
             return None
+        try:
+            self.secret.open(message)
+        except Unauthenticated as error:
+            self._reject("forged", str(peer), f"hello as {message['node']!r}: {error}")
+            return None
+        if message["nonce"] in self._nonces:
+            self._reject("forged", str(peer), f"hello as {message['node']!r} replayed")
+            return None
         node = message["node"]
         if node not in self.nodes or node in self._agents:
             what = "not in the in-group" if node not in self.nodes else "already connected"
@@ -163,7 +184,8 @@ class AgentLinks:
             self._reject("malformed", node, f"agent runs {message['protocol']!r}, "
                                             f"the coordinator {self.protocol_name!r}")
             return None
-        agent = self._agents[node] = _Agent(node, writer)
+        self._nonces.add(message["nonce"])
+        agent = self._agents[node] = _Agent(node, writer, message["nonce"])
         log.info("agent of %s connected from %s", node, peer)
         self._on_change()
         return agent
@@ -177,6 +199,14 @@ class AgentLinks:
         kind = message["type"]
         if kind not in REPORTS:
             self._reject("malformed", agent.node, f"agents do not send {kind}")
+            return
+        try:
+            self.secret.open(message)
+        except Unauthenticated as error:
+            self._reject("forged", agent.node, f"{kind} report: {error}")
+            return
+        if message.get("session") != agent.session:
+            self._reject("forged", agent.node, f"{kind} report of another connection")
             return
         if message.get("node", agent.node) != agent.node:
             self._reject("forged", agent.node, f"{kind} report for {message['node']!r}")

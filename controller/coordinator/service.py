@@ -53,6 +53,7 @@ from controller.coordinator.persistence import SnapshotWriter
 from controller.coordinator.store import Store
 from controller.coordinator.tau import TauMin, chains_counted, shortest_chain
 from hosts import management
+from topologies.secret import RunSecret
 
 __all__ = ["REJECTION_REASONS", "GatewayUpdater", "SnapshotService", "TakeResult"]
 
@@ -89,6 +90,7 @@ class SnapshotService:
         store: Store,
         run: int,
         *,
+        secret: RunSecret,
         gateways: GatewayUpdater | None = None,
         tau_min: float = math.inf,
         space: IdSpace | None = None,
@@ -116,7 +118,7 @@ class SnapshotService:
         self.tau = TauMin(self.core, store, run)
         self.writer = SnapshotWriter(self.core, store, run, self.protocol.name)
         self.agents = AgentLinks(self.nodes, self.protocol.name, self._on_report, self._wake,
-                                 notify_spread=notify_spread, seed=seed)
+                                 secret=secret, notify_spread=notify_spread, seed=seed)
         self._listen = listen
         self.address: tuple[str, int] | None = None
         self.node_counters: dict[str, dict[str, Any]] = {}
