@@ -406,6 +406,46 @@ def test_gateway_disconnecting_during_an_update_is_reported_failed(dc: DataCente
         dc.controller.wait_ready(30)
 
 
+FAKE_SWITCH = """
+import socket, struct, sys
+port, dpid = int(sys.argv[1]), int(sys.argv[2])
+sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+sock.sendall(struct.pack("!BBHI", 4, 0, 8, 1))  # OpenFlow 1.3 HELLO
+buffer = b""
+while True:
+    data = sock.recv(4096)
+    if not data:
+        print("closed by the controller", flush=True)
+        break
+    buffer += data
+    while len(buffer) >= 8:
+        version, kind, length, xid = struct.unpack("!BBHI", buffer[:8])
+        if len(buffer) < length:
+            break
+        buffer = buffer[length:]
+        if kind == 5:  # FEATURES_REQUEST: claim the datapath id
+            sock.sendall(struct.pack("!BBHIQIBB2xII", 4, 6, 32, xid, dpid, 0, 254, 0, 0, 0))
+        elif kind == 2:  # ECHO_REQUEST
+            sock.sendall(struct.pack("!BBHI", 4, 3, 8, xid))
+"""
+
+
+def test_a_fake_switch_cannot_take_a_gateways_datapath_id(dc: DataCenter) -> None:
+    """A local user's process, and a second root connection, claiming gw1's datapath id are
+    refused and logged; the real gateway stays connected and ready."""
+    gateway = dc.plan.gateways[0]
+    before = dc.controller.status()["peers"][gateway.name]
+    for user in (["runuser", "-u", "nobody", "--"], []):
+        fake = subprocess.run([*user, sys.executable, "-c", FAKE_SWITCH, str(dc.controller_port),
+                               str(gateway.dpid)], capture_output=True, text=True, timeout=30)
+        assert fake.stdout.strip() == "closed by the controller", fake.stderr
+    log = dc.controller_log.read_text()
+    assert f"claiming dpid {gateway.dpid:#x} ({gateway.name}): its socket is not root's" in log
+    assert f"claiming dpid {gateway.dpid:#x} ({gateway.name}): {gateway.name} is connected" in log
+    status = dc.controller.status()
+    assert status["ready"] and status["peers"][gateway.name] == before
+
+
 def test_invalid_parameter_fails_before_anything_is_created(mininet_machine: None) -> None:
     bridges = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout
     with pytest.raises(ValueError, match="spines=0"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +14,7 @@ import pytest
 from controller.gateways.client import ControllerError, GatewayClient
 from controller.gateways.control import ControlServer
 from controller.gateways.decisions import GatewayController
+from controller.gateways.peers import tcp_peer_uid
 from topologies.addressing import DataCenterParams, build_plan
 from topologies.secret import RunSecret
 
@@ -205,3 +208,19 @@ def test_updates_whose_client_left_are_still_settled() -> None:
         wait_until(lambda: target.settled == [1, 2], "both updates to settle")
     finally:
         server.stop()
+
+
+def test_the_socket_table_names_the_user_at_the_other_end(tmp_path) -> None:
+    """Root's connections are root's (uid 0); a user's are the user's."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        address = server.getsockname()
+        with socket.create_connection(address) as client:
+            accepted, peer = server.accept()
+            with accepted:
+                assert tcp_peer_uid(peer, address) == os.geteuid()
+                assert client.getsockname() == peer
+        assert tcp_peer_uid(("127.0.0.1", 1), address) is None
+    table = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n"
+             "   0: 0100007F:8A62 0100007F:1A0B 01 00000000:00000000 00:00000000 00000000 "
+             "65534        0 1 1 0 100 0 0 10 0\n")
+    assert tcp_peer_uid(("127.0.0.1", 0x8A62), ("127.0.0.1", 0x1A0B), table) == 65534

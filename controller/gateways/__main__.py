@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("beaver.controller.gateways").warning(
             "no --secret-file: the control interface accepts any local user's requests")
     GatewayApp.settings = AppSettings(args.plan, args.listen_host, args.control_port,
-                                      args.update_timeout, space, secret)
+                                      args.update_timeout, space, secret,
+                                      (args.listen_host, args.ofp_tcp_listen_port))
     cfg.CONF(args=["--ofp-tcp-listen-port", str(args.ofp_tcp_listen_port),
                    "--ofp-listen-host", args.listen_host], project="os_ken")
     try:

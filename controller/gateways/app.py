@@ -43,6 +43,7 @@ from controller.gateways.decisions import (
     ReplaceStamp,
 )
 from controller.gateways.maglev import FlowKey
+from controller.gateways.peers import tcp_peer_uid
 from controller.gateways.pipeline import (
     FABRIC_PIPELINE,
     GATEWAY_PIPELINE,
@@ -70,6 +71,8 @@ class AppSettings:
     space: IdSpace = field(default_factory=IdSpace)
     secret: RunSecret | None = None
     """The run's secret: control requests must carry its HMAC (None: not checked)."""
+    openflow: tuple[str, int] | None = None
+    """Where switches connect (host, port): a peer must be root's socket (None: not checked)."""
 
 
 class GatewayApp(app_manager.OSKenApp):
@@ -113,14 +116,34 @@ class GatewayApp(app_manager.OSKenApp):
         if name is None:
             log.warning("ignoring switch with unknown dpid %#x", datapath.id)
             return
+        refusal = self._refusal(datapath, name)
+        if refusal:
+            log.warning("refused a connection from %s claiming dpid %#x (%s): %s",
+                        datapath.address, datapath.id, name, refusal)
+            datapath.close()
+            return
         with self.lock:
-            if name in self.datapaths:  # reconnected before the old connection was seen dead
+            if name in self.datapaths:  # reconnected; the old connection was seen closed
                 self._forget_connection(name, self.datapaths[name])
             self.datapaths[name] = datapath
             self._clear(datapath)
             self._send_ops(self.decisions.on_connect(name))
             self._barrier(datapath, lambda now: self._mark_ready(name))
         log.info("switch %s (dpid %#x) connected", name, datapath.id)
+
+    def _refusal(self, datapath: Any, name: str) -> str | None:
+        """Why a connection may not be switch ``name``, or None: not root's, or the name's
+        connection is still open."""
+        listening = self.settings.openflow  # type: ignore[union-attr]
+        if listening is not None:
+            uid = tcp_peer_uid(tuple(datapath.address[:2]), listening)
+            if uid != 0:
+                return f"its socket is not root's (uid {uid}), so it is no Open vSwitch bridge"
+        with self.lock:
+            current = self.datapaths.get(name)
+            if current is not None and current.socket.fileno() != -1:
+                return f"{name} is connected from {current.address}"
+        return None
 
     def _watch_connections(self) -> None:
         """Declare datapaths whose socket os-ken closed dead.
