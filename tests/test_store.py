@@ -257,7 +257,7 @@ def test_show_refuses_bad_input_in_one_line(bank_db: Path, tmp_path: Path, capsy
     code, _, err = beaver(capsys, "show", "--run", "4", "--db", str(bank_db))
     assert code == 2 and "no run 4" in err
     code, _, err = beaver(capsys, "show", "--db", str(tmp_path / "none.db"))
-    assert code == 1 and err.count("\n") == 1 and "no database" in err
+    assert code == 2 and err.count("\n") == 1 and "no database" in err
     assert not (tmp_path / "none.db").exists()
 
 

@@ -53,6 +53,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out!r} exists and is not a directory")
+    try:
+        (out / experiment.name).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--out {args.out!r}: cannot make a results directory there "
+                         f"({error.strerror or error})") from None
     problem = experiment.machine_problem()
     if problem:
         print(f"beaver experiment: {experiment.name}: {problem}", file=sys.stderr)

@@ -39,6 +39,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cli.bounds import record_id
 from cli.commands.show import chosen_run, snapshot_states
 from cli.errors import UsageError
 from controller.coordinator.store import (
@@ -65,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("id", type=int, help="snapshot id")
     parser.add_argument("--db", type=Path, default=DEFAULT_DB,
                         help=f"snapshot database (default {DEFAULT_DB})")
-    parser.add_argument("--run", type=int,
+    parser.add_argument("--run", type=record_id,
                         help="run id (default: the newest beaver run, not a restore check)")
     parser.add_argument("--offline", action="store_true",
                         help="restore in this process instead of a fresh emulated network")

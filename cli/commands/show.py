@@ -25,6 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from cli.bounds import record_id
 from cli.errors import UsageError
 from controller.coordinator.store import (
     DEFAULT_DB,
@@ -44,10 +45,10 @@ PLAIN = ServiceKind()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("id", nargs="?", type=int, help="snapshot id (default: list them)")
+    parser.add_argument("id", nargs="?", type=record_id, help="snapshot id (default: list them)")
     parser.add_argument("--db", type=Path, default=DEFAULT_DB,
                         help=f"snapshot database (default {DEFAULT_DB})")
-    parser.add_argument("--run", type=int,
+    parser.add_argument("--run", type=record_id,
                         help="run id (default: the newest beaver run, not a restore check)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--diagram", type=Path, metavar="FILE.png",
@@ -56,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.db.is_file():
+        raise UsageError(f"no database at {args.db} (make one with: beaver run --db {args.db})")
     try:
         store = open_read_only(args.db)
     except NotATestbedDatabase as error:

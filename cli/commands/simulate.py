@@ -23,6 +23,7 @@ from pathlib import Path
 
 from beaver.coordinator import GlobalSnapshot
 from beaver.protocols import PROTOCOLS, PiggybackNodeFactory, piggybacking
+from cli.bounds import check
 from cli.errors import UsageError
 from simulator import US, Latencies, Summary, Workload, World, WorldConfig, simulate
 
@@ -79,20 +80,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="end with one JSON line of results")
 
 
+MAX_MESSAGES = 100_000_000
+"""The most messages a run may be expected to simulate: this machine simulates roughly
+100,000 events a second, so more would take the better part of an hour or longer."""
+
+SIZE_LIMITS = {
+    "nodes": (2, 20_000, "each in-group node keeps its state, counters and event log in "
+                         "memory; 10,000 take minutes and GiBs"),
+    "gateways": (0, 256, "every snapshot updates every gateway; the paper's largest has 16"),
+    "externals": (0, 100_000, "each out-group process keeps its own event log"),
+    "snapshots": (0, 1_000_000, "every snapshot is kept and judged in memory"),
+}
+RATE_LIMITS = {
+    "rate_hz": ("--rate-hz", 1e9, "one start a nanosecond is past any coordinator"),
+    "message_rate_hz": ("--message-rate-hz", 1e8, "ten nanoseconds between messages per node"),
+    "request_rate_hz": ("--request-rate-hz", 1e8, "ten nanoseconds between requests per client"),
+}
+MICROSECONDS = {
+    "tau_min_us": ("--tau-min-us", "simulated runs last milliseconds to seconds"),
+    "controller_tau_min_us": ("--controller-tau-min-us",
+                              "a bound beyond any run would make every snapshot valid"),
+    "packet_lifetime_us": ("--packet-lifetime-us", "ids could not be reused within a run"),
+}
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every number in range and finite, and the run small enough to end (UsageError)."""
+    for name, (low, high, why) in SIZE_LIMITS.items():
+        check(f"--{name}", getattr(args, name), low, high, why)
+    for name, (option, high, why) in RATE_LIMITS.items():
+        check(option, getattr(args, name), 0, high, why, low_open=name == "rate_hz")
+    for name, (option, why) in MICROSECONDS.items():
+        check(option, getattr(args, name), 0, 1e7, why, low_open=True)
+    check("--relay-share", args.relay_share, 0, 1)
+    check("--slow-gateway-share", args.slow_gateway_share, 0, 1)
+    clients = args.externals - (args.externals // 2 if args.relays is None else args.relays)
+    traffic = args.message_rate_hz * args.nodes + args.request_rate_hz * max(clients, 0)
+    duration = (args.snapshots / args.rate_hz
+                + args.snapshots / max(args.window, 1) * args.packet_lifetime_us * US)
+    if traffic * duration > MAX_MESSAGES:
+        raise UsageError(
+            f"this world would simulate about {traffic * duration:.3g} messages "
+            f"({traffic:.3g} a second for about {duration:.3g} s), more than "
+            f"{MAX_MESSAGES:,} (hours of work here): lower the message or request rates, "
+            f"--nodes or --snapshots, or raise --rate-hz")
+
+
 def config_from(args: argparse.Namespace) -> WorldConfig:
-    """The world the arguments describe; a :class:`UsageError` for nonsense."""
+    """The world the arguments describe, without its node class; UsageError for nonsense."""
     if args.no_external_chains and args.relays:
         raise UsageError("--no-external-chains contradicts --relays > 0")
+    check_arguments(args)
     relays = 0 if args.no_external_chains else args.relays
     controller = args.controller_tau_min_us
-    bounds = (("--tau-min-us", args.tau_min_us), ("--controller-tau-min-us", controller))
-    for option, value in bounds:
-        if value is not None and not value > 0:
-            raise UsageError(f"{option} must be > 0 microseconds, got {value:g}")
-    if not 0 <= args.slow_gateway_share <= 1:
-        raise UsageError(f"--slow-gateway-share must be in 0..1, got {args.slow_gateway_share:g}")
-    node_class = None if args.node_class is None else node_class_for(args.protocol,
-                                                                      args.node_class)
     try:
         latencies = Latencies()
         latencies = replace(
@@ -118,7 +158,6 @@ def config_from(args: argparse.Namespace) -> WorldConfig:
                 snapshot_rate_hz=args.rate_hz,
             ),
             latencies=latencies,
-            node_class=node_class,
         )
     except ValueError as error:
         raise UsageError(str(error)) from None
@@ -130,7 +169,8 @@ NODE_METHODS = ("send", "receive", "notify")
 
 def load_node_class(spec: str) -> PiggybackNodeFactory:
     """The class ``CLASS`` of the Python file in ``MODULE_PATH:CLASS``; a :class:`UsageError`
-    for a missing file, a file that does not import, or no such class."""
+    for a missing file, a file that does not import (whatever it raises, also SystemExit),
+    or no such class."""
     path_text, _, class_name = spec.rpartition(":")
     if not path_text or not class_name:
         raise UsageError(f"--node-class wants MODULE_PATH:CLASS, got {spec!r}")
@@ -145,10 +185,11 @@ def load_node_class(spec: str) -> PiggybackNodeFactory:
     sys.modules[module_name] = module
     try:
         module_spec.loader.exec_module(module)
-    except Exception as error:
+    except (Exception, SystemExit) as error:
         del sys.modules[module_name]
         raise UsageError(
-            f"--node-class: importing {path_text} failed: {type(error).__name__}: {error}"
+            f"--node-class: importing {path_text} failed: {type(error).__name__}: "
+            f"{' '.join(str(error).split())[:200]}"
         ) from None
     found = getattr(module, class_name, None)
     if not inspect.isclass(found):
@@ -171,9 +212,17 @@ def node_class_for(protocol_name: str, spec: str) -> PiggybackNodeFactory:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from(args)
+    if args.node_class is not None:  # imported only once every other option is checked
+        config = replace(config, node_class=node_class_for(args.protocol, args.node_class))
     progress = _progress_printer(config) if sys.stderr.isatty() else None
     assembled: list[GlobalSnapshot] = []
-    outcome = simulate(config, progress, assembled.append if args.db else None)
+    try:
+        outcome = simulate(config, progress, assembled.append if args.db else None)
+    except (Exception, SystemExit) as error:
+        if args.node_class is None:
+            raise
+        raise UsageError(f"--node-class {args.node_class} failed during the run: "
+                         f"{type(error).__name__}: {' '.join(str(error).split())[:200]}") from None
     if progress is not None:
         print(file=sys.stderr)
     if args.node_class is not None:
@@ -183,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"stored as run {store_run(args.db, outcome, assembled)} in {args.db} "
               f"(beaver show --db {args.db})")
     if args.json:
-        print(json.dumps(outcome.summary.as_dict(), sort_keys=True))
+        print(json.dumps(outcome.summary.as_dict(), sort_keys=True, allow_nan=False))
     return 0
 
 
