@@ -80,9 +80,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="end with one JSON line of results")
 
 
-MAX_MESSAGES = 100_000_000
-"""The most messages a run may be expected to simulate: this machine simulates roughly
-100,000 events a second, so more would take the better part of an hour or longer."""
+MAX_WORK = 100_000_000
+"""The most messages and protocol events (a notification and a report per node and an
+update and an ack per gateway, per snapshot) a run may be expected to simulate: this
+machine simulates roughly 100,000 events a second, so more would take hours."""
 
 SIZE_LIMITS = {
     "nodes": (2, 20_000, "each in-group node keeps its state, counters and event log in "
@@ -118,11 +119,12 @@ def check_arguments(args: argparse.Namespace) -> None:
     traffic = args.message_rate_hz * args.nodes + args.request_rate_hz * max(clients, 0)
     duration = (args.snapshots / args.rate_hz
                 + args.snapshots / max(args.window, 1) * args.packet_lifetime_us * US)
-    if traffic * duration > MAX_MESSAGES:
+    work = traffic * duration + args.snapshots * (2 * args.nodes + 2 * args.gateways)
+    if work > MAX_WORK:
         raise UsageError(
-            f"this world would simulate about {traffic * duration:.3g} messages "
-            f"({traffic:.3g} a second for about {duration:.3g} s), more than "
-            f"{MAX_MESSAGES:,} (hours of work here): lower the message or request rates, "
+            f"this world would simulate about {work:.3g} messages and protocol events "
+            f"({traffic:.3g} messages a second for about {duration:.3g} s), more than "
+            f"{MAX_WORK:,} (hours of work here): lower the message or request rates, "
             f"--nodes or --snapshots, or raise --rate-hz")
 
 
