@@ -53,15 +53,15 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out!r} exists and is not a directory")
+    problem = experiment.machine_problem()
+    if problem:
+        print(f"beaver experiment: {experiment.name}: {problem}", file=sys.stderr)
+        return 1
     try:
         (out / experiment.name).mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(f"--out {args.out!r}: cannot make a results directory there "
                          f"({error.strerror or error})") from None
-    problem = experiment.machine_problem()
-    if problem:
-        print(f"beaver experiment: {experiment.name}: {problem}", file=sys.stderr)
-        return 1
     print(f"{experiment.name}: {'quick' if args.quick else 'full'} run, {seeds} seed(s)",
           file=sys.stderr)
     try:
