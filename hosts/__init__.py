@@ -9,8 +9,8 @@ hosts run external clients and relays that create external causal chains.
 - :mod:`~hosts.loop`: the event-loop skeleton the runtime, relay and client share
 - :mod:`~hosts.services`: the bank and the key-value store, and their interface
 - :mod:`~hosts.wire`: data-channel datagrams and DSCP on sockets
-- :mod:`~hosts.management`: the protocol agents speak with the coordinator
-- :mod:`~hosts.link`: the agent's end of that connection
+- :mod:`~hosts.link`: the agent's end of the management connection (its format is
+  the core's :mod:`topologies.management`)
 - :mod:`~hosts.relay`: ``python -m hosts.relay``, an external partner with WAN delay
 - :mod:`~hosts.client`: ``python -m hosts.client``, external key-value load on a VIP
 """

@@ -1,4 +1,4 @@
-"""The agent's end of the management connection (format: :mod:`hosts.management`).
+"""The agent's end of the management connection (format: :mod:`topologies.management`).
 
 :func:`connect` dials the coordinator, retrying until a deadline (the
 coordinator may still be starting), and says ``hello`` with a fresh nonce.
@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from beaver.records import InFlight, LocalSnapshot
-from hosts import management
+from topologies import management
 from topologies.secret import RunSecret
 
 log = logging.getLogger(__name__)

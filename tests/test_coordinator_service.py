@@ -3,7 +3,7 @@
 Fake agents are the protocol core's node state machines (the same ones the
 host runtime drives) holding a toy bank balance; they exchange transfers
 over in-memory FIFO channels that deliver lazily, so transfers cross the
-cuts, and they speak :mod:`hosts.management` to the service over real TCP
+cuts, and they speak :mod:`topologies.management` to the service over real TCP
 sockets on 127.0.0.1.
 """
 
@@ -30,7 +30,7 @@ from beaver.protocols import protocol
 from beaver.records import GatewayTiming, Receipt
 from controller.coordinator.service import SnapshotService, TakeResult
 from controller.coordinator.store import Store
-from hosts import management
+from topologies import management
 from topologies.secret import RunSecret
 
 SECRET = RunSecret(b"this test run's secret")

@@ -24,7 +24,8 @@ from typing import Any
 
 from beaver.protocols import protocol
 from beaver.records import Command, NotifyNode
-from hosts import management, wire
+from hosts import wire
+from topologies import management
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,6 +1,6 @@
 """The agents' side of the coordinator: their TCP connections and the intake of their reports.
 
-Agents speak :mod:`hosts.management`. A connection's first message must be
+Agents speak :mod:`topologies.management`. A connection's first message must be
 ``hello`` naming an in-group node not connected yet, under the
 coordinator's protocol; every later message is a report about that node,
 numbered by ``seq``. :class:`AgentLinks` checks only what the connection
@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from beaver.coordinator import ForgedReport, InvalidReport
-from hosts import management
-from hosts.management import MalformedMessage
+from topologies import management
+from topologies.management import MalformedMessage
 from topologies.secret import RunSecret, Unauthenticated
 
 log = logging.getLogger("beaver.snapshots")

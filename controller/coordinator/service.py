@@ -52,7 +52,7 @@ from controller.coordinator.gateway_phase import GatewayUpdater, UpdatePipeline
 from controller.coordinator.persistence import SnapshotWriter
 from controller.coordinator.store import Store
 from controller.coordinator.tau import TauMin, chains_counted, shortest_chain
-from hosts import management
+from topologies import management
 from topologies.secret import RunSecret
 
 __all__ = ["REJECTION_REASONS", "GatewayUpdater", "SnapshotService", "TakeResult"]
