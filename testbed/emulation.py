@@ -18,6 +18,12 @@ agent's hello, then each client's ready line. The relays run for either
 service; the key-value store never sends to them (its only out-group
 partners are the clients), so under it they carry no traffic.
 
+Once everything is up, a :class:`testbed.watch.Watch` notices within half a
+second an agent, relay, client, the controller or a bridge that died, and
+tells the coordinator service, which ends the take at once and stores its
+open snapshots as they stand (incomplete); :attr:`Emulation.failures` names
+them.
+
 Processes' stderr goes to log files in a temporary directory, removed on
 exit; a process that dies before its ready line is reported with the end of
 its log. That directory and every process started in a host are added to
@@ -53,6 +59,7 @@ from hosts.services.registry import DEFAULT_SERVICE, SERVICES
 from testbed.gateway_updater import ControllerGateways
 from testbed.network import PROJECT_ROOT, DataCenter
 from testbed.tau_policy import TauChoice, choose_tau_min
+from testbed.watch import Check, Failure, Watch, bridges_gone, exit_reason
 from topologies.addressing import AddressPlan, DataCenterParams
 from topologies.claims import NamePool
 
@@ -173,6 +180,7 @@ class Emulation:
         """Processes started with :meth:`launch`."""
         self.logs: Path | None = None
         self._hosts_stopped = False
+        self.watch: Watch | None = None
 
     @property
     def plan(self) -> AddressPlan:
@@ -238,6 +246,30 @@ class Emulation:
         self.service.wait_agents(settings.ready_timeout)
         if SERVICES[settings.service].external_clients and settings.client_rate > 0:
             self._start_clients(f"{vip}:{SERVICE_PORT}")
+        self.watch = Watch(self._liveness_checks(), self._component_failed)
+        self.watch.start()
+
+    def _liveness_checks(self) -> dict[str, Check]:
+        """What must stay alive while snapshots are taken (:mod:`testbed.watch`)."""
+        assert self.datacenter.controller_process is not None
+        processes = {p.name: p.popen for p in self.agents + self.relays + self.clients}
+        processes["controller"] = self.datacenter.controller_process
+        checks: dict[str, Check] = {name: (lambda p=popen: exit_reason(p.poll()))
+                                    for name, popen in processes.items()}
+        checks["bridges"] = bridges_gone([s.name for s in self.plan.switches]
+                                         + [self.plan.mgmt_switch])
+        return checks
+
+    def _component_failed(self, failure: Failure) -> None:
+        print(f"beaver: {failure.component} failed: {failure.reason}", file=sys.stderr,
+              flush=True)
+        if self.service is not None:
+            self.service.fail(f"{failure.component} failed: {failure.reason}")
+
+    @property
+    def failures(self) -> list[Failure]:
+        """The components that died while watched, first noticed first."""
+        return list(self.watch.failures) if self.watch is not None else []
 
     def _start_clients(self, vip: str) -> None:
         """One load client per client host; it runs until :meth:`stop_hosts` ends it."""
@@ -266,6 +298,8 @@ class Emulation:
         if self._hosts_stopped:
             return
         self._hosts_stopped = True
+        if self.watch is not None:
+            self.watch.stop()  # what is stopped from now on is stopped on purpose
         for process in self.clients:  # first, so no request meets a stopped backend
             process.stop(grace=0.0)
             self._forget(process)

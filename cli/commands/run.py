@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     if args.json:
         print(json.dumps(summary))
-    return 0
+    return 1 if summary["failures"] else 0
 
 
 def take(settings: EmulationSettings, store: Store, run_id: int,
@@ -116,7 +116,10 @@ def take(settings: EmulationSettings, store: Store, run_id: int,
         emulation.stop_hosts()
         clients = emulation.client_summaries()
         record_verdicts(emulation.truth_logs(), store, run_id)
-    return summarize(store, run_id, args.db) | {"clients": clients}
+        failures = [failure.to_dict() for failure in emulation.failures]
+    return summarize(store, run_id, args.db) | {
+        "clients": clients, "failures": failures,
+        "given_up_snapshots": list(result.given_up), "given_up_reason": result.stalled}
 
 
 def record_verdicts(logs: list[Path], store: Store, run_id: int) -> None:

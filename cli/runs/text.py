@@ -22,9 +22,21 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"t1 - t0: p50 {us(summary['t1_t0_p50_us'])}, p99 {us(summary['t1_t0_p99_us'])}; "
         f"tau_min {us(summary['tau_min_us'])} ({summary['tau_source']})",
         start_line(summary),
+        failures_line(summary),
         f"rejected agent reports: {summary['rejected_reports'] or 'none'}; "
         f"stored in {summary['db']} (beaver show --db {summary['db']} --run {summary['run']})",
     ])
+
+
+def failures_line(summary: dict[str, Any]) -> str:
+    """The components that died during the run and the snapshots that stayed open."""
+    failures = summary.get("failures") or []
+    if not failures:
+        return "failed components: none"
+    named = "; ".join(f"{f['component']} ({f['reason']})" for f in failures)
+    given_up = summary.get("given_up_snapshots") or []
+    return (f"failed components: {named}; snapshots stored incomplete because of it: "
+            f"{given_up or 'none'}")
 
 
 def start_line(summary: dict[str, Any]) -> str:

@@ -74,10 +74,16 @@ class TakeResult:
     started: int
     stored: int
     stalled: str | None
-    """Why starting or finishing stopped early (a timeout), or None."""
+    """Why starting or finishing stopped early (a timeout, a component that died), or None."""
     rejections: dict[str, int]
     start_rate_hz: float | None = None
     """Snapshots started per second, first t0 to last (None: fewer than two)."""
+    given_up: tuple[int, ...] = ()
+    """Snapshots still open when the take stopped early, stored as they stood."""
+
+
+class ComponentFailed(RuntimeError):
+    """A component the run needs died (:meth:`SnapshotService.fail`)."""
 
 
 class SnapshotService:
@@ -131,6 +137,8 @@ class SnapshotService:
         self._thread = threading.Thread(target=self._loop.run_forever, name="snapshots",
                                         daemon=True)
         self._changed: asyncio.Event | None = None
+        self._failure: str | None = None
+        """The first component failure reported (:meth:`fail`): every wait ends with it."""
         self._progress: Callable[[int, int], None] | None = None
         self._taking: concurrent.futures.Future[TakeResult] | None = None
 
@@ -173,6 +181,17 @@ class SnapshotService:
         self._taking = asyncio.run_coroutine_threadsafe(self._take(count, rate, timeout),
                                                         self._loop)
         return self._taking.result()
+
+    def fail(self, what: str) -> None:
+        """A component of the run died (call from any thread): the wait in progress, and
+        every later one, ends with :class:`ComponentFailed`; a take stores its open
+        snapshots as they stand and returns with ``stalled`` set to ``what``."""
+        def note() -> None:
+            self._failure = self._failure or what
+            if self._changed is not None:
+                self._changed.set()
+
+        self._loop.call_soon_threadsafe(note)
 
     def wait_chain_time(self, timeout: float, chains: int = 5) -> float:
         """The shortest external causal chain the agents measured (seconds).
@@ -253,6 +272,8 @@ class SnapshotService:
         assert self._changed is not None
         deadline = time.monotonic() + timeout
         while not condition():
+            if self._failure is not None:
+                raise ComponentFailed(self._failure)
             now = time.monotonic()
             remaining = deadline - now
             if remaining <= 0:
@@ -303,7 +324,7 @@ class SnapshotService:
         deadline = time.monotonic() + timeout
         first = self.core.newest + 1
         began = time.monotonic()
-        stalled = None
+        stalled, given_up = None, ()
         try:
             for i in range(count):
                 await self._wait_for(self._may_start, deadline - time.monotonic(),
@@ -316,14 +337,16 @@ class SnapshotService:
                 lambda: not self._open, deadline - time.monotonic(),
                 lambda: f"snapshots {sorted(self._open)} did not finish",
             )
-        except TimeoutError as error:
+        except (TimeoutError, ComponentFailed) as error:
             stalled = str(error)
-            log.warning("giving up after %.1f s: %s", timeout, stalled)
-            for k in sorted(self._open):
+            log.warning("giving up after %.1f s: %s", time.monotonic() - began, stalled)
+            given_up = tuple(sorted(self._open))
+            for k in given_up:
                 self._store(k)
         started = self.core.newest - first + 1
         stored = sum(1 for k in self.writer.stored if k >= first)
-        return TakeResult(started, stored, stalled, self.rejections, self._start_rate(first))
+        return TakeResult(started, stored, stalled, self.rejections, self._start_rate(first),
+                          given_up)
 
     def _may_start(self) -> bool:
         return (self.core.can_start(time.monotonic())
