@@ -16,11 +16,11 @@ import os
 import sys
 from typing import NoReturn
 
-from cli.commands import clean, experiment, plot, restore, run, show, simulate
+from cli.commands import clean, console, experiment, plot, restore, run, show, simulate
 from cli.errors import UsageError
 from testbed.termination import Terminated, raise_on_termination
 
-COMMAND_MODULES = (simulate, experiment, plot, run, show, restore, clean)
+COMMAND_MODULES = (simulate, experiment, plot, run, console, show, restore, clean)
 """The command modules, in the order ``beaver --help`` lists them."""
 
 

@@ -15,12 +15,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def beaver(*argv: str, timeout: float = 150) -> tuple[subprocess.CompletedProcess[str], str]:
-    """Run ``beaver ARGV``; returns the process and its data-center prefix."""
+def beaver(*argv: str, timeout: float = 150,
+           stdin: str | None = None) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run ``beaver ARGV`` (``stdin``: what it reads); returns the process and its
+    data-center prefix."""
     process = subprocess.Popen([sys.executable, "-m", "cli", *argv], cwd=REPO,
+                               stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        out, err = process.communicate(timeout=timeout)
+        out, err = process.communicate(stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
         process.send_signal(signal.SIGINT)  # it cleans up its network on Ctrl-C
         out, err = process.communicate(timeout=60)

@@ -38,12 +38,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cli.runs.arguments import add_arguments, run_parameters, settings_of
 from cli.runs.summary import summarize
 from cli.runs.text import format_summary
+from controller.coordinator.service import TakeResult
 from controller.coordinator.store import Store, StoreError
 from hosts.services.registry import titles
 from testbed.emulation import Emulation, EmulationSettings
@@ -57,25 +59,37 @@ HELP = f"take snapshots of a service ({titles()}) in an emulated data center"
 
 
 def run(args: argparse.Namespace) -> int:
+    return emulate(args, take, NAME)
+
+
+Session = Callable[[Emulation, argparse.Namespace], dict[str, Any]]
+"""What a command does with the emulation while it is up (after tau_min is chosen,
+before the hosts stop and the oracle judges the run); it returns the summary's
+``given_up_snapshots`` and ``given_up_reason``."""
+
+
+def emulate(args: argparse.Namespace, session: Session, command: str) -> int:
+    """Build the emulated data center for ``args``, run ``session`` in it, store and print
+    the run's summary: ``beaver run`` and ``beaver cli`` differ only in their session."""
     settings = settings_of(args)
     problem = ovs_problem()
     if problem:
-        print(f"beaver run: the emulated data center {problem}; run as root after "
+        print(f"beaver {command}: the emulated data center {problem}; run as root after "
               "./setup.sh (which starts Open vSwitch)", file=sys.stderr)
         return 1
     try:
         store = Store(args.db)
     except StoreError as error:
-        print(f"beaver run: {error}", file=sys.stderr)
+        print(f"beaver {command}: {error}", file=sys.stderr)
         return 1
     with store:
         run_id = store.new_run(args.protocol, run_parameters(args), args.tau_min_us,
                                "pending")
         try:
             with store.discarding_if_empty(run_id):
-                summary = take(settings, store, run_id, args)
+                summary = within(settings, store, run_id, args, session, command)
         except (TimeoutError, RuntimeError, ValueError) as error:
-            print(f"beaver run: {error}", file=sys.stderr)
+            print(f"beaver {command}: {error}", file=sys.stderr)
             return 1
     print(format_summary(summary))
     if args.json:
@@ -83,8 +97,30 @@ def run(args: argparse.Namespace) -> int:
     return 1 if summary["failures"] else 0
 
 
-def take(settings: EmulationSettings, store: Store, run_id: int,
-         args: argparse.Namespace) -> dict[str, Any]:
+def within(settings: EmulationSettings, store: Store, run_id: int, args: argparse.Namespace,
+           session: Session, command: str) -> dict[str, Any]:
+    print(f"beaver {command}: building the data center ({settings.ingroup} in-group hosts "
+          f"running {settings.service}, {settings.gateways} gateways) ...", file=sys.stderr,
+          flush=True)
+    with Emulation(settings, store, run_id) as emulation:
+        assert emulation.service is not None
+        given = None if args.tau_min_us is None else args.tau_min_us / 1e6
+        tau = emulation.tau_min(given)
+        print(f"beaver {command}: tau_min {tau.seconds * 1e6:.0f} us, {tau.source}",
+              file=sys.stderr)
+        if tau.follow:
+            emulation.service.follow_chains()
+        taken = session(emulation, args)
+        emulation.stop_hosts()
+        clients = emulation.client_summaries()
+        record_verdicts(emulation.truth_logs(), store, run_id)
+        failures = [failure.to_dict() for failure in emulation.failures]
+    return summarize(store, run_id, args.db) | {"clients": clients, "failures": failures} | taken
+
+
+def take(emulation: Emulation, args: argparse.Namespace) -> dict[str, Any]:
+    """``beaver run``'s session: ``--snapshots`` at ``--rate``, with a progress line."""
+    assert emulation.service is not None
     on_terminal = sys.stderr.isatty()
     step = max(1, args.snapshots // 10)
     printed = set()
@@ -97,29 +133,18 @@ def take(settings: EmulationSettings, store: Store, run_id: int,
             printed.add(stored)
             print(line, file=sys.stderr, flush=True)
 
-    print(f"beaver run: building the data center ({settings.ingroup} in-group hosts running "
-          f"{settings.service}, {settings.gateways} gateways) ...", file=sys.stderr,
-          flush=True)
-    with Emulation(settings, store, run_id) as emulation:
-        assert emulation.service is not None
-        given = None if args.tau_min_us is None else args.tau_min_us / 1e6
-        tau = emulation.tau_min(given)
-        print(f"beaver run: tau_min {tau.seconds * 1e6:.0f} us, {tau.source}", file=sys.stderr)
-        if tau.follow:
-            emulation.service.follow_chains()
-        timeout = args.snapshots / args.rate + 30
-        result = emulation.service.take(args.snapshots, args.rate, timeout, progress)
-        if on_terminal:
-            print(file=sys.stderr)
-        if result.stalled:
-            print(f"beaver run: {result.stalled}", file=sys.stderr)
-        emulation.stop_hosts()
-        clients = emulation.client_summaries()
-        record_verdicts(emulation.truth_logs(), store, run_id)
-        failures = [failure.to_dict() for failure in emulation.failures]
-    return summarize(store, run_id, args.db) | {
-        "clients": clients, "failures": failures,
-        "given_up_snapshots": list(result.given_up), "given_up_reason": result.stalled}
+    timeout = args.snapshots / args.rate + 30
+    result = emulation.service.take(args.snapshots, args.rate, timeout, progress)
+    if on_terminal:
+        print(file=sys.stderr)
+    if result.stalled:
+        print(f"beaver run: {result.stalled}", file=sys.stderr)
+    return given_up(result)
+
+
+def given_up(result: TakeResult) -> dict[str, Any]:
+    """The summary's account of snapshots a take gave up on."""
+    return {"given_up_snapshots": list(result.given_up), "given_up_reason": result.stalled}
 
 
 def record_verdicts(logs: list[Path], store: Store, run_id: int) -> None:

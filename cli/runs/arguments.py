@@ -51,8 +51,9 @@ def settings_of(args: argparse.Namespace) -> EmulationSettings:
         problems.append("--gateways must be in 1..8")
     if not 1 <= args.ingroup <= MAX_INGROUP or (args.ingroup > 8 and args.ingroup % 2):
         problems.append(f"--ingroup must be in 1..{MAX_INGROUP} (even above 8)")
-    if args.snapshots < 1:
-        problems.append("--snapshots must be at least 1")
+    fewest = getattr(args, "fewest_snapshots", 1)
+    if args.snapshots < fewest:
+        problems.append(f"--snapshots must be at least {fewest}")
     if not (math.isfinite(args.rate) and args.rate > 0):
         problems.append("--rate must be a positive number")
     if not 1 <= args.window <= IdSpace.window:
