@@ -27,6 +27,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.ticker import NullLocator
 
 from analysis import paper
 from analysis.frames import PAPER_STYLE, figure, load, save
@@ -165,8 +166,9 @@ def draw(root: Path) -> list[Path]:
     left.plot([], [], color="gray", label="paper (same quantile)", **PAPER_STYLE)
     left.set_yscale("log")
     left.set_xscale("log", base=2)
-    ticks = sorted(set(frame["gateways"]) | set(theirs["gateways"]))
+    ticks = sorted({int(g) for g in frame["gateways"]} | {int(g) for g in theirs["gateways"]})
     left.set_xticks(ticks, labels=[str(tick) for tick in ticks])
+    left.xaxis.set_minor_locator(NullLocator())
     left.set_xlabel("gateways |G|")
     left.set_ylabel("time (us, log)")
     left.grid(alpha=0.3, which="both")
