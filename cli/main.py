@@ -16,11 +16,23 @@ import os
 import sys
 from typing import NoReturn
 
-from cli.commands import clean, console, experiment, plot, restore, run, show, simulate
+from cli.commands import (
+    clean,
+    compare,
+    console,
+    experiment,
+    export,
+    plot,
+    restore,
+    run,
+    show,
+    simulate,
+)
 from cli.errors import UsageError
 from testbed.termination import Terminated, raise_on_termination
 
-COMMAND_MODULES = (simulate, experiment, plot, run, console, show, restore, clean)
+COMMAND_MODULES = (simulate, experiment, plot, run, console, show, restore, compare, export,
+                   clean)
 """The command modules, in the order ``beaver --help`` lists them."""
 
 
