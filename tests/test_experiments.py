@@ -114,7 +114,9 @@ def test_baselines_measures(results: Path):
 def test_tau_sensitivity_correct_bound_accepts_no_inconsistency(results: Path):
     _, rows = read(results, "tau-sensitivity")
     by_ratio = {number(row["bound_ratio"]): row for row in rows}
-    assert set(by_ratio) == {1.0, 32.0}
+    assert set(by_ratio) == {1.0, 2.0, 8.0, 32.0}
+    drawn = [row for row in rows if row["inconsistent_valid_fraction"] not in ("", "nan")]
+    assert len(drawn) >= 3, "the quick figure's left panel needs more than one point"
     assert int(by_ratio[1.0]["inconsistent_valid"]) == 0
     assert int(by_ratio[32.0]["valid"]) > int(by_ratio[1.0]["valid"])
     for row in rows:
