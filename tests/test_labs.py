@@ -195,3 +195,39 @@ def test_set_id_without_a_controller_is_one_line():
     assert result.returncode == 1 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
     assert "cannot reach controller" in result.stderr
+
+
+def run_check(lab: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(LABS / lab / "check.py"), *argv],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("lab, answers", [
+    ("01-external-chains", "ANSWERS.md"),
+    ("03-gateway-dscp", "ANSWERS.md"),
+    ("04-find-the-bot", "detect.py"),
+])
+def test_every_lab_check_passes_on_its_solution_and_fails_on_its_starter(lab, answers):
+    solved = run_check(lab, str(LABS / lab / "solution" / answers))
+    assert solved.returncode == 0, solved.stdout + solved.stderr
+    starter = run_check(lab)
+    assert starter.returncode == 1, starter.stdout + starter.stderr
+    first = starter.stdout.splitlines()[0]
+    assert "TODO" in first, first
+
+
+def test_lab_1_check_names_the_figure_an_answer_misses(tmp_path: Path):
+    wrong = tmp_path / "ANSWERS.md"
+    wrong.write_text("1. TODO\n6. Lai-Yang looked correct: inconsistent none at all.\n")
+    done = run_check("01-external-chains", str(wrong))
+    assert done.returncode == 1
+    assert ("question 6: the answer does not quote inconsistent with --tau-min-us 1000 "
+            "(the run gives 0)") in done.stdout.splitlines()
+
+
+def test_lab_4_check_shows_the_snapshot_a_wrong_detector_misjudges(tmp_path: Path):
+    accuse_all = tmp_path / "all.py"
+    accuse_all.write_text("def suspects(issued, shown):\n    return {c for c, _ in shown}\n")
+    done = run_check("04-find-the-bot", str(accuse_all))
+    assert done.returncode == 1
+    assert done.stdout.startswith("beaver, snapshot ") and "(consistent)" in done.stdout

@@ -96,6 +96,26 @@ def flagged(observed: Observed, snapshots, tickets: Sessions) -> Iterator[tuple[
         yield snapshot, {sender[request] for request in unexplained}
 
 
+def views(observed: Observed, snapshots, tickets: Sessions
+          ) -> Iterator[tuple[object, dict[int, str], list[tuple[str, int]]]]:
+    """Per snapshot (in id order), what its backends recorded, plainly: the tickets issued
+    inside the cut (ticket -> the client it went to) and the requests served inside it
+    that showed a ticket, as (client, ticket). A detector needs nothing else (lab 4 writes
+    one); the two objects grow from one snapshot to the next: read them before moving on."""
+    sender, receiver = tickets.traffic.sender, tickets.traffic.receiver
+    issued: dict[int, str] = {}
+    shown: list[tuple[str, int]] = []
+    for snapshot, fresh in observed.advancing(snapshots):
+        for events in fresh.values():
+            for event in events:
+                if event >= 0:
+                    if event in receiver:
+                        issued[event] = receiver[event]
+                elif (ticket := tickets.presented.get(~event)) is not None:
+                    shown.append((sender[~event], ticket))
+        yield snapshot, issued, shown
+
+
 @dataclass(frozen=True)
 class Detection:
     """A run's verdicts per client, against the true labels."""

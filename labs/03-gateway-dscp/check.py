@@ -1,0 +1,73 @@
+"""Check lab 3's answers: every question answered, each naming what the data center showed.
+
+    .venv/bin/python labs/03-gateway-dscp/check.py [ANSWERS.md]
+
+The lab runs in a live emulated data center whose ports, timings and
+backend choice differ from run to run, so the check does not rerun it: it
+checks that every answer is filled in and names the observation the
+question is about (a DSCP value, a table, a rule), the way
+``solution/ANSWERS.md`` does. Your reasoning is for you and your teacher to
+compare with the solution. Exit status 0 when every answer passes, 1
+otherwise, one line per problem naming the question and what it lacks.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+LAB = Path(__file__).resolve().parent
+
+NEEDS: dict[int, list[tuple[str, str]]] = {
+    1: [("the backend the gateway picked (a dch... host or a 10.1.x.y DIP)",
+         r"\b\w*h\d\b|10\.1\.\d+\.\d+"),
+        ("how the border picks a gateway (a hash of the flow)", r"hash|bundle|5-tuple")],
+    2: [("the DSCP code seen before any snapshot (DSCP 1, tos 0x4)", r"DSCP 1\b|tos 0x4"),
+        ("why code 0 is not used (unmarked)", r"unmarked")],
+    3: [("the DSCP code after set_id 5 (DSCP 6, tos 0x18)", r"DSCP 6\b|tos 0x18"),
+        ("the t1 - t0 set_id.py printed, in ms", r"\d(\.\d+)?\s*ms")],
+    4: [("where replies go (direct server return, not a gateway)",
+         r"direct server return|DSR")],
+    5: [("what happens to a datagram sent to a DIP (times out, dropped)",
+         r"time[sd]? out|dropped|drop")],
+    6: [("what the observe rules do with a newer id (optimistic marking)",
+         r"optimistic"),
+        ("why 16 codes (the snapshot window)", r"window")],
+}
+
+
+def answers(path: Path) -> dict[int, str]:
+    text = path.read_text(encoding="utf-8")
+    parts = re.split(r"^(\d+)\.\s", text, flags=re.MULTILINE)
+    return {int(number): body for number, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def problems(path: Path) -> list[str]:
+    given = answers(path)
+    found = []
+    for question, needs in NEEDS.items():
+        body = given.get(question, "")
+        if not body.strip() or "TODO" in body:
+            found.append(f"question {question}: still TODO in {path.name} (item {question}.)")
+            continue
+        found += [f"question {question}: the answer does not name {what}"
+                  for what, pattern in needs if not re.search(pattern, body, re.IGNORECASE)]
+    return found
+
+
+def main(argv: list[str]) -> int:
+    path = Path(argv[0]) if argv else LAB / "ANSWERS.md"
+    if not path.is_file():
+        print(f"check: no answers at {path}", file=sys.stderr)
+        return 2
+    found = problems(path)
+    for line in found:
+        print(line)
+    print("every answer names what it is about" if not found
+          else f"{len(found)} problem(s); see the TODO list in README.md")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
