@@ -4,7 +4,11 @@ Three measurements, each in its own data center, each comparing two phases
 of the same run:
 
 1. the highest snapshot rate a run sustains: ``--probe`` Beaver snapshots
-   asked for as fast as possible, stored per second of wall time;
+   asked for as fast as possible (:mod:`testbed.bursts`), started per second,
+   first with one gateway update at a time (``sustained_snapshot_rate_serial_hz``),
+   then with ``--window`` updates pipelined (``sustained_snapshot_rate_hz``), and
+   how many of the pipelined burst's accepted snapshots the oracle judges
+   inconsistent or break the bank invariant;
 2. bank throughput (credits delivered per second, from the agents'
    counters) without snapshots and with snapshots at that rate, and user
    latency p50/p99: external key-value clients' requests through the
@@ -36,6 +40,7 @@ from typing import Any
 from beaver.protocols import PROTOCOLS
 from controller.coordinator.store import Store
 from hosts.agent import SERVICE_PORT
+from testbed.bursts import burst, judge_bursts
 from testbed.emulation import Emulation, EmulationSettings
 from testbed.network import ovs_problem
 
@@ -59,13 +64,6 @@ def data_tx_bytes(emulation: Emulation) -> int:
     return total
 
 
-def sustained_rate(emulation: Emulation, probe: int) -> float:
-    assert emulation.service is not None
-    began = time.monotonic()
-    result = emulation.service.take(probe, 1e5, timeout=120)
-    return result.stored / (time.monotonic() - began)
-
-
 def snapshots_for(emulation: Emulation, duration: float, rate: float | None) -> None:
     """``duration`` seconds with snapshots at ``rate`` (None: just the workload)."""
     assert emulation.service is not None
@@ -80,13 +78,22 @@ def bank_throughput(args: argparse.Namespace, store: Store) -> dict[str, Any]:
     run = store.new_run("beaver", {"bench": "throughput"}, None, "measured")
     with Emulation(settings, store, run) as emulation:
         emulation.tau_min(None)
-        rate = sustained_rate(emulation, args.probe)
+        serial, parallel = (burst(emulation, args.probe, window)
+                            for window in (1, args.window))
+        rate = parallel.start_rate_hz or 0.0
         rates = {}
         for phase, snapshot_rate in (("without", None), ("with", rate)):
             before, began = delivered(emulation), time.monotonic()
             snapshots_for(emulation, args.duration, snapshot_rate)
             rates[phase] = (delivered(emulation) - before) / (time.monotonic() - began)
-    return {"sustained_snapshot_rate_hz": rate, "bank_credits_per_s_without": rates["without"],
+        emulation.stop_hosts()
+        _, worth = judge_bursts(emulation, store, run, [serial, parallel])
+    return {"sustained_snapshot_rate_hz": rate,
+            "sustained_snapshot_rate_serial_hz": serial.start_rate_hz or 0.0,
+            "parallel_window": args.window, "parallel_accepted": worth.accepted,
+            "parallel_inconsistent_accepted": worth.inconsistent_accepted,
+            "parallel_invariant_violations": worth.invariant_violations,
+            "bank_credits_per_s_without": rates["without"],
             "bank_credits_per_s_with": rates["with"],
             "bank_throughput_ratio": rates["with"] / rates["without"]}
 
@@ -145,11 +152,19 @@ def link_bytes(args: argparse.Namespace, store: Store, protocol: str) -> dict[st
             "extra_bytes_per_snapshot": extra}
 
 
+def parallel_gain(figures: dict[str, Any]) -> float:
+    """The pipelined start rate over the serial one of the same run (NaN without one)."""
+    serial = figures["sustained_snapshot_rate_serial_hz"]
+    return figures["sustained_snapshot_rate_hz"] / serial if serial else float("nan")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_run.py", description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     parser.add_argument("--probe", type=int, default=200,
                         help="snapshots asked for at once to find the sustained rate")
+    parser.add_argument("--window", type=int, default=16,
+                        help="gateway updates in flight for the parallel rate (default 16)")
     parser.add_argument("--bank-rate", type=float, default=100.0,
                         help="bank transfers per second per host (throughput part)")
     parser.add_argument("--kv-rate", type=float, default=20.0,
@@ -182,7 +197,14 @@ def main(argv: list[str] | None = None) -> int:
             Store(Path(scratch) / "bench.db") as store:
         if "throughput" in parts or "latency" in parts:
             figures |= bank_throughput(args, store)
-            print(f"sustained snapshot rate {figures['sustained_snapshot_rate_hz']:.0f} Hz; "
+            print(f"sustained snapshot rate {figures['sustained_snapshot_rate_hz']:.0f} Hz with "
+                  f"{args.window} gateway updates in flight, "
+                  f"{figures['sustained_snapshot_rate_serial_hz']:.0f} Hz one at a time: ratio "
+                  f"{parallel_gain(figures):.2f}; "
+                  f"of {figures['parallel_accepted']} accepted in parallel, "
+                  f"{figures['parallel_inconsistent_accepted']} judged inconsistent, "
+                  f"{figures['parallel_invariant_violations']} break the invariant", flush=True)
+            print(f"bank throughput: "
                   f"bank credits/s {figures['bank_credits_per_s_without']:.0f} without, "
                   f"{figures['bank_credits_per_s_with']:.0f} with snapshots: ratio "
                   f"{figures['bank_throughput_ratio']:.3f}", flush=True)

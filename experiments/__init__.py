@@ -18,6 +18,8 @@ baselines        Beaver vs Lai-Yang, Chandy-Lamport, polling
 tau-sensitivity  accepted-but-inconsistent snapshots when tau_min is wrong
 emulated-timings t1 - t0 per |G| and relayed chain times in the emulated
                  data center (Fig 12 and 13 on real switches; needs root)
+emulated-max-rate snapshots started per second by |G|, one gateway update at a
+                 time and pipelined, in the emulated data center (Fig 10; root)
 bot-detection    bots found from each protocol's snapshots (Table 3)
 deadlock         phantom and real deadlocks, and an invariant check, from
                  snapshots of a lock service
@@ -31,6 +33,7 @@ from experiments import (
     bot_detection,
     deadlock,
     effective_rate,
+    emulated_max_rate,
     emulated_timings,
     max_rate,
     tau_sensitivity,
@@ -41,7 +44,7 @@ from experiments.base import Experiment, result_paths, run_experiment
 EXPERIMENTS: dict[str, Experiment] = {
     module.EXPERIMENT.name: module.EXPERIMENT
     for module in (effective_rate, update_bound, max_rate, baselines, tau_sensitivity,
-                   emulated_timings, bot_detection, deadlock)
+                   emulated_timings, emulated_max_rate, bot_detection, deadlock)
 }
 
 __all__ = ["EXPERIMENTS", "Experiment", "result_paths", "run_experiment"]

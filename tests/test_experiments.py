@@ -159,8 +159,9 @@ def test_plot_without_results_is_exit_2(tmp_path: Path, capsys):
 def test_list_names_every_experiment(capsys):
     assert main(["experiment", "--list"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    # emulated-timings needs root (its own test file); the use cases have test_usecases.py
-    assert listed == [*DOCUMENTED_COLUMNS, "emulated-timings", "bot-detection", "deadlock"]
+    # the emulated ones need root (their own test files); the use cases have test_usecases.py
+    assert listed == [*DOCUMENTED_COLUMNS, "emulated-timings", "emulated-max-rate",
+                      "bot-detection", "deadlock"]
 
 
 def test_start_rate_skips_the_initial_burst():

@@ -193,6 +193,19 @@ class SnapshotService:
 
         self._loop.call_soon_threadsafe(note)
 
+    def set_update_window(self, window: int) -> None:
+        """Allow up to ``window`` gateway updates in flight from now on (between takes)."""
+        async def assign() -> None:
+            if self.updates is None:
+                raise RuntimeError("this service updates no gateways")
+            if self.updates.outstanding:
+                raise RuntimeError("gateway updates are outstanding")
+            if not 1 <= window <= self.core.window:
+                raise ValueError(f"update window must be in 1..{self.core.window}, "
+                                 f"got {window}")
+            self.updates.window = window
+        self._call(assign())
+
     def wait_chain_time(self, timeout: float, chains: int = 5) -> float:
         """The shortest external causal chain the agents measured (seconds).
 
