@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 import time
@@ -39,40 +38,13 @@ from typing import Any
 
 from beaver.protocols import PROTOCOLS
 from controller.coordinator.store import Store
-from hosts.agent import SERVICE_PORT
 from testbed.bursts import burst, judge_bursts
 from testbed.emulation import Emulation, EmulationSettings
 from testbed.network import ovs_problem
+from testbed.traffic import client_phase, data_tx_bytes, delivered
+from testbed.traffic import phase as snapshots_for
 
 PARTS = ("throughput", "latency", "bytes")
-TX_BYTES = re.compile(r'port\s+"?([^":\s]+)"?:\s*rx pkts=.*?tx pkts=\d+, bytes=(\d+)', re.S)
-"""A port's name or number and its tx bytes in ``ovs-ofctl dump-ports`` output."""
-
-
-def delivered(emulation: Emulation) -> int:
-    """Datagrams the agents delivered so far (their latest counters reports)."""
-    assert emulation.service is not None
-    return sum(c.get("delivered") or 0 for c in dict(emulation.service.node_counters).values())
-
-
-def data_tx_bytes(emulation: Emulation) -> int:
-    """Bytes sent so far by every port of every data-plane switch."""
-    total = 0
-    for switch in emulation.plan.switches:
-        ports = emulation.datacenter.ofctl("dump-ports", switch.name)
-        total += sum(int(sent) for port, sent in TX_BYTES.findall(ports) if port != "LOCAL")
-    return total
-
-
-def snapshots_for(emulation: Emulation, duration: float, rate: float | None) -> None:
-    """``duration`` seconds with snapshots at ``rate`` (None: just the workload)."""
-    assert emulation.service is not None
-    if rate is None:
-        time.sleep(duration)  # the measurement window itself
-    else:
-        emulation.service.take(max(1, round(rate * duration)), rate, timeout=duration + 60)
-
-
 def bank_throughput(args: argparse.Namespace, store: Store) -> dict[str, Any]:
     settings = EmulationSettings(workload_rate=args.bank_rate)
     run = store.new_run("beaver", {"bench": "throughput"}, None, "measured")
@@ -104,17 +76,9 @@ def client_latency(args: argparse.Namespace, store: Store, rate: float) -> dict[
     summaries = {}
     with Emulation(settings, store, run) as emulation:
         emulation.tau_min(1.0)  # validity does not matter here; the kv sends through no relay
-        client = next(x for x in emulation.plan.externals if x.role == "client")
-        vip = emulation.plan.services[0].vip
         for phase, snapshot_rate in (("without", None), ("with", rate)):
-            process = emulation.launch(client.name, [
-                "hosts.client", "--vip", f"{vip}:{SERVICE_PORT}", "--rate", str(args.client_rate),
-                "--duration", str(args.duration), "--grace", "1",
-            ])
-            process.wait_line("client ready", 30)
-            snapshots_for(emulation, args.duration, snapshot_rate)
-            line = process.wait_line("summary", args.duration + 30)
-            summaries[phase] = json.loads(line.split(" ", 1)[1])
+            summaries[phase] = client_phase(emulation, args.client_rate, args.duration,
+                                            snapshot_rate)
     without, with_ = summaries["without"], summaries["with"]
     return {
         "client_latency_ms_without": without["latency_ms"],

@@ -20,6 +20,8 @@ emulated-timings t1 - t0 per |G| and relayed chain times in the emulated
                  data center (Fig 12 and 13 on real switches; needs root)
 emulated-max-rate snapshots started per second by |G|, one gateway update at a
                  time and pipelined, in the emulated data center (Fig 10; root)
+overhead         user traffic without and with snapshots, beside an A/A
+                 calibration, in the emulated data center (Fig 14; root)
 bot-detection    bots found from each protocol's snapshots (Table 3)
 deadlock         phantom and real deadlocks, and an invariant check, from
                  snapshots of a lock service
@@ -36,6 +38,7 @@ from experiments import (
     emulated_max_rate,
     emulated_timings,
     max_rate,
+    overhead,
     tau_sensitivity,
     update_bound,
 )
@@ -44,7 +47,7 @@ from experiments.base import Experiment, result_paths, run_experiment
 EXPERIMENTS: dict[str, Experiment] = {
     module.EXPERIMENT.name: module.EXPERIMENT
     for module in (effective_rate, update_bound, max_rate, baselines, tau_sensitivity,
-                   emulated_timings, emulated_max_rate, bot_detection, deadlock)
+                   emulated_timings, emulated_max_rate, overhead, bot_detection, deadlock)
 }
 
 __all__ = ["EXPERIMENTS", "Experiment", "result_paths", "run_experiment"]

@@ -109,12 +109,12 @@ class EmulationSettings:
 class HostProcess:
     """A process in an emulated host: stdout lines queued by a thread, stderr to a log."""
 
-    def __init__(self, host: Any, args: list[str], log_path: Path):
+    def __init__(self, host: Any, args: list[str], log_path: Path, module: bool = True):
         self.name = f"{args[0]} on {host.name}"
         self.log_path = log_path
         self._log: IO[bytes] = open(log_path, "wb")  # closed by stop()
         self.popen: subprocess.Popen[bytes] = host.popen(
-            [sys.executable, "-m", *args], cwd=PROJECT_ROOT,
+            [sys.executable, "-m", *args] if module else args, cwd=PROJECT_ROOT,
             stdout=subprocess.PIPE, stderr=self._log,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
@@ -281,15 +281,18 @@ class Emulation:
             self.clients.append(process)
             process.wait_line("client ready", self.settings.ready_timeout)
 
-    def launch(self, host: str, args: list[str]) -> HostProcess:
-        """Start ``python -m ARGS`` in ``host``; it is stopped when the emulation ends."""
-        process = self._launch(host, args)
+    def launch(self, host: str, args: list[str], module: bool = True) -> HostProcess:
+        """Start ``python -m ARGS`` in ``host`` (``module`` False: the program ``ARGS``);
+        it is stopped when the emulation ends."""
+        process = self._launch(host, args, module)
         self.extras.append(process)
         return process
 
-    def _launch(self, host: str, args: list[str]) -> HostProcess:
+    def _launch(self, host: str, args: list[str], module: bool = True) -> HostProcess:
         assert self.logs is not None and self.datacenter.record is not None
-        process = HostProcess(self.datacenter.host(host), args, self.logs / f"{host}.log")
+        process = HostProcess(self.datacenter.host(host), args,
+                              self.logs / f"{host}.{args[0]}.log" if not module
+                              else self.logs / f"{host}.log", module)
         self.datacenter.record.add_process(process.popen.pid, process.name)
         return process
 
