@@ -34,8 +34,8 @@ from analysis import paper
 from analysis.frames import PAPER_STYLE, figure, load, save
 from controller.coordinator.service import PACKET_LIFETIME
 from controller.coordinator.store import Store
-from experiments.base import Experiment, ExperimentError, Plan, Progress, Row
-from experiments.emulated_timings import machine_problem
+from experiments.base import ExperimentError, Plan, Progress, Row
+from experiments.emulated import emulated_experiment
 from testbed.bursts import burst, judge_bursts
 from testbed.emulation import Emulation, EmulationSettings
 from testbed.truth import TruthLogError
@@ -136,14 +136,12 @@ def draw(root: Path) -> list[Path]:
     return [save(fig, root / NAME / f"{NAME}.png", caption)]
 
 
-EXPERIMENT = Experiment(
+EXPERIMENT = emulated_experiment(
     name=NAME,
     question="In the emulated data center, how many snapshots per second does the "
              "coordinator start, by |G|, with one gateway update at a time and pipelined?",
     columns=COLUMNS,
     plan=plan,
     rows=rows,
-    default_seeds=1,
-    machine_problem=machine_problem,
     draw=draw,
 )

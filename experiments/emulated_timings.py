@@ -50,10 +50,10 @@ import pandas as pd
 from analysis import paper
 from analysis.frames import PAPER_STYLE, figure, load, save
 from controller.coordinator.store import Store
-from experiments.base import Experiment, ExperimentError, Plan, Progress, Row
+from experiments.base import ExperimentError, Plan, Progress, Row
+from experiments.emulated import emulated_experiment
 from hosts.truth import INGROUP, RELAY
 from testbed.emulation import Emulation, EmulationSettings
-from testbed.network import ovs_problem
 from testbed.truth import ProcessLog, TruthLogError, read_log
 
 NAME = "emulated-timings"
@@ -134,14 +134,6 @@ def emulate(settings: EmulationSettings, snapshots: int, database: Path,
             emulation.stop_hosts()
             logs = [read_log(path) for path in emulation.truth_logs()]
         return tau * 1e6, list(update_rows(store, run)), relayed_chains(logs)
-
-
-def machine_problem() -> str | None:
-    problem = ovs_problem()
-    if problem:
-        return (f"the emulated data center {problem}; run as root after ./setup.sh "
-                f"(which starts Open vSwitch)")
-    return None
 
 
 def rows(plan: Plan, progress: Progress) -> Iterator[Row]:
@@ -243,14 +235,12 @@ def draw(root: Path) -> list[Path]:
     return [save(fig, root / NAME / f"{NAME}.png", caption)]
 
 
-EXPERIMENT = Experiment(
+EXPERIMENT = emulated_experiment(
     name=NAME,
     question="In the emulated data center (userspace OVS), how long does a gateway update "
              "take (t1 - t0) per |G|, and how long are the relayed external chains (tau)?",
     columns=COLUMNS,
     plan=plan,
     rows=rows,
-    default_seeds=1,
-    machine_problem=machine_problem,
     draw=draw,
 )

@@ -45,8 +45,8 @@ from analysis import paper
 from analysis.frames import PAPER_STYLE, figure, load, save
 from beaver.protocols import PROTOCOLS
 from controller.coordinator.store import Store
-from experiments.base import Experiment, ExperimentError, Plan, Progress, Row
-from experiments.emulated_timings import machine_problem
+from experiments.base import ExperimentError, Plan, Progress, Row
+from experiments.emulated import emulated_experiment
 from testbed.bursts import burst
 from testbed.emulation import Emulation, EmulationSettings
 from testbed.traffic import Iperf, client_phase, data_tx_bytes, delivered, phase
@@ -268,7 +268,7 @@ def draw(root: Path) -> list[Path]:
     return [save(fig, root / NAME / f"{NAME}.png", caption)]
 
 
-EXPERIMENT = Experiment(
+EXPERIMENT = emulated_experiment(
     name=NAME,
     question="What do snapshots cost user traffic in the emulated data center (iperf3 "
              "through the gateways, the bank, a key-value client, bytes on the links), "
@@ -276,7 +276,5 @@ EXPERIMENT = Experiment(
     columns=COLUMNS,
     plan=plan,
     rows=rows,
-    default_seeds=1,
-    machine_problem=machine_problem,
     draw=draw,
 )

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,3 +53,25 @@ def bridges_of(prefix: str | None) -> list[str]:
 def last_json(out: str) -> dict[str, Any]:
     """The JSON object on the last line of a command's output."""
     return json.loads(out.strip().splitlines()[-1])
+
+
+def plot(name: str, results: Path) -> Path:
+    """Run ``beaver plot NAME --results RESULTS``; the PNG it wrote."""
+    drawn = subprocess.run([sys.executable, "-m", "cli", "plot", name, "--results", str(results)],
+                           cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert drawn.returncode == 0, drawn.stderr
+    png = Path(drawn.stdout.strip())
+    assert png.read_bytes().startswith(b"\x89PNG")
+    return png
+
+
+def quick_run(name: str, out: Path, columns: tuple[str, ...],
+              timeout: float = 240) -> pd.DataFrame:
+    """Run ``beaver experiment NAME --quick``: it succeeds, leaves no bridge of its data
+    center behind and writes the documented columns; its CSV as a DataFrame."""
+    ran, prefix = beaver("experiment", name, "--quick", "--out", str(out), timeout=timeout)
+    assert ran.returncode == 0, ran.stderr
+    assert bridges_of(prefix) == []
+    frame = pd.read_csv(out / name / f"{name}.csv")
+    assert tuple(frame.columns) == columns
+    return frame

@@ -10,16 +10,14 @@ and the one-line refusal on a machine that cannot build the data center.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from emulated_cli import REPO, beaver, bridges_of
+from emulated_cli import beaver, bridges_of, plot
 
 from cli.main import main
-from experiments import emulated_timings
+from experiments import emulated
 from experiments.emulated_timings import COLUMNS, draw, relayed_chains, share_below_tau
 from testbed.truth import Event, ProcessLog
 
@@ -48,14 +46,7 @@ def test_quick_run_measures_updates_and_chains_and_plots(mininet_machine: None,
     assert (chains["chain_us"] > 0).all()
     assert (frame["tau_min_us"] > 0).all()
 
-    drawn = subprocess.run([sys.executable, "-m", "cli", "plot", NAME,
-                            "--results", str(tmp_path)],
-                           cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert drawn.returncode == 0, drawn.stderr
-    png = Path(drawn.stdout.strip())
-    assert png == tmp_path / NAME / f"{NAME}.png"
-    assert png.read_bytes().startswith(b"\x89PNG")
-
+    assert plot(NAME, tmp_path) == tmp_path / NAME / f"{NAME}.png"
 
 def ingroup(process: str, *events: Event) -> ProcessLog:
     return ProcessLog(process, "ingroup", list(events))
@@ -95,12 +86,13 @@ def test_plot_from_a_hand_written_csv(tmp_path: Path) -> None:
     assert (folder / f"{NAME}.png").stat().st_size > 10_000
 
 
+@pytest.mark.parametrize("name", ["emulated-timings", "emulated-max-rate", "overhead"])
 def test_refuses_in_one_line_without_the_emulated_data_center(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(emulated_timings, "ovs_problem",
+    monkeypatch.setattr(emulated, "ovs_problem",
                         lambda: "needs root (network namespaces, Open vSwitch)")
-    assert main(["experiment", NAME, "--quick", "--out", str(tmp_path)]) == 1
+    assert main(["experiment", name, "--quick", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs root" in err
-    assert not (tmp_path / NAME).exists(), "nothing is written before the machine is checked"
+    assert not (tmp_path / name).exists(), "nothing is written before the machine is checked"

@@ -3,22 +3,17 @@
 The Mininet test runs ``beaver experiment overhead --quick`` as a
 subprocess and checks its rows; the pure tests check how a measurement
 becomes a row (ratio and A/A calibration), draw the figure from a
-hand-written CSV and check the one-line refusal on a machine that cannot
-build the data center.
+hand-written CSV (the refusal on a machine that cannot build the data
+center is tested for every emulated experiment in test_experiments_emulated).
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
-from emulated_cli import REPO, beaver, bridges_of
+from emulated_cli import plot, quick_run
 
-from cli.main import main
-from experiments import emulated_timings
 from experiments.overhead import COLUMNS, compared, draw
 
 NAME = "overhead"
@@ -29,11 +24,7 @@ METRICS = {"bank_credits_per_s", "data_bytes_per_s", "extra_bytes_per_snapshot",
 @pytest.mark.mininet
 def test_quick_run_measures_every_metric_beside_its_calibration(mininet_machine: None,
                                                                 tmp_path: Path) -> None:
-    ran, prefix = beaver("experiment", NAME, "--quick", "--out", str(tmp_path), timeout=240)
-    assert ran.returncode == 0, ran.stderr
-    assert bridges_of(prefix) == []
-    frame = pd.read_csv(tmp_path / NAME / f"{NAME}.csv")
-    assert tuple(frame.columns) == COLUMNS
+    frame = quick_run(NAME, tmp_path, COLUMNS)
     assert set(frame["metric"]) == METRICS
     assert set(frame[frame["metric"] == "iperf_mbps"]["load_percent"]) == {20, 80}
     compared_rows = frame[frame["metric"] != "extra_bytes_per_snapshot"]
@@ -42,11 +33,7 @@ def test_quick_run_measures_every_metric_beside_its_calibration(mininet_machine:
     assert (compared_rows["without"] > 0).all() and (compared_rows["with"] > 0).all()
     iperf = frame[frame["metric"] == "iperf_mbps"].set_index("load_percent")["without"]
     assert iperf[80] > iperf[20], "a higher offered load moves more"
-    drawn = subprocess.run([sys.executable, "-m", "cli", "plot", NAME,
-                            "--results", str(tmp_path)],
-                           cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert drawn.returncode == 0, drawn.stderr
-    assert Path(drawn.stdout.strip()).read_bytes().startswith(b"\x89PNG")
+    plot(NAME, tmp_path)
 
 
 def test_a_row_compares_with_against_the_first_without_and_calibrates_on_the_second() -> None:
@@ -73,13 +60,3 @@ def test_plot_from_a_hand_written_csv(tmp_path: Path) -> None:
     assert draw(tmp_path) == [folder / f"{NAME}.png"]
     assert (folder / f"{NAME}.png").stat().st_size > 10_000
 
-
-def test_refuses_in_one_line_without_the_emulated_data_center(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(emulated_timings, "ovs_problem",
-                        lambda: "needs root (network namespaces, Open vSwitch)")
-    assert main(["experiment", NAME, "--quick", "--out", str(tmp_path)]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "needs root" in err
-    assert not (tmp_path / NAME).exists(), "nothing is written before the machine is checked"
