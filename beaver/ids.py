@@ -35,6 +35,9 @@ with 14 bits (TOS and TTL bits), 8191.
 
 Ids and codes are ``int`` (not ``bool``, not ``float``): anything else is
 refused with :class:`InvalidId` before any state changes.
+
+In an IP header the code is the DSCP, the upper six bits of the TOS byte
+(:func:`dscp_to_tos`, :func:`tos_to_dscp`; the lower two are ECN).
 """
 
 from __future__ import annotations
@@ -43,6 +46,19 @@ from dataclasses import dataclass
 
 UNMARKED = 0
 """The wire code of traffic that carries no snapshot id."""
+DSCP_BITS = 6
+
+
+def dscp_to_tos(dscp: int) -> int:
+    """The TOS byte carrying ``dscp`` (ECN bits 0); ValueError unless it fits six bits."""
+    if not 0 <= dscp < 1 << DSCP_BITS:
+        raise ValueError(f"DSCP is six bits, got {dscp}")
+    return dscp << 2
+
+
+def tos_to_dscp(tos: int) -> int:
+    """The DSCP in a TOS byte."""
+    return tos >> 2
 
 
 class InvalidId(ValueError):

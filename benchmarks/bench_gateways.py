@@ -30,16 +30,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from controller.gateways.client import GatewayClient  # noqa: E402
-from testbed.network import DataCenter, ovs_problem  # noqa: E402
+from stats import percentile  # noqa: E402
+from testbed.network import DataCenter, machine_problem  # noqa: E402
 from topologies.addressing import DataCenterParams  # noqa: E402
 from topologies.claims import NamePool  # noqa: E402
 
 IPERF_PORT = 5201
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def update_latencies(dc: DataCenter, first_id: int, count: int) -> tuple[list[float], int]:
@@ -166,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_gateways: --gateways must be integers, got {args.gateways!r}",
               file=sys.stderr)
         return 2
-    problem = ovs_problem()
+    problem = machine_problem()
     if problem:
         print(f"bench_gateways: {problem}", file=sys.stderr)
         return 2

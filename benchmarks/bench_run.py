@@ -40,7 +40,7 @@ from beaver.protocols import PROTOCOLS
 from controller.coordinator.store import Store
 from testbed.bursts import burst, judge_bursts
 from testbed.emulation import Emulation, EmulationSettings
-from testbed.network import ovs_problem
+from testbed.network import machine_problem
 from testbed.traffic import client_phase, data_tx_bytes, delivered
 from testbed.traffic import phase as snapshots_for
 
@@ -152,9 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_run.py: unknown protocols or parts {unknown}, or non-positive "
               "duration/rate", file=sys.stderr)
         return 2
-    problem = ovs_problem()
+    problem = machine_problem()
     if problem:
-        print(f"bench_run.py: the emulated data center {problem}", file=sys.stderr)
+        print(f"bench_run.py: {problem}", file=sys.stderr)
         return 1
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-run-") as scratch, \

@@ -28,7 +28,7 @@ from cli.commands import (
     show,
     simulate,
 )
-from cli.errors import UsageError
+from cli.errors import CommandFailed, UsageError
 from testbed.termination import Terminated, raise_on_termination
 
 COMMAND_MODULES = (simulate, experiment, plot, run, console, show, restore, compare, export,
@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"beaver {args.command}: {error}", file=sys.stderr)
         return 2
+    except CommandFailed as error:
+        print(f"beaver {args.command}: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as interrupt:
         if isinstance(interrupt, Terminated):
             print(f"beaver {args.command}: terminated ({interrupt})", file=sys.stderr)

@@ -1,6 +1,6 @@
 """What the experiments run in the emulated data center share.
 
-They need root and a running Open vSwitch (:func:`machine_problem` says why
+They need root and a running Open vSwitch (:func:`testbed.network.machine_problem` says why
 not, before anything is built) and take one seed by default: each point is
 one emulated run, minutes where a simulated world takes seconds.
 """
@@ -10,15 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from experiments.base import Experiment
-from testbed.network import ovs_problem
-
-
-def machine_problem() -> str | None:
-    problem = ovs_problem()
-    if problem:
-        return (f"the emulated data center {problem}; run as root after ./setup.sh "
-                f"(which starts Open vSwitch)")
-    return None
+from testbed.network import machine_problem
 
 
 def emulated_experiment(**fields: Any) -> Experiment:

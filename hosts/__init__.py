@@ -13,4 +13,6 @@ hosts run external clients and relays that create external causal chains.
   the core's :mod:`topologies.management`)
 - :mod:`~hosts.relay`: ``python -m hosts.relay``, an external partner with WAN delay
 - :mod:`~hosts.client`: ``python -m hosts.client``, external key-value load on a VIP
+- :mod:`~hosts.probe`: ``python -m hosts.probe``, a UDP/TCP echo server and client that
+  print the DSCP of what they receive (tests and the gateway lab)
 """

@@ -23,6 +23,7 @@ from typing import Any
 
 from hosts import wire
 from hosts.loop import StoppableLoop, stop_on_signals
+from stats import percentile
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +38,15 @@ class ClientStats:
     latencies: list[float] = field(default_factory=list)
 
     def summary(self, outstanding: int) -> dict[str, Any]:
-        ordered = sorted(self.latencies)
-
-        def percentile(share: float) -> float | None:
-            if not ordered:
-                return None
-            return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1e3, 3)
+        def latency_ms(share: float) -> float | None:
+            seconds = percentile(self.latencies, share)
+            return None if seconds is None else round(seconds * 1e3, 3)
 
         return {
             "sent": self.sent, "replies": self.replies, "from_vip": self.from_vip,
             "lost": outstanding, "unexpected": self.unexpected,
-            "latency_ms": {"p50": percentile(0.5), "p99": percentile(0.99),
-                           "max": percentile(1.0)},
+            "latency_ms": {"p50": latency_ms(0.5), "p99": latency_ms(0.99),
+                           "max": latency_ms(1.0)},
         }
 
 

@@ -19,6 +19,8 @@ import socket
 import struct
 from typing import Any
 
+from beaver.ids import dscp_to_tos, tos_to_dscp
+
 MAX_DATAGRAM = 65507
 """Largest UDP payload over IPv4."""
 
@@ -51,16 +53,6 @@ def decode(payload: bytes) -> dict[str, Any]:
     if not isinstance(message.get("kind"), str):
         raise MalformedDatagram("no string 'kind'")
     return message
-
-
-def dscp_to_tos(dscp: int) -> int:
-    if not 0 <= dscp < 64:
-        raise ValueError(f"DSCP is six bits, got {dscp}")
-    return dscp << 2
-
-
-def tos_to_dscp(tos: int) -> int:
-    return tos >> 2
 
 
 def open_udp(address: tuple[str, int]) -> socket.socket:

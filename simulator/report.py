@@ -9,13 +9,13 @@ as long as its tau_min assumption holds.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 from beaver.protocols import protocol
 from oracle import Verdict
 from simulator.latency import US
 from simulator.world import Run
+from stats import percentile
 
 
 @dataclass(frozen=True)
@@ -66,14 +66,6 @@ class Summary:
 
 
 OVERDUE_EXAMPLES = 5
-
-
-def percentile(values: list[float], share: float) -> float | None:
-    """Nearest-rank percentile (``share`` in 0..1) of ``values``; None if empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
 def summarize(run: Run, verdicts: list[Verdict], wall_s: float) -> Summary:

@@ -82,6 +82,16 @@ def ovs_problem() -> str | None:
     return None
 
 
+SETUP_ADVICE = "run as root after ./setup.sh (which starts Open vSwitch)"
+
+
+def machine_problem(advice: str = SETUP_ADVICE) -> str | None:
+    """Why this machine cannot run the emulation, as one line saying what to do; None if
+    it can."""
+    problem = ovs_problem()
+    return None if problem is None else f"the emulated data center {problem}; {advice}"
+
+
 class DataCenter:
     """Topology + controller, created on ``__enter__`` and removed on ``__exit__``."""
 

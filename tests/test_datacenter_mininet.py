@@ -65,7 +65,7 @@ def next_line(lines: queue.Queue[tuple[str, str]], timeout: float,
 
 
 def probe(host: Any, *args: str) -> subprocess.Popen[str]:
-    return host.popen([sys.executable, "-m", "topologies.probe", *args], cwd=PROJECT_ROOT,
+    return host.popen([sys.executable, "-m", "hosts.probe", *args], cwd=PROJECT_ROOT,
                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 

@@ -17,8 +17,8 @@ import pytest
 from emulated_cli import beaver, bridges_of, plot
 
 from cli.main import main
-from experiments import emulated
 from experiments.emulated_timings import COLUMNS, draw, relayed_chains, share_below_tau
+from testbed import network
 from testbed.truth import Event, ProcessLog
 
 NAME = "emulated-timings"
@@ -90,7 +90,7 @@ def test_plot_from_a_hand_written_csv(tmp_path: Path) -> None:
 def test_refuses_in_one_line_without_the_emulated_data_center(
         name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(emulated, "ovs_problem",
+    monkeypatch.setattr(network, "ovs_problem",
                         lambda: "needs root (network namespaces, Open vSwitch)")
     assert main(["experiment", name, "--quick", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err

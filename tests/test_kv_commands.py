@@ -15,7 +15,6 @@ import pytest
 
 from beaver.records import GatewayTiming
 from cli.commands.restore import restored_states
-from cli.commands.show import snapshot_states
 from cli.main import main
 from cli.runs.summary import summarize
 from cli.runs.text import format_summary
@@ -100,7 +99,7 @@ def test_restored_states_are_the_stored_ones_plus_what_was_in_flight(kv_db: Path
     assert expected["a"] == kv_state(WRITTEN_AT_A, {})
     assert expected["b"] == kv_state({"k0": 0, "k1": 1, "k7": 7}, {"k1": 1})
     lost_batch = {**expected, "b": kv_state({"k0": 0, "k1": 1}, {"k1": 1})}
-    report = SERVICES["kv"].restore_report(snapshot_states(snapshot), snapshot.in_flight,
+    report = SERVICES["kv"].restore_report(snapshot.node_states(), snapshot.in_flight,
                                            expected, lost_batch, {})
     assert not report["ok"] and report["mismatched_nodes"] == ["b"]
 

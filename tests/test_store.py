@@ -14,8 +14,6 @@ from typing import Any
 import pytest
 
 from beaver.records import GatewayTiming
-from cli.commands import restore as restore_command
-from cli.commands import run as run_command
 from cli.main import main
 from controller.coordinator.store import (
     SCHEMA_VERSION,
@@ -27,6 +25,7 @@ from controller.coordinator.store import (
     open_existing,
 )
 from oracle import Verdict
+from testbed import network
 
 TABLES = {"runs", "snapshots", "local_states", "in_flight", "gateway_timings", "rejections",
           "node_counters"}
@@ -288,13 +287,13 @@ def test_run_refuses_nonsense_and_a_machine_without_ovs(monkeypatch, tmp_path: P
     for window in ("0", "17"):
         code, _, err = beaver(capsys, "run", "--window", window, "--db", str(db))
         assert code == 2 and err.count("\n") == 1 and "--window must be in 1..16" in err
-    monkeypatch.setattr(run_command, "ovs_problem", lambda: "needs root")
+    monkeypatch.setattr(network, "ovs_problem", lambda: "needs root")
     code, _, err = beaver(capsys, "run", "--db", str(db))
     assert code == 1 and err.count("\n") == 1 and "needs root" in err and "setup.sh" in err
     assert not db.exists()
 
 
 def test_live_restore_without_ovs_points_to_offline(bank_db: Path, monkeypatch, capsys) -> None:
-    monkeypatch.setattr(restore_command, "ovs_problem", lambda: "needs root")
+    monkeypatch.setattr(network, "ovs_problem", lambda: "needs root")
     code, _, err = beaver(capsys, "restore", "1", "--db", str(bank_db))
     assert code == 1 and err.count("\n") == 1 and "--offline" in err

@@ -19,6 +19,7 @@ from test_store import bank_db, beaver  # noqa: F401 (the fixture)
 
 from cli.commands import run as run_command
 from controller.coordinator.store import Store
+from testbed import network
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -111,7 +112,7 @@ class FailingEmulation:
 
 def test_a_failed_start_up_leaves_no_pending_run(tmp_path: Path, capsys, monkeypatch) -> None:
     db = tmp_path / "beaver.db"
-    monkeypatch.setattr(run_command, "ovs_problem", lambda: None)
+    monkeypatch.setattr(network, "ovs_problem", lambda: None)
     monkeypatch.setattr(run_command, "Emulation", FailingEmulation)
     code, _, err = beaver(capsys, "run", "--snapshots", "3", "--db", str(db))
     assert code == 1 and "the controller exited with 1" in err

@@ -14,9 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from cli.commands.export import open_database
-from cli.commands.show import chosen_run
 from cli.errors import UsageError
+from cli.stores import chosen_run, open_store
 from controller.coordinator.store import DEFAULT_DB
 
 NAME = "compare"
@@ -36,10 +35,7 @@ def run(args: argparse.Namespace) -> int:
     sides = []
     for text in args.runs:
         db, run_id = where(text, args.db)
-        opened = open_database(db, NAME)
-        if opened is None:
-            return 1
-        with opened as store:
+        with open_store(db, read_only=True) as store:
             chosen_run(store, run_id)
         sides.append((f"{db}:{run_id}", measures(db, run_id)))
     if args.json:

@@ -9,12 +9,11 @@ opened read-only. ``docs/analysis.ipynb`` loads such a folder.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from cli.commands.show import chosen_run
 from cli.errors import UsageError
-from controller.coordinator.store import DEFAULT_DB, NotATestbedDatabase, StoreError, open_read_only
+from cli.stores import chosen_run, open_store
+from controller.coordinator.store import DEFAULT_DB
 
 NAME = "export"
 HELP = "write a stored run as one tidy CSV per table (the oracle's verdicts joined)"
@@ -33,23 +32,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.to.exists() and not args.to.is_dir():
         raise UsageError(f"--to {args.to} exists and is not a folder")
-    opened = open_database(args.db, NAME)
-    if opened is None:
-        return 1
-    with opened as store:
+    with open_store(args.db, read_only=True) as store:
         chosen_run(store, args.run)
     for path in export(args.db, args.run, args.to):
         print(path)
     return 0
-
-
-def open_database(db: Path, command: str):
-    """The database read-only; a non-testbed file is bad input (exit 2), a missing or
-    unusable one prints one line and gives None (exit 1)."""
-    try:
-        return open_read_only(db)
-    except NotATestbedDatabase as error:
-        raise UsageError(str(error)) from None
-    except StoreError as error:
-        print(f"beaver {command}: {error}", file=sys.stderr)
-        return None

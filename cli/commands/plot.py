@@ -12,12 +12,12 @@ space-time diagram of one stored snapshot (``--db``, ``--run``), written to
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from cli.bounds import record_id
 from cli.errors import UsageError
-from controller.coordinator.store import DEFAULT_DB, StoreError, open_existing
+from cli.stores import chosen_run, open_store
+from controller.coordinator.store import DEFAULT_DB
 
 NAME = "plot"
 DIAGRAM = "diagram"
@@ -79,15 +79,11 @@ def check_results(csv_path: Path) -> None:
 
 
 def _diagram(args: argparse.Namespace) -> int:
-    from cli.commands.show import chosen_run, diagram
+    from cli.diagrams import diagram
 
     if args.snapshot is None:
         raise UsageError("plot diagram needs --snapshot ID")
-    try:
-        store = open_existing(args.db)
-    except StoreError as error:
-        print(f"beaver plot: {error}", file=sys.stderr)
-        return 1
+    store = open_store(args.db, read_only=True)
     with store:
         run_id = chosen_run(store, args.run)
         path = Path(args.results) / DIAGRAM / f"run-{run_id}-snapshot-{args.snapshot}.png"

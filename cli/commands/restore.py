@@ -40,20 +40,16 @@ from pathlib import Path
 from typing import Any
 
 from cli.bounds import record_id
-from cli.commands.show import chosen_run, snapshot_states
 from cli.errors import UsageError
+from cli.stores import chosen_run, open_store
 from controller.coordinator.store import (
     DEFAULT_DB,
     FinishedSnapshot,
-    NotATestbedDatabase,
     Store,
-    StoreError,
-    open_existing,
-    open_read_only,
 )
 from hosts.services.kind import NodeSetup, ServiceKind
 from hosts.services.registry import service_kind, titles
-from testbed.network import ovs_problem
+from testbed.network import machine_problem
 
 NAME = "restore"
 HELP = (f"restore the {titles()} to a stored snapshot (in a fresh emulated "
@@ -74,13 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        store = open_read_only(args.db) if args.offline else open_existing(args.db)
-    except NotATestbedDatabase as error:
-        raise UsageError(str(error)) from None
-    except StoreError as error:
-        print(f"beaver restore: {error}", file=sys.stderr)
-        return 1
+    store = open_store(args.db, read_only=args.offline)
     with store:
         run_id = chosen_run(store, args.run)
         run_row = store.run(run_id)
@@ -97,17 +87,16 @@ def run(args: argparse.Namespace) -> int:
         if args.offline:
             restored, where = expected, "this process (--offline)"
         else:
-            problem = ovs_problem()
+            problem = machine_problem("run as root, or use --offline")
             if problem:
-                print(f"beaver restore: the emulated data center {problem}; run as root, "
-                      "or use --offline", file=sys.stderr)
+                print(f"beaver restore: {problem}", file=sys.stderr)
                 return 1
             try:
                 restored, where = restore_in_network(store, run_id, run_row, snapshot, kind)
             except (TimeoutError, RuntimeError) as error:
                 print(f"beaver restore: {error}", file=sys.stderr)
                 return 1
-    report = kind.restore_report(snapshot_states(snapshot), snapshot.in_flight, expected,
+    report = kind.restore_report(snapshot.node_states(), snapshot.in_flight, expected,
                                  restored, run_row["parameters"])
     report |= {"service": service, "run": run_id, "snapshot_id": args.id, "where": where,
                "snapshot_valid": snapshot.valid, "snapshot_complete": snapshot.complete}

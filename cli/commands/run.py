@@ -49,7 +49,7 @@ from controller.coordinator.service import TakeResult
 from controller.coordinator.store import Store, StoreError
 from hosts.services.registry import titles
 from testbed.emulation import Emulation, EmulationSettings
-from testbed.network import ovs_problem
+from testbed.network import machine_problem
 from testbed.truth import TruthLogError, judge_run
 
 __all__ = ["HELP", "NAME", "add_arguments", "run"]
@@ -72,10 +72,9 @@ def emulate(args: argparse.Namespace, session: Session, command: str) -> int:
     """Build the emulated data center for ``args``, run ``session`` in it, store and print
     the run's summary: ``beaver run`` and ``beaver cli`` differ only in their session."""
     settings = settings_of(args)
-    problem = ovs_problem()
+    problem = machine_problem()
     if problem:
-        print(f"beaver {command}: the emulated data center {problem}; run as root after "
-              "./setup.sh (which starts Open vSwitch)", file=sys.stderr)
+        print(f"beaver {command}: {problem}", file=sys.stderr)
         return 1
     try:
         store = Store(args.db)

@@ -20,20 +20,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from cli.bounds import record_id
+from cli.diagrams import diagram
 from cli.errors import UsageError
+from cli.stores import chosen_run, open_store
 from controller.coordinator.store import (
     DEFAULT_DB,
-    FinishedSnapshot,
-    NotATestbedDatabase,
     Store,
-    StoreError,
-    open_read_only,
 )
 from hosts.services.kind import ServiceKind
 from hosts.services.registry import SERVICES, service_kind
@@ -59,13 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.db.is_file():
         raise UsageError(f"no database at {args.db} (make one with: beaver run --db {args.db})")
-    try:
-        store = open_read_only(args.db)
-    except NotATestbedDatabase as error:
-        raise UsageError(str(error)) from None
-    except StoreError as error:
-        print(f"beaver show: {error}", file=sys.stderr)
-        return 1
+    store = open_store(args.db, read_only=True)
     if args.diagram is not None and (args.id is None or args.diagram.suffix != ".png"):
         raise UsageError("--diagram takes a snapshot ID and a FILE.png to write")
     with store:
@@ -79,34 +70,6 @@ def run(args: argparse.Namespace) -> int:
             document = snapshot_document(store, run_id, args.id)
             print(json.dumps(document) if args.json else format_snapshot(document))
     return 0
-
-
-def diagram(store: Store, run: int, snapshot_id: int, path: Path) -> Path:
-    """Draw snapshot ``snapshot_id`` of ``run`` to ``path``; UsageError if it cannot be."""
-    from analysis.diagram import draw_stored
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return draw_stored(store, run, snapshot_id, path)
-    except KeyError as error:
-        raise UsageError(str(error).strip("'\"")) from None
-    except LookupError as error:
-        raise UsageError(f"{error} (runs store them since this version)") from None
-    except OSError as error:
-        raise UsageError(f"cannot write {path}: {error.strerror}") from None
-
-
-def chosen_run(store: Store, run: int | None) -> int:
-    """``run`` if the database has it, else the newest; UsageError when there is none."""
-    if run is None:
-        run = store.latest_run()
-        if run is None:
-            raise UsageError(f"{store.path} holds no runs yet")
-    try:
-        store.run(run)
-    except KeyError as error:
-        raise UsageError(str(error).strip("'\"")) from None
-    return run
 
 
 def run_document(store: Store, run: int) -> dict[str, Any]:
@@ -140,16 +103,11 @@ def snapshot_document(store: Store, run: int, snapshot_id: int) -> dict[str, Any
         "oracle": store.verdicts(run).get(snapshot_id),
     }
     kind = service_kind(run_row["parameters"].get("service", ""))
-    view = kind.view(snapshot_states(snapshot), snapshot.in_flight, run_row["parameters"]) \
+    view = kind.view(snapshot.node_states(), snapshot.in_flight, run_row["parameters"]) \
         if kind else None
     if kind and view is not None:
         document[kind.name] = view  # the service's view, under its name
     return document
-
-
-def snapshot_states(snapshot: FinishedSnapshot) -> dict[str, Any]:
-    """Each node's recorded state in a stored snapshot."""
-    return {s.node: s.state for s in snapshot.states}
 
 
 def _us(value: float | None) -> str:

@@ -6,20 +6,12 @@ Everything is read back from the store, so the summary says what a later
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 from controller.coordinator.store import Store
 from hosts.services.registry import DEFAULT_SERVICE, service_kind
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """The q-quantile (0..1) by the nearest-rank method; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+from stats import percentile
 
 
 def start_rate(starts: list[float]) -> float | None:
@@ -46,8 +38,7 @@ def summarize(store: Store, run_id: int, db: Path) -> dict[str, Any]:
     for row in accepted if checked else []:
         assert kind is not None
         snapshot = store.snapshot(run_id, row["snapshot_id"])
-        states = {s.node: s.state for s in snapshot.states}
-        if kind.invariant(states, snapshot.in_flight, run_row["parameters"]):
+        if kind.invariant(snapshot.node_states(), snapshot.in_flight, run_row["parameters"]):
             violating.append(row["snapshot_id"])
     verdicts = store.verdicts(run_id)
     judged = [r for r in rows if r["snapshot_id"] in verdicts]

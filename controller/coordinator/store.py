@@ -203,6 +203,10 @@ class FinishedSnapshot:
     def update_us(self) -> float | None:
         return None if self.t1 is None else (self.t1 - self.t0) * 1e6
 
+    def node_states(self) -> dict[str, Any]:
+        """Each node's recorded state, by node."""
+        return {s.node: s.state for s in self.states}
+
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)

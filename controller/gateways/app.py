@@ -32,7 +32,7 @@ from os_ken.controller.handler import (
 from os_ken.lib.packet import ipv4, packet, tcp, udp
 from os_ken.ofproto import nicira_ext, ofproto_v1_3
 
-from beaver.ids import IdSpace
+from beaver.ids import IdSpace, tos_to_dscp
 from controller.gateways.control import ControlServer
 from controller.gateways.decisions import (
     GatewayController,
@@ -212,7 +212,7 @@ class GatewayApp(app_manager.OSKenApp):
             return
         with self.lock:
             if purpose_of(msg.cookie) is Purpose.OBSERVE:
-                self._send_ops(self.decisions.on_ingroup_copy(name, ip.tos >> 2))
+                self._send_ops(self.decisions.on_ingroup_copy(name, tos_to_dscp(ip.tos)))
             elif msg.table_id == table(GATEWAY_PIPELINE, "balance").table_id:
                 ops = self.decisions.on_balance_miss(name, _flow_key(msg.data, ip))
                 self._send_ops(ops, packet_in=msg)

@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 from beaver.protocols import PiggybackNodeFactory
-from cli.commands.simulate import node_class_for
 from cli.errors import UsageError
+from cli.node_classes import node_class_for
 from simulator import World, WorldConfig, simulate
 
 STARTER = f"{os.path.relpath(Path(__file__).parent / 'node.py')}:StudentNode"

@@ -1,12 +1,12 @@
 """Traffic probes run inside emulated hosts: a UDP/TCP echo server and a client.
 
-``python -m topologies.probe serve --udp 5000 --tcp 5001`` prints ``ready``
+``python -m hosts.probe serve --udp 5000 --tcp 5001`` prints ``ready``
 once both sockets are bound, then one JSON line per datagram or connection:
 ``{"proto", "src", "sport", "dport", "dscp"}`` and echoes the payload back.
 ``dscp`` is read per datagram with ``IP_RECVTOS``; it is null for TCP (a
 stream socket does not report it).
 
-``python -m topologies.probe send udp|tcp HOST PORT --sport S --count N
+``python -m hosts.probe send udp|tcp HOST PORT --sport S --count N
 [--flows F] [--dscp D]`` sends ``N`` datagrams (or one TCP exchange) from
 source port ``S`` (then ``S+1``... for ``F`` flows) and prints one JSON line
 per reply: ``{"reply_from", "payload"}``, then ``done``.
@@ -19,6 +19,8 @@ import json
 import select
 import socket
 import sys
+
+from beaver.ids import dscp_to_tos, tos_to_dscp
 
 BUFFER = 2048
 
@@ -38,7 +40,7 @@ def serve(udp_port: int, tcp_port: int) -> None:
             data, ancillary, _, source = udp.recvmsg(BUFFER, socket.CMSG_SPACE(1))
             tos = next((c[2][0] for c in ancillary
                         if (c[0], c[1]) == (socket.IPPROTO_IP, socket.IP_TOS)), None)
-            report("udp", source, udp_port, None if tos is None else tos >> 2)
+            report("udp", source, udp_port, None if tos is None else tos_to_dscp(tos))
             udp.sendto(data, source)
         if tcp in readable:
             connection, source = tcp.accept()
@@ -66,7 +68,7 @@ def send_flow(proto: str, host: str, port: int, sport: int, count: int, dscp: in
     kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, dscp << 2)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, dscp_to_tos(dscp))
         sock.bind(("0.0.0.0", sport))
         sock.settimeout(timeout)
         if proto == "tcp":
@@ -87,7 +89,7 @@ def send_flow(proto: str, host: str, port: int, sport: int, count: int, dscp: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m topologies.probe")
+    parser = argparse.ArgumentParser(prog="python -m hosts.probe")
     commands = parser.add_subparsers(dest="command", required=True)
     server = commands.add_parser("serve")
     server.add_argument("--udp", type=int, required=True)
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except OSError as error:
-        print(f"python -m topologies.probe: {error}", file=sys.stderr)
+        print(f"python -m hosts.probe: {error}", file=sys.stderr)
         return 1
     return 0
 
