@@ -2,7 +2,8 @@
 
 ``beaver run`` runs with a state directory of this test's own; once 5
 snapshots are stored, the test kills (SIGKILL) one component found in the
-run's record: a bank agent, or the gateway controller. The run must notice
+run's record: a bank agent, the relay or the gateway controller; or it
+deletes one of the run's gateway bridges. The run must notice
 within a couple of seconds, stop taking snapshots, name the component and
 why in its JSON ``failures``, store the snapshots left open as incomplete,
 exit 1, and still remove everything it created.
@@ -27,7 +28,19 @@ from topologies.record import STATE_DIR_VARIABLE, Record
 pytestmark = pytest.mark.mininet
 
 
-@pytest.mark.parametrize("role", ["hosts.agent on", "controller"])
+def break_component(record: Record, role: str) -> tuple[str, str]:
+    """Kill the recorded process whose role starts with ``role``, or delete the first
+    gateway bridge (``role == "bridge"``); returns the failure the run should report."""
+    if role == "bridge":
+        gateway = next(b.name for b in record.bridges if b.name.startswith(f"{record.prefix}gw"))
+        subprocess.run(["ovs-vsctl", "del-br", gateway], check=True)
+        return "bridges", f"bridge {gateway} is gone"
+    victim = next(p for p in record.processes if p.role.startswith(role))
+    os.kill(victim.pid, signal.SIGKILL)
+    return victim.role, "killed by signal 9 (SIGKILL)"
+
+
+@pytest.mark.parametrize("role", ["hosts.agent on", "hosts.relay on", "controller", "bridge"])
 def test_a_killed_component_is_named_and_the_run_exits_1(mininet_machine: None, tmp_path: Path,
                                                          role: str) -> None:
     db, state = tmp_path / "beaver.db", tmp_path / "state"
@@ -45,8 +58,7 @@ def test_a_killed_component_is_named_and_the_run_exits_1(mininet_machine: None, 
             seen += chunk
         [path] = state.glob(f"*-{process.pid}.json")
         record = Record.from_json(path.read_text())
-        victim = next(p for p in record.processes if p.role.startswith(role))
-        os.kill(victim.pid, signal.SIGKILL)
+        component, reason = break_component(record, role)
         killed_at = time.monotonic()
         out, err = process.communicate(timeout=60)
         ended_at = time.monotonic()
@@ -58,12 +70,12 @@ def test_a_killed_component_is_named_and_the_run_exits_1(mininet_machine: None, 
     print(err[-3000:])
     assert process.returncode == 1, err[-2000:]
     summary = last_json(out.decode())
-    [failure] = [f for f in summary["failures"] if f["component"] == victim.role]
-    assert failure["reason"] == "killed by signal 9 (SIGKILL)"
+    [failure] = [f for f in summary["failures"] if f["component"] == component]
+    assert failure["reason"] == reason
     assert failure["noticed_at"] - killed_at < 2.5, "noticed within a couple of seconds"
     assert ended_at - killed_at < 30, "the run did not wait out its timeout"
-    assert f"{victim.role} (killed by signal 9 (SIGKILL))" in out.decode()
-    assert summary["snapshots"] < 400 and summary["given_up_reason"].startswith(victim.role)
+    assert f"{component} ({reason})" in out.decode()
+    assert summary["snapshots"] < 400 and summary["given_up_reason"].startswith(component)
     if role == "hosts.agent on":
         assert summary["given_up_snapshots"], "the snapshots the dead agent left open"
         complete = {r["snapshot_id"]: r["complete"] for r in json.loads(subprocess.run(
