@@ -2,12 +2,15 @@
 
 ``DataCenter(params)`` checks the parameters before creating anything (bad
 ones raise one ``ValueError``). Entering it writes the address plan to a
-temporary directory, starts ``python -m controller.gateways`` (kept by its PID),
-builds and starts the Mininet network, and waits until every switch has
-connected and its proactive rules are installed. Leaving it, also after an
-exception or Ctrl-C, stops the network (Mininet deletes exactly the bridges,
-links and namespaces it created for this topology) and then the controller
-process, and removes the temporary directory.
+temporary directory, starts the data center's own switch daemons there (one
+``ovsdb-server`` + ``ovs-vswitchd`` per gateway and one for the fabric,
+:mod:`testbed.switchd`), starts ``python -m controller.gateways`` (kept by its
+PID), builds and starts the Mininet network on those daemons, and waits until
+every switch has connected and its proactive rules are installed. Leaving
+it, also after an exception or Ctrl-C, stops the network (Mininet deletes
+exactly the links and namespaces it created for this topology), then the
+switch daemons (their bridges go with them), then the controller process,
+and removes the temporary directory (databases, sockets, logs).
 
 While it runs, a record of exactly what it created (bridges, root-namespace
 interfaces, the controller's and node shells' PIDs, the temporary
@@ -45,6 +48,7 @@ from typing import Any
 
 from beaver.ids import IdSpace
 from controller.gateways.client import ControllerError, GatewayClient
+from testbed.switchd import SwitchDaemon, SwitchDaemons, daemon_problem
 from testbed.termination import Terminated, raise_on_termination
 from topologies.addressing import AddressPlan, DataCenterParams, build_plan
 from topologies.claims import Claim, NamePool, claim, claim_free
@@ -75,6 +79,9 @@ def ovs_problem() -> str | None:
     probe = subprocess.run(["ovs-vsctl", "--timeout=5", "show"], capture_output=True, text=True)
     if probe.returncode != 0:
         return f"Open vSwitch is not reachable: {probe.stderr.strip() or 'ovs-vsctl show failed'}"
+    problem = daemon_problem()
+    if problem:
+        return problem
     try:
         import mininet.net  # noqa: F401
     except ImportError as error:
@@ -119,6 +126,7 @@ class DataCenter:
         self.record: RunRecord | None = None
         self.workdir: Path | None = None
         self.controller_process: subprocess.Popen[bytes] | None = None
+        self.daemons: SwitchDaemons | None = None
         self.net: Any = None
         self.hosts: dict[str, Any] = {}
         self._mgmt_ports: dict[str, int] = {}
@@ -157,9 +165,9 @@ class DataCenter:
 
     def _start(self) -> None:
         from mininet.log import setLogLevel
-        from mininet.node import OVSSwitch, RemoteController
+        from mininet.node import RemoteController
 
-        from topologies.datacenter import PlannedTopo
+        from topologies.datacenter import PlannedTopo, PrivateOVSSwitch
         from topologies.recorded_mininet import RecordedMininet
 
         problem = ovs_problem()
@@ -171,11 +179,17 @@ class DataCenter:
         self.record.add_directory(self.workdir)
         self.plan_file.write_text(self.plan.to_json())
         self.secret = RunSecret.create(self.workdir)
+        self.daemons = SwitchDaemons(self.workdir / "ovs", [g.name for g in self.plan.gateways])
+        self.daemons.rundir.mkdir()
+        self.daemons.start(self.record.add_process)
         self._start_controller_on_free_ports()
 
         setLogLevel(self.mininet_log)
+        daemons = self.daemons
         self.net = RecordedMininet(
-            topo=PlannedTopo(plan=self.plan), switch=OVSSwitch, build=False, autoSetMacs=False,
+            topo=PlannedTopo(plan=self.plan,
+                             rundir_of=lambda switch: str(daemons.of_switch(switch).rundir)),
+            switch=PrivateOVSSwitch, build=False, autoSetMacs=False,
             controller=None, cleanup=False, record=self.record,
         )
         self.net.addController(RemoteController(f"{self.plan.prefix}c0", ip="127.0.0.1",
@@ -183,6 +197,7 @@ class DataCenter:
         self.net.build()
         self.net.start()
         self.net.pin_bridges()
+        self.daemons.link_bridges([s.name for s in self.plan.switches] + [self.plan.mgmt_switch])
         names = [h.name for h in self.plan.hosts] + [x.name for x in self.plan.externals]
         self.hosts = {name: self.net.get(name) for name in names}
         self._close_management()
@@ -234,12 +249,12 @@ class DataCenter:
         gateways = {g.name for g in self.plan.gateways}
         for switch in self.plan.switches:
             pipeline = GATEWAY_PIPELINE if switch.name in gateways else FABRIC_PIPELINE
-            command = ["ovs-vsctl"]
+            command: list[str] = []
             for table in pipeline:
                 command += ["--", f"--id=@t{table.table_id}", "create", "Flow_Table",
                             f"name={table.name}", "--", "set", "Bridge", switch.name,
                             f"flow_tables:{table.table_id}=@t{table.table_id}"]
-            subprocess.run(command, check=True, capture_output=True)
+            self.switch_daemon(switch.name).vsctl(*command)
 
     def _start_controller_on_free_ports(self, attempts: int = 3) -> None:
         """Start the controller; ports probed free can be taken before it binds, so retry."""
@@ -262,6 +277,9 @@ class DataCenter:
             "--update-timeout", str(self.update_timeout),
             "--secret-file", str(self.secret_file),
         ]
+        assert self.daemons is not None
+        for gateway, control in self.daemons.control_sockets().items():
+            command += ["--datapath-control", f"{gateway}={control}"]
         if self.window is not None:
             command += ["--window", str(self.window)]
         with open(self.controller_log, "wb") as log:
@@ -298,6 +316,10 @@ class DataCenter:
         if self.net is not None:
             self.net.stop()
             self.net = None
+        if self.daemons is not None:
+            record = self.record
+            self.daemons.stop(record.forget_process if record is not None else lambda pid: None)
+            self.daemons = None
         process = self.controller_process
         if process is not None and process.poll() is None:
             process.terminate()
@@ -318,10 +340,17 @@ class DataCenter:
     def host(self, name: str) -> Any:
         return self.hosts[name]
 
+    def switch_daemon(self, switch: str) -> SwitchDaemon:
+        """The private switch daemon running ``switch``'s bridge."""
+        assert self.daemons is not None, "the data center is not running"
+        return self.daemons.of_switch(switch)
+
     def ofctl(self, *args: str) -> str:
-        """Run ``ovs-ofctl -O OpenFlow13 --names args...`` and return its output."""
+        """Run ``ovs-ofctl -O OpenFlow13 --names args...`` (any bridge) and return its output."""
+        assert self.daemons is not None, "the data center is not running"
         return subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "--names", *args],
-                              capture_output=True, text=True, check=True).stdout
+                              capture_output=True, text=True, check=True,
+                              env=self.daemons.environment()).stdout
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -163,9 +163,15 @@ def counted(dc: DataCenter, before: dict[str, int], gateway: str | None, packets
 
 
 def gateway_packets(dc: DataCenter) -> dict[str, int]:
-    """Packets each gateway has classified (table 0): everything that entered it."""
+    """Packets each gateway has classified (table 0): everything that entered it.
+
+    Each gateway's revalidator finishes a pass first, so the counts include every
+    packet forwarded so far (a gateway's daemon pushes datapath statistics to its
+    rules only during those passes).
+    """
     counts = {}
     for gateway in dc.plan.gateways:
+        dc.switch_daemon(gateway.name).appctl("revalidator/wait")
         output = dc.ofctl("dump-aggregate", gateway.name, "table=0")
         counts[gateway.name] = int(output.split("packet_count=")[1].split()[0])
     return counts
@@ -368,8 +374,7 @@ def test_gateway_disconnecting_during_an_update_is_reported_failed(dc: DataCente
     """The barrier reply is held back, then the connection drops while set_id waits."""
     gateway = dc.plan.gateways[-1].name
     relay = OpenFlowRelay(dc.controller_port)
-    subprocess.run(["ovs-vsctl", "set-controller", gateway, f"tcp:127.0.0.1:{relay.port}"],
-                   check=True)
+    dc.switch_daemon(gateway).vsctl("set-controller", gateway, f"tcp:127.0.0.1:{relay.port}")
     try:
         deadline = time.monotonic() + 30
         while True:  # the controller serves the gateway's new connection, through the relay
@@ -401,8 +406,8 @@ def test_gateway_disconnecting_during_an_update_is_reported_failed(dc: DataCente
         assert all(t.acked_at is not None for t in others)
     finally:
         relay.cut()
-        subprocess.run(["ovs-vsctl", "set-controller", gateway,
-                        f"tcp:127.0.0.1:{dc.controller_port}"], check=True)
+        dc.switch_daemon(gateway).vsctl("set-controller", gateway,
+                                        f"tcp:127.0.0.1:{dc.controller_port}")
         dc.controller.wait_ready(30)
 
 

@@ -22,7 +22,11 @@ entry for every data-plane address, so nothing floods.
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from mininet.node import Host, OVSBridge, OVSSwitch
@@ -47,6 +51,62 @@ class DataCenterHost(Host):
 
 
 SWITCH_OPTIONS = {"datapath": "user", "protocols": "OpenFlow13", "failMode": "secure"}
+PRIVATE_DATAPATH_TYPE = "dummy"
+"""``datapath_type`` of bridges on a private daemon (``ovs-vswitchd --enable-dummy``): the
+userspace datapath without kernel tap devices (see :mod:`testbed.switchd`)."""
+
+
+class PrivateDaemonSwitch:
+    """Mixin: an OVS switch whose bridge lives on a private switch daemon.
+
+    The daemon is named by its run directory (``ovs_rundir``): the switch's shell
+    exports ``OVS_RUNDIR``, so Mininet's own ``ovs-vsctl`` and ``ovs-ofctl``
+    commands reach that daemon's database and the bridge's management socket;
+    the batched start-up commands run with it too, one ``ovs-vsctl`` per daemon.
+    The daemon's exit removes the bridge, so shutting down deletes nothing.
+    """
+
+    def __init__(self, name: str, ovs_rundir: str, **params: Any) -> None:
+        super().__init__(name, **params)  # type: ignore[call-arg]
+        self.ovs_rundir = ovs_rundir
+        self.cmd(f"export OVS_RUNDIR={shlex.quote(ovs_rundir)}")  # type: ignore[attr-defined]
+
+    def bridgeOpts(self) -> str:  # noqa: N802 (Mininet's name)
+        options = super().bridgeOpts().replace(" datapath_type=netdev", "")  # type: ignore[misc]
+        return f"{options} datapath_type={PRIVATE_DATAPATH_TYPE}"
+
+    @classmethod
+    def batchStartup(cls, switches: Any, run: Any = None) -> Any:  # noqa: N802
+        by_daemon: dict[str, list[Any]] = {}
+        for switch in switches:
+            by_daemon.setdefault(switch.ovs_rundir, []).append(switch)
+        for rundir, group in by_daemon.items():
+            commands = " ".join(command.strip() for switch in group for command in switch.commands)
+            if commands:
+                done = subprocess.run(f"ovs-vsctl --timeout=30 {commands}", shell=True,
+                                      capture_output=True, text=True,
+                                      env={**os.environ, "OVS_RUNDIR": rundir})
+                if done.returncode != 0:
+                    raise RuntimeError(f"ovs-vsctl on {rundir}: {done.stderr.strip()}")
+            for switch in group:
+                switch.commands, switch.batch = [], False
+        return switches
+
+    @classmethod
+    def batchShutdown(cls, switches: Any, run: Any = None) -> Any:  # noqa: N802
+        return switches
+
+
+class PrivateOVSSwitch(PrivateDaemonSwitch, OVSSwitch):  # type: ignore[misc]
+    """A data-plane switch (OpenFlow, secure fail mode) on a private daemon."""
+
+
+class PrivateOVSBridge(PrivateDaemonSwitch, OVSBridge):  # type: ignore[misc]
+    """The management network's learning bridge on a private daemon."""
+
+
+SwitchRundir = Callable[[str], str]
+"""Switch name -> run directory of the private daemon that runs its bridge."""
 
 
 class DataCenterTopo(Topo):
@@ -57,10 +117,23 @@ class DataCenterTopo(Topo):
         plan_into_topo(self, self.plan)
 
 
-def plan_into_topo(topo: Topo, plan: AddressPlan) -> None:
+def plan_into_topo(topo: Topo, plan: AddressPlan, rundir_of: SwitchRundir | None = None) -> None:
+    """Add the plan's switches, hosts and links to ``topo``.
+
+    ``rundir_of``: bridges on private daemons (:mod:`testbed.switchd`); None: on the
+    system's Open vSwitch (``mn --custom``).
+    """
     for switch in plan.switches:
-        topo.addSwitch(switch.name, dpid=f"{switch.dpid:016x}", cls=OVSSwitch, **SWITCH_OPTIONS)
-    topo.addSwitch(plan.mgmt_switch, dpid=f"{0xF01:016x}", cls=OVSBridge, datapath="user")
+        if rundir_of is None:
+            extra: dict[str, Any] = {"cls": OVSSwitch}
+        else:
+            extra = {"cls": PrivateOVSSwitch, "ovs_rundir": rundir_of(switch.name)}
+        topo.addSwitch(switch.name, dpid=f"{switch.dpid:016x}", **SWITCH_OPTIONS, **extra)
+    if rundir_of is None:
+        topo.addSwitch(plan.mgmt_switch, dpid=f"{0xF01:016x}", cls=OVSBridge, datapath="user")
+    else:
+        topo.addSwitch(plan.mgmt_switch, dpid=f"{0xF01:016x}", cls=PrivateOVSBridge,
+                       datapath="user", ovs_rundir=rundir_of(plan.mgmt_switch))
     for link in plan.links:
         topo.addLink(link.a, link.b, port1=link.a_port, port2=link.b_port)
 
@@ -87,8 +160,9 @@ def plan_into_topo(topo: Topo, plan: AddressPlan) -> None:
 class PlannedTopo(Topo):
     """The topology of an existing plan (what :class:`testbed.network.DataCenter` builds)."""
 
-    def build(self, plan: AddressPlan) -> None:  # type: ignore[override]
-        plan_into_topo(self, plan)
+    def build(self, plan: AddressPlan,  # type: ignore[override]
+              rundir_of: SwitchRundir | None = None) -> None:
+        plan_into_topo(self, plan, rundir_of)
 
 
 topos = {"datacenter": DataCenterTopo}

@@ -5,13 +5,13 @@ update of the :class:`~topologies.record.RunRecord`: every node's shell
 (hosts, switches, controllers: ``node.pid``), every switch's bridge name,
 and the root-namespace ends of every link with their ifindex (ends inside
 a host's namespace disappear with it). :meth:`RecordedMininet.pin_bridges`,
-called after ``start()``, adds the bridges' OVSDB ``_uuid``.
+called after ``start()``, adds the bridges' OVSDB ``_uuid`` (asked through each
+switch's own ``ovs-vsctl``, so also of bridges on private switch daemons).
 """
 
 from __future__ import annotations
 
 import socket
-import subprocess
 from typing import Any
 
 from mininet.net import Mininet
@@ -51,11 +51,7 @@ class RecordedMininet(Mininet):  # type: ignore[misc]
 
     def pin_bridges(self) -> None:
         """Write down the OVSDB ``_uuid`` of every switch's bridge (after ``start()``)."""
-        names = [switch.name for switch in self.switches]
-        listed = subprocess.run(
-            ["ovs-vsctl", "--timeout=10", "-f", "csv", "--no-headings",
-             "--columns=name,_uuid", "list", "Bridge", *names],
-            capture_output=True, text=True, check=True,
-        ).stdout
-        uuids = dict(line.split(",", 1) for line in listed.split())
-        self.record.pin_bridges({name.strip('"'): uuid for name, uuid in uuids.items()})
+        uuids = {switch.name: switch.vsctl("--timeout=10", "get", "Bridge", switch.name,
+                                           "_uuid").strip()
+                 for switch in self.switches}
+        self.record.pin_bridges({name: uuid for name, uuid in uuids.items() if uuid})

@@ -35,6 +35,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="snapshot ids in flight (the agents' and coordinator's window)")
     parser.add_argument("--secret-file", type=Path,
                         help="the run's secret: control requests must carry its HMAC")
+    parser.add_argument("--datapath-control", action="append", default=[],
+                        metavar="GATEWAY=SOCKET",
+                        help="unixctl socket of the ovs-vswitchd running GATEWAY: an update is "
+                             "acknowledged once that datapath's flow cache was emptied")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -53,6 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         print(f"python -m controller.gateways: {error}", file=sys.stderr)
         return 2
+    controls = {}
+    for option in args.datapath_control:
+        gateway, separator, path = option.partition("=")
+        if not separator or not gateway or not path:
+            print(f"python -m controller.gateways: --datapath-control wants GATEWAY=SOCKET, "
+                  f"got {option!r}", file=sys.stderr)
+            return 2
+        controls[gateway] = Path(path)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from os_ken import cfg
@@ -65,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             "no --secret-file: the control interface accepts any local user's requests")
     GatewayApp.settings = AppSettings(args.plan, args.listen_host, args.control_port,
                                       args.update_timeout, space, secret,
-                                      (args.listen_host, args.ofp_tcp_listen_port))
+                                      (args.listen_host, args.ofp_tcp_listen_port), controls)
     cfg.CONF(args=["--ofp-tcp-listen-port", str(args.ofp_tcp_listen_port),
                    "--ofp-listen-host", args.listen_host], project="os_ken")
     try:

@@ -8,7 +8,11 @@ friends from its own threads, so every use of the decisions and of the
 datapaths holds one lock.
 
 A switch counts as *ready* when the barrier sent after its proactive rules
-came back: all rules before it were applied.
+came back: all rules before it were applied. A gateway's part of an id
+update counts as acknowledged when its barrier came back *and* its datapath
+flow cache was emptied (:mod:`controller.gateways.datapath`), so that every
+packet it forwards from then on is stamped with the new id; that last step
+runs on the gateway's own thread, without the lock.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from os_ken.ofproto import nicira_ext, ofproto_v1_3
 
 from beaver.ids import IdSpace, tos_to_dscp
 from controller.gateways.control import ControlServer
+from controller.gateways.datapath import DatapathApplier
 from controller.gateways.decisions import (
     GatewayController,
     Install,
@@ -73,6 +78,9 @@ class AppSettings:
     """The run's secret: control requests must carry its HMAC (None: not checked)."""
     openflow: tuple[str, int] | None = None
     """Where switches connect (host, port): a peer must be root's socket (None: not checked)."""
+    datapath_controls: dict[str, Path] = field(default_factory=dict)
+    """Gateway -> unixctl socket of the ``ovs-vswitchd`` running it (empty: acknowledge an
+    update at its barrier reply, without emptying the datapath flow cache)."""
 
 
 class GatewayApp(app_manager.OSKenApp):
@@ -96,9 +104,13 @@ class GatewayApp(app_manager.OSKenApp):
         """Gateways whose probe rule (see :meth:`roundtrip`) is installed."""
         self.control = ControlServer(self, self.settings.control_host, self.settings.control_port,
                                      self.settings.secret)
+        self.appliers = {gateway: DatapathApplier(gateway, path)
+                         for gateway, path in self.settings.datapath_controls.items()}
 
     def start(self) -> Any:
         thread = super().start()
+        for applier in self.appliers.values():
+            applier.start()
         self.control.start()
         threading.Thread(target=self._watch_connections, daemon=True, name="watch").start()
         log.info("control interface on %s:%d", *self.control.address)
@@ -106,6 +118,8 @@ class GatewayApp(app_manager.OSKenApp):
 
     def stop(self) -> None:
         self.control.stop()
+        for applier in self.appliers.values():
+            applier.stop()
         super().stop()
 
     # -- switch events ------------------------------------------------------------------
@@ -262,7 +276,7 @@ class GatewayApp(app_manager.OSKenApp):
 
     def roundtrip(self, gateway: str) -> dict[str, float]:
         """One flow-mod that changes the table (a probe rule, added then deleted on the
-        next call) and its barrier, timed like an id update."""
+        next call), its barrier and the datapath flush: one gateway's part of an id update."""
         acked: list[float] = []
         with self.lock:
             datapath = self.datapaths.get(gateway)
@@ -272,7 +286,8 @@ class GatewayApp(app_manager.OSKenApp):
             self.probing ^= {gateway}
             sent_at = time.monotonic()
             self._send_rule(self.decisions.probe_rule(gateway), delete=delete)
-            self._barrier(datapath, acked.append)
+            self._barrier(datapath, lambda now: self._apply(
+                gateway, datapath, now, lambda at, failure: acked.append(at)))
             self.changed.wait_for(lambda: bool(acked),
                                   timeout=self.settings.update_timeout)  # type: ignore[union-attr]
             if not acked:
@@ -331,8 +346,28 @@ class GatewayApp(app_manager.OSKenApp):
             self.decisions.stamp_sent(gateway, time.monotonic())
         self._send_rule(op.rule)
         if op.acknowledged:
-            self._barrier(datapath, lambda now: self._send_ops(
-                self.decisions.stamp_acked(gateway, now)))
+            self._barrier(datapath, lambda now: self._apply(
+                gateway, datapath, now, lambda at, failure: self._send_ops(
+                    self.decisions.stamp_acked(gateway, at, failure))))
+
+    def _apply(self, gateway: str, datapath: Any, barrier_at: float,
+               done: Callable[[float, str | None], None]) -> None:
+        """The barrier of ``gateway`` came back on ``datapath`` (lock held): ``done(time,
+        failure)`` once its datapath flows follow the new rules: at once without an
+        applier, else from its thread, if the connection is still the same."""
+        applier = self.appliers.get(gateway)
+        if applier is None:
+            done(barrier_at, None)
+            return
+
+        def flushed(failure: str | None) -> None:
+            now = time.monotonic()
+            with self.lock:
+                if self.datapaths.get(gateway) is datapath:  # else its updates failed already
+                    done(now, failure)
+                self.changed.notify_all()
+
+        applier.after_flush(flushed)
 
     def _send_rule(self, rule: Rule, delete: bool = False) -> None:
         datapath = self.datapaths[rule.switch]

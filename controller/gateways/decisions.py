@@ -199,16 +199,20 @@ class GatewayController:
             if part.sent_at is None:
                 part.sent_at = now
 
-    def stamp_acked(self, gateway: str, now: float) -> list[Op]:
+    def stamp_acked(self, gateway: str, now: float, failure: str | None = None) -> list[Op]:
         """The barrier after ``gateway``'s oldest stamp flow-mod in flight returned.
 
-        Every update that flow-mod carried is acknowledged; returns the flow-mod
-        for the updates that waited, if any.
+        Every update that flow-mod carried is acknowledged (or, with ``failure``,
+        fails: the new rule could not be made to hold); returns the flow-mod for
+        the updates that waited, if any.
         """
         parts, more = self.lanes[gateway].acked()
         for part in parts:
             if not part.failed:
-                part.acked_at = now
+                if failure is None:
+                    part.acked_at = now
+                else:
+                    part.failure = failure
         return self._restamp(gateway, acknowledged=True) if more else []
 
     def expire(self, update: IdUpdate, reason: str) -> None:

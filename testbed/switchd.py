@@ -1,0 +1,223 @@
+"""Private Open vSwitch daemons: the data center's bridges run on switch daemons of their own.
+
+The system's ``ovs-vswitchd`` is one process for every bridge of the machine:
+one main thread handles every flow-mod and barrier of every bridge, and one
+set of revalidators re-checks every cached datapath flow of every bridge
+after any flow-mod anywhere. A data center therefore runs its bridges on
+daemons it starts itself (docs/dataplane.md has the measurements behind this):
+
+* one :class:`SwitchDaemon` per gateway, so that the gateways are separate
+  load balancers (an update to one never waits for another's main thread,
+  and only that gateway's datapath flows are re-checked), and
+* one for the fabric (border, spines, leaves, internet switch) and the
+  management bridge.
+
+Each daemon is an ``ovsdb-server`` with its own database file and an
+``ovs-vswitchd`` on it, both children of this process, with their database,
+sockets, pid files, logs and its bridges' OpenFlow management sockets
+(``<bridge>.mgmt``) in a run directory of its own under the data center's
+temporary directory: ``OVS_RUNDIR=<that directory>`` points ``ovs-vsctl``,
+``ovs-ofctl`` and ``ovs-appctl`` at it. :meth:`SwitchDaemons.link_bridges`
+adds one more directory holding a link to every bridge's management socket,
+so ``OVS_RUNDIR=<it> ovs-ofctl dump-flows <bridge>`` reaches any bridge
+(:meth:`SwitchDaemons.environment`). Nothing of the system's Open vSwitch
+configuration is read or changed.
+
+The bridges use the ``dummy`` datapath type (``ovs-vswitchd --enable-dummy``):
+the same userspace datapath as ``netdev``, but its datapath and bridge ports
+are not kernel tap devices, so a private daemon creates no interface in the
+root namespace (a ``netdev`` datapath would create ``ovs-netdev``, which the
+system daemon's own userspace datapath uses too). Bridge ports are ordinary
+veth ends (``type=system``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+VSWITCH_SCHEMA_CANDIDATES = (Path("/usr/share/openvswitch/vswitch.ovsschema"),
+                             Path("/usr/local/share/openvswitch/vswitch.ovsschema"))
+DATAPATH_TYPE = "dummy"
+"""The bridges' ``datapath_type``: dpif-netdev without kernel tap devices."""
+DAEMON_OTHER_CONFIG = {"n-handler-threads": "1", "n-revalidator-threads": "1"}
+"""Per-daemon ``Open_vSwitch other_config``: one handler and one revalidator each (the
+userspace datapath handles misses in the forwarding thread; 2 cores are shared by
+all daemons)."""
+START_TIMEOUT = 20.0
+
+
+def vswitch_schema() -> Path | None:
+    return next((p for p in VSWITCH_SCHEMA_CANDIDATES if p.is_file()), None)
+
+
+def daemon_problem() -> str | None:
+    """Why private switch daemons cannot start here, or ``None`` if they can."""
+    for program in ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-appctl"):
+        if shutil.which(program) is None:
+            return f"{program} not found: Open vSwitch is not installed"
+    if vswitch_schema() is None:
+        return "the Open vSwitch database schema (vswitch.ovsschema) is not installed"
+    return None
+
+
+@dataclass
+class SwitchDaemon:
+    """One ``ovsdb-server`` + ``ovs-vswitchd`` pair with its files in ``rundir``."""
+
+    name: str
+    rundir: Path
+    database: subprocess.Popen[bytes] | None = None
+    switch: subprocess.Popen[bytes] | None = None
+
+    def path(self, file: str) -> Path:
+        return self.rundir / file
+
+    @property
+    def db_socket(self) -> Path:
+        return self.path("db.sock")
+
+    @property
+    def control_socket(self) -> Path:
+        """The ``ovs-vswitchd`` unixctl socket (``ovs-appctl -t``)."""
+        return self.path("vswitchd.ctl")
+
+    def vsctl_command(self, *args: str) -> list[str]:
+        return ["ovs-vsctl", f"--db=unix:{self.db_socket}", "--timeout=20", *args]
+
+    def vsctl(self, *args: str) -> str:
+        done = subprocess.run(self.vsctl_command(*args), capture_output=True, text=True,
+                              env=self.environment())
+        if done.returncode != 0:
+            raise RuntimeError(f"switch daemon {self.name}: ovs-vsctl {' '.join(args)}: "
+                               f"{done.stderr.strip()}")
+        return done.stdout
+
+    def appctl(self, *args: str) -> str:
+        return subprocess.run(["ovs-appctl", "-t", str(self.control_socket), "--timeout=20",
+                               *args], capture_output=True, text=True, check=True).stdout
+
+    def environment(self) -> dict[str, str]:
+        return {**os.environ, "OVS_RUNDIR": str(self.rundir)}
+
+    def start(self, on_process: Callable[[int, str], None]) -> None:
+        """Create the database, start both processes, wait until ``ovs-vsctl`` is answered.
+
+        ``on_process(pid, role)`` is called as soon as each process exists (the run record).
+        """
+        schema = vswitch_schema()
+        assert schema is not None, daemon_problem()
+        self.rundir.mkdir(mode=0o700)
+        subprocess.run(["ovsdb-tool", "create", str(self.path("conf.db")), str(schema)],
+                       check=True, capture_output=True)
+        self.database = self._spawn([
+            "ovsdb-server", str(self.path("conf.db")), f"--remote=punix:{self.db_socket}",
+            f"--unixctl={self.path('ovsdb.ctl')}", f"--pidfile={self.path('ovsdb.pid')}",
+            f"--log-file={self.path('ovsdb.log')}", "--no-chdir", "-vconsole:off",
+        ], "ovsdb-server", on_process)
+        self._wait_for(self.db_socket, self.database)
+        settings = [f"other_config:{key}={value}" for key, value in DAEMON_OTHER_CONFIG.items()]
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:  # the socket file exists a moment before the server listens on it
+            init = subprocess.run(self.vsctl_command("--no-wait", "init", "--", "set",
+                                                     "Open_vSwitch", ".", *settings),
+                                  capture_output=True, text=True)
+            if init.returncode == 0:
+                break
+            if time.monotonic() > deadline or self.database.poll() is not None:
+                raise RuntimeError(f"switch daemon {self.name}: ovsdb-server does not answer: "
+                                   f"{init.stderr.strip()}")
+            time.sleep(0.02)
+        self.switch = self._spawn([
+            "ovs-vswitchd", f"unix:{self.db_socket}", "--enable-dummy",
+            f"--unixctl={self.control_socket}", f"--pidfile={self.path('vswitchd.pid')}",
+            f"--log-file={self.path('vswitchd.log')}", "--no-chdir", "-vconsole:off",
+        ], "ovs-vswitchd", on_process)
+        self._wait_for(self.control_socket, self.switch)
+        self.vsctl("show")  # without --no-wait: answered once the daemon read the database
+
+    def _spawn(self, command: list[str], role: str,
+               on_process: Callable[[int, str], None]) -> subprocess.Popen[bytes]:
+        with open(self.path(f"{role}.stderr"), "wb") as errors:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.DEVNULL, stderr=errors,
+                                       env=self.environment(), start_new_session=True)
+        on_process(process.pid, f"{role} of switch daemon {self.name}")
+        return process
+
+    def _wait_for(self, socket_path: Path, process: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not socket_path.exists():
+            if process.poll() is not None:
+                log = self.path(f"{Path(process.args[0]).name}.stderr")  # type: ignore[index]
+                raise RuntimeError(f"{process.args[0]} of switch daemon {self.name} exited with "
+                                   f"{process.returncode}: {log.read_text(errors='replace')}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{socket_path} did not appear within {START_TIMEOUT}s")
+            time.sleep(0.01)
+
+    def stop(self, on_exit: Callable[[int], None]) -> None:
+        """Stop ``ovs-vswitchd`` (its bridges go with it), then ``ovsdb-server``."""
+        for process in (self.switch, self.database):
+            if process is None:
+                continue
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            on_exit(process.pid)
+        self.switch = self.database = None
+
+
+class SwitchDaemons:
+    """The switch daemons of one data center: one per gateway and one for the fabric."""
+
+    FABRIC = "fabric"
+
+    BRIDGES = "bridges"
+
+    def __init__(self, rundir: Path, gateways: list[str]) -> None:
+        self.rundir = rundir
+        self.gateways = list(gateways)
+        self.daemons = {name: SwitchDaemon(name, rundir / name)
+                        for name in [self.FABRIC, *gateways]}
+
+    def of_switch(self, switch: str) -> SwitchDaemon:
+        """The daemon running ``switch``'s bridge."""
+        return self.daemons.get(switch, self.daemons[self.FABRIC])
+
+    @property
+    def bridges_dir(self) -> Path:
+        return self.rundir / self.BRIDGES
+
+    def environment(self) -> dict[str, str]:
+        """Environment under which ``ovs-ofctl <bridge>`` reaches any of the bridges."""
+        return {**os.environ, "OVS_RUNDIR": str(self.bridges_dir)}
+
+    def link_bridges(self, switches: list[str]) -> None:
+        """Link every bridge's management socket into :attr:`bridges_dir` (once they exist)."""
+        self.bridges_dir.mkdir(mode=0o700, exist_ok=True)
+        for switch in switches:
+            link = self.bridges_dir / f"{switch}.mgmt"
+            if not link.is_symlink():
+                link.symlink_to(self.of_switch(switch).path(f"{switch}.mgmt"))
+
+    def start(self, on_process: Callable[[int, str], None]) -> None:
+        for daemon in self.daemons.values():
+            daemon.start(on_process)
+
+    def stop(self, on_exit: Callable[[int], None]) -> None:
+        for daemon in self.daemons.values():
+            daemon.stop(on_exit)
+
+    def control_sockets(self) -> dict[str, Path]:
+        """Gateway name -> its ``ovs-vswitchd`` unixctl socket (for the controller)."""
+        return {name: self.daemons[name].control_socket for name in self.gateways}
