@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,47 @@ def prefix_in(stderr: str) -> str | None:
 
 def bridges_of(prefix: str | None) -> list[str]:
     """The Open vSwitch bridges of the data center named ``prefix`` (its switches' names
-    are the prefix and a letter); none for None: no data center was built."""
+    are the prefix and a letter), on the system's daemon or on a switch daemon of its
+    own still running; none for None: no data center was built."""
     if prefix is None:
         return []
     listed = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True, check=True)
-    return [name for name in listed.stdout.split()
-            if re.fullmatch(rf"{prefix}[a-z]+\d*", name)]
+    names = listed.stdout.split()
+    for database in Path(tempfile.gettempdir()).glob(f"beaver-{prefix}-*/ovs/*/db.sock"):
+        private = subprocess.run(["ovs-vsctl", f"--db=unix:{database}", "--timeout=5", "list-br"],
+                                 capture_output=True, text=True)
+        names += private.stdout.split()
+    return [name for name in names if re.fullmatch(rf"{prefix}[a-z]+\d*", name)]
+
+
+def workdirs_of(prefix: str | None) -> list[str]:
+    """Temporary directories of the data center named ``prefix`` (plan, switch daemons'
+    databases, sockets and logs) that still exist."""
+    if prefix is None:
+        return []
+    return sorted(str(p) for p in Path(tempfile.gettempdir()).glob(f"beaver-{prefix}-*"))
+
+
+SWITCH_DAEMON_PROGRAMS = ("ovsdb-server", "ovs-vswitchd")
+
+
+def switch_daemons_of(prefix: str | None) -> list[int]:
+    """PIDs of the switch daemons (``ovsdb-server``, ``ovs-vswitchd``) still running on the
+    files of the data center named ``prefix`` (its temporary directory is in their
+    arguments)."""
+    if prefix is None:
+        return []
+    marker = f"{tempfile.gettempdir()}/beaver-{prefix}-"
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # not a process, or it just exited
+            continue
+        if Path(argv[0].decode(errors="replace")).name in SWITCH_DAEMON_PROGRAMS and any(
+                marker in arg.decode(errors="replace") for arg in argv[1:]):
+            found.append(int(entry.name))
+    return found
 
 
 def last_json(out: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from emulated_cli import REPO, bridges_of
+from emulated_cli import REPO, bridges_of, switch_daemons_of
 
 from topologies.leftovers import System
 from topologies.record import STATE_DIR_VARIABLE, Record, process_start
@@ -92,10 +92,15 @@ def test_sigkilled_run_keeps_its_snapshots_and_clean_removes_its_network(
         process.wait(timeout=30)
 
         left = still_there(record)
-        assert sorted(left["bridges"]) == sorted(bridges_of(prefix)) != [], \
-            "the killed run left its recorded bridges"
-        assert any(p.role == "controller" for p in record.processes
-                   if p.pid in left["processes"]), "the controller outlived the run"
+        assert sorted(bridges_of(prefix)) != [], "the killed run's switch daemons kept its bridges"
+        survivors = {p.role for p in record.processes if p.pid in left["processes"]}
+        assert "controller" in survivors, "the controller outlived the run"
+        assert {"ovs-vswitchd of switch daemon fabric", "ovsdb-server of switch daemon fabric",
+                f"ovs-vswitchd of switch daemon {prefix}gw1"} <= survivors, \
+            "the switch daemons outlived the run"
+        assert sorted(switch_daemons_of(prefix)) == sorted(
+            p.pid for p in record.processes if "switch daemon" in p.role and p.pid in left[
+                "processes"]), "every running switch daemon of the run is in its record"
         assert len(record.directories) == 2
 
         with sqlite3.connect(db) as connection:
@@ -122,6 +127,7 @@ def test_sigkilled_run_keeps_its_snapshots_and_clean_removes_its_network(
         assert still_there(record) == {"processes": [], "bridges": [], "interfaces": [],
                                        "directories": []}
         assert bridges_of(prefix) == []
+        assert switch_daemons_of(prefix) == []
         assert list(state.iterdir()) == [], "the record is gone"
     finally:
         if process.poll() is None:

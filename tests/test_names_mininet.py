@@ -104,11 +104,10 @@ def test_two_runs_whose_pids_agree_mod_1000_both_finish(mininet_machine: None, t
     assert bridges_of(prefixes[0]) == bridges_of(prefixes[1]) == []
 
 
-def bridge_uuids(names: set[str]) -> dict[str, str]:
-    listed = subprocess.run(["ovs-vsctl", "-f", "csv", "--no-headings", "--columns=name,_uuid",
-                             "list", "Bridge"], capture_output=True, text=True, check=True)
-    pairs = (line.split(",", 1) for line in listed.stdout.split())
-    return {name.strip('"'): uuid for name, uuid in pairs if name.strip('"') in names}
+def bridge_uuids(dc: DataCenter, names: set[str]) -> dict[str, str]:
+    """OVSDB ``_uuid`` of each named bridge, asked of the switch daemon running it."""
+    return {name: dc.switch_daemon(name).vsctl("--if-exists", "get", "Bridge", name,
+                                               "_uuid").strip() for name in names}
 
 
 def test_a_prefix_in_use_is_one_line_and_the_other_network_stays(mininet_machine: None) -> None:
@@ -116,13 +115,13 @@ def test_a_prefix_in_use_is_one_line_and_the_other_network_stays(mininet_machine
                              relays=0)
     with DataCenter(small, names=NamePool("n", "172.25.0.0/16")) as dc:
         switches = {s.name for s in dc.plan.switches} | {dc.plan.mgmt_switch}
-        before = bridge_uuids(switches)
-        assert set(before) == switches
+        before = bridge_uuids(dc, switches)
+        assert set(before) == switches and all(before.values())
         again = subprocess.run(
             [sys.executable, "-m", "testbed.network", f"prefix={dc.plan.prefix}", "spines=1",
              "leaves=1", "gateways=1"], cwd=REPO, capture_output=True, text=True, timeout=120,
             stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
         assert again.returncode == 1, again.stderr
         assert again.stderr.count("\n") == 1 and "is in use" in again.stderr, again.stderr
-        assert bridge_uuids(switches) == before, "the other network's bridges were touched"
+        assert bridge_uuids(dc, switches) == before, "the other network's bridges were touched"
         assert dc.controller is not None and dc.controller.status()

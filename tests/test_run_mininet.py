@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from emulated_cli import REPO, beaver, bridges_of, last_json, prefix_in
+from emulated_cli import (
+    REPO,
+    beaver,
+    bridges_of,
+    last_json,
+    prefix_in,
+    switch_daemons_of,
+    workdirs_of,
+)
 
 from controller.coordinator.store import open_existing
 from topologies.record import STATE_DIR_VARIABLE
@@ -43,6 +51,7 @@ def beaver_run(mininet_machine: None, tmp_path_factory) -> Iterator[tuple[dict[s
     done, prefix = beaver("run", "--snapshots", "30", "--json", "--db", str(db))
     assert done.returncode == 0, done.stderr[-2000:]
     assert bridges_of(prefix) == [], "beaver run left bridges behind"
+    assert switch_daemons_of(prefix) == [], "beaver run left switch daemons behind"
     yield last_json(done.stdout), db
 
 
@@ -164,7 +173,8 @@ def test_ctrl_c_sigterm_and_sighup_clean_up_and_keep_what_was_stored(
         if process.poll() is None:
             process.kill()
             process.wait()
-        left = bridges_of(prefix)
+        left = (bridges_of(prefix) + workdirs_of(prefix)
+                + [f"switch daemon {pid}" for pid in switch_daemons_of(prefix)])
         subprocess.run([sys.executable, "-m", "cli", "clean"], cwd=REPO, env=environment,
                        capture_output=True, timeout=120)
     assert left == []

@@ -1,0 +1,142 @@
+"""The data plane's own processes and files, and what an acknowledged id update means on the wire.
+
+* Every switch daemon (``ovsdb-server`` + ``ovs-vswitchd`` per gateway and one
+  for the fabric) and every file the data plane creates (databases, sockets,
+  logs, the temporary directory) is gone after the data center is left
+  normally and on an exception. (Ctrl-C, SIGTERM and SIGHUP of ``beaver
+  run``: ``test_run_mininet.py``; SIGKILL + ``beaver clean``:
+  ``test_crash_mininet.py``.)
+* A gateway's part of an id update is acknowledged only once the gateway
+  stamps the new id: a datagram of an already cached flow, sent after the
+  acknowledgement, carries it. A sender streams timestamped datagrams from an
+  external host through the gateways while the ids rise; the backend reports
+  each datagram's send time and DSCP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from emulated_cli import bridges_of, switch_daemons_of, workdirs_of
+
+from beaver.ids import IdSpace
+from testbed.network import DataCenter
+from topologies.addressing import DataCenterParams
+from topologies.claims import NamePool
+
+pytestmark = pytest.mark.mininet
+
+SMALL = DataCenterParams(spines=1, leaves=1, hosts_per_leaf=1, gateways=2, externals=1,
+                         relays=0)
+NAMES = NamePool("p", "172.30.0.0/16")
+STREAM_PORT = 7100
+UPDATES = 40
+PACE = 0.04
+"""Seconds between the ack of one update and the next: datagrams flow in between."""
+
+STREAM_SENDER = """
+import socket, struct, sys, time
+host, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind(("0.0.0.0", 40100))
+print("sending", flush=True)
+end = time.monotonic() + seconds
+while (now := time.monotonic()) < end:
+    sock.sendto(struct.pack("!d", now), (host, port))
+    time.sleep(0.0005)
+"""
+STREAM_RECEIVER = """
+import json, socket, struct, sys
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+sock.bind(("0.0.0.0", int(sys.argv[1])))
+sock.settimeout(float(sys.argv[2]))
+print("ready", flush=True)
+seen = []
+try:
+    while True:
+        data, ancillary, _, _ = sock.recvmsg(64, socket.CMSG_SPACE(1))
+        seen.append((struct.unpack("!d", data[:8])[0], ancillary[0][2][0] >> 2))
+        if len(seen) == 20:
+            print("flowing", flush=True)
+except TimeoutError:
+    pass
+print(json.dumps(seen), flush=True)
+"""
+
+
+def daemon_processes(dc: DataCenter) -> list[subprocess.Popen[bytes]]:
+    assert dc.daemons is not None
+    return [process for daemon in dc.daemons.daemons.values()
+            for process in (daemon.database, daemon.switch) if process is not None]
+
+
+def assert_all_gone(pids: list[int], workdir: Path, prefix: str) -> None:
+    alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()
+             and "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[-1][:3]]
+    assert alive == [], f"switch daemon processes still running: {alive}"
+    assert not workdir.exists(), f"{workdir} (databases, sockets, logs) was left behind"
+    assert switch_daemons_of(prefix) == [] and bridges_of(prefix) == [] == workdirs_of(prefix)
+
+
+def test_leaving_normally_or_on_an_exception_removes_every_daemon_and_file(
+        mininet_machine: None) -> None:
+    for ending in ("normal", "exception"):
+        with pytest.raises(RuntimeError, match="boom") if ending == "exception" else \
+                contextlib.nullcontext():
+            with DataCenter(SMALL, names=NAMES) as dc:
+                assert dc.workdir is not None
+                workdir, prefix = dc.workdir, dc.plan.prefix
+                processes = daemon_processes(dc)
+                assert len(processes) == 2 * (1 + SMALL.gateways)
+                assert sorted(switch_daemons_of(prefix)) == sorted(p.pid for p in processes)
+                files = {p.name for p in (workdir / "ovs").rglob("*")}
+                assert {"conf.db", "db.sock", "vswitchd.ctl", f"{prefix}gw1.mgmt"} <= files
+                if ending == "exception":
+                    raise RuntimeError("boom")
+        assert_all_gone([p.pid for p in processes], workdir, prefix)
+
+
+def test_a_datagram_sent_after_the_ack_carries_the_new_id(mininet_machine: None) -> None:
+    space = IdSpace()
+    with DataCenter(SMALL, names=NAMES) as dc:
+        backend = dc.host(dc.plan.hosts[0].name)
+        external = dc.host(dc.plan.externals[0].name)
+        receiver = backend.popen([sys.executable, "-c", STREAM_RECEIVER, str(STREAM_PORT), "3"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert receiver.stdout.readline().strip() == "ready"  # type: ignore[union-attr]
+        seconds = 2.0 + UPDATES * (PACE + 0.02)
+        sender = external.popen([sys.executable, "-c", STREAM_SENDER, dc.plan.services[0].vip,
+                                 str(STREAM_PORT), str(seconds)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert sender.stdout.readline().strip() == "sending"  # type: ignore[union-attr]
+        # the flow's datapath entries exist before the first update
+        assert receiver.stdout.readline().strip() == "flowing"  # type: ignore[union-attr]
+        updates: list[tuple[int, float, float]] = []
+        for snapshot_id in range(1, UPDATES + 1):
+            result = dc.controller.set_id(snapshot_id)
+            assert result.complete, result
+            updates.append((snapshot_id, result.first_sent, result.last_acked))
+            time.sleep(PACE)
+        sender.wait(timeout=seconds + 30)
+        out, err = receiver.communicate(timeout=seconds + 30)
+    seen: list[tuple[float, int]] = json.loads(out)
+    assert len(seen) > 500, f"too few datagrams arrived ({len(seen)}): {err}"
+    stale: list[dict[str, Any]] = []
+    for index, (snapshot_id, _, acked) in enumerate(updates):
+        following = updates[index + 1][1] if index + 1 < len(updates) else float("inf")
+        between = [(sent, dscp) for sent, dscp in seen if acked < sent < following]
+        assert between, f"no datagram sent between the ack of {snapshot_id} and the next update"
+        # this id or a later one (a datagram can reach the gateway after the next update)
+        allowed = {space.to_wire(later) for later in range(snapshot_id, UPDATES + 1)}
+        wrong = [dscp for _, dscp in between if dscp not in allowed]
+        if wrong:
+            stale.append({"id": snapshot_id, "wire": space.to_wire(snapshot_id), "seen": wrong})
+    assert stale == [], f"datagrams sent after an update's ack carried another id: {stale}"
