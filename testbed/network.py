@@ -48,7 +48,7 @@ from typing import Any
 
 from beaver.ids import IdSpace
 from controller.gateways.client import ControllerError, GatewayClient
-from testbed.switchd import SwitchDaemon, SwitchDaemons, daemon_problem
+from testbed.switchd import SwitchDaemon, SwitchDaemons, daemon_problem, terminate
 from testbed.termination import Terminated, raise_on_termination
 from topologies.addressing import AddressPlan, DataCenterParams, build_plan
 from topologies.claims import Claim, NamePool, claim, claim_free
@@ -224,7 +224,8 @@ class DataCenter:
                 peer = link.intf2 if link.intf1 is intf else link.intf1
                 self._mgmt_ports[peer.node.name] = port
         subprocess.run(["ovs-ofctl", "del-flows", self.plan.mgmt_switch], check=True,
-                       capture_output=True)
+                       capture_output=True,
+                       env=self.switch_daemon(self.plan.mgmt_switch).environment())
         self._add_mgmt_flows(management_flows(self.plan, self._mgmt_ports))
         for host in self.hosts.values():
             host.cmd("sysctl -qw net.ipv4.conf.all.rp_filter=1")
@@ -237,7 +238,8 @@ class DataCenter:
     def _add_mgmt_flows(self, flows: list[str]) -> None:
         subprocess.run(["ovs-ofctl", "add-flows", self.plan.mgmt_switch, "-"],
                        input="\n".join(flows) + "\n", text=True, check=True,
-                       capture_output=True)
+                       capture_output=True,
+                       env=self.switch_daemon(self.plan.mgmt_switch).environment())
 
     def _name_tables(self) -> None:
         """Give the OpenFlow tables their pipeline names (``ovs-ofctl --names dump-flows``).
@@ -320,14 +322,8 @@ class DataCenter:
             record = self.record
             self.daemons.stop(record.forget_process if record is not None else lambda pid: None)
             self.daemons = None
-        process = self.controller_process
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if self.controller_process is not None:
+            terminate(self.controller_process)
         if self.workdir is not None and self.workdir.exists():
             shutil.rmtree(self.workdir)
         if self.record is not None:
@@ -375,7 +371,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"plan: {dc.plan_file}\ncontroller: OpenFlow 127.0.0.1:{dc.controller_port},"
                   f" control 127.0.0.1:{dc.control_port}, log {dc.controller_log}\n"
                   f"secret: {dc.secret_file}")
-            CLI(dc.net)
+            # ``sh ovs-ofctl ... <bridge>`` at the prompt reaches the data center's bridges
+            previous = os.environ.get("OVS_RUNDIR")
+            os.environ["OVS_RUNDIR"] = dc.daemons.environment()["OVS_RUNDIR"]  # type: ignore
+            try:
+                CLI(dc.net)
+            finally:
+                os.environ.pop("OVS_RUNDIR")
+                if previous is not None:
+                    os.environ["OVS_RUNDIR"] = previous
     except RuntimeError as error:  # names in use, or a machine that cannot run it
         print(f"python -m testbed.network: {error}", file=sys.stderr)
         return 1

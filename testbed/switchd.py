@@ -66,6 +66,17 @@ def daemon_problem() -> str | None:
     return None
 
 
+def terminate(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM a child, SIGKILL it if it has not exited after ``grace`` seconds; reap it."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @dataclass
 class SwitchDaemon:
     """One ``ovsdb-server`` + ``ovs-vswitchd`` pair with its files in ``rundir``."""
@@ -164,16 +175,9 @@ class SwitchDaemon:
     def stop(self, on_exit: Callable[[int], None]) -> None:
         """Stop ``ovs-vswitchd`` (its bridges go with it), then ``ovsdb-server``."""
         for process in (self.switch, self.database):
-            if process is None:
-                continue
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            on_exit(process.pid)
+            if process is not None:
+                terminate(process)
+                on_exit(process.pid)
         self.switch = self.database = None
 
 
