@@ -8,7 +8,15 @@ For each number of gateways (default 1, 2, 4, 8), in one run:
   flow-mod + barrier to one gateway measured the same way in the same run;
 * user traffic: iperf3 TCP throughput (``-J``) from an external client to a
   service VIP (through the gateways), without and with continuous id updates,
-  and their ratio.
+  and their ratio; beside it the A/A calibration ratio (two phases without
+  updates, from the same rounds), the noise floor of this machine right now;
+* the CPU time the updates cost: seconds the controller process and the
+  switch daemons' ``ovs-vswitchd`` processes used per id update while
+  iperf3 ran with updates, beyond what they used in the same time without.
+
+A gateway's part of an update is its stamp flow-mod, the barrier and the
+flush of its datapath flow cache (:mod:`controller.gateways.datapath`); the
+single round trip is the same three steps to one gateway.
 
 Needs root and Open vSwitch; prints one line per |G| and can write JSON::
 
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -104,6 +113,15 @@ def iperf_while_updating(dc: DataCenter, seconds: float, first_id: int,
     return updated[0] / (time.monotonic() - started), throughput
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far (``/proc/PID/stat``)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rate: float,
             prefix: str) -> dict[str, Any]:
     # One backend behind the VIP, so iperf3's control and data connections meet.
@@ -115,20 +133,34 @@ def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rat
                       for i in range(updates)]
         latencies, next_id = update_latencies(dc, 1, updates)
         server = start_iperf_server(dc)
-        quiet: list[float] = []
-        busy: list[float] = []
-        update_rates: list[float] = []
+        assert dc.daemons is not None and dc.controller_process is not None
+        controller = [dc.controller_process.pid]
+        switchds = [d.switch.pid for d in dc.daemons.daemons.values() if d.switch is not None]
+        quiet, calibration, busy, update_rates = [], [], [], []
+        cpu: dict[str, list[float]] = {"controller": [], "switchd": []}
         try:
-            for _ in range(rounds):  # alternate, so drifting background load hits both alike
+            for _ in range(rounds):  # alternate, so drifting background load hits all alike
                 quiet.append(iperf(dc, seconds))
-                rate, throughput = iperf_while_updating(dc, seconds, next_id,
-                                                        update_rate)
+                used = {"controller": cpu_seconds(controller), "switchd": cpu_seconds(switchds)}
+                began = time.monotonic()
+                rate, throughput = iperf_while_updating(dc, seconds, next_id, update_rate)
+                elapsed, count = time.monotonic() - began, rate * (time.monotonic() - began)
+                busy_cpu = {"controller": cpu_seconds(controller) - used["controller"],
+                            "switchd": cpu_seconds(switchds) - used["switchd"]}
                 next_id += 10**6
                 update_rates.append(rate)
                 busy.append(throughput)
+                used = {"controller": cpu_seconds(controller), "switchd": cpu_seconds(switchds)}
+                began = time.monotonic()
+                calibration.append(iperf(dc, seconds))
+                scale = elapsed / (time.monotonic() - began)
+                for part, pids in (("controller", controller), ("switchd", switchds)):
+                    idle = (cpu_seconds(pids) - used[part]) * scale
+                    cpu[part].append((busy_cpu[part] - idle) / max(1.0, count))
         finally:
             server.terminate()
             server.wait(timeout=10)
+    without = statistics.median(quiet + calibration)
     return {
         "gateways": gateways,
         "updates": updates,
@@ -137,11 +169,14 @@ def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rat
         "update_p99_ms": percentile(latencies, 0.99) * 1e3,
         "roundtrip_p50_ms": percentile(roundtrips, 0.5) * 1e3,
         "roundtrip_p99_ms": percentile(roundtrips, 0.99) * 1e3,
-        "iperf_quiet_mbps": statistics.median(quiet) / 1e6,
+        "iperf_quiet_mbps": without / 1e6,
         "iperf_updating_mbps": statistics.median(busy) / 1e6,
-        "throughput_ratio": statistics.median(busy) / statistics.median(quiet),
+        "throughput_ratio": statistics.median(busy) / without,
+        "calibration_ratio": statistics.median(calibration) / statistics.median(quiet),
         "updates_per_s_during_iperf": statistics.median(update_rates),
         "update_mean_ms": statistics.fmean(latencies) * 1e3,
+        "controller_cpu_ms_per_update": statistics.median(cpu["controller"]) * 1e3,
+        "switchd_cpu_ms_per_update": statistics.median(cpu["switchd"]) * 1e3,
     }
 
 
@@ -167,8 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_gateways: {problem}", file=sys.stderr)
         return 2
     results = []
-    print(f"{'|G|':>4} {'update p50':>11} {'p99':>8} {'1 flow-mod p50':>15} {'p99':>8}"
-          f" {'iperf Mb/s':>11} {'w/ updates':>11} {'ratio':>6} {'upd/s':>7}")
+    print(f"{'|G|':>4} {'update p50':>11} {'p99':>8} {'1 gateway p50':>14} {'p99':>8}"
+          f" {'iperf Mb/s':>11} {'w/ updates':>11} {'ratio':>6} {'A/A':>6} {'upd/s':>7}"
+          f" {'CPU ms/update ctl':>18} {'switchd':>8}")
     for gateways in sizes:
         try:
             row = measure(gateways, args.updates, args.iperf_seconds, args.rounds,
@@ -178,10 +214,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         results.append(row)
         print(f"{gateways:>4} {row['update_p50_ms']:>9.2f}ms {row['update_p99_ms']:>6.2f}ms"
-              f" {row['roundtrip_p50_ms']:>13.2f}ms {row['roundtrip_p99_ms']:>6.2f}ms"
+              f" {row['roundtrip_p50_ms']:>12.2f}ms {row['roundtrip_p99_ms']:>6.2f}ms"
               f" {row['iperf_quiet_mbps']:>11.1f} {row['iperf_updating_mbps']:>11.1f}"
-              f" {row['throughput_ratio']:>6.3f} {row['updates_per_s_during_iperf']:>7.0f}",
-              flush=True)
+              f" {row['throughput_ratio']:>6.3f} {row['calibration_ratio']:>6.3f}"
+              f" {row['updates_per_s_during_iperf']:>7.0f}"
+              f" {row['controller_cpu_ms_per_update']:>18.2f}"
+              f" {row['switchd_cpu_ms_per_update']:>8.2f}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -10,10 +10,11 @@ of the same run:
    how many of the pipelined burst's accepted snapshots the oracle judges
    inconsistent or break the bank invariant;
 2. bank throughput (credits delivered per second, from the agents'
-   counters) without snapshots and with snapshots at that rate, and user
-   latency p50/p99: external key-value clients' requests through the
-   gateways to the VIP (the bank has no request/reply traffic to time),
-   without and with snapshots at that rate; printed as ratios;
+   counters) without snapshots and with ``--overhead-rate`` snapshots per
+   second (default 100), and user latency p50/p99: external key-value
+   clients' requests through the gateways to the VIP (the bank has no
+   request/reply traffic to time), without and with snapshots at that rate;
+   printed as ratios;
 3. bytes on the data links (every data-plane switch port's tx bytes, from
    ``ovs-ofctl dump-ports``; the management network is not counted) without
    snapshots and with ``--snapshot-rate`` snapshots per second, for each
@@ -54,7 +55,7 @@ def bank_throughput(args: argparse.Namespace, store: Store) -> dict[str, Any]:
                             for window in (1, args.window))
         rate = parallel.start_rate_hz or 0.0
         rates = {}
-        for phase, snapshot_rate in (("without", None), ("with", rate)):
+        for phase, snapshot_rate in (("without", None), ("with", args.overhead_rate)):
             before, began = delivered(emulation), time.monotonic()
             snapshots_for(emulation, args.duration, snapshot_rate)
             rates[phase] = (delivered(emulation) - before) / (time.monotonic() - began)
@@ -62,7 +63,8 @@ def bank_throughput(args: argparse.Namespace, store: Store) -> dict[str, Any]:
         _, worth = judge_bursts(emulation, store, run, [serial, parallel])
     return {"sustained_snapshot_rate_hz": rate,
             "sustained_snapshot_rate_serial_hz": serial.start_rate_hz or 0.0,
-            "parallel_window": args.window, "parallel_accepted": worth.accepted,
+            "parallel_window": args.window, "overhead_rate_hz": args.overhead_rate,
+            "parallel_accepted": worth.accepted,
             "parallel_inconsistent_accepted": worth.inconsistent_accepted,
             "parallel_invariant_violations": worth.invariant_violations,
             "bank_credits_per_s_without": rates["without"],
@@ -129,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="snapshots asked for at once to find the sustained rate")
     parser.add_argument("--window", type=int, default=16,
                         help="gateway updates in flight for the parallel rate (default 16)")
+    parser.add_argument("--overhead-rate", type=float, default=100.0,
+                        help="snapshots per second in the throughput and latency phases "
+                             "(default 100)")
     parser.add_argument("--bank-rate", type=float, default=100.0,
                         help="bank transfers per second per host (throughput part)")
     parser.add_argument("--kv-rate", type=float, default=20.0,
@@ -148,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     protocols = args.protocols.split(",")
     parts = args.parts.split(",")
     unknown = sorted(set(protocols) - set(PROTOCOLS)) + sorted(set(parts) - set(PARTS))
-    if unknown or args.duration <= 0 or args.snapshot_rate <= 0:
+    if unknown or args.duration <= 0 or args.snapshot_rate <= 0 or args.overhead_rate <= 0:
         print(f"bench_run.py: unknown protocols or parts {unknown}, or non-positive "
               "duration/rate", file=sys.stderr)
         return 2
@@ -170,10 +175,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{figures['parallel_invariant_violations']} break the invariant", flush=True)
             print(f"bank throughput: "
                   f"bank credits/s {figures['bank_credits_per_s_without']:.0f} without, "
-                  f"{figures['bank_credits_per_s_with']:.0f} with snapshots: ratio "
-                  f"{figures['bank_throughput_ratio']:.3f}", flush=True)
+                  f"{figures['bank_credits_per_s_with']:.0f} with {args.overhead_rate:g} "
+                  f"snapshots/s: ratio {figures['bank_throughput_ratio']:.3f}", flush=True)
         if "latency" in parts:
-            figures |= client_latency(args, store, figures["sustained_snapshot_rate_hz"])
+            figures |= client_latency(args, store, args.overhead_rate)
             without, with_ = figures["client_latency_ms_without"], figures["client_latency_ms_with"]
             print(f"client latency p50/p99 {without['p50']}/{without['p99']} ms without, "
                   f"{with_['p50']}/{with_['p99']} ms with snapshots: p99 ratio "
