@@ -21,6 +21,10 @@ import tempfile
 from pathlib import Path
 
 LAB = Path(__file__).resolve().parent
+sys.path.insert(0, str(LAB.parent))  # labs/: the module the check scripts share
+
+from answers import answers, run_check, todo  # noqa: E402
+
 REPO = LAB.parents[1]
 SMALL_WORLD = ("--protocol", "lai-yang", "--nodes", "4", "--externals", "4", "--snapshots", "30")
 """The world of question 7, small enough for its diagram to be read."""
@@ -71,7 +75,6 @@ QUESTIONS = range(1, 8)
 
 def chain_relay() -> str:
     """The out-group process on the chain that breaks question 7's first broken snapshot."""
-    sys.path.insert(0, str(REPO))
     from analysis.diagram import chain_of
     from controller.coordinator.store import open_read_only
     from testbed.truth import stored_logs
@@ -88,19 +91,12 @@ def chain_relay() -> str:
     return next(senders[m] for m in chain_of(logs, broken) if senders[m] not in ingroup)
 
 
-def answers(path: Path) -> dict[int, str]:
-    """Question number -> its paragraph (numbered items ``1.`` .. at the start of a line)."""
-    text = path.read_text(encoding="utf-8")
-    parts = re.split(r"^(\d+)\.\s", text, flags=re.MULTILINE)
-    return {int(number): body for number, body in zip(parts[1::2], parts[2::2], strict=True)}
-
-
 def problems(path: Path) -> list[str]:
     given = answers(path)
     found = []
     for question in QUESTIONS:
         body = given.get(question, "")
-        if not body.strip() or "TODO" in body:
+        if todo(body):
             found.append(f"question {question}: still TODO in {path.name} (item {question}.)")
             continue
         for what, value in figures(question):
@@ -111,16 +107,7 @@ def problems(path: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    path = Path(argv[0]) if argv else LAB / "ANSWERS.md"
-    if not path.is_file():
-        print(f"check: no answers at {path}", file=sys.stderr)
-        return 2
-    found = problems(path)
-    for line in found:
-        print(line)
-    print("all answers quote the runs' figures" if not found
-          else f"{len(found)} problem(s); see the TODO list in README.md")
-    return 1 if found else 0
+    return run_check(argv, LAB / "ANSWERS.md", problems, "all answers quote the runs' figures")
 
 
 if __name__ == "__main__":

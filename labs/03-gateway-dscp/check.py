@@ -18,6 +18,9 @@ import sys
 from pathlib import Path
 
 LAB = Path(__file__).resolve().parent
+sys.path.insert(0, str(LAB.parent))  # labs/: the module the check scripts share
+
+from answers import answers, run_check, todo  # noqa: E402
 
 NEEDS: dict[int, list[tuple[str, str]]] = {
     1: [("the backend the gateway picked (a dch... host or a 10.1.x.y DIP)",
@@ -37,18 +40,12 @@ NEEDS: dict[int, list[tuple[str, str]]] = {
 }
 
 
-def answers(path: Path) -> dict[int, str]:
-    text = path.read_text(encoding="utf-8")
-    parts = re.split(r"^(\d+)\.\s", text, flags=re.MULTILINE)
-    return {int(number): body for number, body in zip(parts[1::2], parts[2::2], strict=True)}
-
-
 def problems(path: Path) -> list[str]:
     given = answers(path)
     found = []
     for question, needs in NEEDS.items():
         body = given.get(question, "")
-        if not body.strip() or "TODO" in body:
+        if todo(body):
             found.append(f"question {question}: still TODO in {path.name} (item {question}.)")
             continue
         found += [f"question {question}: the answer does not name {what}"
@@ -57,16 +54,7 @@ def problems(path: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    path = Path(argv[0]) if argv else LAB / "ANSWERS.md"
-    if not path.is_file():
-        print(f"check: no answers at {path}", file=sys.stderr)
-        return 2
-    found = problems(path)
-    for line in found:
-        print(line)
-    print("every answer names what it is about" if not found
-          else f"{len(found)} problem(s); see the TODO list in README.md")
-    return 1 if found else 0
+    return run_check(argv, LAB / "ANSWERS.md", problems, "every answer names what it is about")
 
 
 if __name__ == "__main__":

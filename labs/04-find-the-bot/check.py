@@ -18,12 +18,14 @@ import importlib.util
 import sys
 from pathlib import Path
 
-LAB = Path(__file__).resolve().parent
-sys.path.insert(0, str(LAB.parents[1]))
+from simulator import WorldConfig
+from usecases.bots import bots_among, flagged, sessions, views
+from usecases.history import observe
 
-from simulator import WorldConfig  # noqa: E402
-from usecases.bots import bots_among, flagged, sessions, views  # noqa: E402
-from usecases.history import observe  # noqa: E402
+LAB = Path(__file__).resolve().parent
+sys.path.insert(0, str(LAB.parent))  # labs/: the module the check scripts share
+
+from answers import the_file  # noqa: E402
 
 PROTOCOLS = ("beaver", "lai-yang", "polling")
 WORLD = {"nodes": 8, "gateways": 2, "externals": 40, "relays": 20, "snapshots": 60, "seed": 1}
@@ -63,9 +65,8 @@ def score(protocol: str, suspects) -> tuple[str, str | None]:
 
 
 def main(argv: list[str]) -> int:
-    path = Path(argv[0]) if argv else LAB / "detect.py"
-    if not path.is_file():
-        print(f"check: no detector at {path}", file=sys.stderr)
+    path = the_file(argv, LAB / "detect.py")
+    if path is None:
         return 2
     suspects = load(path)
     for protocol in PROTOCOLS:
