@@ -16,6 +16,7 @@ cut (and the chain) is drawn.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,11 +72,7 @@ def draw(logs: list[ProcessLog], snapshot_id: int, recorded: Collection[str], ti
          path: Path) -> Path:
     """Draw snapshot ``snapshot_id`` to ``path`` (PNG); returns ``path``."""
     scale = title.scale
-    ingroup = sorted(log.process for log in logs if log.role == INGROUP)
-    # out-group processes that receive (relays); open-loop clients only send
-    outgroup = sorted(log.process for log in logs if log.role != INGROUP
-                      and any(event.kind == "receive" for event in log.events))
-    lanes = {name: len(ingroup) + len(outgroup) - i for i, name in enumerate(ingroup + outgroup)}
+    ingroup = sorted((log.process for log in logs if log.role == INGROUP), key=_natural)
     sends, receives = {}, {}
     for log in logs:
         for event in log.events:
@@ -93,20 +90,25 @@ def draw(logs: list[ProcessLog], snapshot_id: int, recorded: Collection[str], ti
     recorded = set(recorded)
     low, high = _window(cuts, [sends[m][1] for m in chain] + [receives[m][1] for m in chain],
                         [t for _, t in sends.values()])
-    fig, axis = plt.subplots(figsize=(11, 1.2 + 0.55 * len(lanes)))
-    for name, y in lanes.items():
-        axis.axhline(y, color="black", linewidth=0.8,
-                     linestyle="-" if name in ingroup else ":")
     messages = [m for m in sends if m in receives
                 and (low <= sends[m][1] <= high or low <= receives[m][1] <= high)]
     middle = (low + high) / 2
     messages.sort(key=lambda m: abs(sends[m][1] - middle))
     plain = [m for m in messages if m not in recorded and m not in chain][:MAX_MESSAGES]
+    # out-group lanes: the relays that receive a drawn message (open-loop clients only
+    # send, and a relay idle in this window would be an empty line)
+    drawn = {receives[m][0] for m in (*plain, *recorded, *chain) if m in receives}
+    outgroup = sorted(drawn - set(ingroup), key=_natural)
+    lanes = {name: len(ingroup) + len(outgroup) - i for i, name in enumerate(ingroup + outgroup)}
+    fig, axis = plt.subplots(figsize=(11, 1.2 + 0.55 * len(lanes)))
+    for name, y in lanes.items():
+        axis.axhline(y, color="black", linewidth=0.8,
+                     linestyle="-" if name in ingroup else ":")
     for group, colour, width in ((plain, OTHER, 0.6), (sorted(recorded & set(messages)),
                                                         IN_FLIGHT, 1.8), (chain, CHAIN, 2.4)):
         for message in group:
             (sender, sent), (receiver, got) = sends[message], receives[message]
-            if sender not in lanes:
+            if sender not in lanes or receiver not in lanes:
                 continue
             axis.annotate("", xy=(got, lanes[receiver]), xytext=(sent, lanes[sender]),
                           arrowprops={"arrowstyle": "->", "color": colour, "linewidth": width,
@@ -140,8 +142,8 @@ def draw(logs: list[ProcessLog], snapshot_id: int, recorded: Collection[str], ti
         Line2D([], [], color=OTHER, linewidth=0.8, label="other messages"),
         Line2D([], [], color="black", linestyle=":", linewidth=0.8, label="out-group process"),
     ], fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    caption = (f"{len(ingroup)} in-group nodes, {len(outgroup)} relays (open-loop clients' "
-               "requests not drawn); "
+    caption = (f"{len(ingroup)} in-group nodes; the {len(outgroup)} relay(s) active in this "
+               "window (open-loop clients' requests not drawn); "
                f"{len(recorded)} message(s) recorded in flight. ")
     if chain:
         caption += (f"Chain: {' -> '.join(chain)}: sent by {sends[chain[0]][0]} after its cut, "
@@ -149,6 +151,11 @@ def draw(logs: list[ProcessLog], snapshot_id: int, recorded: Collection[str], ti
     elif title.consistent is not False:
         caption += "No message crosses the cut backwards."
     return save(fig, path, caption)
+
+
+def _natural(name: str) -> list:
+    """``r2`` before ``r10``: digits compare as numbers."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def _window(cuts: dict[str, float | None], chain_times: list[float],
