@@ -1,0 +1,163 @@
+"""Pipelined gateway updates in the emulated data center: their rate, and when they take effect.
+
+In one data center (``--gateways``, default 2), for each number of updates
+in flight (``--depths``, default 1, 4, 16):
+
+* rate: ``--updates`` id updates on one connection to the controller,
+  that many outstanding at a time (``GatewayClient.send_set_id`` /
+  ``next_update``): updates per second, the update p50 (first flow-mod sent
+  to last barrier reply), and the controller's CPU seconds per update;
+* effect: a datagram stream through one gateway (``stamp_stream.py``, one
+  datagram every 0.5 ms, its payload the send time) while the updates run:
+  the share of datagrams sent after the gateway acknowledged id k that
+  still arrived with an older id, and the longest such delay after the ack.
+
+Needs root and Open vSwitch; prints one line per depth and can write JSON::
+
+    sudo .venv/bin/python benchmarks/bench_pipeline.py --json pipeline.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from beaver.ids import IdSpace  # noqa: E402
+from controller.gateways.client import GatewayClient  # noqa: E402
+from controller.gateways.updates import IdUpdate  # noqa: E402
+from testbed.network import DataCenter, ovs_problem  # noqa: E402
+from topologies.addressing import DataCenterParams  # noqa: E402
+from topologies.claims import NamePool  # noqa: E402
+
+STREAM = Path(__file__).with_name("stamp_stream.py")
+STREAM_PORT, STREAM_SPORT = 7002, 40100
+DECODE = IdSpace(window=31)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pipelined(dc: DataCenter, count: int, depth: int) -> list[IdUpdate]:
+    """``count`` updates, ``depth`` outstanding at a time, on a connection of their own."""
+    results = []
+    with GatewayClient(dc.control_port, secret=dc.secret) as client:
+        newest = max(client.ids().values())
+        for snapshot_id in range(newest + 1, newest + count + 1):
+            if client.outstanding == depth:
+                results.append(client.next_update())
+            client.send_set_id(snapshot_id)
+        while client.outstanding:
+            results.append(client.next_update())
+    return results
+
+
+def stamped_late(arrivals: list[tuple[float, int]], acks: list[tuple[float, int]],
+                 first_id: int) -> tuple[int, int, float]:
+    """(datagrams sent while updates ran, those that carried an id older than one the
+    gateway had acknowledged before they were sent, the longest such delay in s)."""
+    reference, late, during, longest = first_id, 0, 0, 0.0
+    acked_at = {k: at for at, k in acks}
+    for sent, wire in sorted(arrivals):
+        reference = DECODE.from_wire(wire, reference)
+        if not acks[0][0] < sent < acks[-1][0]:
+            continue
+        during += 1
+        newest = max(k for at, k in acks if at < sent)
+        if reference < newest:
+            late += 1
+            longest = max(longest, sent - acked_at[reference + 1])
+    return during, late, longest
+
+
+def measure(dc: DataCenter, depth: int, count: int) -> dict[str, Any]:
+    gateway = dc.plan.gateways[0].name
+    client, vip = dc.plan.externals[0], dc.plan.services[0].vip
+    backend = dc.plan.services[0].backends[0]
+    dc.controller.steer(gateway)
+    receiver = dc.host(backend).popen([sys.executable, str(STREAM), "receive",
+                                       str(STREAM_PORT)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert receiver.stdout is not None and receiver.stdout.readline().strip() == "ready"
+        sender = dc.host(client.name).popen(
+            [sys.executable, str(STREAM), "send", vip, str(STREAM_PORT), "--sport",
+             str(STREAM_SPORT + depth), "--duration", "60"], stdout=subprocess.PIPE, text=True)
+        assert sender.stdout is not None and sender.stdout.readline().strip() == "sending"
+        before, began = cpu_seconds(dc.controller_process.pid), time.monotonic()
+        updates = pipelined(dc, count, depth)
+        elapsed = time.monotonic() - began
+        spent = cpu_seconds(dc.controller_process.pid) - before
+        sender.terminate()
+        sender.wait(timeout=10)
+    finally:
+        receiver.terminate()
+        out, _ = receiver.communicate(timeout=10)
+        dc.controller.steer(None)
+    arrivals = [(float(sent), int(wire)) for sent, wire in
+                (line.split() for line in out.split("\n")[:-1])]
+    acks = sorted((u.gateways[gateway].acked_at, u.snapshot_id) for u in updates
+                  if u.gateways[gateway].acked_at is not None)
+    during, late, longest = stamped_late(arrivals, acks, updates[0].snapshot_id - 1)
+    spans = [u.last_acked - u.first_sent for u in updates if u.last_acked is not None]
+    return {"depth": depth, "updates": count, "updates_per_s": count / elapsed,
+            "update_p50_ms": statistics.median(spans) * 1e3,
+            "controller_cpu_ms_per_update": spent / count * 1e3,
+            "datagrams_during": during, "datagrams_stamped_late": late,
+            "late_share": late / during if during else None,
+            "longest_late_ms": longest * 1e3}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gateways", type=int, default=2)
+    parser.add_argument("--depths", default="1,4,16", help="updates in flight, comma-separated")
+    parser.add_argument("--updates", type=int, default=400, help="id updates per depth")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    try:
+        depths = [int(d) for d in args.depths.split(",")]
+    except ValueError:
+        print(f"bench_pipeline: --depths must be integers, got {args.depths!r}", file=sys.stderr)
+        return 2
+    if args.gateways < 1 or args.updates < 2 or min(depths) < 1:
+        print("bench_pipeline: --gateways, --updates and --depths must be positive",
+              file=sys.stderr)
+        return 2
+    problem = ovs_problem()
+    if problem:
+        print(f"bench_pipeline: the emulated data center {problem}", file=sys.stderr)
+        return 1
+    # One backend behind the VIP, so the stream reaches the receiver whatever its hash.
+    params = DataCenterParams(spines=1, leaves=1, hosts_per_leaf=1, gateways=args.gateways,
+                              externals=1, relays=0)
+    results = []
+    with DataCenter(params, names=NamePool("p", "172.25.0.0/16")) as dc:
+        for depth in depths:
+            row = measure(dc, depth, args.updates)
+            results.append(row)
+            late = row["late_share"]
+            print(f"{depth:>3} in flight: {row['updates_per_s']:.0f} updates/s, update p50 "
+                  f"{row['update_p50_ms']:.2f} ms, controller "
+                  f"{row['controller_cpu_ms_per_update']:.2f} ms CPU each; "
+                  f"{row['datagrams_stamped_late']} of {row['datagrams_during']}"
+                  f" datagrams ({0 if late is None else late * 100:.1f} %) arrived with an id"
+                  f" older than one acked before they left, up to {row['longest_late_ms']:.1f}"
+                  " ms after the ack", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
