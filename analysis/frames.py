@@ -51,6 +51,11 @@ def figure(panels: int = 1, rows: int = 1, width: float = 6.4) -> tuple[Figure, 
     return fig, list(axes.flat)
 
 
+def figure_path(root: Path, name: str) -> Path:
+    """Where experiment ``name``'s figure goes: beside its CSV."""
+    return root / name / f"{name}.png"
+
+
 def save(fig: Figure, path: Path, caption: str) -> Path:
     """Write ``fig`` with ``caption`` under it to ``path`` (PNG) and close it."""
     fig.text(0.01, 0.01, caption, fontsize=8.5, ha="left", va="bottom", wrap=True)

@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from analysis.frames import figure, load, over_seeds, save
+from analysis.frames import figure, figure_path, load, over_seeds, save
 from beaver.protocols import PROTOCOLS
 from experiments.base import Experiment, Plan, Progress, Row, fraction
 from experiments.sweep import grid, outcomes
@@ -123,7 +123,7 @@ def draw(root: Path) -> list[Path]:
     caption = (f"Mean and std over {frame['seed'].nunique()} seed(s); hatched: out-group relays "
                "carry external causal chains. Accepted = valid by the protocol's own rule. "
                f"{_accepted_line(frame)}")
-    return [save(fig, root / NAME / f"{NAME}.png", caption)]
+    return [save(fig, figure_path(root, NAME), caption)]
 
 
 def _accepted_line(frame: pd.DataFrame) -> str:

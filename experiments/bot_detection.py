@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from analysis import paper
-from analysis.frames import figure, load, save
+from analysis.frames import figure, figure_path, load, save
 from beaver.protocols import PROTOCOLS
 from experiments.base import Experiment, Plan, Progress, Row
 from experiments.sweep import grid
@@ -114,7 +114,7 @@ def draw(root: Path) -> list[Path]:
     caption = (f"{frame['seed'].nunique()} seed(s), {int(frame['clients'].iloc[0])} clients per "
                f"run. Bots found (true positives / bots): {found}. Right: the outcome "
                f"{paper.SOURCE} report in Table 3 (analysis/reference/).")
-    return [save(fig, root / NAME / f"{NAME}.png", caption)]
+    return [save(fig, figure_path(root, NAME), caption)]
 
 
 def _paper_table(axis) -> None:

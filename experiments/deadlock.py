@@ -23,7 +23,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from analysis.frames import figure, load, save
+from analysis.frames import figure, figure_path, load, save
 from beaver.protocols import PROTOCOLS
 from experiments.base import Experiment, Plan, Progress, Row
 from experiments.sweep import grid
@@ -120,7 +120,7 @@ def draw(root: Path) -> list[Path]:
                "accepted. Inconsistent among accepted (oracle): " + ", ".join(
                    f"{p} {int(used.loc[p, 'inconsistent_accepted'])}/{int(used.loc[p, 'accepted'])}"
                    for p in protocols) + ".")
-    return [save(fig, root / NAME / f"{NAME}.png", caption)]
+    return [save(fig, figure_path(root, NAME), caption)]
 
 
 EXPERIMENT = Experiment(

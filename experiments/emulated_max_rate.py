@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from analysis import paper
-from analysis.frames import PAPER_STYLE, figure, load, save
+from analysis.frames import PAPER_STYLE, figure, figure_path, load, save
 from controller.coordinator.service import PACKET_LIFETIME
 from controller.coordinator.store import Store
 from experiments.base import ExperimentError, Plan, Progress, Row
@@ -133,7 +133,7 @@ def draw(root: Path) -> list[Path]:
                f"judged inconsistent: {bad}; breaking the invariant: {broken}. A wire code is "
                f"reused {frame['packet_lifetime_ms'].iloc[0]:g} ms after its id was last "
                "stamped: at most the id window starts per packet lifetime.")
-    return [save(fig, root / NAME / f"{NAME}.png", caption)]
+    return [save(fig, figure_path(root, NAME), caption)]
 
 
 EXPERIMENT = emulated_experiment(

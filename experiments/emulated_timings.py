@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import paper
-from analysis.frames import PAPER_STYLE, figure, load, save
+from analysis.frames import PAPER_STYLE, figure, figure_path, load, save
 from controller.coordinator.store import Store
 from experiments.base import ExperimentError, Plan, Progress, Row
 from experiments.emulated import emulated_experiment
@@ -232,7 +232,7 @@ def draw(root: Path) -> list[Path]:
                f"milliseconds where the paper's are microseconds (dashed: {paper.SOURCE}). "
                f"Snapshots with t1 - t0 < the run's measured tau_min: {shares}. "
                f"Shortest relayed chain: {chain_min}.")
-    return [save(fig, root / NAME / f"{NAME}.png", caption)]
+    return [save(fig, figure_path(root, NAME), caption)]
 
 
 EXPERIMENT = emulated_experiment(

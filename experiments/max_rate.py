@@ -25,9 +25,9 @@ from pathlib import Path
 from statistics import fmean
 
 from analysis import paper
-from analysis.frames import PAPER_STYLE, figure, load, over_seeds, save
+from analysis.frames import PAPER_STYLE, figure, figure_path, load, over_seeds, save
 from experiments.base import Experiment, Plan, Progress, Row, fraction, start_rate_hz
-from experiments.sweep import grid, outcomes
+from experiments.sweep import gateway_counts, grid, outcomes
 from simulator import US, Workload, WorldConfig
 
 NAME = "max-rate"
@@ -38,12 +38,8 @@ WINDOWS = [1, 31]
 
 def plan(quick: bool, seeds: int) -> Plan:
     return Plan(
-        quick=quick,
-        seeds=seeds,
-        grid={
-            "gateways": [2, 16] if quick else [2, 4, 6, 8, 10, 12, 14, 16],
-            "window": WINDOWS,
-        },
+        quick=quick, seeds=seeds,
+        grid={"gateways": gateway_counts(quick), "window": WINDOWS},
         fixed={"snapshots_per_window_slot": 10 if quick else 60,
                "offered_rate_hz": OFFERED_RATE_HZ, "nodes": 16, "tau_min_us": 33.0},
     )
@@ -109,7 +105,7 @@ def draw(root: Path) -> list[Path]:
                f"{frame['seed'].nunique()} seed(s); dashed: {paper.SOURCE}. Mean time to "
                "complete a snapshot: " + ", ".join(
                    f"window {w}: {t:.0f} us" for w, t in finish.items()) + ".")
-    return [save(fig, root / NAME / f"{NAME}.png", caption)]
+    return [save(fig, figure_path(root, NAME), caption)]
 
 
 EXPERIMENT = Experiment(

@@ -42,7 +42,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import paper
-from analysis.frames import PAPER_STYLE, figure, load, save
+from analysis.frames import PAPER_STYLE, figure, figure_path, load, save
 from beaver.protocols import PROTOCOLS
 from controller.coordinator.store import Store
 from experiments.base import ExperimentError, Plan, Progress, Row
@@ -266,7 +266,7 @@ def draw(root: Path) -> list[Path]:
                f"calibration from the same run; dashed/hollow: {paper.SOURCE}. Extra bytes on "
                "data links per snapshot: " + ", ".join(
                    f"{p} {b:.0f} B" for p, b in per_protocol.items()) + ".")
-    return [save(fig, root / NAME / f"{NAME}.png", caption)]
+    return [save(fig, figure_path(root, NAME), caption)]
 
 
 EXPERIMENT = emulated_experiment(

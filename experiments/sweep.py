@@ -10,6 +10,11 @@ from experiments.base import Progress
 from simulator import Outcome, WorldConfig, simulate
 
 
+def gateway_counts(quick: bool) -> list[int]:
+    """The |G| axis of the paper's gateway sweeps (Figs 10 and 11): 2 to 16, or its ends."""
+    return [2, 16] if quick else [2, 4, 6, 8, 10, 12, 14, 16]
+
+
 def grid(**axes: Iterable[Any]) -> list[dict[str, Any]]:
     """Every combination of the axes' values, as dicts (the last axis varies fastest)."""
     names = list(axes)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from matplotlib.ticker import NullLocator
 
-from analysis.frames import figure, load, over_seeds, save
+from analysis.frames import figure, figure_path, load, over_seeds, save
 from experiments.base import Experiment, Plan, Progress, Row, fraction
 from experiments.sweep import grid, outcomes
 from simulator import US, Latencies, Workload, WorldConfig
@@ -115,7 +115,7 @@ def draw(root: Path) -> list[Path]:
                "inconsistent "
                f"snapshots with a correct or cautious bound (ratio <= 1): "
                f"{int(total.get(True, 0))}; with a too-large bound: {int(total.get(False, 0))}.")
-    return [save(fig, root / NAME / f"{NAME}.png", caption)]
+    return [save(fig, figure_path(root, NAME), caption)]
 
 
 EXPERIMENT = Experiment(

@@ -30,7 +30,7 @@ import pandas as pd
 from matplotlib.ticker import NullLocator
 
 from analysis import paper
-from analysis.frames import PAPER_STYLE, figure, load, save
+from analysis.frames import PAPER_STYLE, figure, figure_path, load, save
 from beaver.gateway import Gateway
 from experiments.base import Experiment, Plan, Progress, Row
 from experiments.sweep import grid
@@ -196,7 +196,7 @@ def draw(root: Path) -> list[Path]:
     caption = (f"Left: quantiles over {len(frame)} snapshots ({frame['seed'].nunique()} seed(s) "
                f"per |G|); dashed, hollow: {paper.SOURCE}. Right: one point per snapshot. "
                f"t1 - t0 >= real spread in {held} of {len(frame)} snapshots.")
-    return [save(fig, root / NAME / f"{NAME}.png", caption)]
+    return [save(fig, figure_path(root, NAME), caption)]
 
 
 EXPERIMENT = Experiment(

@@ -47,7 +47,6 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
 
 from beaver.ids import IdSpace
@@ -58,6 +57,7 @@ from hosts.agent import RELAY_PORT, SERVICE_PORT
 from hosts.services.registry import DEFAULT_SERVICE, SERVICES
 from testbed.gateway_updater import ControllerGateways
 from testbed.network import PROJECT_ROOT, DataCenter
+from testbed.scoped import Scoped
 from testbed.tau_policy import TauChoice, choose_tau_min
 from testbed.watch import Check, Failure, Watch, bridges_gone, exit_reason
 from topologies.addressing import AddressPlan, DataCenterParams
@@ -159,7 +159,7 @@ class HostProcess:
         return code
 
 
-class Emulation:
+class Emulation(Scoped):
     """Data center, coordinator service, relays and agents, up while inside ``with``."""
 
     def __init__(self, settings: EmulationSettings, store: Store, run: int):
@@ -190,18 +190,6 @@ class Emulation:
     @property
     def nodes(self) -> list[str]:
         return [host.name for host in self.plan.hosts]
-
-    def __enter__(self) -> Emulation:
-        try:
-            self._start()
-        except BaseException:
-            self._stop()
-            raise
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self._stop()
 
     def _start(self) -> None:
         settings = self.settings

@@ -43,11 +43,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from beaver.ids import IdSpace
 from controller.gateways.client import ControllerError, GatewayClient
+from testbed.scoped import Scoped
 from testbed.switchd import SwitchDaemon, SwitchDaemons, daemon_problem, terminate
 from testbed.termination import Terminated, raise_on_termination
 from topologies.addressing import AddressPlan, DataCenterParams, build_plan
@@ -99,7 +99,7 @@ def machine_problem(advice: str = SETUP_ADVICE) -> str | None:
     return None if problem is None else f"the emulated data center {problem}; {advice}"
 
 
-class DataCenter:
+class DataCenter(Scoped):
     """Topology + controller, created on ``__enter__`` and removed on ``__exit__``."""
 
     def __init__(self, params: DataCenterParams | None = None, controller_port: int | None = None,
@@ -150,18 +150,6 @@ class DataCenter:
     def controller_log(self) -> Path:
         assert self.workdir is not None, "the data center is not running"
         return self.workdir / "controller.log"
-
-    def __enter__(self) -> DataCenter:
-        try:
-            self._start()
-        except BaseException:
-            self._stop()
-            raise
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self._stop()
 
     def _start(self) -> None:
         from mininet.log import setLogLevel

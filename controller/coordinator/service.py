@@ -241,7 +241,16 @@ class SnapshotService:
         timeout: float,
     ) -> None:
         """Send every agent its state and channel state; wait for every ``restored``."""
-        self._call(self._restore(snapshot_id, states, in_flight, timeout))
+        async def restore() -> None:
+            for node in self.nodes:
+                self.agents.send(node, "restore", snapshot_id=snapshot_id, state=states[node],
+                                 in_flight=in_flight.get(node, []))
+            await self._wait_for(
+                lambda: all(self.restored.get(node) == snapshot_id for node in self.nodes), timeout,
+                lambda: "no restored acknowledgement from " + ", ".join(
+                    node for node in self.nodes if self.restored.get(node) != snapshot_id),
+            )
+        self._call(restore())
 
     def close(self) -> None:
         """Stop taking snapshots (after Ctrl-C in ``take``), tell agents to stop, store
@@ -316,22 +325,6 @@ class SnapshotService:
                 f"no agent measured an external causal chain within {timeout:g} s "
                 "(are the relays running and the bank sending through them?)")
         return shortest
-
-    async def _restore(
-        self,
-        snapshot_id: int,
-        states: Mapping[str, Any],
-        in_flight: Mapping[str, list[dict[str, Any]]],
-        timeout: float,
-    ) -> None:
-        for node in self.nodes:
-            self.agents.send(node, "restore", snapshot_id=snapshot_id, state=states[node],
-                             in_flight=in_flight.get(node, []))
-        await self._wait_for(
-            lambda: all(self.restored.get(node) == snapshot_id for node in self.nodes), timeout,
-            lambda: "no restored acknowledgement from " + ", ".join(
-                node for node in self.nodes if self.restored.get(node) != snapshot_id),
-        )
 
     async def _take(self, count: int, rate: float, timeout: float) -> TakeResult:
         deadline = time.monotonic() + timeout
