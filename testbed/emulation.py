@@ -245,7 +245,7 @@ class Emulation(Scoped):
         checks: dict[str, Check] = {name: (lambda p=popen: exit_reason(p.poll()))
                                     for name, popen in processes.items()}
         checks["bridges"] = bridges_gone([s.name for s in self.plan.switches]
-                                         + [self.plan.mgmt_switch])
+                                         + [self.plan.mgmt_switch], self.datacenter.bridges)
         return checks
 
     def _component_failed(self, failure: Failure) -> None:

@@ -324,6 +324,12 @@ class DataCenter(Scoped):
     def host(self, name: str) -> Any:
         return self.hosts[name]
 
+    def bridges(self) -> set[str] | None:
+        """The bridges the data center's switch daemons have now (None: one did not answer;
+        a daemon that exited has none)."""
+        assert self.daemons is not None, "the data center is not running"
+        return self.daemons.bridges()
+
     def switch_daemon(self, switch: str) -> SwitchDaemon:
         """The private switch daemon running ``switch``'s bridge."""
         assert self.daemons is not None, "the data center is not running"

@@ -222,6 +222,19 @@ class SwitchDaemons:
         for daemon in self.daemons.values():
             daemon.stop(on_exit)
 
+    def bridges(self) -> set[str] | None:
+        """Bridges of every daemon (a daemon that exited has none; None: one is busy)."""
+        names: set[str] = set()
+        for daemon in self.daemons.values():
+            if daemon.switch is None or daemon.switch.poll() is not None:
+                continue
+            listed = subprocess.run(daemon.vsctl_command("--timeout=5", "list-br"),
+                                    capture_output=True, text=True)
+            if listed.returncode != 0:
+                return None
+            names.update(listed.stdout.split())
+        return names
+
     def control_sockets(self) -> dict[str, Path]:
         """Gateway name -> its ``ovs-vswitchd`` unixctl socket (for the controller)."""
         return {name: self.daemons[name].control_socket for name in self.gateways}

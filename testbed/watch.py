@@ -12,13 +12,13 @@ which stores the open snapshots as they stand and ends the take, and
 ``beaver run`` names the failure in its summary and exits 1.
 
 Processes are watched by their handles (``Popen.poll``), bridges by name in
-``ovs-vsctl list-br``; nothing else is signalled or touched.
+what their switch daemons list (``ovs-vsctl list-br`` of each); nothing else
+is signalled or touched.
 """
 
 from __future__ import annotations
 
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -48,14 +48,18 @@ def exit_reason(code: int | None) -> str | None:
     return f"exited with status {code}"
 
 
-def bridges_gone(names: Collection[str]) -> Check:
-    """A check that fails once one of the bridges ``names`` no longer exists."""
+def bridges_gone(names: Collection[str],
+                 list_bridges: Callable[[], set[str] | None]) -> Check:
+    """A check that fails once one of the bridges ``names`` no longer exists.
+
+    ``list_bridges()`` names the bridges that exist (None: Open vSwitch is busy, ask
+    again next time).
+    """
     def check() -> str | None:
-        listed = subprocess.run(["ovs-vsctl", "--timeout=5", "list-br"], capture_output=True,
-                                text=True)
-        if listed.returncode != 0:
-            return None  # Open vSwitch busy: ask again next time
-        gone = sorted(set(names) - set(listed.stdout.split()))
+        listed = list_bridges()
+        if listed is None:
+            return None
+        gone = sorted(set(names) - listed)
         return f"bridge {', '.join(gone)} is gone" if gone else None
     return check
 
