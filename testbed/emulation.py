@@ -79,8 +79,11 @@ class EmulationSettings:
     """What the in-group runs: a name in :data:`hosts.services.registry.SERVICES`."""
     gateways: int = 2
     ingroup: int = 4
-    wan_delay: float = 0.005
-    """Seconds a relay holds a transfer before sending it to the bank's VIP."""
+    wan_delay: float = 0.040
+    """Seconds a relay holds a transfer before sending it to the bank's VIP. The default
+    emulates partners in another data center (the paper's inter-DC external chains,
+    ~39 ms); an update across the emulated gateways takes milliseconds here
+    (docs/dataplane.md), so intra-DC chains (33 us in the paper) cannot be emulated."""
     workload_rate: float = 20.0
     """The agents' workload per second per node, as the service defines it (bank
     transfers, key-value replication flushes; 0: no workload)."""

@@ -29,8 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="snapshots whose gateway update may be in flight at once, updates "
                              "pipelined (1: each waits for the previous one's acks; at most "
                              f"{IdSpace.window}, the id window; default 1)")
-    parser.add_argument("--wan-delay-ms", type=float, default=5.0,
-                        help="delay a relay adds to an external transfer (default 5 ms)")
+    parser.add_argument("--wan-delay-ms", type=float, default=EmulationSettings.wan_delay * 1e3,
+                        help="delay a relay adds to an external transfer (default "
+                             f"{EmulationSettings.wan_delay * 1e3:g} ms: partners in another "
+                             "data center, like the paper's inter-DC chains of ~39 ms)")
     parser.add_argument("--notify-spread-ms", type=float, default=100.0,
                         help="spread over which the coordinator's notifications of a snapshot "
                              "reach the in-group nodes (default 100 ms)")
