@@ -30,10 +30,13 @@ pytestmark = pytest.mark.mininet
 
 def break_component(record: Record, role: str) -> tuple[str, str]:
     """Kill the recorded process whose role starts with ``role``, or delete the first
-    gateway bridge (``role == "bridge"``); returns the failure the run should report."""
+    gateway bridge (``role == "bridge"``, on that gateway's switch daemon); returns the
+    failure the run should report."""
     if role == "bridge":
         gateway = next(b.name for b in record.bridges if b.name.startswith(f"{record.prefix}gw"))
-        subprocess.run(["ovs-vsctl", "del-br", gateway], check=True)
+        [database] = [Path(d) / "ovs" / gateway / "db.sock" for d in record.directories
+                      if (Path(d) / "ovs" / gateway / "db.sock").exists()]
+        subprocess.run(["ovs-vsctl", f"--db=unix:{database}", "del-br", gateway], check=True)
         return "bridges", f"bridge {gateway} is gone"
     victim = next(p for p in record.processes if p.role.startswith(role))
     os.kill(victim.pid, signal.SIGKILL)
