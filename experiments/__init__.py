@@ -25,6 +25,7 @@ overhead         user traffic without and with snapshots, beside an A/A
 bot-detection    bots found from each protocol's snapshots (Table 3)
 deadlock         phantom and real deadlocks, and an invariant check, from
                  snapshots of a lock service
+emulated-bot-detection the bot-detection rule on emulated snapshots (root)
 ================ ============================================================
 """
 
@@ -35,6 +36,7 @@ from experiments import (
     bot_detection,
     deadlock,
     effective_rate,
+    emulated_bot_detection,
     emulated_max_rate,
     emulated_timings,
     max_rate,
@@ -47,7 +49,8 @@ from experiments.base import Experiment, result_paths, run_experiment
 EXPERIMENTS: dict[str, Experiment] = {
     module.EXPERIMENT.name: module.EXPERIMENT
     for module in (effective_rate, update_bound, max_rate, baselines, tau_sensitivity,
-                   emulated_timings, emulated_max_rate, overhead, bot_detection, deadlock)
+                   emulated_timings, emulated_max_rate, overhead, bot_detection, deadlock,
+                   emulated_bot_detection)
 }
 
 __all__ = ["EXPERIMENTS", "Experiment", "result_paths", "run_experiment"]

@@ -161,7 +161,7 @@ def test_list_names_every_experiment(capsys):
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     # the emulated ones need root (their own test files); the use cases have test_usecases.py
     assert listed == [*DOCUMENTED_COLUMNS, "emulated-timings", "emulated-max-rate", "overhead",
-                      "bot-detection", "deadlock"]
+                      "bot-detection", "deadlock", "emulated-bot-detection"]
 
 
 def test_start_rate_skips_the_initial_burst():

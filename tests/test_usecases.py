@@ -181,3 +181,27 @@ def test_deadlock_quick_columns_and_outcome(tmp_path: Path, capsys):
     capsys.readouterr()
     assert main(["plot", "deadlock", "--results", str(tmp_path)]) == 0
     assert Path(capsys.readouterr().out.strip()).is_file()
+
+
+# -- the rule on emulated logs ------------------------------------------------------------------
+
+def emulated_logs(relay_first: bool):
+    """a sends a:1 to the relay, whose derived datagram relay:1 shows it to b; a captures
+    after its send (consistent) or before it (the chain crosses the cut backwards)."""
+    from testbed.truth import Event, ProcessLog
+
+    capture = Event(0.0, "capture", snapshots=(1, 1))
+    a = ProcessLog("a", "ingroup", [Event(1.0, "send", "a:1")])
+    a.events.insert(0 if relay_first else 1, capture)
+    relay = ProcessLog("relay", "relay", [Event(2.0, "receive", "a:1"),
+                                          Event(3.0, "send", "relay:1")])
+    b = ProcessLog("b", "ingroup", [Event(4.0, "receive", "relay:1"),
+                                    Event(5.0, "capture", snapshots=(1, 1))])
+    return [a, relay, b]
+
+
+def test_the_rule_on_emulated_logs_flags_only_a_chain_across_the_cut():
+    from experiments.emulated_bot_detection import flagged as flagged_emulated
+
+    assert flagged_emulated(emulated_logs(relay_first=False), 1) == set()
+    assert flagged_emulated(emulated_logs(relay_first=True), 1) == {"relay"}

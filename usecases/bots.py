@@ -96,6 +96,12 @@ def flagged(observed: Observed, snapshots, tickets: Sessions) -> Iterator[tuple[
         yield snapshot, {sender[request] for request in unexplained}
 
 
+def suspects(issued: dict[int | str, str], shown: list[tuple[str, int | str]]) -> set[str]:
+    """The detection rule, for one snapshot: the clients that showed a ticket no backend in
+    it issued to them (``issued``: ticket -> client; ``shown``: (client, ticket) pairs)."""
+    return {client for client, ticket in shown if issued.get(ticket) != client}
+
+
 def views(observed: Observed, snapshots, tickets: Sessions
           ) -> Iterator[tuple[object, dict[int, str], list[tuple[str, int]]]]:
     """Per snapshot (in id order), what its backends recorded, plainly: the tickets issued
