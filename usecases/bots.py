@@ -76,24 +76,16 @@ def sessions(observed: Observed, bots: frozenset[str]) -> Sessions:
 
 def flagged(observed: Observed, snapshots, tickets: Sessions) -> Iterator[tuple[object, set[str]]]:
     """Per snapshot (in id order), the clients it shows presenting a ticket that no backend
-    in it issued them. The backends' histories are replayed once for all snapshots."""
-    sender, receiver = tickets.traffic.sender, tickets.traffic.receiver
-    issued: set[int] = set()
-    unexplained: dict[int, int] = {}
-    """Requests shown so far whose ticket is not (yet) issued inside the cut: request -> ticket."""
-    for snapshot, fresh in observed.advancing(snapshots):
-        for events in fresh.values():
-            for event in events:
-                if event >= 0:
-                    issued.add(event)
-                    continue
-                ticket = tickets.presented.get(~event)
-                if ticket is not None:
-                    unexplained[~event] = ticket
-        for request, ticket in list(unexplained.items()):
-            if ticket in issued and receiver.get(ticket) == sender[request]:
-                del unexplained[request]
-        yield snapshot, {sender[request] for request in unexplained}
+    in it issued them (:func:`suspects` on :func:`views`)."""
+    pending: list[tuple[str, int]] = []
+    """Shown pairs the rule flagged so far: a later cut holds more issues, never fewer,
+    so only these can change their verdict."""
+    seen = 0
+    for snapshot, issued, shown in views(observed, snapshots, tickets):
+        pending += shown[seen:]
+        seen = len(shown)
+        pending = [pair for pair in pending if suspects(issued, [pair])]
+        yield snapshot, {client for client, _ in pending}
 
 
 def suspects(issued: dict[int | str, str], shown: list[tuple[str, int | str]]) -> set[str]:
