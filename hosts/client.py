@@ -35,6 +35,8 @@ class ClientStats:
     from_vip: int = 0
     unexpected: int = 0
     """Datagrams that answer no outstanding request (late duplicates, malformed)."""
+    malformed_by: dict[str, int] = field(default_factory=dict)
+    """The malformed ones among them, by reason (:data:`hosts.wire.REASONS`)."""
     latencies: list[float] = field(default_factory=list)
 
     def summary(self, outstanding: int) -> dict[str, Any]:
@@ -45,6 +47,7 @@ class ClientStats:
         return {
             "sent": self.sent, "replies": self.replies, "from_vip": self.from_vip,
             "lost": outstanding, "unexpected": self.unexpected,
+            "malformed_by": dict(self.malformed_by),
             "latency_ms": {"p50": latency_ms(0.5), "p99": latency_ms(0.99),
                            "max": latency_ms(1.0)},
         }
@@ -99,8 +102,9 @@ class Client(StoppableLoop):
             payload, _dscp, source = received
             try:
                 reply = wire.decode(payload)
-            except wire.MalformedDatagram:
+            except wire.MalformedDatagram as error:
                 self.stats.unexpected += 1
+                wire.note_malformed(self.stats.malformed_by, error, source, log)
                 continue
             rid = reply.get("rid")
             sent_at = self._outstanding.pop(rid, None) if type(rid) is int else None

@@ -29,7 +29,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,8 @@ class RelayCounters:
     received: int = 0
     forwarded: int = 0
     malformed: int = 0
+    malformed_by: dict[str, int] = field(default_factory=dict)
+    """``malformed`` by reason (:data:`hosts.wire.REASONS`)."""
 
 
 def add_netem(device: str, delay: float) -> str | None:
@@ -94,7 +96,7 @@ class Relay(StoppableLoop):
                 message = wire.decode(payload)
             except wire.MalformedDatagram as error:
                 self.counters.malformed += 1
-                log.warning("ignored malformed datagram from %s:%d: %s", *source, error)
+                wire.note_malformed(self.counters.malformed_by, error, source, log)
                 continue
             message_id = message_id_of(message)
             new_id = None

@@ -15,10 +15,12 @@ sender sets it per datagram with an ``IP_TOS`` control message on ``sendmsg``.
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import struct
 from typing import Any
 
+from beaver import untrusted
 from beaver.ids import dscp_to_tos, tos_to_dscp
 
 MAX_DATAGRAM = 65507
@@ -32,8 +34,28 @@ JOIN = "join"
 _TOS_CMSG_SPACE = socket.CMSG_SPACE(struct.calcsize("i"))
 
 
+NO_KIND = "no_kind"
+REASONS = (*untrusted.REASONS, NO_KIND)
+"""Why a datagram was ignored (the keys of the components' ``malformed_by`` counters)."""
+
+
 class MalformedDatagram(ValueError):
-    """A datagram that is not a JSON object with a string ``kind``."""
+    """A datagram that is not a JSON object with a string ``kind``; ``reason`` is one of
+    :data:`REASONS`."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+
+
+def note_malformed(
+    counts: dict[str, int], error: MalformedDatagram, source: tuple[str, int],
+    logger: logging.Logger,
+) -> None:
+    """Count ``error`` by its reason in ``counts`` and log one line about it."""
+    counts[error.reason] = counts.get(error.reason, 0) + 1
+    logger.warning("ignored malformed datagram from %s:%d (%s): %s", *source, error.reason,
+                   error)
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -44,14 +66,13 @@ def encode(message: dict[str, Any]) -> bytes:
 
 
 def decode(payload: bytes) -> dict[str, Any]:
+    """The checked datagram (size and nesting limited before parsing: :mod:`beaver.untrusted`)."""
     try:
-        message = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise MalformedDatagram(f"not JSON: {error}") from None
-    if not isinstance(message, dict):
-        raise MalformedDatagram("not a JSON object")
+        message = untrusted.loads_object(payload, MAX_DATAGRAM)
+    except untrusted.Rejected as error:
+        raise MalformedDatagram(error.reason, str(error)) from None
     if not isinstance(message.get("kind"), str):
-        raise MalformedDatagram("no string 'kind'")
+        raise MalformedDatagram(NO_KIND, "no string 'kind'")
     return message
 
 
@@ -68,10 +89,13 @@ def open_udp(address: tuple[str, int]) -> socket.socket:
     return sock
 
 
-def send(sock: socket.socket, payload: bytes, address: tuple[str, int], dscp: int) -> None:
-    """Send one datagram with ``dscp`` in its header."""
-    tos = struct.pack("i", dscp_to_tos(dscp))
-    sock.sendmsg([payload], [(socket.IPPROTO_IP, socket.IP_TOS, tos)], 0, address)
+def send(sock: socket.socket, payload: bytes, address: tuple[str, int], dscp: int,
+         ttl: int | None = None) -> None:
+    """Send one datagram with ``dscp`` in its header (and ``ttl``, if given)."""
+    control = [(socket.IPPROTO_IP, socket.IP_TOS, struct.pack("i", dscp_to_tos(dscp)))]
+    if ttl is not None:
+        control.append((socket.IPPROTO_IP, socket.IP_TTL, struct.pack("i", ttl)))
+    sock.sendmsg([payload], control, 0, address)
 
 
 def receive(sock: socket.socket) -> tuple[bytes, int, tuple[str, int]] | None:

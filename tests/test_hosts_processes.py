@@ -167,7 +167,8 @@ def test_relay_delays_and_marks_the_chain_start(processes):
         relay.popen.send_signal(signal.SIGTERM)
         assert relay.wait() == 0
         stopped = json.loads(relay.line("stopped").split(" ", 1)[1])
-        assert stopped == {"received": 1, "forwarded": 1, "malformed": 0}
+        assert stopped == {"received": 1, "forwarded": 1, "malformed": 0,
+                           "malformed_by": {}}
     finally:
         target.close()
 

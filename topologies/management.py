@@ -45,6 +45,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from beaver import untrusted
 from beaver.records import InFlight, LocalSnapshot
 from topologies.secret import RunSecret
 
@@ -86,14 +87,10 @@ def encode(kind: str, secret: RunSecret | None = None, **fields: Any) -> bytes:
 
 def decode(line: bytes | str) -> dict[str, Any]:
     """A checked message from one line; :class:`MalformedMessage` says what is wrong."""
-    if len(line) > MAX_LINE:
-        raise MalformedMessage(f"message of {len(line)} bytes is longer than {MAX_LINE}")
     try:
-        message = json.loads(line)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise MalformedMessage(f"not JSON: {error}") from None
-    if not isinstance(message, dict):
-        raise MalformedMessage("not a JSON object")
+        message = untrusted.loads_object(line, MAX_LINE)
+    except untrusted.Rejected as error:
+        raise MalformedMessage(str(error)) from None
     kind = message.get("type")
     if kind not in _FIELDS:
         raise MalformedMessage(f"unknown message type {kind!r}")
