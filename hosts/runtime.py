@@ -5,12 +5,16 @@ node's UDP data socket and its management connection, so a local snapshot (the s
 ``capture``) always falls between two deliveries. For each datagram:
 
 1. read it with its DSCP (the wire snapshot id); a datagram that is not a
-   JSON object with a ``kind`` is logged and ignored;
+   JSON object with a ``kind`` within the size and nesting limits is logged,
+   counted by reason (``malformed_by``) and ignored;
 2. name the sender: the in-group node whose DIP is the source address, or
    None for the out-group (traffic that came in through a gateway). Under a
    protocol without gateways (``Protocol.uses_gateways``) out-group traffic
    carries no snapshot id, whatever the network wrote in its DSCP, so the core
-   sees it unmarked;
+   sees it unmarked. Datagrams from in-group peers travel on a reliable
+   channel (:mod:`hosts.delivery`): acknowledged, de-duplicated and
+   delivered in order, each once, with the DSCP it was first sent with;
+   the steps below run for each datagram as its channel delivers it;
 3. ask the core: ``node.receive(wire, sender, now, message)`` (a marker goes
    to ``node.receive_marker``). The core may take local snapshots, through
    ``capture``, before the datagram is delivered;
@@ -20,9 +24,13 @@ node's UDP data socket and its management connection, so a local snapshot (the s
    says deliver.
 
 Every datagram the service sends is stamped with ``node.send(peer, now)`` in
-its DSCP. Peers come up at different times, so a runtime starts by sending
-each peer a ``join`` datagram and answers a peer's first ``join`` with its
-own (any datagram from a peer shows it is up); the service sends to a peer
+its DSCP; one to an in-group peer takes the channel's next ``seq`` and is sent
+again until acknowledged (``retransmissions`` counts those), each time with a
+TTL drawn from :data:`topologies.addressing.INGROUP_TTLS`, the entropy the
+fabric's loss rules drop by (``beaver run --data-loss``). Peers come up at
+different times, so a runtime starts by sending each peer a ``join``
+datagram and answers a peer's first ``join`` with its own (any datagram from
+a peer shows it is up); the service sends to a peer
 only once it is known to be up (joins are the runtime's, like markers: the
 core never sees them).
 
@@ -42,20 +50,23 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from beaver.ids import UNMARKED
 from beaver.protocols import SnapshotNode
 from beaver.records import Marker, Receipt
-from hosts import wire
+from hosts import delivery, wire
+from hosts.delivery import Channel
 from hosts.link import ManagementLink
 from hosts.loop import StoppableLoop
 from hosts.services import Address, Send, Service
 from hosts.truth import MESSAGE_ID, TruthLog, message_id_of
+from topologies.addressing import INGROUP_TTLS
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +86,18 @@ class Counters:
     chain_count: int = 0
     chain_min: float | None = None
     """The shortest external causal chain seen (seconds), from relayed ``chain_started``."""
+    retransmissions: int = 0
+    """In-group datagrams sent again because no acknowledgement came in time."""
+    duplicates: int = 0
+    """In-group datagrams that arrived again after their delivery (dropped)."""
+    malformed_by: dict[str, int] = field(default_factory=dict)
+    """``malformed`` split by reason: :data:`hosts.wire.REASONS` and :data:`CHANNEL_REASONS`."""
+
+
+NO_SEQ, SEQ_WINDOW, BAD_ACK = "no_seq", "seq_window", "bad_ack"
+CHANNEL_REASONS = (NO_SEQ, SEQ_WINDOW, BAD_ACK)
+"""Why an in-group peer's datagram was ignored: no ``seq``; a ``seq`` too far ahead of the
+channel; an ``ack`` without a valid ``through`` and ``held``."""
 
 
 class Runtime(StoppableLoop):
@@ -111,6 +134,10 @@ class Runtime(StoppableLoop):
         self.counters = Counters()
         self.reachable: frozenset[str] = frozenset()
         """The peers known to be up: they sent a ``join`` (or anything else)."""
+        self.channels: dict[str, Channel[tuple[dict[str, Any], int]]] = {
+            peer: Channel() for peer in self.peers if peer != node.name}
+        """Per in-group peer, the reliable channel; it holds (message, DSCP) pairs."""
+        self._ttl = random.Random()
         self._announced = False
         self._next_report = clock() + report_interval
         self.watch(data, self._on_data)
@@ -132,6 +159,7 @@ class Runtime(StoppableLoop):
         now = self.clock()
         if not self.stopped:
             self._send_all(self.service.work(now, self.reachable), now)
+            self._retransmit(now)
         if now >= self._next_report:
             self.report_counters()
             self._next_report = now + self.report_interval
@@ -147,8 +175,19 @@ class Runtime(StoppableLoop):
 
     def _timeout(self) -> float:
         work = self.service.next_work()
-        due = min(self._next_report, math.inf if work is None else work)
+        retries = [due for channel in self.channels.values()
+                   if (due := channel.next_due()) is not None]
+        due = min(self._next_report, math.inf if work is None else work, *retries)
         return max(0.0, due - self.clock())
+
+    def _retransmit(self, now: float) -> None:
+        for peer, channel in self.channels.items():
+            for payload, dscp in channel.due(now):
+                self._send_payload(payload, self.peers[peer], dscp, self._ingroup_ttl())
+                self.counters.retransmissions += 1
+
+    def _ingroup_ttl(self) -> int:
+        return self._ttl.choice(INGROUP_TTLS)
 
     # -- data channel ---------------------------------------------------------------------
 
@@ -163,18 +202,57 @@ class Runtime(StoppableLoop):
         try:
             message = wire.decode(payload)
         except wire.MalformedDatagram as error:
-            self.counters.malformed += 1
-            log.warning("ignored malformed datagram from %s:%d: %s", *source, error)
+            self._malformed(error, source)
             return
         sender = self._node_at.get(source[0])
-        if sender is not None and sender not in self.reachable:
+        if sender is None or sender == self.node.name:
+            self._deliver(message, dscp, sender, source, now)
+            return
+        if sender not in self.reachable:
             self.reachable |= {sender}
             log.info("peer %s is up", sender)
-        if message["kind"] == wire.JOIN and sender is not None:
+        kind, channel = message["kind"], self.channels[sender]
+        if kind == wire.JOIN:
             if not message.get("answer"):
                 self._transmit({"kind": wire.JOIN, "answer": True}, self.peers[sender],
                                UNMARKED, now)
             return
+        if kind == delivery.ACK:
+            acked = delivery.ack_fields(message)
+            if acked is None:
+                self._malformed(wire.MalformedDatagram(BAD_ACK, "no valid through, held"),
+                                source)
+                return
+            channel.acknowledged(*acked)
+            return
+        seq = delivery.seq_of(message)
+        if seq is None:
+            self._malformed(wire.MalformedDatagram(NO_SEQ, "in-group datagram without seq"),
+                            source)
+            return
+        try:
+            ready = channel.receive(seq, (message, dscp))
+        except delivery.OutOfWindow as error:
+            self._malformed(wire.MalformedDatagram(SEQ_WINDOW, str(error)), source)
+            return
+        self._transmit(channel.ack(), self.peers[sender], UNMARKED, now, self._ingroup_ttl())
+        if ready is None:
+            self.counters.duplicates += 1
+            return
+        for held, held_dscp in ready:
+            self._deliver(held, held_dscp, sender, source, now)
+            if self.stopped:
+                return
+
+    def _malformed(self, error: wire.MalformedDatagram, source: Address) -> None:
+        self.counters.malformed += 1
+        wire.note_malformed(self.counters.malformed_by, error, source, log)
+
+    def _deliver(
+        self, message: dict[str, Any], dscp: int, sender: str | None, source: Address,
+        now: float,
+    ) -> None:
+        """Hand one datagram (in order, once) to the core and, if it says so, the service."""
         if message["kind"] == wire.MARKER:
             self._on_marker(message, sender, source, now)
             return
@@ -233,7 +311,7 @@ class Runtime(StoppableLoop):
             self.link.send_in_flight(record)
         for peer, marker in receipt.outgoing:
             marker_message = {"kind": wire.MARKER, "snapshot_id": marker.snapshot_id}
-            self._transmit(marker_message, self.peers[peer], UNMARKED, now)
+            self._transmit_to_peer(marker_message, peer, UNMARKED, now)
             self.counters.markers_sent += 1
 
     def _send_all(self, sends: list[Send], now: float) -> None:
@@ -247,13 +325,31 @@ class Runtime(StoppableLoop):
             if self.truth is not None:
                 message = {**message, MESSAGE_ID: self.truth.new_message_id()}
                 self.truth.send(message[MESSAGE_ID], now)
-            self._transmit(message, address, stamp, now)
+            if peer is None:
+                self._transmit(message, address, stamp, now)
+            else:
+                self._transmit_to_peer(message, peer, stamp, now)
             self.counters.sent += 1
 
-    def _transmit(self, message: dict[str, Any], address: Address, dscp: int, now: float) -> None:
+    def _transmit_to_peer(self, message: dict[str, Any], peer: str, dscp: int,
+                          now: float) -> None:
+        """Send on the reliable channel to ``peer``: sequenced, kept until acknowledged."""
+        channel = self.channels[peer]
+        seq = channel.next_seq()
+        payload = self._transmit({**message, delivery.SEQ: seq}, self.peers[peer], dscp, now,
+                                 self._ingroup_ttl())
+        channel.keep(seq, payload, dscp, now)
+
+    def _transmit(self, message: dict[str, Any], address: Address, dscp: int, now: float,
+                  ttl: int | None = None) -> bytes:
         payload = wire.encode({**message, "sent_at": now})
+        self._send_payload(payload, address, dscp, ttl)
+        return payload
+
+    def _send_payload(self, payload: bytes, address: Address, dscp: int,
+                      ttl: int | None) -> None:
         try:
-            wire.send(self.data, payload, address, dscp)
+            wire.send(self.data, payload, address, dscp, ttl)
         except OSError as error:
             log.warning("could not send to %s:%d: %s", *address, error)
 

@@ -12,8 +12,14 @@ from hypothesis import strategies as st
 from beaver.ids import IdSpace
 from controller.gateways.decisions import GatewayController, Install, ReplaceObserve, ReplaceStamp
 from controller.gateways.maglev import FlowKey
-from controller.gateways.rules import HashSpread, fabric_rules
-from topologies.addressing import DataCenterParams, build_plan
+from controller.gateways.rules import (
+    HashSpread,
+    dropped_ttls,
+    fabric_rules,
+    loss_rules,
+    lost_share,
+)
+from topologies.addressing import INGROUP_TTLS, DataCenterParams, build_plan
 
 PLAN = build_plan(DataCenterParams(spines=2, leaves=3, hosts_per_leaf=2, gateways=3, services=2))
 SPACE = IdSpace()
@@ -201,3 +207,23 @@ def test_every_shape_connects_everything_the_model_promises(
                                      lambda ports, packet, i=index: i)
             [(switch, table, _)] = trace.to_controller
             assert (switch, table) == (plan.gateways[index].name, "balance")
+
+
+def test_loss_rules_drop_a_share_of_in_group_datagrams_by_ttl_and_nothing_else() -> None:
+    lossy = GatewayController(PLAN, SPACE, data_loss=0.05)
+    tables = fabric(lossy)
+    dropped = dropped_ttls(0.05)
+    assert len(dropped) == 6 and lost_share(0.05) == 6 / 128
+    source, far = PLAN.hosts[0], PLAN.hosts[-1]
+    for ttl in INGROUP_TTLS:
+        trace = tables.send_from(source.name, udp(source.dip, far.dip) | {"nw_ttl": ttl})
+        assert (trace.delivered_to is None) == (ttl in dropped), ttl
+        assert trace.delivered_to is not None or trace.dropped_at == source.leaf
+    client = PLAN.externals[0]
+    for ttl in dropped:
+        reply = tables.send_from(source.name, udp(source.dip, client.ip) | {"nw_ttl": ttl})
+        assert reply.delivered_to == client.name, "only in-group -> in-group datagrams are lost"
+    assert loss_rules(PLAN, 0.0) == [] and fabric(GatewayController(PLAN, SPACE)).send_from(
+        source.name, udp(source.dip, far.dip) | {"nw_ttl": dropped[0]}).delivered_to == far.name
+    with pytest.raises(ValueError):
+        dropped_ttls(1.0)

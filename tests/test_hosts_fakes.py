@@ -24,7 +24,7 @@ from typing import Any
 
 from beaver.protocols import protocol
 from beaver.records import Command, NotifyNode
-from hosts import wire
+from hosts import delivery, wire
 from topologies import management
 
 REPO = Path(__file__).resolve().parent.parent
@@ -160,20 +160,40 @@ class CoreDriver:
 
 
 class Peer:
-    """A UDP endpoint playing an in-group peer or an out-group host."""
+    """A UDP endpoint playing an in-group peer or an out-group host.
 
-    def __init__(self, ip: str):
+    An in-group peer speaks the reliable channel (:mod:`hosts.delivery`) as a
+    runtime does: what it sends (joins and acks aside) takes the next ``seq``,
+    and it acknowledges every sequenced datagram it receives, without
+    returning acks from :meth:`receive`.
+    """
+
+    def __init__(self, ip: str, ingroup: bool = False):
         self.sock = wire.open_udp((ip, 0))
         self.address = self.sock.getsockname()
+        self.ingroup = ingroup
+        self.channel: delivery.Channel[dict[str, Any]] = delivery.Channel()
 
     def send(self, message: dict[str, Any] | bytes, to: tuple[str, int], dscp: int = 0) -> None:
+        if isinstance(message, dict) and self.ingroup and message["kind"] not in (
+                wire.JOIN, delivery.ACK):
+            message = {**message, delivery.SEQ: self.channel.next_seq()}
         payload = message if isinstance(message, bytes) else json.dumps(message).encode()
         wire.send(self.sock, payload, to, dscp)
 
     def receive(self, pump: Callable[[], None], what: str) -> tuple[dict[str, Any], int]:
         """The next datagram (decoded) and its DSCP."""
-        payload, dscp, _source = wait_until(lambda: wire.receive(self.sock), what, pump)
-        return json.loads(payload), dscp
+        while True:
+            payload, dscp, source = wait_until(lambda: wire.receive(self.sock), what, pump)
+            message = json.loads(payload)
+            if message["kind"] == delivery.ACK:
+                continue
+            seq = delivery.seq_of(message)
+            if seq is not None:
+                if self.channel.receive(seq, message) is None:
+                    continue
+                self.send(self.channel.ack(), source)
+            return message, dscp
 
     def close(self) -> None:
         self.sock.close()

@@ -54,7 +54,7 @@ class Harness:
 
     def __init__(self, protocol_name: str):
         self.coordinator = FakeCoordinator()
-        self.peer = Peer("127.0.0.3")
+        self.peer = Peer("127.0.0.3", ingroup=True)
         self.outsider = Peer("127.0.0.9")
         self.data = wire.open_udp(("127.0.0.2", 0))
         self.address = self.data.getsockname()

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from beaver.ids import IdSpace
+from controller.gateways.rules import dropped_ttls
 from topologies.addressing import AddressPlan
 from topologies.secret import RunSecret
 
@@ -39,6 +40,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         metavar="GATEWAY=SOCKET",
                         help="unixctl socket of the ovs-vswitchd running GATEWAY: an update is "
                              "acknowledged once that datapath's flow cache was emptied")
+    parser.add_argument("--data-loss", type=float, default=0.0,
+                        help="share of in-group datagrams the leaves drop (0 <= P < 1)")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -54,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         space = IdSpace(window=args.window)
         secret = RunSecret.load(args.secret_file) if args.secret_file else None
+        dropped_ttls(args.data_loss)
     except (OSError, ValueError) as error:
         print(f"python -m controller.gateways: {error}", file=sys.stderr)
         return 2
@@ -77,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             "no --secret-file: the control interface accepts any local user's requests")
     GatewayApp.settings = AppSettings(args.plan, args.listen_host, args.control_port,
                                       args.update_timeout, space, secret,
-                                      (args.listen_host, args.ofp_tcp_listen_port), controls)
+                                      (args.listen_host, args.ofp_tcp_listen_port), controls,
+                                      data_loss=args.data_loss)
     cfg.CONF(args=["--ofp-tcp-listen-port", str(args.ofp_tcp_listen_port),
                    "--ofp-listen-host", args.listen_host], project="os_ken")
     try:

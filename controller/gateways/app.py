@@ -81,6 +81,8 @@ class AppSettings:
     datapath_controls: dict[str, Path] = field(default_factory=dict)
     """Gateway -> unixctl socket of the ``ovs-vswitchd`` running it (empty: acknowledge an
     update at its barrier reply, without emptying the datapath flow cache)."""
+    data_loss: float = 0.0
+    """Share of in-group datagrams the leaves drop (see ``rules.loss_rules``)."""
 
 
 class GatewayApp(app_manager.OSKenApp):
@@ -93,7 +95,8 @@ class GatewayApp(app_manager.OSKenApp):
         if self.settings is None:
             raise RuntimeError("GatewayApp.settings must be set before the app starts")
         self.plan = AddressPlan.from_json(self.settings.plan_file.read_text())
-        self.decisions = GatewayController(self.plan, self.settings.space)
+        self.decisions = GatewayController(self.plan, self.settings.space,
+                                           data_loss=self.settings.data_loss)
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.names = {s.dpid: s.name for s in self.plan.switches}

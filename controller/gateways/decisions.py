@@ -35,6 +35,7 @@ from controller.gateways.rules import (
     border_spread_rule,
     fabric_rules,
     gateway_rules,
+    loss_rules,
     match,
     spine_for_leaf,
 )
@@ -92,7 +93,8 @@ class GatewayController:
     """Decisions for every switch of one address plan."""
 
     def __init__(self, plan: AddressPlan, space: IdSpace | None = None,
-                 maglev_size: int = DEFAULT_SIZE, stamp_depth: int = 2) -> None:
+                 maglev_size: int = DEFAULT_SIZE, stamp_depth: int = 2,
+                 data_loss: float = 0.0) -> None:
         self.plan = plan
         self.space = space or IdSpace()
         self.gateways = {g.name: Gateway(g.name, self.space) for g in plan.gateways}
@@ -106,7 +108,8 @@ class GatewayController:
         self.stamp_depth = stamp_depth
         """Stamp flow-mods per gateway that may await their barrier at once."""
         self.lanes = {name: StampLane[GatewayTiming](stamp_depth) for name in self.gateways}
-        self._fabric_rules = fabric_rules(plan)
+        self._fabric_rules = fabric_rules(plan) + loss_rules(plan, data_loss)
+        """Proactive fabric rules, with those dropping ``data_loss`` of in-group datagrams."""
 
     # -- switches -------------------------------------------------------------------------
     def on_connect(self, switch: str) -> list[Op]:

@@ -63,6 +63,7 @@ class Purpose(IntEnum):
     RESTORE_VIP = 0x0B08
     PASS = 0x0B09
     PROBE = 0x0B0A
+    LOSS = 0x0B0B
 
 
 def cookie(purpose: Purpose, detail: int = 0) -> int:

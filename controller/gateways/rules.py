@@ -16,6 +16,12 @@ Paths:
 * in-group -> VIP: leaf -> spine -> border -> gateway -> ... like out-group
   traffic, but the gateway keeps the packet's DSCP;
 * in-group -> in-group: leaf -> spine (chosen by destination leaf) -> leaf.
+
+Loss on purpose (:func:`loss_rules`, ``beaver run --data-loss``): in-group
+nodes draw each datagram's TTL from :data:`~topologies.addressing.INGROUP_TTLS`;
+every leaf drops in-group -> in-group datagrams whose TTL is one of the first
+:func:`dropped_ttls`, so each datagram is lost with that share, independently
+of its flow (OVS would pick a select group's bucket once per flow).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.gateways.pipeline import Purpose, cookie
-from topologies.addressing import AddressPlan, InGroupHost, Switch
+from topologies.addressing import INGROUP_TTLS, AddressPlan, InGroupHost, Switch
 
 ETH_TYPE_IP = 0x0800
 
@@ -149,6 +155,29 @@ def fabric_rules(plan: AddressPlan) -> list[Rule]:
         route(leaf.name, 40, (own_uplink,), ipv4_dst=_net(plan.external_net))
         route(leaf.name, 40, (own_uplink,), ipv4_dst=_net(plan.vip_net))
     return rules
+
+
+def dropped_ttls(share: float) -> range:
+    """The TTLs the loss rules drop: the first ``round(share * 128)`` in-group TTLs."""
+    if not 0 <= share < 1:
+        raise ValueError(f"the share of datagrams lost must be in [0, 1), got {share}")
+    return INGROUP_TTLS[:round(share * len(INGROUP_TTLS))]
+
+
+def lost_share(share: float) -> float:
+    """The share of in-group datagrams the loss rules for ``share`` really drop."""
+    return len(dropped_ttls(share)) / len(INGROUP_TTLS)
+
+
+def loss_rules(plan: AddressPlan, share: float) -> list[Rule]:
+    """Rules that drop a ``share`` of in-group -> in-group datagrams, at every leaf."""
+    ingroup = _net(plan.ingroup_net)
+    return [
+        Rule(leaf, "route", 200,
+             match(eth_type=ETH_TYPE_IP, ipv4_src=ingroup, ipv4_dst=ingroup, nw_ttl=ttl),
+             cookie=cookie(Purpose.LOSS, ttl))
+        for leaf in _leaves_with_hosts(plan) for ttl in dropped_ttls(share)
+    ]
 
 
 def border_spread_rule(plan: AddressPlan, only: str | None = None) -> Rule:
