@@ -88,8 +88,8 @@ class Relay(StoppableLoop):
             self._forward_due(time.monotonic())
 
     def _receive(self) -> None:
-        now = time.monotonic()
         while (received := wire.receive(self.sock)) is not None:
+            now = time.monotonic()
             payload, _dscp, source = received
             self.counters.received += 1
             try:

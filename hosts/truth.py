@@ -4,13 +4,17 @@ With ``--truth-log PATH`` an in-group agent's runtime and a relay write one
 JSON line per data-channel event to PATH, line by line as they happen (line
 buffered), so a log is whole up to its last event even if its process is
 killed. The first line names the process and its role (``ingroup`` or
-``relay``); every other line carries ``t``, the host's ``time.monotonic()``
-(one clock for every network namespace of the machine):
+``relay``); every other line is one event in the process's program order,
+numbered ``n`` from 1 by the process itself, and carries ``t``, the host's
+``time.monotonic()`` when it was logged (for reading; the oracle orders
+events by ``n`` within a process and by send-before-receive across
+processes, never by ``t``: a process that reads the clock once for several
+events would otherwise seem to receive a message before it was sent):
 
     {"process": "r7h1", "role": "ingroup"}
-    {"t": 812.520113, "send": "r7h1:1"}
-    {"t": 812.531870, "receive": "10.0.2.1:9100:4"}
-    {"t": 812.600402, "capture": [3, 4]}
+    {"n": 1, "t": 812.520113, "send": "r7h1:1"}
+    {"n": 2, "t": 812.531870, "receive": "10.0.2.1:9100:4"}
+    {"n": 3, "t": 812.600402, "capture": [3, 4]}
 
 - ``send``/``receive``: a data datagram with a globally unique message id,
   ``<process>:<n>`` (n counts from 1 per process). The sender puts the id in
@@ -58,6 +62,7 @@ class TruthLog:
         self.process = process
         self._file: TextIO = open(path, "w", buffering=1, encoding="utf-8")
         self._sent = 0
+        self._events = 0
         self._write({"process": process, "role": role})
 
     def new_message_id(self) -> str:
@@ -65,13 +70,17 @@ class TruthLog:
         return f"{self.process}:{self._sent}"
 
     def send(self, message_id: str, now: float) -> None:
-        self._write({"t": now, "send": message_id})
+        self._event(now, "send", message_id)
 
     def receive(self, message_id: str, now: float) -> None:
-        self._write({"t": now, "receive": message_id})
+        self._event(now, "receive", message_id)
 
     def capture(self, first: int, last: int, now: float) -> None:
-        self._write({"t": now, "capture": [first, last]})
+        self._event(now, "capture", [first, last])
+
+    def _event(self, now: float, kind: str, what: Any) -> None:
+        self._events += 1
+        self._write({"n": self._events, "t": now, kind: what})
 
     def close(self) -> None:
         self._file.close()

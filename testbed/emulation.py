@@ -98,6 +98,8 @@ class EmulationSettings:
     """Snapshots whose gateway update may be outstanding at once (1: one at a time)."""
     update_timeout: float = 1.0
     ready_timeout: float = 30.0
+    data_loss: float = 0.0
+    """Share of in-group datagrams the fabric's leaves drop (the runtime retransmits them)."""
 
     def params(self) -> DataCenterParams:
         """The data center: the in-group on up to 2 leaves, one relay, one client (its prefix
@@ -107,6 +109,14 @@ class EmulationSettings:
             spines=1, leaves=leaves, hosts_per_leaf=self.ingroup // leaves,
             gateways=self.gateways, externals=2, relays=1, services=1,
         )
+
+
+def integer_counters(final: dict[str, Any]) -> dict[str, int]:
+    """The integer fields of a process's final line, ``malformed_by`` flattened by reason."""
+    counters = {name: value for name, value in final.items() if type(value) is int}
+    for reason, count in (final.get("malformed_by") or {}).items():
+        counters[f"malformed_by.{reason}"] = count
+    return counters
 
 
 class HostProcess:
@@ -170,7 +180,8 @@ class Emulation(Scoped):
         self.store = store
         self.run = run
         self.datacenter = DataCenter(settings.params(), update_timeout=settings.update_timeout,
-                                     window=settings.window, names=NamePool(*RUN_NAMES))
+                                     window=settings.window, names=NamePool(*RUN_NAMES),
+                                     data_loss=settings.data_loss)
         self.service: SnapshotService | None = None
         self.updates: GatewayClient | None = None
         """The service's own connection to the controller, carrying its pipelined updates."""
@@ -305,17 +316,24 @@ class Emulation(Scoped):
         for process in self.relays + self.extras:
             process.stop(grace=0.0)
             self._forget(process)
+        for process in self.agents + self.relays:
+            self._store_counters(process, "stopped")
+
+    def _store_counters(self, process: HostProcess, prefix: str) -> dict[str, Any] | None:
+        """The JSON of a stopped process's last line (``prefix {json}``), its integer
+        counters stored as the component ``process.name``; None if it printed none."""
+        try:
+            line = process.wait_line(prefix, timeout=5.0)
+        except (TimeoutError, RuntimeError):
+            return None
+        final = json.loads(line.removeprefix(prefix))
+        self.store.set_component_counters(self.run, process.name, integer_counters(final))
+        return final
 
     def client_summaries(self) -> list[dict[str, Any]]:
         """Each client's ``summary`` line (requests, replies, latency), once stopped."""
-        summaries = []
-        for client in self.clients:
-            try:
-                line = client.wait_line("summary", timeout=5.0)
-            except (TimeoutError, RuntimeError):
-                continue
-            summaries.append(json.loads(line.removeprefix("summary")))
-        return summaries
+        return [summary for client in self.clients
+                if (summary := self._store_counters(client, "summary")) is not None]
 
     def truth_logs(self) -> list[Path]:
         """The agents' and relays' event logs (whole once :meth:`stop_hosts` returned)."""

@@ -47,6 +47,7 @@ from typing import Any
 
 from beaver.ids import IdSpace
 from controller.gateways.client import ControllerError, GatewayClient
+from controller.gateways.rules import dropped_ttls
 from testbed.scoped import Scoped
 from testbed.switchd import SwitchDaemon, SwitchDaemons, daemon_problem, terminate
 from testbed.termination import Terminated, raise_on_termination
@@ -106,7 +107,7 @@ class DataCenter(Scoped):
                  control_port: int | None = None, ready_timeout: float = 60.0,
                  update_timeout: float = 2.0, window: int | None = None,
                  mininet_log: str = "warning", state_dir: Path | None = None,
-                 names: NamePool | None = None) -> None:
+                 names: NamePool | None = None, data_loss: float = 0.0) -> None:
         self.params = params or DataCenterParams()
         self.plan: AddressPlan = build_plan(self.params)
         self.controller_port = controller_port
@@ -115,6 +116,9 @@ class DataCenter(Scoped):
         self.update_timeout = update_timeout
         if window is not None:
             IdSpace(window=window)  # checked now, before anything is created
+        dropped_ttls(data_loss)  # checked now too
+        self.data_loss = data_loss
+        """Share of in-group datagrams the leaves drop (``rules.loss_rules``)."""
         self.window = window
         """Snapshot ids in flight (``IdSpace.window``); None: the core's default."""
         self.mininet_log = mininet_log
@@ -272,6 +276,8 @@ class DataCenter(Scoped):
             command += ["--datapath-control", f"{gateway}={control}"]
         if self.window is not None:
             command += ["--window", str(self.window)]
+        if self.data_loss:
+            command += ["--data-loss", str(self.data_loss)]
         with open(self.controller_log, "wb") as log:
             self.controller_process = subprocess.Popen(
                 command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,

@@ -10,10 +10,12 @@ protocol recorded for each snapshot from the :class:`~controller.coordinator.sto
 :func:`oracle.judge`. Nothing here looks at the protocol's own
 bookkeeping of cuts: only its recorded channel state is judged.
 
-A process's events keep the order of its log. The logs need no global
-merge: the oracle replays them in an order that puts every send before its
-receive. The ``t`` fields (one monotonic clock for every host namespace)
-are checked to agree with that: no receive is logged before its send.
+A process's events keep their program order: each carries the process's
+own number ``n`` (1, 2, ...), checked to follow on line after line, so a
+lost, repeated or reordered line makes the log one that cannot be judged,
+and the error says which file, line and numbers. The logs need no global
+merge and no clock: the oracle replays them in an order that puts every
+send before its receive. The ``t`` fields are never compared.
 
 A run stops while traffic is still in flight. A message sent but never
 received (held by a relay, on the wire, or arriving after its receiver
@@ -72,7 +74,13 @@ def read_log(path: Path) -> ProcessLog:
             raise ValueError("the first line does not name a process and its role")
         log = ProcessLog(header["process"], header["role"])
         for number, line in enumerate(lines[1:], start=2):
-            log.events.append(_event(json.loads(line), number))
+            event = json.loads(line)
+            log.events.append(_event(event, number))
+            n = event.get("n")
+            if n != len(log.events):
+                raise ValueError(
+                    f"line {number} is event {n!r} of {log.process}, expected "
+                    f"{len(log.events)}: a line is missing, repeated or out of program order")
     except ValueError as error:
         raise TruthLogError(f"{path}: {error}") from None
     return log
@@ -113,22 +121,14 @@ def event_log(logs: Iterable[ProcessLog], ids: MessageIds) -> EventLog:
     if len(set(names)) != len(names):
         raise TruthLogError(f"two event logs name the same process: {sorted(names)}")
     result = EventLog(log.process for log in logs if log.role == INGROUP)
-    sent_at: dict[str, float] = {}
     for log in logs:
         for event in log.events:
             if event.kind == "send":
                 result.send(log.process, ids[event.message_id])
-                sent_at.setdefault(event.message_id, event.t)
             elif event.kind == "receive":
                 result.receive(log.process, ids[event.message_id])
             else:
                 _capture(result, log, event.snapshots)
-    for log in logs:
-        for event in log.events:
-            sent = sent_at.get(event.message_id, event.t)
-            if event.kind == "receive" and event.t < sent:
-                raise TruthLogError(f"{log.process} logged the receive of {event.message_id} "
-                                    f"at {event.t:.6f}, before its send at {sent:.6f}")
     return result
 
 

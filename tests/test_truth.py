@@ -27,7 +27,7 @@ from hosts.relay import Relay
 from hosts.services.transfers import IdSet
 from hosts.truth import INGROUP, MESSAGE_ID, RELAY, TruthLog
 from oracle import Verdict
-from testbed.truth import MessageIds, TruthLogError, event_log, judge_run, read_log
+from testbed.truth import TruthLogError, judge_run, read_log
 
 RELAY_NAME = "relay@10.0.9.1:9100"
 
@@ -40,7 +40,8 @@ def write_log(directory: Path, process: str, role: str, *events: tuple[str, Any]
     """A log file with ``events`` as (kind, id or [first, last])."""
     path = directory / f"{process}.truth"
     lines = [{"process": process, "role": role}]
-    lines += [{"t": float(next(CLOCK)), kind: what} for kind, what in events]
+    lines += [{"n": n, "t": float(next(CLOCK)), kind: what}
+              for n, (kind, what) in enumerate(events, start=1)]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return path
 
@@ -153,13 +154,43 @@ def test_impossible_logs_are_refused(tmp_path: Path, logs: list[tuple[Any, ...]]
         judge_run(paths, store, run)
 
 
-def test_a_receive_logged_before_its_send_is_refused(tmp_path: Path) -> None:
+def test_clocks_never_order_events_a_receive_stamped_before_its_send_is_judged(
+    tmp_path: Path,
+) -> None:
+    """A relay read the clock once per batch, so its receive was stamped before the send."""
     sender = tmp_path / "a.truth"
-    sender.write_text('{"process":"a","role":"ingroup"}\n{"t":5.0,"send":"a:1"}\n')
+    sender.write_text('{"process":"a","role":"ingroup"}\n{"n":1,"t":4.9,"capture":[1,1]}\n'
+                      '{"n":2,"t":5.0,"send":"a:1"}\n')
+    relay = tmp_path / "relay.truth"
+    relay.write_text(f'{{"process":"{RELAY_NAME}","role":"relay"}}\n'
+                     '{"n":1,"t":4.0,"receive":"a:1"}\n'
+                     f'{{"n":2,"t":4.0,"send":"{RELAY_NAME}:1"}}\n')
     receiver = tmp_path / "b.truth"
-    receiver.write_text('{"process":"b","role":"ingroup"}\n{"t":4.0,"receive":"a:1"}\n')
-    with pytest.raises(TruthLogError, match="before its send"):
-        event_log([read_log(sender), read_log(receiver)], MessageIds())
+    receiver.write_text('{"process":"b","role":"ingroup"}\n'
+                        f'{{"n":1,"t":3.0,"receive":"{RELAY_NAME}:1"}}\n'
+                        '{"n":2,"t":3.5,"capture":[1,1]}\n')
+    store, run = store_with(tmp_path / "db", {}, snapshots=1)
+    with store:
+        [verdict] = judge_run([sender, relay, receiver], store, run)
+    assert verdict.captured and not verdict.consistent, "the chain a -> relay -> b is seen"
+
+
+@pytest.mark.parametrize(("numbers", "complaint"), [
+    ((1, 3), "line 3 is event 3 of a, expected 2: a line is missing"),
+    ((1, 1), "line 3 is event 1 of a, expected 2"),
+    ((None, 2), "line 2 is event None of a, expected 1"),
+])
+def test_a_log_out_of_program_order_cannot_be_judged_and_says_where(
+    tmp_path: Path, numbers: tuple[Any, Any], complaint: str,
+) -> None:
+    path = tmp_path / "a.truth"
+    events = [{"n": n, "t": 1.0, "send": f"a:{i}"} for i, n in enumerate(numbers, start=1)]
+    path.write_text('{"process":"a","role":"ingroup"}\n'
+                    + "".join(json.dumps({k: v for k, v in e.items() if v is not None}) + "\n"
+                              for e in events))
+    with pytest.raises(TruthLogError, match=complaint) as caught:
+        read_log(path)
+    assert str(path) in str(caught.value)
 
 
 @pytest.mark.parametrize(("text", "complaint"), [
@@ -236,7 +267,8 @@ def test_the_runtime_logs_ids_sends_receives_and_the_capture_before_its_trigger(
         harness.close()
     assert (first[MESSAGE_ID], second[MESSAGE_ID]) == ("a:1", "a:2")
     lines = lines_of(tmp_path / "a.truth")
-    events = [{k: v for k, v in line.items() if k != "t"} for line in lines]
+    events = [{k: v for k, v in line.items() if k not in ("t", "n")} for line in lines]
+    assert [line["n"] for line in lines[1:]] == list(range(1, len(lines)))
     assert events == [
         {"process": "a", "role": "ingroup"},
         {"receive": "b:1"}, {"send": "a:1"},
@@ -269,7 +301,7 @@ def test_the_relay_logs_the_original_and_the_datagram_it_derives(tmp_path: Path)
         sender.close()
     assert not thread.is_alive()
     assert relayed == {"kind": "credit", "amount": 3, MESSAGE_ID: f"{RELAY_NAME}:1"}
-    assert [{k: v for k, v in line.items() if k != "t"}
+    assert [{k: v for k, v in line.items() if k not in ("t", "n")}
             for line in lines_of(tmp_path / "relay.truth")] == [
         {"process": RELAY_NAME, "role": "relay"},
         {"receive": "a:7"}, {"send": f"{RELAY_NAME}:1"},

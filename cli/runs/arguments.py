@@ -11,6 +11,7 @@ from beaver.ids import IdSpace
 from beaver.protocols import PROTOCOLS
 from cli.errors import UsageError
 from controller.coordinator.store import DEFAULT_DB
+from controller.gateways.rules import lost_share
 from hosts.services.kind import Option
 from hosts.services.registry import DEFAULT_SERVICE, SERVICES
 from testbed.emulation import MAX_INGROUP, EmulationSettings
@@ -41,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="validity threshold (default: measured from relayed chains)")
     for option in service_options():
         parser.add_argument(option.flag, type=float, default=option.default, help=option.help)
+    parser.add_argument("--data-loss", type=float, default=0.0, metavar="P",
+                        help="share of in-group datagrams the fabric's switches drop, "
+                             "0 <= P < 1 (default 0; the agents retransmit)")
     parser.add_argument("--db", type=Path, default=DEFAULT_DB,
                         help=f"snapshot database (default {DEFAULT_DB})")
     parser.add_argument("--json", action="store_true",
@@ -72,6 +76,8 @@ def settings_of(args: argparse.Namespace) -> EmulationSettings:
         problems.append(f"--service {kind.name} with --wan-delay-ms 0 needs --tau-min-us")
     problems += [f"{option.flag} {option.problem}" for option in service_options()
                  if not option.valid(getattr(args, option.dest))]
+    if not 0 <= args.data_loss < 1:
+        problems.append("--data-loss must be in 0 <= P < 1")
     if problems:
         raise UsageError("; ".join(problems))
     return EmulationSettings(
@@ -81,7 +87,7 @@ def settings_of(args: argparse.Namespace) -> EmulationSettings:
         client_rate=getattr(args, kind.clients) if kind.clients else 0.0,
         notify_spread=args.notify_spread_ms / 1e3,
         external_share=getattr(args, "external_share", EmulationSettings.external_share),
-        update_window=args.window)
+        update_window=args.window, data_loss=args.data_loss)
 
 
 def service_options() -> list[Option]:
@@ -101,6 +107,7 @@ def run_parameters(args: argparse.Namespace) -> dict[str, Any]:
         "gateways": args.gateways, "ingroup": args.ingroup, "snapshots": args.snapshots,
         "rate": args.rate, "window": args.window, "wan_delay_ms": args.wan_delay_ms,
         "notify_spread_ms": args.notify_spread_ms, "service": kind.name,
+        "data_loss": args.data_loss, "data_lost_share": lost_share(args.data_loss),
         **{option.dest: getattr(args, option.dest) for option in kind.options},
         **kind.parameters(args.ingroup),
     }

@@ -51,6 +51,7 @@ def summarize(store: Store, run_id: int, db: Path) -> dict[str, Any]:
         return count if verdicts else None
 
     updates = [r["update_us"] for r in rows if r["update_us"] is not None]
+    components = store.component_counters(run_id)
     counters = store.node_counters(run_id)
     chains = [c["chain_min_us"] for c in counters.values() if c["chain_min_us"] is not None]
     return {
@@ -68,7 +69,25 @@ def summarize(store: Store, run_id: int, db: Path) -> dict[str, Any]:
         "window": run_row["parameters"].get("window", 1),
         "tau_min_us": run_row["tau_min_us"], "tau_source": run_row["tau_source"],
         "shortest_chain_us": min(chains, default=None),
-        "rejected_reports": store.rejections(run_id), "db": str(db),
+        "rejected_reports": store.rejections(run_id),
+        "data_loss": run_row["parameters"].get("data_loss", 0.0),
+        "retransmissions": sum(c.get("retransmissions", 0) for c in components.values()),
+        "forged_credits": sum(c.get("service_ignored_by.forged_credit", 0)
+                              for c in components.values()),
+        "rejected_input": rejected_input(components), "db": str(db),
     }
+
+
+IGNORED_PREFIXES = ("malformed_by.", "service_ignored_by.")
+"""Component counters of input ignored by reason: by the runtime, by the service."""
+
+
+def rejected_input(components: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """Per component, the input it ignored by reason (components that ignored some)."""
+    rejected = {
+        component: {name.split(".", 1)[1]: value for name, value in counters.items()
+                    if name.startswith(IGNORED_PREFIXES) and value}
+        for component, counters in components.items()}
+    return {component: reasons for component, reasons in rejected.items() if reasons}
 
 

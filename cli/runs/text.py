@@ -23,6 +23,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"tau_min {us(summary['tau_min_us'])} ({summary['tau_source']})",
         start_line(summary),
         failures_line(summary),
+        f"in-group retransmissions: {summary['retransmissions']} (data loss "
+        f"{summary['data_loss']:g}); forged credits refused: {summary['forged_credits']}; "
+        f"ignored input: {summary['rejected_input'] or 'none'}",
         f"rejected agent reports: {summary['rejected_reports'] or 'none'}; "
         f"stored in {summary['db']} (beaver show --db {summary['db']} --run {summary['run']})",
     ])

@@ -18,6 +18,9 @@ The model (documented for users in ``docs/schema.md``):
 * ``events``: the ground-truth event log of every process of a run (sends,
   receives, capture points, in each process's order), from which
   ``beaver show ID --diagram`` draws a snapshot's space-time diagram.
+* ``component_counters``: per run, every component's counters by name (an
+  agent's retransmissions, each component's input rejected by reason, as
+  ``malformed_by.<reason>``).
 
 Durability: the file is in WAL mode and every finished snapshot is written
 in one transaction, so a run killed at any instant (even SIGKILL) leaves a
@@ -37,7 +40,8 @@ beside the runs it checks, with ``restore_of`` in its parameters;
 :meth:`Store.latest_run` skips those unless asked. ``oracle_verdicts`` came after
 version 1 without changing it: it is created (``IF NOT EXISTS``) on the
 first write of verdicts, and reading a file without it finds no verdicts;
-older readers ignore the extra table. ``events`` came the same way.
+older readers ignore the extra table. ``events`` and ``component_counters``
+came the same way.
 """
 
 from __future__ import annotations
@@ -160,6 +164,15 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 EVENT_KINDS = ("send", "receive", "capture")
+COUNTERS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS component_counters (
+    run        INTEGER NOT NULL REFERENCES runs(id),
+    component  TEXT NOT NULL,
+    counter    TEXT NOT NULL,
+    value      INTEGER NOT NULL,
+    PRIMARY KEY (run, component, counter)
+);
+"""
 
 
 class StoreError(RuntimeError):
@@ -404,7 +417,7 @@ class Store:
     def events(self, run: int) -> list[dict[str, Any]]:
         """The stored event logs of ``run``, process by process, each in its order
         (none if the run kept no events)."""
-        if self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone() is None:
+        if not self._has_table("events"):
             return []
         rows = self._db.execute(
             "SELECT process, role, t, kind, message, first_id, last_id FROM events "
@@ -413,8 +426,7 @@ class Store:
 
     def verdicts(self, run: int) -> dict[int, dict[str, Any]]:
         """The stored verdicts of ``run`` by snapshot id (none if never judged)."""
-        if self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'oracle_verdicts'"
-                            ).fetchone() is None:
+        if not self._has_table("oracle_verdicts"):
             return {}
         rows = self._db.execute(
             "SELECT * FROM oracle_verdicts WHERE run = ? ORDER BY snapshot_id", (run,))
@@ -426,6 +438,29 @@ class Store:
             }
             for row in rows
         }
+
+    def set_component_counters(self, run: int, component: str,
+                               counters: Mapping[str, int]) -> None:
+        """A component's integer counters (replacing earlier values of the same names)."""
+        with self._db:
+            self._db.execute(COUNTERS_SCHEMA)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO component_counters VALUES (?, ?, ?, ?)",
+                [(run, component, name, value) for name, value in sorted(counters.items())])
+
+    def component_counters(self, run: int) -> dict[str, dict[str, int]]:
+        """Per component of ``run``, its counters by name (none in files from before them)."""
+        if not self._has_table("component_counters"):
+            return {}
+        counters: dict[str, dict[str, int]] = {}
+        for row in self._db.execute("SELECT * FROM component_counters WHERE run = ? "
+                                    "ORDER BY component, counter", (run,)):
+            counters.setdefault(row["component"], {})[row["counter"]] = row["value"]
+        return counters
+
+    def _has_table(self, name: str) -> bool:
+        return self._db.execute("SELECT 1 FROM sqlite_master WHERE name = ?",
+                                (name,)).fetchone() is not None
 
     def node_counters(self, run: int) -> dict[str, dict[str, Any]]:
         rows = self._db.execute("SELECT * FROM node_counters WHERE run = ? ORDER BY node", (run,))

@@ -61,6 +61,8 @@ from topologies.addressing import AddressPlan
 from topologies.secret import RunSecret
 
 log = logging.getLogger("beaver.controller")
+NICIRA_FIELDS = frozenset({"nw_ttl"})
+"""Match fields of the rules that are Nicira extensions, not OpenFlow 1.3 fields."""
 CONNECTION_POLL_SECONDS = 0.02
 HASH_FIELDS_SYMMETRIC_L3L4_UDP = 3
 """OVS ``nx_hash_fields`` value hashing IP addresses, protocol and TCP/UDP/SCTP ports
@@ -387,7 +389,15 @@ class GatewayApp(app_manager.OSKenApp):
             command=ofp.OFPFC_DELETE_STRICT if delete else ofp.OFPFC_ADD,
             idle_timeout=rule.idle_timeout, priority=rule.priority,
             out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
-            match=parser.OFPMatch(**rule.match_dict), instructions=instructions))
+            match=_match(parser, rule), instructions=instructions))
+
+
+def _match(parser: Any, rule: Rule) -> Any:
+    """The rule's match with OpenFlow standard fields first: OVS checks each field's
+    prerequisites (``eth_type`` before ``nw_ttl``) in order, and os-ken would put Nicira
+    extension fields such as ``nw_ttl`` before the standard ones."""
+    ordered = sorted(rule.match, key=lambda field: field[0] in NICIRA_FIELDS)
+    return parser.OFPMatch(_ordered_fields=ordered)
 
 
 def _actions(datapath: Any, actions: tuple[Any, ...]) -> list[Any]:
