@@ -12,8 +12,10 @@ no coordinator: one line, exit 1.
 In-group peers are every in-group host of the plan unless ``--peers`` names
 them; a bank's shards are the peers that back the same plan service. Bank
 transfers through the out-group go to the plan's relays at
-:data:`RELAY_PORT`. ``--truth-log PATH`` writes the node's ground-truth
-events there (:mod:`hosts.truth`).
+':data:`RELAY_PORT`. ``--truth-log PATH`` writes the node's ground-truth
+events there (:mod:`hosts.truth`); ``--secret-file PATH`` gives the run's
+secret (:mod:`topologies.secret`), against which the bank checks the
+relays' HMACs on credits from the out-group.
 """
 
 from __future__ import annotations
@@ -73,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--report-interval", type=float, default=1.0,
                         help="seconds between counters reports")
     parser.add_argument("--secret-file", type=Path, required=True,
-                        help="the run's secret: every message to the coordinator carries its HMAC")
+                        help="the run's secret: every message to the coordinator carries its "
+                             "HMAC, and the bank credits the out-group only for credits a "
+                             "relay sealed with it")
     parser.add_argument("--truth-log", type=Path,
                         help="write ground-truth events (sends, receives, captures) here")
     return parser
@@ -129,7 +133,7 @@ def serve(args: argparse.Namespace) -> int:
         raise
     now = time.monotonic()
     rng = random.Random(args.seed if args.seed is not None else host.name)
-    service = make_service(args, plan, host.name, list(peers), now, rng)
+    service = make_service(args, plan, host.name, list(peers), now, rng, secret)
     rules = protocol(args.protocol)
     node = rules.node(host.name, service.capture, peers=peers, space=space)
     runtime = Runtime(node, service, data, peers, management,
@@ -161,14 +165,14 @@ def load_plan(path: Path) -> AddressPlan:
 
 def make_service(
     args: argparse.Namespace, plan: AddressPlan, name: str, peers: list[str], now: float,
-    rng: random.Random,
+    rng: random.Random, run_secret: RunSecret | None,
 ) -> Service:
     """The node's service, as its registered kind builds it (:mod:`hosts.services.registry`)."""
     shards = [peer for peer in peers if plan.host(peer).service == plan.host(name).service]
     relays = [(x.ip, args.relay_port) for x in plan.externals if x.role == "relay"]
     return SERVICES[args.service].build(NodeSetup(
         name, peers=tuple(peers), shards=tuple(shards), relays=tuple(relays), rate=args.rate,
-        start=now, rng=rng, external_share=args.external_share))
+        start=now, rng=rng, external_share=args.external_share, secret=run_secret))
 
 
 if __name__ == "__main__":

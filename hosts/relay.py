@@ -7,7 +7,11 @@ the in-group again through a gateway. That is an external causal chain.
 The new datagram copies the original's fields, except that the sender's
 ``sent_at`` becomes ``chain_started``: the in-group receiver measures the
 whole chain on the host's one monotonic clock and reports the shortest in
-its ``counters`` (what the coordinator needs to learn tau_min).
+its ``counters`` (what the coordinator needs to learn tau_min). With
+``--secret-file`` (the run's secret, :mod:`topologies.secret`) the relay
+seals every datagram it makes with an HMAC (``mac``): the bank takes a
+credit from the out-group only as its partner's sealed answer to a transfer
+the bank sent. Hosts on the data network never see the secret.
 
 The delay is added by netem on ``--netem-dev`` when the kernel has netem,
 otherwise inside this process (a timer per datagram); the startup line
@@ -36,6 +40,7 @@ from typing import Any
 from hosts import wire
 from hosts.loop import StoppableLoop, stop_on_signals
 from hosts.truth import MESSAGE_ID, RELAY, TruthLog, message_id_of
+from topologies.secret import MAC_FIELD, RunSecret
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +76,14 @@ class Relay(StoppableLoop):
     """Turns received datagrams into delayed datagrams to one address."""
 
     def __init__(self, sock: socket.socket, forward: tuple[str, int], delay: float,
-                 truth: TruthLog | None = None):
+                 truth: TruthLog | None = None, secret: RunSecret | None = None):
         super().__init__()
         self.sock = sock
         self.forward = forward
         self.delay = delay
         self.truth = truth
+        self.secret = secret
+        """The run's secret, to seal what the relay sends (None: unsealed)."""
         self.counters = RelayCounters()
         self._due: list[tuple[float, int, bytes, str | None]] = []
         """(when, arrival number, new datagram, its message id) by time."""
@@ -104,7 +111,7 @@ class Relay(StoppableLoop):
                 self.truth.receive(message_id, now)
                 new_id = self.truth.new_message_id()
             heapq.heappush(self._due, (now + self.delay, self.counters.received,
-                                       relayed(message, new_id), new_id))
+                                       relayed(message, new_id, self.secret), new_id))
 
     def _forward_due(self, now: float) -> None:
         while self._due and self._due[0][0] <= now:
@@ -118,14 +125,17 @@ class Relay(StoppableLoop):
                 log.warning("could not forward to %s:%d: %s", *self.forward, error)
 
 
-def relayed(message: dict[str, Any], message_id: str | None = None) -> bytes:
-    """The new datagram a relay makes from ``message`` (with ``message_id``, if given)."""
-    fields = {key: value for key, value in message.items() if key not in ("sent_at", MESSAGE_ID)}
+def relayed(message: dict[str, Any], message_id: str | None = None,
+            secret: RunSecret | None = None) -> bytes:
+    """The new datagram a relay makes from ``message`` (with ``message_id``, if given,
+    sealed with ``secret``, if given)."""
+    dropped = ("sent_at", MESSAGE_ID, MAC_FIELD)
+    fields = {key: value for key, value in message.items() if key not in dropped}
     if "sent_at" in message:
         fields["chain_started"] = message["sent_at"]
     if message_id is not None:
         fields[MESSAGE_ID] = message_id
-    return wire.encode(fields)
+    return wire.encode(secret.seal(fields) if secret is not None else fields)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=0.02, help="WAN delay, seconds")
     parser.add_argument("--netem-dev", help="interface to delay with netem, if the kernel has it")
     parser.add_argument("--truth-log", help="write ground-truth events (receives, sends) here")
+    parser.add_argument("--secret-file", type=Path,
+                        help="the run's secret (topologies.secret): seal every datagram sent")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format=f"%(asctime)s relay {args.listen} %(levelname)s %(message)s")
@@ -143,9 +155,13 @@ def main(argv: list[str] | None = None) -> int:
         listen, forward = wire.parse_address(args.listen), wire.parse_address(args.forward)
         if args.delay < 0:
             raise ValueError(f"--delay must be >= 0, got {args.delay}")
+        secret = RunSecret.load(args.secret_file) if args.secret_file else None
     except ValueError as error:
         print(f"hosts.relay: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        print(f"hosts.relay: cannot read {args.secret_file}: {error.strerror}", file=sys.stderr)
+        return 1
     how = "in the relay process"
     in_process_delay = args.delay
     netem_added = False
@@ -171,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         if netem_added:
             remove_netem(args.netem_dev)
         return 1
-    relay = Relay(sock, forward, in_process_delay, truth)
+    relay = Relay(sock, forward, in_process_delay, truth, secret)
     try:
         with stop_on_signals(relay):
             print(f"relay ready: {bound} -> {args.forward}, WAN delay {args.delay * 1e3:.3f} ms "

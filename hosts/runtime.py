@@ -92,6 +92,8 @@ class Counters:
     """In-group datagrams that arrived again after their delivery (dropped)."""
     malformed_by: dict[str, int] = field(default_factory=dict)
     """``malformed`` split by reason: :data:`hosts.wire.REASONS` and :data:`CHANNEL_REASONS`."""
+    service_ignored_by: dict[str, int] = field(default_factory=dict)
+    """Delivered datagrams the service refused, by its reason (e.g. ``forged_credit``)."""
 
 
 NO_SEQ, SEQ_WINDOW, BAD_ACK = "no_seq", "seq_window", "bad_ack"
@@ -396,4 +398,5 @@ class Runtime(StoppableLoop):
         log.info("restored the state of snapshot %d", message["snapshot_id"])
 
     def report_counters(self) -> None:
+        self.counters.service_ignored_by = dict(self.service.ignored_by)
         self.link.send("counters", **asdict(self.counters))

@@ -112,10 +112,13 @@ class EmulationSettings:
 
 
 def integer_counters(final: dict[str, Any]) -> dict[str, int]:
-    """The integer fields of a process's final line, ``malformed_by`` flattened by reason."""
+    """The integer fields of a process's final line; one in a field that maps reasons to
+    counts (``malformed_by``) becomes ``malformed_by.<reason>``."""
     counters = {name: value for name, value in final.items() if type(value) is int}
-    for reason, count in (final.get("malformed_by") or {}).items():
-        counters[f"malformed_by.{reason}"] = count
+    for name, value in final.items():
+        if isinstance(value, dict):
+            counters |= {f"{name}.{reason}": count for reason, count in value.items()
+                         if type(count) is int}
     return counters
 
 
@@ -230,6 +233,7 @@ class Emulation(Scoped):
                 "--forward", f"{vip}:{SERVICE_PORT}", "--delay", str(settings.wan_delay),
                 "--netem-dev", self.datacenter.host(relay.name).defaultIntf().name,
                 "--truth-log", str(self.logs / f"{relay.name}.truth"),
+                "--secret-file", str(self.datacenter.secret_file),
             ])
             self.relays.append(process)
             process.wait_line("relay ready", settings.ready_timeout)
@@ -242,6 +246,7 @@ class Emulation(Scoped):
                 "--external-share", str(settings.external_share),
                 "--window", str(settings.window), "--report-interval", "0.2",
                 "--truth-log", str(self.logs / f"{node}.truth"),
+                "--secret-file", str(self.datacenter.secret_file),
             ]))
         for agent in self.agents:
             agent.wait_line("ready", settings.ready_timeout)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 from beaver.records import InFlight
+from hosts.relay import relayed
 from hosts.services import Send
 from hosts.services.bank import Bank, BankConfig, check_invariant
 from hosts.services.transfers import IdSet
+from topologies.secret import RunSecret
 
 CONFIG = BankConfig(accounts_per_node=2, opening_balance=100, max_amount=10)
 TOTAL = CONFIG.initial_total(2)
@@ -148,3 +151,59 @@ def test_transfers_go_only_to_peers_known_to_be_up():
 def test_idle_bank_has_no_work():
     idle = bank("a", rate=0)
     assert idle.next_work() is None and idle.work(100.0, UP) == []
+
+
+KEY = RunSecret(b"the run's secret")
+
+
+def signed_by_relay(message: dict, key: RunSecret = KEY) -> dict:
+    return json.loads(relayed(message, secret=key))
+
+
+def test_the_bank_credits_the_out_group_only_for_signed_answers_to_its_transfers():
+    """10 forged credits used to pass as 74 'invariant violations' of 100 snapshots."""
+    a = bank("a", external_share=1.0)
+    b = Bank("b", peers=("a", "b"), relays=[RELAY], rate=0, start=0.0, config=CONFIG,
+             partner_secret=KEY)
+    (send, *_) = a.work(1.0, UP)
+    genuine = signed_by_relay(send.message)
+    forgeries = [
+        send.message,  # unsigned
+        signed_by_relay(send.message, key=RunSecret(b"a guess of the secret")),
+        genuine | {"amount": genuine["amount"] + 1},  # tampered after signing
+        signed_by_relay({"kind": "credit", "transfer": "a.0>b:1", "amount": 5}),  # no relay's
+        signed_by_relay({"kind": "credit", "transfer": "x.0>10.200.0.4:9100:1", "amount": 5}),
+    ]
+    for forged in forgeries:
+        b.deliver(forged, None, RELAY, 1.0)
+    assert b.ignored_by == {"forged_credit": 5} and sum(b.balances.values()) == 200
+    b.deliver(genuine, None, RELAY, 1.0)
+    b.deliver(genuine, None, RELAY, 1.0)
+    assert b.ignored_by == {"forged_credit": 5, "repeated_credit": 1}
+    assert sum(b.balances.values()) == 200 + genuine["amount"] and b.came_in == genuine["amount"]
+
+
+def test_money_lost_in_the_group_breaks_the_exact_invariant():
+    """Polling snapshots that lost in-group money used to pass ("<= initial total")."""
+    a, b = bank("a"), bank("b")
+    (send,) = a.work(a.next_work(), UP)
+    assert send.to == "b"
+    violations = check_invariant({"a": a.capture(), "b": b.capture()}, [], TOTAL)
+    assert any("neither credited nor in flight" in v for v in violations)
+    assert any("fall short of (money lost)" in v for v in violations)
+    in_flight = InFlight("b", "a", 1, 1, send.message, 0.0)
+    assert check_invariant({"a": a.capture(), "b": b.capture()}, [in_flight], TOTAL) == []
+
+
+def test_money_outside_is_accounted_for_by_the_transfers_that_left():
+    a, b = bank("a", external_share=1.0), bank("b")
+    sends = a.work(1.0, UP)
+    states = {"a": a.capture(), "b": b.capture()}
+    assert states["a"]["sent_out"] == sum(s.message["amount"] for s in sends) > 0
+    assert check_invariant(states, [], TOTAL) == [], "the money is with the relay"
+    for send in sends[:2]:
+        b.deliver(send.message, None, RELAY, 1.0)
+    assert check_invariant({"a": a.capture(), "b": b.capture()}, [], TOTAL) == []
+    b.balances["b/0"] += 1
+    assert any("exceed the initial total" in v
+               for v in check_invariant({"a": a.capture(), "b": b.capture()}, [], TOTAL))

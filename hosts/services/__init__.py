@@ -39,6 +39,9 @@ class Send:
 class Service(Protocol):
     """What the runtime needs from a service."""
 
+    ignored_by: dict[str, int]
+    """Datagrams the service refused to act on, by reason (for the counters)."""
+
     def capture(self) -> Any: ...
 
     def restore(self, state: Any) -> None: ...

@@ -12,13 +12,21 @@ unique transfer id and the amount, either
   datagram to the bank's VIP; whichever backend the gateway picks credits one
   of its own accounts. This is the external causal chain Beaver guards.
 
-A node's state (what ``capture`` returns) is its balances and the transfer
-ids it debited and credited, as ranges per series
-(:mod:`hosts.services.transfers`). A consistent global snapshot
-satisfies :func:`check_invariant`: every transfer credited somewhere was
-debited somewhere in the same snapshot, and the balances plus the amounts in
-flight on in-group channels never exceed the initial total (money held by
-relays is outside the snapshot, so the sum may be lower).
+A credit from the out-group is accepted only as the partner's answer to a
+transfer the bank sent: sealed by the relay with the run's secret
+(:mod:`topologies.secret`; without a secret, the bank takes such credits on
+trust), for a series one of the bank's nodes sends to a relay. Anything else
+is ignored and counted by reason in ``ignored_by`` (:data:`IGNORED_REASONS`).
+
+A node's state (what ``capture`` returns) is its balances, the transfer ids
+it debited and credited, as ranges per series
+(:mod:`hosts.services.transfers`), and the money that left through relays
+(``sent_out``) and came back from them (``came_in``). A consistent global
+snapshot with its exact channel state satisfies :func:`check_invariant`:
+every transfer credited somewhere was debited somewhere in the same
+snapshot; every in-group transfer debited is credited or in flight, once;
+and the balances plus the in-group amounts in flight plus the money outside
+(sent out minus come back) equal the initial total.
 
 :class:`BankService` registers the bank (:mod:`hosts.services.registry`): its
 ``beaver run`` options, tau_min measured from the relayed transfers, its
@@ -46,11 +54,25 @@ from hosts.services.kind import (
     positive,
     share,
 )
-from hosts.services.transfers import IdSet, incarnation_of, series_of, transfer_id
+from hosts.services.transfers import (
+    IdSet,
+    destination_of,
+    incarnation_of,
+    is_external,
+    origin_of,
+    parse,
+    series_of,
+    transfer_id,
+)
+from topologies.secret import RunSecret, Unauthenticated
 
 log = logging.getLogger(__name__)
 
 CREDIT = "credit"
+NOT_CREDIT, REPEATED, FORGED = "not_credit", "repeated_credit", "forged_credit"
+IGNORED_REASONS = (NOT_CREDIT, REPEATED, FORGED)
+"""Why a datagram was not credited: not a well-formed credit; a transfer already credited
+here; a credit from the out-group that is no signed answer to a transfer the bank sent."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +102,7 @@ class Bank:
         start: float,
         config: BankConfig | None = None,
         rng: random.Random | None = None,
+        partner_secret: RunSecret | None = None,
     ):
         self.name = name
         self.config = config or BankConfig()
@@ -91,10 +114,18 @@ class Bank:
             f"{name}/{i}": self.config.opening_balance
             for i in range(self.config.accounts_per_node)
         }
+        self.partner_secret = partner_secret
+        """The run's secret, which the relays seal their credits with (None: trust them)."""
         self.debited = IdSet()
         self.credited = IdSet()
+        self.sent_out = 0
+        """Money debited here for transfers through relays."""
+        self.came_in = 0
+        """Money credited here from relays."""
         self.ignored = 0
         """Datagrams that were not valid credits, or repeated a credited transfer."""
+        self.ignored_by: dict[str, int] = {}
+        """``ignored`` by reason (:data:`IGNORED_REASONS`)."""
         self._incarnation = 0
         self._transfers: dict[str, int] = {}
         """Transfers made per destination in this incarnation (a restore starts a new one)."""
@@ -107,12 +138,15 @@ class Bank:
             "balances": dict(self.balances),
             "debited": self.debited.to_json(),
             "credited": self.credited.to_json(),
+            "sent_out": self.sent_out,
+            "came_in": self.came_in,
         }
 
     def restore(self, state: Any) -> None:
         self.balances = dict(state["balances"])
         self.debited = IdSet(state["debited"])
         self.credited = IdSet(state["credited"])
+        self.sent_out, self.came_in = int(state.get("sent_out", 0)), int(state.get("came_in", 0))
         mine = [
             n for series in self.debited.series()
             if (n := incarnation_of(series, self.name)) is not None
@@ -129,20 +163,40 @@ class Bank:
         try:
             if message["kind"] != CREDIT or type(amount) is not int or amount <= 0:
                 raise ValueError("not a credit")
-            fresh = self.credited.add(transfer)
+            series, _ = parse(transfer)
         except ValueError:
-            self.ignored += 1
-            log.warning("bank %s ignored a datagram that is not a credit: %s", self.name, message)
-            return []
-        if not fresh:
-            self.ignored += 1
-            log.warning("bank %s ignored transfer %s: already credited", self.name, transfer)
-            return []
+            return self._ignore(NOT_CREDIT, f"a datagram that is not a credit: {message}")
+        if sender is None and not self._partner_answer(series, message):
+            return self._ignore(FORGED, f"credit {transfer} from {source[0]}:{source[1]}: "
+                                        "no signed answer of a relay to a transfer sent")
+        if not self.credited.add(transfer):
+            return self._ignore(REPEATED, f"transfer {transfer}: already credited")
         account = message.get("account")
         if account not in self.balances:
             accounts = sorted(self.balances)
             account = accounts[zlib.crc32(transfer.encode()) % len(accounts)]
         self.balances[account] += amount
+        if sender is None:
+            self.came_in += amount
+        return []
+
+    def _partner_answer(self, series: str, message: dict[str, Any]) -> bool:
+        """Whether an out-group credit answers a transfer of the bank's through a relay."""
+        relays = {f"{ip}:{port}" for ip, port in self.relays}
+        if origin_of(series) not in {self.name, *self.peers} or \
+                destination_of(series) not in relays:
+            return False
+        try:
+            if self.partner_secret is not None:
+                self.partner_secret.open(message)
+        except Unauthenticated:
+            return False
+        return True
+
+    def _ignore(self, reason: str, what: str) -> list[Send]:
+        self.ignored += 1
+        self.ignored_by[reason] = self.ignored_by.get(reason, 0) + 1
+        log.warning("bank %s ignored %s", self.name, what)
         return []
 
     def next_work(self) -> float | None:
@@ -171,6 +225,8 @@ class Bank:
         transfer = transfer_id(series_of(self.name, self._incarnation, destination), number)
         self.balances[source] -= amount
         self.debited.add(transfer)
+        if not isinstance(to, str):
+            self.sent_out += amount
         credit: dict[str, Any] = {"kind": CREDIT, "transfer": transfer, "amount": amount}
         if isinstance(to, str):
             credit["account"] = f"{to}/{self.rng.randrange(self.config.accounts_per_node)}"
@@ -185,6 +241,9 @@ def check_invariant(
     ``states`` maps each node to its captured bank state, ``in_flight`` are the
     snapshot's channel-state records (messages other than credits are skipped),
     ``initial_total`` the bank's opening total (:meth:`BankConfig.initial_total`).
+    The checks are exact for a complete snapshot: every in-group debit is credited or
+    in flight, and money is conserved with what is outside (states captured before
+    ``sent_out`` existed are only checked not to exceed the total).
     """
     violations = []
     debited = {node: IdSet(state["debited"]) for node, state in sorted(states.items())}
@@ -200,12 +259,13 @@ def check_invariant(
                     f"transfer {transfer} is credited at {node} but debited nowhere "
                     "in the snapshot (an effect without its cause)"
                 )
-    moving = 0
+    moving, moving_ids = 0, set()
     for record in in_flight:
         message = record.message
         if not isinstance(message, dict) or message.get("kind") != CREDIT:
             continue
         transfer, amount = message.get("transfer"), message.get("amount")
+        moving_ids.add(transfer)
         if type(amount) is int:
             moving += amount
         if not any(transfer in ids for ids in debited.values()):
@@ -219,12 +279,24 @@ def check_invariant(
                     f"transfer {transfer} in flight {record.sender} -> {record.receiver} "
                     f"is also credited at {node}"
                 )
+    for node, ids in debited.items():
+        for transfer in ids:
+            if not is_external(parse(transfer)[0]) and transfer not in moving_ids and not any(
+                    transfer in credits for credits in credited.values()):
+                violations.append(f"transfer {transfer} is debited at {node} but neither "
+                                  "credited nor in flight (money lost)")
     held = sum(sum(state["balances"].values()) for state in states.values())
-    if held + moving > initial_total:
-        violations.append(
-            f"balances {held} + in flight {moving} = {held + moving} exceed the "
-            f"initial total {initial_total}"
-        )
+    if not all("sent_out" in state for state in states.values()):
+        if held + moving > initial_total:
+            violations.append(f"balances {held} + in flight {moving} = {held + moving} exceed "
+                              f"the initial total {initial_total}")
+        return violations
+    outside = max(0, sum(state["sent_out"] - state["came_in"] for state in states.values()))
+    total = held + moving + outside
+    if total != initial_total:
+        how = "exceed" if total > initial_total else "fall short of (money lost)"
+        violations.append(f"balances {held} + in flight {moving} + outside {outside} = "
+                          f"{total} {how} the initial total {initial_total}")
     return violations
 
 
@@ -256,7 +328,7 @@ class BankService(ServiceKind):
     def build(self, setup: NodeSetup) -> Bank:
         return Bank(setup.name, peers=setup.shards, relays=setup.relays, rate=setup.rate,
                     start=setup.start, config=BankConfig(external_share=setup.external_share),
-                    rng=setup.rng)
+                    rng=setup.rng, partner_secret=setup.secret)
 
     def parameters(self, ingroup: int) -> dict[str, Any]:
         return {"initial_total": BankConfig().initial_total(ingroup)}

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from hosts.services import Address, Service
+from topologies.secret import RunSecret
 
 
 class ChannelRecord(Protocol):
@@ -67,6 +68,9 @@ class NodeSetup:
     rng: random.Random
     external_share: float = 0.0
     """Share of the workload sent through a relay, for services that use relays."""
+    secret: RunSecret | None = None
+    """The run's secret (:mod:`topologies.secret`), for services that check what relays
+    seal with it."""
 
 
 def positive(value: float) -> bool:

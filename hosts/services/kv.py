@@ -54,6 +54,8 @@ class KeyValueStore:
         self.unreplicated: dict[str, Any] = {}
         self.ignored = 0
         """Datagrams that were not valid requests or replication batches."""
+        self.ignored_by: dict[str, int] = {}
+        """``ignored`` by reason (one: ``not_request``)."""
         self._next = start + self.period if self.period is not None else None
 
     def capture(self) -> dict[str, Any]:
@@ -72,6 +74,7 @@ class KeyValueStore:
             return []
         if kind not in ("get", "put") or not isinstance(key, str) or "rid" not in message:
             self.ignored += 1
+            self.ignored_by["not_request"] = self.ignored_by.get("not_request", 0) + 1
             log.warning("kv %s ignored a datagram that is not a request: %s", self.name, message)
             return []
         reply: dict[str, Any] = {"kind": "reply", "rid": message["rid"], "ok": True}

@@ -33,6 +33,21 @@ def series_of(node: str, incarnation: int, destination: str) -> str:
     return f"{node}.{incarnation}>{destination}"
 
 
+def origin_of(series: str) -> str:
+    """The node that debits ``series``."""
+    return series.partition(">")[0].rpartition(".")[0]
+
+
+def destination_of(series: str) -> str:
+    """Where ``series`` goes: a peer's name, or a relay's ``ip:port``."""
+    return series.partition(">")[2]
+
+
+def is_external(series: str) -> bool:
+    """Whether ``series`` goes to the out-group (a relay's ``ip:port``, never a node name)."""
+    return ":" in destination_of(series)
+
+
 def incarnation_of(series: str, node: str) -> int | None:
     """The incarnation if ``series`` is one of ``node``'s, else None."""
     origin = series.partition(">")[0]
