@@ -317,7 +317,7 @@ def test_bad_reports_are_rejected_counted_and_the_run_goes_on(store: Store) -> N
             message={"transfer": -1, "amount": 999}, received_at=0.0))
         h1.send_raw(json.dumps(forged | {"node": "h2"}).encode() + b"\n")
         h2.send_raw(h2.line(  # ids never started
-            "local", seq=h2.seq + 1, first_id=40, last_id=40, taken_at=0.0,
+            "local", seq=h2.next_seq(), first_id=40, last_id=40, taken_at=0.0,
             state={"balance": 0}, sent={}, received={}))
         h2.send_raw(h2.line("counters", seq=h2.next_seq(), rejected=0, delivered=1))
         h2.send_raw(h2.line("counters", seq=h2.seq, rejected=0, delivered=1))
@@ -337,6 +337,22 @@ def test_bad_reports_are_rejected_counted_and_the_run_goes_on(store: Store) -> N
     for row in rows:  # the forged in-flight message of 999 was not stored
         snapshot = store.snapshot(service.run, row["snapshot_id"])
         assert bank_total(snapshot) == INITIAL_BALANCE * len(NODES)
+
+
+def test_a_report_rejected_as_forged_still_takes_its_number(store: Store) -> None:
+    """It used to leave ``last_seq`` behind, so the agent's next valid report was dropped."""
+    def meddle(group: FakeInGroup, service: SnapshotService) -> None:
+        h1 = group.agents["h1"]
+        h1.send_raw(h1.line(  # ids never started: forged
+            "local", seq=h1.next_seq(), first_id=90, last_id=90, taken_at=0.0,
+            state={"balance": 0}, sent={}, received={}))
+        h1.send_raw(h1.line("counters", seq=h1.next_seq(), rejected=0, delivered=7))
+
+    service, result, _ = run_service(store, "beaver", gateways=FakeGateways(), count=5,
+                                     meddle=meddle)
+    assert result.rejections == {"forged": 1}, "the next report is in sequence"
+    assert service.node_counters["h1"]["delivered"] == 7
+    assert result.stalled is None
 
 
 @contextmanager

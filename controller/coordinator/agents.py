@@ -208,22 +208,21 @@ class AgentLinks:
         if message.get("session") != agent.session:
             self._reject("forged", agent.node, f"{kind} report of another connection")
             return
-        if message.get("node", agent.node) != agent.node:
-            self._reject("forged", agent.node, f"{kind} report for {message['node']!r}")
-            return
         seq = message["seq"]
         if seq != agent.last_seq + 1:
             self._reject("sequence", agent.node, f"{kind} report seq {seq} after {agent.last_seq}")
             agent.last_seq = max(agent.last_seq, seq)
             return
+        agent.last_seq = seq  # an authenticated report took its number, whatever becomes of it
+        if message.get("node", agent.node) != agent.node:
+            self._reject("forged", agent.node, f"{kind} report for {message['node']!r}")
+            return
         try:
             self._on_report(agent.node, message)
         except ForgedReport as error:
             self._reject("forged", agent.node, str(error))
-            return
         except InvalidReport as error:
             self._reject("invalid", agent.node, str(error))
-        agent.last_seq = seq
 
     def _reject(self, reason: str, source: str, detail: str) -> None:
         self.rejections[reason] += 1
