@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from controller.gateways.client import ControllerError, GatewayClient
-from controller.gateways.control import ControlServer
+from controller.gateways.control import MAX_REQUEST, ControlServer
 from controller.gateways.decisions import GatewayController
 from controller.gateways.peers import tcp_peer_uid
 from topologies.addressing import DataCenterParams, build_plan
@@ -224,3 +224,25 @@ def test_the_socket_table_names_the_user_at_the_other_end(tmp_path) -> None:
              "   0: 0100007F:8A62 0100007F:1A0B 01 00000000:00000000 00:00000000 00000000 "
              "65534        0 1 1 0 100 0 0 10 0\n")
     assert tcp_peer_uid(("127.0.0.1", 0x8A62), ("127.0.0.1", 0x1A0B), table) == 65534
+
+
+def test_deep_huge_and_malformed_requests_are_refused_counted_and_the_server_goes_on() -> None:
+    """Deep nesting raised RecursionError in the handler; a huge line was read whole."""
+    server = ControlServer(Target(), "127.0.0.1", 0)
+    server.start()
+    try:
+        with socket.create_connection(server.address, timeout=5) as raw:
+            replies = raw.makefile("rb")
+            for junk in (b"[" * 5000, b"\xff\xfe", b"[1, 2]", b'{"op": "status"'):
+                raw.sendall(junk + b"\n")
+                assert b"bad request" in replies.readline()
+            raw.sendall(b'"' + b"x" * (MAX_REQUEST + 10) + b'"\n')
+            assert b"too large" in replies.readline()
+            assert replies.readline() == b"", "the connection of an over-long line is closed"
+        with GatewayClient(server.address[1], timeout=5) as client:
+            status = client.status()
+        assert status["rejected"] == {"too_deep": 1, "not_json": 2, "not_object": 1,
+                                      "too_large": 1}
+        assert server.rejected == status["rejected"]
+    finally:
+        server.stop()

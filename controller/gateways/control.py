@@ -28,6 +28,12 @@ its HMAC (``mac``); one without is answered ``ok: false`` ("refused: ...")
 and logged, so a local user who can connect to 127.0.0.1 but cannot read the
 secret can ask nothing.
 
+A request is read only up to :data:`MAX_REQUEST` bytes and nesting limited
+before it is parsed (:mod:`beaver.untrusted`); a longer line is answered
+once and the connection closed (the rest of it is never read). Every
+refused request is logged and counted by reason (:data:`REASONS`); ``status``
+answers with those counts (``rejected``).
+
 Times are ``time.monotonic()`` seconds of the controller process, comparable
 with any other process on the same host.
 
@@ -49,12 +55,20 @@ import logging
 import queue
 import socketserver
 import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from beaver import untrusted
 from topologies.secret import RunSecret, Unauthenticated
 
 log = logging.getLogger("beaver.controller.gateways.control")
+
+MAX_REQUEST = 64 * 1024
+"""Longest request line read (bytes)."""
+UNAUTHENTICATED = "unauthenticated"
+REASONS = (*untrusted.REASONS, UNAUTHENTICATED)
+"""Why a request was refused: a limit or not a JSON object, or no valid HMAC."""
 
 
 Settle = Callable[[], dict[str, Any]]
@@ -113,19 +127,22 @@ def settled(reply: Reply) -> dict[str, Any]:
 
 
 def reply_to(target: ControlTarget, line: bytes, secret: RunSecret | None,
-             client: tuple[str, int]) -> Reply:
+             client: tuple[str, int], rejected: Counter[str]) -> Reply:
+    """The reply to one request line; a refusal is logged and counted in ``rejected``."""
     try:
-        request = json.loads(line)
-        if not isinstance(request, dict):
-            raise ValueError("a request is a JSON object")
+        request = untrusted.loads_object(line, MAX_REQUEST)
         if secret is not None:
             request = secret.open(request)
-    except Unauthenticated as error:
-        log.warning("refused a control request from %s:%d: %s", *client, error)
-        return {"ok": False, "error": f"refused: {error}"}
-    except ValueError as error:
-        return {"ok": False, "error": f"bad request: {error}"}
-    return answer(target, request)
+    except (Unauthenticated, untrusted.Rejected) as error:
+        reason = error.reason if isinstance(error, untrusted.Rejected) else UNAUTHENTICATED
+        rejected[reason] += 1
+        log.warning("refused a control request (%s) from %s:%d: %s", reason, *client, error)
+        return {"ok": False, "error": f"refused: {error}" if reason == UNAUTHENTICATED
+                else f"bad request: {error}"}
+    reply = answer(target, request)
+    if request.get("op") == "status" and isinstance(reply, dict) and reply["ok"]:
+        reply["rejected"] = dict(rejected)
+    return reply
 
 
 class ControlServer:
@@ -137,6 +154,10 @@ class ControlServer:
 
     def __init__(self, target: ControlTarget, host: str, port: int,
                  secret: RunSecret | None = None) -> None:
+        self.rejected: Counter[str] = Counter()
+        """Requests refused so far, by reason (:data:`REASONS`)."""
+        rejected = self.rejected
+
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
                 replies: queue.SimpleQueue[Reply | None] = queue.SimpleQueue()
@@ -144,8 +165,11 @@ class ControlServer:
                                           name="control-replies")
                 writer.start()
                 try:
-                    for line in self.rfile:
-                        replies.put(reply_to(target, line, secret, self.client_address[:2]))
+                    while line := self.rfile.readline(MAX_REQUEST + 1):
+                        replies.put(reply_to(target, line, secret, self.client_address[:2],
+                                             rejected))
+                        if len(line) > MAX_REQUEST:
+                            break  # the rest of an over-long line is never read
                 finally:
                     replies.put(None)
                     writer.join()
