@@ -11,7 +11,9 @@ its ``counters`` (what the coordinator needs to learn tau_min). With
 ``--secret-file`` (the run's secret, :mod:`topologies.secret`) the relay
 seals every datagram it makes with an HMAC (``mac``): the bank takes a
 credit from the out-group only as its partner's sealed answer to a transfer
-the bank sent. Hosts on the data network never see the secret.
+the bank sent. Hosts on the data network never see the secret; with
+``--partner IP`` (the bank's VIP, which its replies leave with) the relay
+answers nobody else, so a stranger cannot have it seal a credit.
 
 The delay is added by netem on ``--netem-dev`` when the kernel has netem,
 otherwise inside this process (a timer per datagram); the startup line
@@ -51,7 +53,11 @@ class RelayCounters:
     forwarded: int = 0
     malformed: int = 0
     malformed_by: dict[str, int] = field(default_factory=dict)
-    """``malformed`` by reason (:data:`hosts.wire.REASONS`)."""
+    """Datagrams ignored, by reason (:data:`hosts.wire.REASONS`, :data:`NOT_FROM_PARTNER`)."""
+
+
+NOT_FROM_PARTNER = "not_from_partner"
+"""Why a relay ignored a datagram: its source is not the partner it answers (``--partner``)."""
 
 
 def add_netem(device: str, delay: float) -> str | None:
@@ -76,7 +82,8 @@ class Relay(StoppableLoop):
     """Turns received datagrams into delayed datagrams to one address."""
 
     def __init__(self, sock: socket.socket, forward: tuple[str, int], delay: float,
-                 truth: TruthLog | None = None, secret: RunSecret | None = None):
+                 truth: TruthLog | None = None, secret: RunSecret | None = None,
+                 partner: str | None = None):
         super().__init__()
         self.sock = sock
         self.forward = forward
@@ -84,6 +91,8 @@ class Relay(StoppableLoop):
         self.truth = truth
         self.secret = secret
         """The run's secret, to seal what the relay sends (None: unsealed)."""
+        self.partner = partner
+        """The only source address the relay answers (None: any)."""
         self.counters = RelayCounters()
         self._due: list[tuple[float, int, bytes, str | None]] = []
         """(when, arrival number, new datagram, its message id) by time."""
@@ -99,6 +108,11 @@ class Relay(StoppableLoop):
             now = time.monotonic()
             payload, _dscp, source = received
             self.counters.received += 1
+            if self.partner is not None and source[0] != self.partner:
+                self.counters.malformed += 1
+                wire.note_malformed(self.counters.malformed_by, wire.MalformedDatagram(
+                    NOT_FROM_PARTNER, f"not from {self.partner}"), source, log)
+                continue
             try:
                 message = wire.decode(payload)
             except wire.MalformedDatagram as error:
@@ -146,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=0.02, help="WAN delay, seconds")
     parser.add_argument("--netem-dev", help="interface to delay with netem, if the kernel has it")
     parser.add_argument("--truth-log", help="write ground-truth events (receives, sends) here")
+    parser.add_argument("--partner", help="answer only datagrams from this IP (the bank's VIP)")
     parser.add_argument("--secret-file", type=Path,
                         help="the run's secret (topologies.secret): seal every datagram sent")
     args = parser.parse_args(argv)
@@ -187,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         if netem_added:
             remove_netem(args.netem_dev)
         return 1
-    relay = Relay(sock, forward, in_process_delay, truth, secret)
+    relay = Relay(sock, forward, in_process_delay, truth, secret, args.partner)
     try:
         with stop_on_signals(relay):
             print(f"relay ready: {bound} -> {args.forward}, WAN delay {args.delay * 1e3:.3f} ms "

@@ -233,7 +233,7 @@ class Emulation(Scoped):
                 "--forward", f"{vip}:{SERVICE_PORT}", "--delay", str(settings.wan_delay),
                 "--netem-dev", self.datacenter.host(relay.name).defaultIntf().name,
                 "--truth-log", str(self.logs / f"{relay.name}.truth"),
-                "--secret-file", str(self.datacenter.secret_file),
+                "--secret-file", str(self.datacenter.secret_file), "--partner", vip,
             ])
             self.relays.append(process)
             process.wait_line("relay ready", settings.ready_timeout)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+
+from test_hosts_fakes import Peer
 
 from beaver.records import InFlight
-from hosts.relay import relayed
+from hosts import wire
+from hosts.relay import Relay, relayed
 from hosts.services import Send
 from hosts.services.bank import Bank, BankConfig, check_invariant
 from hosts.services.transfers import IdSet
@@ -207,3 +211,26 @@ def test_money_outside_is_accounted_for_by_the_transfers_that_left():
     b.balances["b/0"] += 1
     assert any("exceed the initial total" in v
                for v in check_invariant({"a": a.capture(), "b": b.capture()}, [], TOTAL))
+
+
+def test_a_relay_seals_only_answers_to_its_partner():
+    """Else anyone could have the bank's partner seal a credit for them."""
+    bank_side, stranger = Peer("127.0.0.61"), Peer("127.0.0.62")
+    sock = wire.open_udp(("127.0.0.63", 0))
+    relay = Relay(sock, bank_side.address, delay=0.0, secret=KEY, partner="127.0.0.61")
+    thread = threading.Thread(target=relay.run, daemon=True)
+    thread.start()
+    try:
+        credit = {"kind": "credit", "transfer": "a.0>127.0.0.63:9100:1", "amount": 3}
+        stranger.send(credit | {"amount": 999}, sock.getsockname())
+        bank_side.send(credit, sock.getsockname())
+        answer, _ = bank_side.receive(lambda: None, "the relay's answer")
+    finally:
+        relay.request_stop()
+        thread.join(timeout=5)
+        sock.close()
+        bank_side.close()
+        stranger.close()
+    assert answer["amount"] == 3 and KEY.open(answer)["transfer"] == credit["transfer"]
+    assert relay.counters.malformed_by == {"not_from_partner": 1}
+    assert relay.counters.forwarded == 1

@@ -182,3 +182,22 @@ def test_ctrl_c_sigterm_and_sighup_clean_up_and_keep_what_was_stored(
     with open_existing(db) as store:
         rows = store.snapshot_rows(store.latest_run() or 0)
     assert len(rows) >= 5
+
+
+def test_lost_in_group_datagrams_are_retransmitted_and_every_snapshot_completes(
+        mininet_machine: None, tmp_path: Path) -> None:
+    """One lost datagram used to leave every later snapshot incomplete and lose money."""
+    db = tmp_path / "lossy.db"
+    done, prefix = beaver("run", "--data-loss", "0.05", "--snapshots", "30", "--json",
+                          "--db", str(db))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert bridges_of(prefix) == []
+    summary = last_json(done.stdout)
+    print(f"--data-loss 0.05: {summary['retransmissions']} retransmissions, "
+          f"{summary['accepted']} of 30 accepted")
+    assert summary["snapshots"] == summary["complete"] == 30
+    assert summary["retransmissions"] > 0
+    assert summary["invariant_violations"] == 0, "the exact invariant holds: no money lost"
+    assert summary["judged"] == 30 and summary["inconsistent_valid"] == 0
+    assert summary["channel_inexact"] == 0
+    assert "in-group retransmissions:" in done.stdout
