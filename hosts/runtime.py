@@ -398,5 +398,5 @@ class Runtime(StoppableLoop):
         log.info("restored the state of snapshot %d", message["snapshot_id"])
 
     def report_counters(self) -> None:
-        self.counters.service_ignored_by = dict(self.service.ignored_by)
+        self.counters.service_ignored_by = dict(getattr(self.service, "ignored_by", {}))
         self.link.send("counters", **asdict(self.counters))

@@ -29,7 +29,6 @@ class Echo:
 
     def __init__(self) -> None:
         self.delivered: list[Any] = []
-        self.ignored_by: dict[str, int] = {}
 
     def capture(self) -> dict[str, Any]:
         return {"delivered": list(self.delivered)}

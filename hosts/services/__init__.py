@@ -8,7 +8,9 @@ peer that has not bound its socket yet would be lost). It answers with
 address), which the runtime stamps and sends. ``capture`` returns
 the service's state as JSON-serialisable data; the protocol core calls it
 when the node takes a local snapshot, always between two deliveries.
-``restore`` puts such a state back.
+``restore`` puts such a state back. A service may also keep ``ignored_by``,
+the datagrams it refused to act on by reason (a dict the runtime reports in
+its counters as ``service_ignored_by``).
 
 - :mod:`~hosts.services.bank`: accounts sharded over the in-group, transfers
   between nodes and through out-group relays; the consistency invariant.
@@ -38,9 +40,6 @@ class Send:
 
 class Service(Protocol):
     """What the runtime needs from a service."""
-
-    ignored_by: dict[str, int]
-    """Datagrams the service refused to act on, by reason (for the counters)."""
 
     def capture(self) -> Any: ...
 
