@@ -227,3 +227,15 @@ def test_loss_rules_drop_a_share_of_in_group_datagrams_by_ttl_and_nothing_else()
         source.name, udp(source.dip, far.dip) | {"nw_ttl": dropped[0]}).delivered_to == far.name
     with pytest.raises(ValueError):
         dropped_ttls(1.0)
+
+
+def test_an_external_host_cannot_pass_for_an_in_group_node_or_a_vip(controller) -> None:
+    """Spoofed in-group sources would cross a gateway unstamped, as in-group traffic."""
+    tables = fabric(controller)
+    client, service = PLAN.externals[0], PLAN.services[0]
+    internet = PLAN.switches_with("internet")[0].name
+    for spoofed in (PLAN.hosts[0].dip, service.vip, PLAN.externals[1].ip):
+        trace = tables.send_from(client.name, udp(spoofed, service.vip, dscp=40),
+                                 via(GATEWAYS[0]))
+        assert trace.delivered_to is None and not trace.to_controller
+        assert trace.dropped_at == internet, spoofed

@@ -126,7 +126,10 @@ def fabric_rules(plan: AddressPlan) -> list[Rule]:
 
     for external in plan.externals:
         route(internet.name, 100, (Output(external.port),), ipv4_dst=external.ip)
-        route(internet.name, 10, (Output(to_border),), in_port=external.port)
+        # Ingress filtering: an external host's packets go on only with its own source
+        # address, so no one on the internet passes for an in-group node or a VIP.
+        route(internet.name, 10, (Output(to_border),), in_port=external.port,
+              ipv4_src=external.ip)
 
     route(border.name, 100, (Output(plan.port_between(border.name, internet.name)),),
           ipv4_dst=_net(plan.external_net))
