@@ -37,6 +37,7 @@ from fuzzing import payloads
 from controller.coordinator.store import Store
 from hosts.agent import RELAY_PORT, SERVICE_PORT
 from hosts.management import MAX_LINE
+from hosts.services.bank import BankConfig
 from testbed.emulation import Emulation, EmulationSettings
 from testbed.truth import judge_run
 
@@ -118,7 +119,8 @@ def test_every_component_survives_hostile_input_and_the_run_stays_right(
     settings = EmulationSettings()
     db = tmp_path / "fuzz.db"
     store = Store(db)
-    run = store.new_run("beaver", {"service": "bank", "initial_total": settings.initial_total()},
+    run = store.new_run("beaver", {"service": "bank",
+                                   "initial_total": BankConfig().initial_total(settings.ingroup)},
                         None, "pending")
     with store, Emulation(settings, store, run) as emulation:
         assert emulation.service is not None and emulation.service.address is not None
