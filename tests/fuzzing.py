@@ -22,6 +22,7 @@ import argparse
 import json
 import random
 import socket
+import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -136,14 +137,28 @@ def crafted_packets(target: tuple[str, int], spoofed: list[str]) -> Iterator[tup
     yield "well formed", good
 
 
-def send_packets(target: tuple[str, int], spoofed: list[str]) -> Counter[str]:
-    from scapy.all import conf, send
+def next_hop(destination: str) -> tuple[str, str]:
+    """(interface, MAC) the kernel would send to ``destination`` through (static ARP)."""
+    route = subprocess.run(["ip", "route", "get", destination], capture_output=True,
+                           text=True, check=True).stdout.split()
+    interface = route[route.index("dev") + 1]
+    gateway = route[route.index("via") + 1] if "via" in route else destination
+    neighbour = subprocess.run(["ip", "neigh", "show", gateway, "dev", interface],
+                               capture_output=True, text=True, check=True).stdout.split()
+    return interface, neighbour[neighbour.index("lladdr") + 1]
 
-    conf.verb = 0
+
+def send_packets(target: tuple[str, int], spoofed: list[str]) -> Counter[str]:
+    """Send at layer 2 to the next hop the kernel knows (scapy would ARP for it itself,
+    and layer-3 raw sockets let the kernel mend checksums and lengths)."""
+    from scapy.all import Ether, conf
+
+    interface, mac = next_hop(target[0])
     sent: Counter[str] = Counter()
-    for kind, packet in crafted_packets(target, spoofed):
-        send(packet)
-        sent[kind] += 1
+    with conf.L2socket(iface=interface) as sock:
+        for kind, packet in crafted_packets(target, spoofed):
+            sock.send(Ether(dst=mac) / packet)
+            sent[kind] += 1
     return sent
 
 

@@ -57,3 +57,10 @@ def test_a_runtime_survives_a_deep_datagram_and_counts_it_by_reason(beaver, capl
     beaver.peer.send({"kind": "data", "n": 1}, beaver.address, dscp=SPACE.to_wire(0))
     beaver.peer.receive(beaver.pump, "an echo after the attack")
     assert beaver.service.delivered == [1]
+
+
+def test_a_management_message_whose_type_is_no_string_is_malformed():
+    """A dict as ``type`` raised TypeError (unhashable) inside the coordinator."""
+    for line in (b'{"type": {"a": 1}}', b'{"type": [1]}', b'{"type": 7}'):
+        with pytest.raises(management.MalformedMessage, match="unknown message type"):
+            management.decode(line)

@@ -92,7 +92,7 @@ def decode(line: bytes | str) -> dict[str, Any]:
     except untrusted.Rejected as error:
         raise MalformedMessage(str(error)) from None
     kind = message.get("type")
-    if kind not in _FIELDS:
+    if not isinstance(kind, str) or kind not in _FIELDS:
         raise MalformedMessage(f"unknown message type {kind!r}")
     for name, expected in _FIELDS[kind].items():
         if name not in message:
