@@ -60,14 +60,15 @@ def stamping_periods(updates: Iterable[Update]) -> dict[str, list[tuple[int, flo
     for gateway, mine in by_gateway.items():
         mine.sort(key=lambda u: u.snapshot_id)
         acked = [(u.snapshot_id, u.acked_at) for u in mine if u.acked_at is not None]
-
-        def until(k: int) -> float:
-            return min((at for j, at in acked if j > k), default=float("inf"))
-
-        periods[gateway] = [(0, float("-inf"), until(0))] + [
-            (u.snapshot_id, u.sent_at, until(u.snapshot_id))
+        periods[gateway] = [(0, float("-inf"), _superseded(acked, 0))] + [
+            (u.snapshot_id, u.sent_at, _superseded(acked, u.snapshot_id))
             for u in mine if u.sent_at is not None]
     return periods
+
+
+def _superseded(acked: list[tuple[int, float]], k: int) -> float:
+    """When a gateway surely stamped a later id than ``k``: the first ack of one."""
+    return min((at for j, at in acked if j > k), default=float("inf"))
 
 
 def mismatches(packets: Iterable[Captured], updates: Iterable[Update], space: IdSpace,
@@ -84,7 +85,7 @@ def mismatches(packets: Iterable[Captured], updates: Iterable[Update], space: Id
 
 
 def stored_updates(snapshots: Iterable[Any]) -> list[Update]:
-    """The gateway updates of stored snapshots (:class:`~controller.coordinator.store.FinishedSnapshot`)."""
+    """The gateway updates of stored snapshots (the store's ``FinishedSnapshot``)."""
     return [Update(g.gateway, s.snapshot_id, g.sent_at, g.acked_at)
             for s in snapshots for g in s.gateways]
 

@@ -340,6 +340,14 @@ class Emulation(Scoped):
         return [summary for client in self.clients
                 if (summary := self._store_counters(client, "summary")) is not None]
 
+    def backend_ports(self) -> list[str]:
+        """The fabric's interfaces facing the in-group hosts (root namespace)."""
+        ports = []
+        for node in self.nodes:
+            link = self.datacenter.host(node).defaultIntf().link
+            ports.append(link.intf1.name if link.intf2.node.name == node else link.intf2.name)
+        return ports
+
     def truth_logs(self) -> list[Path]:
         """The agents' and relays' event logs (whole once :meth:`stop_hosts` returned)."""
         return sorted(self.logs.glob("*.truth")) if self.logs is not None else []

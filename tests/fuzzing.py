@@ -24,6 +24,7 @@ import random
 import socket
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -86,10 +87,17 @@ def payloads(count: int, seed: int, huge: int = 60_000,
         yield kind, data
 
 
-def send_datagrams(target: tuple[str, int], count: int, seed: int) -> Counter[str]:
+def send_datagrams(target: tuple[str, int], count: int, seed: int,
+                   rate: float) -> Counter[str]:
+    """``count`` datagrams at ``rate`` per second (a userspace switch drops a faster burst
+    at its ports, and the inputs would never reach the component)."""
     sent: Counter[str] = Counter()
+    began = time.monotonic()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        for kind, data in payloads(count, seed):
+        for n, (kind, data) in enumerate(payloads(count, seed)):
+            ahead = began + n / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
             try:
                 sock.sendto(data, target)
                 sent[kind] += 1
@@ -168,12 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("target", help="IP:PORT")
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=1000.0, help="datagrams per second")
     parser.add_argument("--spoof", default="", help="comma-separated source addresses")
     args = parser.parse_args(argv)
     host, _, port = args.target.rpartition(":")
     target = (host, int(port))
     if args.mode == "udp":
-        sent = send_datagrams(target, args.count, args.seed)
+        sent = send_datagrams(target, args.count, args.seed, args.rate)
     else:
         sent = send_packets(target, [s for s in args.spoof.split(",") if s])
     print("sent", json.dumps(dict(sent)), flush=True)

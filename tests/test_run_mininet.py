@@ -186,10 +186,14 @@ def test_ctrl_c_sigterm_and_sighup_clean_up_and_keep_what_was_stored(
 
 def test_lost_in_group_datagrams_are_retransmitted_and_every_snapshot_completes(
         mininet_machine: None, tmp_path: Path) -> None:
-    """One lost datagram used to leave every later snapshot incomplete and lose money."""
+    """One lost datagram used to leave every later snapshot incomplete and lose money.
+
+    ``--capture`` checks the wire too: each datagram that crossed a gateway reached its
+    backend with the id its gateway was stamping (the only check before was a lab that
+    reads tcpdump by eye)."""
     db = tmp_path / "lossy.db"
     done, prefix = beaver("run", "--data-loss", "0.05", "--snapshots", "30", "--json",
-                          "--db", str(db))
+                          "--capture", "--db", str(db))
     assert done.returncode == 0, done.stderr[-2000:]
     assert bridges_of(prefix) == []
     summary = last_json(done.stdout)
@@ -201,3 +205,6 @@ def test_lost_in_group_datagrams_are_retransmitted_and_every_snapshot_completes(
     assert summary["judged"] == 30 and summary["inconsistent_valid"] == 0
     assert summary["channel_inexact"] == 0
     assert "in-group retransmissions:" in done.stdout
+    capture = summary["capture"]
+    print(f"wire check: {capture}")
+    assert capture["packets"] > 50 and capture["mismatches"] == 0, capture

@@ -39,15 +39,19 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from beaver.ids import IdSpace
 from cli.runs.arguments import add_arguments, run_parameters, settings_of
 from cli.runs.summary import summarize
 from cli.runs.text import format_summary
 from controller.coordinator.service import TakeResult
 from controller.coordinator.store import Store, StoreError
+from hosts.agent import SERVICE_PORT
 from hosts.services.registry import titles
+from testbed.capture import Capture, stored_updates
 from testbed.emulation import Emulation, EmulationSettings
 from testbed.network import machine_problem
 from testbed.truth import TruthLogError, judge_run
@@ -133,12 +137,24 @@ def take(emulation: Emulation, args: argparse.Namespace) -> dict[str, Any]:
             print(line, file=sys.stderr, flush=True)
 
     timeout = args.snapshots / args.rate + 30
-    result = emulation.service.take(args.snapshots, args.rate, timeout, progress)
+    with Capture(emulation.backend_ports(), SERVICE_PORT) if args.capture \
+            else nullcontext() as capture:
+        result = emulation.service.take(args.snapshots, args.rate, timeout, progress)
     if on_terminal:
         print(file=sys.stderr)
     if result.stalled:
         print(f"beaver run: {result.stalled}", file=sys.stderr)
-    return given_up(result)
+    if capture is None:
+        return given_up(result)
+    return given_up(result) | {"capture": wire_check(emulation, capture)}
+
+
+def wire_check(emulation: Emulation, capture: Capture) -> dict[str, Any]:
+    """``--capture``: the captured DSCP against the stored gateway timings of the run."""
+    store, run = emulation.store, emulation.run
+    snapshots = [store.snapshot(run, row["snapshot_id"]) for row in store.snapshot_rows(run)]
+    return dict(capture.report(stored_updates(snapshots),
+                               IdSpace(window=emulation.settings.window)))
 
 
 def given_up(result: TakeResult) -> dict[str, Any]:

@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-loss", type=float, default=0.0, metavar="P",
                         help="share of in-group datagrams the fabric's switches drop, "
                              "0 <= P < 1 (default 0; the agents retransmit)")
+    parser.add_argument("--capture", action="store_true",
+                        help="capture at the backends' ports and check every datagram that "
+                             "crossed a gateway carries the id its gateway stamped then")
     parser.add_argument("--db", type=Path, default=DEFAULT_DB,
                         help=f"snapshot database (default {DEFAULT_DB})")
     parser.add_argument("--json", action="store_true",

@@ -26,6 +26,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"in-group retransmissions: {summary['retransmissions']} (data loss "
         f"{summary['data_loss']:g}); forged credits refused: {summary['forged_credits']}; "
         f"ignored input: {summary['rejected_input'] or 'none'}",
+        *capture_lines(summary.get("capture")),
         f"rejected agent reports: {summary['rejected_reports'] or 'none'}; "
         f"stored in {summary['db']} (beaver show --db {summary['db']} --run {summary['run']})",
     ])
@@ -76,3 +77,12 @@ def oracle_line(summary: dict[str, Any]) -> str:
             f"{summary['judged']} snapshots causally inconsistent, "
             f"{summary['inconsistent_valid']} of {summary['accepted']} accepted; channel state "
             f"inexact in {summary['channel_inexact']} of {summary['complete']} complete")
+
+
+def capture_lines(capture: dict[str, Any] | None) -> list[str]:
+    """The wire check of ``--capture``: datagrams seen at the backends, DSCP mismatches."""
+    if capture is None:
+        return []
+    return [f"wire check: {capture['packets']} datagrams that crossed a gateway captured at "
+            f"the backends, {capture['mismatches']} with a DSCP no gateway stamped then"
+            + (f" (first: {capture['first_mismatches']})" if capture["mismatches"] else "")]
