@@ -12,7 +12,7 @@ no coordinator: one line, exit 1.
 In-group peers are every in-group host of the plan unless ``--peers`` names
 them; a bank's shards are the peers that back the same plan service. Bank
 transfers through the out-group go to the plan's relays at
-':data:`RELAY_PORT`. ``--truth-log PATH`` writes the node's ground-truth
+:data:`RELAY_PORT`. ``--truth-log PATH`` writes the node's ground-truth
 events there (:mod:`hosts.truth`); ``--secret-file PATH`` gives the run's
 secret (:mod:`topologies.secret`), against which the bank checks the
 relays' HMACs on credits from the out-group.

@@ -37,10 +37,10 @@ from fuzzing import payloads
 
 from controller.coordinator.store import Store
 from hosts.agent import RELAY_PORT, SERVICE_PORT
-from hosts.management import MAX_LINE
 from hosts.services.bank import BankConfig
 from testbed.emulation import Emulation, EmulationSettings
 from testbed.truth import judge_run
+from topologies.management import MAX_LINE
 
 pytestmark = pytest.mark.mininet
 

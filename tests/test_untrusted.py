@@ -13,7 +13,8 @@ import pytest
 from test_hosts_runtime import SPACE, Harness
 
 from beaver import untrusted
-from hosts import management, wire
+from hosts import wire
+from topologies import management
 
 DEEP = b"[" * 1200
 
