@@ -90,7 +90,8 @@ def test_gateway_id_reaches_the_bank_through_relayed_credits(dc: DataCenter, run
                   "--listen", f"{relay_host.ip}:{RELAY_PORT}",
                   "--forward", f"{dc.plan.services[0].vip}:{SERVICE_PORT}",
                   "--delay", str(RELAY_DELAY),
-                  "--netem-dev", dc.host(relay_host.name).defaultIntf().name)
+                  "--netem-dev", dc.host(relay_host.name).defaultIntf().name,
+                  "--secret-file", str(dc.secret_file))
     print(relay.line("relay ready"))
     agents = start_agents(dc, coordinator, start, "--service", "bank", "--protocol", "beaver",
                           "--rate", "40", "--external-share", "0.5")

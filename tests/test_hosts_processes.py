@@ -228,7 +228,8 @@ def test_lai_yang_misses_a_causal_chain_through_the_out_group_and_the_check_sees
     without its cause that no in-group mechanism can see (no gateway stamps the chain)."""
     relay_port = free_udp_port("127.0.0.32")
     relay = processes("hosts.relay", "--listen", f"127.0.0.32:{relay_port}",
-                      "--forward", f"127.0.0.22:{data_port}", "--delay", "0")
+                      "--forward", f"127.0.0.22:{data_port}", "--delay", "0",
+                      "--secret-file", secret_of(plan_file))
     relay.line("relay ready")
     for node in ("th1", "th2"):
         agent(processes, plan_file, coordinator, data_port, node, "--service", "bank",
