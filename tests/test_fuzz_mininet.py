@@ -176,6 +176,7 @@ def test_every_component_survives_hostile_input_and_the_run_stays_right(
         alive["controller"] = datacenter.controller_process.poll() is None
         status = datacenter.controller.status()
         coordinator_rejections = dict(emulation.service.rejections)
+        failures = emulation.failures
         emulation.stop_hosts()
         client_summary = json.loads(client.wait_line("summary", 10).removeprefix("summary"))
         verdicts = judge_run(emulation.truth_logs(), store, run)
@@ -198,7 +199,7 @@ def test_every_component_survives_hostile_input_and_the_run_stays_right(
           f"{len(accepted)} accepted; gateway updates failed: {failed_updates}; "
           f"t1 - t0 (us): {[round(r['update_us'] or -1) for r in rows]}")
 
-    assert all(alive.values()), alive
+    assert all(alive.values()) and failures == [], (alive, failures)
     assert status["ready"]
     assert result.stalled is None and result.stored == SNAPSHOTS
     assert len(rows) == SNAPSHOTS and all(r["complete"] for r in rows)
