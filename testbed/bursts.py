@@ -35,7 +35,6 @@ class Burst:
     started: int
     stored: int
     start_rate_hz: float | None
-    stalled: str | None
 
 
 @dataclass(frozen=True)
@@ -50,14 +49,17 @@ class Judged:
 
 
 def burst(emulation: Emulation, snapshots: int, window: int, timeout: float = 120.0) -> Burst:
-    """Start ``snapshots`` snapshots as fast as the coordinator allows with ``window``."""
+    """Start ``snapshots`` snapshots as fast as the coordinator allows with ``window``;
+    RuntimeError if the take stopped early (a timeout, a component that failed)."""
     service = emulation.service
     assert service is not None
     service.set_update_window(window)
     first = service.core.newest + 1
     result = service.take(snapshots, OFFERED_RATE_HZ, timeout)
+    if result.stalled:
+        raise RuntimeError(f"a burst with {window} updates in flight stopped: {result.stalled}")
     return Burst(window, first, service.core.newest, result.started, result.stored,
-                 result.start_rate_hz, result.stalled)
+                 result.start_rate_hz)
 
 
 def judge_bursts(emulation: Emulation, store: Store, run: int,
