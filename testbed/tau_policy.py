@@ -23,7 +23,7 @@ from controller.coordinator.service import SnapshotService
 from hosts.services.registry import SERVICES
 
 GIVEN = "given (--tau-min-us)"
-MEASURED = "measured (shortest relayed chain before the first snapshot)"
+MEASURED = "measured: the shortest relayed chain before the first snapshot"
 ASSUMED = "assumed: the WAN delay (--wan-delay-ms); "
 NOT_MEASURED = "not measured: no relayed chain"
 

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from beaver.ids import IdSpace
+from cli.progress import Progress
 from cli.runs.arguments import add_arguments, run_parameters, settings_of
 from cli.runs.summary import summarize
 from cli.runs.text import format_summary
@@ -124,24 +125,15 @@ def within(settings: EmulationSettings, store: Store, run_id: int, args: argpars
 def take(emulation: Emulation, args: argparse.Namespace) -> dict[str, Any]:
     """``beaver run``'s session: ``--snapshots`` at ``--rate``, with a progress line."""
     assert emulation.service is not None
-    on_terminal = sys.stderr.isatty()
-    step = max(1, args.snapshots // 10)
-    printed = set()
+    bar = Progress(args.snapshots, "snapshots")
 
     def progress(started: int, stored: int) -> None:
-        line = f"snapshots: {started}/{args.snapshots} started, {stored} stored"
-        if on_terminal:
-            print(f"\r{line}", end="", file=sys.stderr, flush=True)
-        elif stored % step == 0 and stored not in printed:
-            printed.add(stored)
-            print(line, file=sys.stderr, flush=True)
+        bar.update(started, f"{stored} stored")
 
     timeout = args.snapshots / args.rate + 30
-    with Capture(emulation.backend_ports(), SERVICE_PORT) if args.capture \
+    with bar, Capture(emulation.backend_ports(), SERVICE_PORT) if args.capture \
             else nullcontext() as capture:
         result = emulation.service.take(args.snapshots, args.rate, timeout, progress)
-    if on_terminal:
-        print(file=sys.stderr)
     if result.stalled:
         print(f"beaver run: {result.stalled}", file=sys.stderr)
     if capture is None:

@@ -13,6 +13,7 @@ oracle judges the class exactly as it judges the core's node.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from beaver.protocols import PROTOCOLS
 from cli.bounds import check
 from cli.errors import UsageError
 from cli.node_classes import node_class_for
+from cli.progress import Progress
 from simulator import US, Latencies, Summary, Workload, World, WorldConfig, simulate
 
 NAME = "simulate"
@@ -168,17 +170,17 @@ def run(args: argparse.Namespace) -> int:
     config = config_from(args)
     if args.node_class is not None:  # imported only once every other option is checked
         config = replace(config, node_class=node_class_for(args.protocol, args.node_class))
-    progress = _progress_printer(config) if sys.stderr.isatty() else None
+    bar = Progress(config.snapshots, "snapshots started") if sys.stderr.isatty() else None
+    progress = None if bar is None else _progress_of(bar)
     assembled: list[GlobalSnapshot] = []
     try:
-        outcome = simulate(config, progress, assembled.append if args.db else None)
+        with bar or contextlib.nullcontext():
+            outcome = simulate(config, progress, assembled.append if args.db else None)
     except (Exception, SystemExit) as error:
         if args.node_class is None:
             raise
         raise UsageError(f"--node-class {args.node_class} failed during the run: "
                          f"{type(error).__name__}: {' '.join(str(error).split())[:200]}") from None
-    if progress is not None:
-        print(file=sys.stderr)
     if args.node_class is not None:
         print(f"in-group nodes: {args.node_class}")
     print(render(outcome.summary))
@@ -202,13 +204,10 @@ def store_run(db: Path, outcome, assembled: list[GlobalSnapshot]) -> int:
         raise UsageError(str(error)) from None
 
 
-def _progress_printer(config: WorldConfig) -> Callable[[World], None]:
+def _progress_of(bar: Progress) -> Callable[[World], None]:
     def show(world: World) -> None:
-        print(
-            f"\r  t={world.engine.now * 1e3:9.3f} ms  started {world.started}/{config.snapshots}"
-            f"  events {world.engine.events_run:,}",
-            end="", file=sys.stderr, flush=True,
-        )
+        bar.update(world.started, f"t={world.engine.now * 1e3:.3f} ms, "
+                                  f"{world.engine.events_run:,} events")
 
     return show
 

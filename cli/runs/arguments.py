@@ -16,6 +16,9 @@ from hosts.services.kind import Option
 from hosts.services.registry import DEFAULT_SERVICE, SERVICES
 from testbed.emulation import MAX_INGROUP, EmulationSettings
 
+MAX_SNAPSHOTS = 100_000
+MAX_RATE = 1000.0
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--service", choices=sorted(SERVICES), default=DEFAULT_SERVICE,
@@ -61,10 +64,13 @@ def settings_of(args: argparse.Namespace) -> EmulationSettings:
     if not 1 <= args.ingroup <= MAX_INGROUP or (args.ingroup > 8 and args.ingroup % 2):
         problems.append(f"--ingroup must be in 1..{MAX_INGROUP} (even above 8)")
     fewest = getattr(args, "fewest_snapshots", 1)
-    if args.snapshots < fewest:
-        problems.append(f"--snapshots must be at least {fewest}")
-    if not (math.isfinite(args.rate) and args.rate > 0):
-        problems.append("--rate must be a positive number")
+    if not fewest <= args.snapshots <= MAX_SNAPSHOTS:
+        problems.append(f"--snapshots must be in {fewest}..{MAX_SNAPSHOTS:,} (each is stored and "
+                        f"judged; at the default rate that many take over an hour)")
+    if not (math.isfinite(args.rate) and 0 < args.rate <= MAX_RATE):
+        problems.append(f"--rate must be a positive number <= {MAX_RATE:g} (each start updates "
+                        f"every gateway and notifies every agent; the summary says the rate "
+                        f"reached)")
     if not 1 <= args.window <= IdSpace.window:
         problems.append(f"--window must be in 1..{IdSpace.window}")
     if not (math.isfinite(args.wan_delay_ms) and args.wan_delay_ms >= 0):

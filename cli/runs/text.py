@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from beaver.protocols import protocol
 from hosts.services.registry import DEFAULT_SERVICE, service_kind
 
 
@@ -19,8 +21,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         invariant_line(summary),
         *client_lines(summary.get("clients", [])),
         oracle_line(summary),
-        f"t1 - t0: p50 {us(summary['t1_t0_p50_us'])}, p99 {us(summary['t1_t0_p99_us'])}; "
-        f"tau_min {us(summary['tau_min_us'])} ({summary['tau_source']})",
+        f"{update_times(summary, us)}; tau_min {us(summary['tau_min_us'])} "
+        f"({summary['tau_source']})",
         start_line(summary),
         failures_line(summary),
         f"in-group retransmissions: {summary['retransmissions']} (data loss "
@@ -41,6 +43,13 @@ def failures_line(summary: dict[str, Any]) -> str:
     given_up = summary.get("given_up_snapshots") or []
     return (f"failed components: {named}; snapshots stored incomplete because of it: "
             f"{given_up or 'none'}")
+
+
+def update_times(summary: dict[str, Any], us: Callable[[float | None], str]) -> str:
+    """t1 - t0, or n/a for a protocol without gateways (there is no gateway phase)."""
+    if not protocol(summary["protocol"]).uses_gateways:
+        return f"t1 - t0: n/a ({summary['protocol']} has no gateways)"
+    return f"t1 - t0: p50 {us(summary['t1_t0_p50_us'])}, p99 {us(summary['t1_t0_p99_us'])}"
 
 
 def start_line(summary: dict[str, Any]) -> str:

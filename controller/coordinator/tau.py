@@ -30,7 +30,7 @@ from controller.coordinator.store import Store
 
 log = logging.getLogger("beaver.snapshots")
 
-TAU_FOLLOWED = "measured (shortest relayed chain seen during the run)"
+TAU_FOLLOWED = "measured: the shortest relayed chain seen during the run"
 """The tau_min source once a chain reported during the run lowered the measured bound."""
 
 Counters = Mapping[str, Mapping[str, Any]]

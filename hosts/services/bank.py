@@ -44,14 +44,15 @@ from typing import Any
 
 from hosts.services import Address, Send
 from hosts.services.kind import (
+    AGENT_RATE_PROBLEM,
     Channel,
     ChannelRecord,
     NodeSetup,
     Option,
     ServiceKind,
     States,
+    agent_rate,
     mismatched,
-    positive,
     share,
 )
 from hosts.services.transfers import (
@@ -317,7 +318,7 @@ class BankService(ServiceKind):
     title = "bank"
     options = (
         Option("--bank-rate", 20.0, "bank transfers per second per host (default 20)",
-               positive, "must be a positive number"),
+               agent_rate, AGENT_RATE_PROBLEM),
         Option("--external-share", 0.5, "share of transfers paid through the external "
                "partner (relay), each an external causal chain (default 0.5)",
                share, "must be in 0..1"),

@@ -81,6 +81,19 @@ def non_negative(value: float) -> bool:
     return math.isfinite(value) and value >= 0
 
 
+MAX_AGENT_RATE = 1000.0
+"""The most events a second (transfers, requests, flushes) a service option may ask of one
+host or client: each is one Python process, and past this it falls behind what was asked,
+so relayed chains and reports come late and the run times out."""
+AGENT_RATE_PROBLEM = (f"must be a positive number <= {MAX_AGENT_RATE:g} (each host and client "
+                      f"is one Python process: faster, it falls behind and the run times out)")
+
+
+def agent_rate(value: float) -> bool:
+    """A positive rate one agent or client can keep up with."""
+    return positive(value) and value <= MAX_AGENT_RATE
+
+
 def share(value: float) -> bool:
     return 0 <= value <= 1
 

@@ -27,14 +27,15 @@ from typing import Any
 
 from hosts.services import Address, Send
 from hosts.services.kind import (
+    AGENT_RATE_PROBLEM,
     Channel,
     NodeSetup,
     Option,
     ServiceKind,
     States,
+    agent_rate,
     mismatched,
     non_negative,
-    positive,
 )
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class KeyValueService(ServiceKind):
     options = (
         Option("--client-rate", 50.0,
                "kv: requests per second of each external client (default 50)",
-               positive, "must be a positive number"),
+               agent_rate, AGENT_RATE_PROBLEM),
         Option("--replication-rate", 20.0,
                "kv: replication flushes per second per host (default 20)",
                non_negative, "must be >= 0"),
