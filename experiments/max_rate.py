@@ -7,7 +7,9 @@ parallelism) each snapshot must finish before the next starts; with 31
 (the most 6-bit wire ids allow) up to 31 are in flight. A snapshot is
 finished when its gateway phase is over and it is complete: every node was
 notified after t1 and reported, and every counted in-flight message was
-recorded. So the simulated capacity is about ``window / finish time``: the
+recorded; and an id's wire code is reused only a packet lifetime after the
+id stopped being stamped (:mod:`beaver.coordinator`). So the simulated
+capacity is about ``window / (finish time + packet lifetime)``: the
 simulator charges no processing time to the coordinator or the gateways,
 which is what limits the paper's prototype.
 
