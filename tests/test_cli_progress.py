@@ -21,18 +21,20 @@ def test_on_a_terminal_one_bar_with_rate_and_eta_and_messages_on_their_own_lines
     monkeypatch.setattr("sys.stderr", screen)
     handler = logging.StreamHandler(screen)  # as a component's log to the terminal
     monkeypatch.setattr(logging.root, "handlers", [handler])
+    component = logging.getLogger("a-component")
+    monkeypatch.setattr(component, "handlers", [])  # Mininet's logger class adds its own
     with Progress(50, "snapshots", screen) as progress:
         for done in range(0, 51, 10):
             progress.update(done, f"{done // 2} stored")
             if done == 20:
                 progress.message("tau_min 5000 us, given")
-                logging.getLogger("beaver.test").warning("an external chain of 6330 us")
+                component.warning("an external chain of 6330 us")
     text = screen.getvalue()
     assert "50/50" in text and "snapshots/s" in text and "25 stored" in text
     lines = text.replace("\r", "\n").split("\n")
     assert "tau_min 5000 us, given" in lines, "the message is a line of its own"
     assert any(line.endswith("an external chain of 6330 us") for line in lines)
-    assert all("stored" not in line for line in lines if "6330" in line or "tau_min" in line)
+    assert all("stored" not in line for line in lines if "6330" in line or "tau_min" in line), text
 
 
 def test_off_a_terminal_a_plain_line_each_tenth_of_the_way():
