@@ -52,7 +52,7 @@ from typing import IO, Any
 from beaver.ids import IdSpace
 from controller.coordinator.service import SnapshotService
 from controller.coordinator.store import Store
-from controller.gateways.client import GatewayClient
+from controller.gateways.client import ControllerError, GatewayClient
 from hosts.agent import RELAY_PORT, SERVICE_PORT
 from hosts.services.registry import DEFAULT_SERVICE, SERVICES
 from testbed.gateway_updater import ControllerGateways
@@ -323,6 +323,20 @@ class Emulation(Scoped):
             self._forget(process)
         for process in self.agents + self.relays:
             self._store_counters(process, "stopped")
+        self._store_control_rejections()
+
+    def _store_control_rejections(self) -> None:
+        """The control interface's refused requests by reason, as the component
+        ``controller control interface`` (``malformed_by.<reason>``)."""
+        if self.datacenter.controller is None:
+            return
+        try:
+            rejected = self.datacenter.controller.status().get("rejected", {})
+        except ControllerError:
+            return  # the controller is gone: the watch named it
+        self.store.set_component_counters(
+            self.run, "controller control interface",
+            {f"malformed_by.{reason}": count for reason, count in rejected.items()})
 
     def _store_counters(self, process: HostProcess, prefix: str) -> dict[str, Any] | None:
         """The JSON of a stopped process's last line (``prefix {json}``), its integer

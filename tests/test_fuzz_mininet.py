@@ -212,6 +212,9 @@ def test_every_component_survives_hostile_input_and_the_run_stays_right(
         assert sum(sent[name].values()) >= COUNT, name
     assert coordinator_rejections.get("malformed", 0) >= COUNT // 2
     assert sum(status["rejected"].values()) >= COUNT // 2
+    assert counted["controller control interface"] == {
+        f"malformed_by.{reason}": n for reason, n in status["rejected"].items()}, \
+        "the control interface's refusals are in the run's counters (and its summary)"
     relay = next(c for name, c in counted.items() if name.startswith("hosts.relay"))
     assert relay["malformed_by.not_from_partner"] >= ARRIVED, "they arrived and were refused"
     assert client_summary["unexpected"] >= ARRIVED
