@@ -338,6 +338,64 @@ class Coordinator:
             self._live_floor = floor
             self._floors.append((self._clock, floor))
 
+    def gateway_restarted(
+        self, gateway: str, stamping: int | None, now: float
+    ) -> tuple[list[Command], list[int]]:
+        """Gateway ``gateway`` came back after a crash, stamping ``stamping``.
+
+        ``None`` is the safe restart: the gateway has no id and forwards no
+        out-group traffic until it is set. A gateway that stamps an id older
+        than one it acknowledged breaks the protocol's assumption for every
+        snapshot after that id: those lose their validity (the ones decided
+        already are returned) and the gateway's id counts as alive again.
+        Returns the update that brings the gateway to the newest id, and the
+        revoked snapshot ids.
+        """
+        self._check_gateway_event(gateway, 0 if stamping is None else stamping, now)
+        if gateway not in self._gateway_ids:
+            raise InvalidInput(f"unknown gateway {gateway!r}")
+        revoked = []
+        if stamping is not None and stamping < self._gateway_ids[gateway]:
+            self._gateway_ids[gateway] = stamping
+            for k in range(stamping + 1, self.newest + 1):
+                status = self._status[k]
+                if status.valid is None:
+                    status.failed_gateways.add(gateway)
+                elif status.valid:
+                    status.valid = False
+                    revoked.append(k)
+        commands: list[Command] = [UpdateGateway(gateway, self.newest)] if self.newest else []
+        return commands, revoked
+
+    def retransmit(self, now: float) -> list[Command]:
+        """What to send again when answers are ``update_timeout`` overdue.
+
+        Every gateway that has not acknowledged the newest snapshot started
+        at least ``update_timeout`` ago is sent the newest id (its update or
+        ack was lost, or it restarted); every node that has not reported the
+        newest such snapshot whose gateway phase is over, while it is
+        unfinished, is told about it again (its notification was lost).
+        Duplicates are harmless: ids only grow.
+        """
+        self._tick(_require_time(now))
+        overdue = self.newest
+        while overdue > 0 and now - self._status[overdue].t0 < self.update_timeout:
+            overdue -= 1
+        if overdue == 0:
+            return []
+        commands: list[Command] = [
+            UpdateGateway(gateway, self.newest)
+            for gateway, acked in self._gateway_ids.items() if acked < overdue
+        ]
+        told = overdue
+        while told > 0 and self._status[told].valid is None:
+            told -= 1
+        if told >= self.oldest_unfinished:
+            targets = self.nodes[:1] if self.notify is Notify.INITIATOR else self.nodes
+            commands += [NotifyNode(node, told) for node in targets
+                         if self._last_reported[node] < told]
+        return commands
+
     def _gateway_progress(self, status: SnapshotStatus, now: float) -> list[Command]:
         """After the last gateway answered: t1, validity, then tell the nodes.
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LocalSnapshot:
     """A node's state recorded once for snapshots ``first_id``..``last_id``.
 
@@ -37,7 +37,7 @@ class LocalSnapshot:
         return self.first_id <= snapshot_id <= self.last_id
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InFlight:
     """An in-group message that was in flight across the cuts of ``first_id``..``last_id``.
 
@@ -56,14 +56,14 @@ class InFlight:
         return self.first_id <= snapshot_id <= self.last_id
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Marker:
     """A control message on a data channel (Chandy-Lamport): counts as extra traffic."""
 
     snapshot_id: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Receipt:
     """What a node decided about one received message.
 
@@ -83,7 +83,7 @@ class Receipt:
 NOTHING = Receipt()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UpdateGateway:
     """Set gateway ``gateway`` to ``snapshot_id``; acknowledge with ``gateway_acked``."""
 
@@ -91,7 +91,7 @@ class UpdateGateway:
     snapshot_id: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NotifyNode:
     """Tell in-group node ``node`` that snapshot ``snapshot_id`` exists."""
 
