@@ -3,8 +3,12 @@
 - :mod:`~simulator.engine`: the event heap and simulated clock
 - :mod:`~simulator.latency`: delay distributions (defaults from the paper)
 - :mod:`~simulator.workload`: traffic mix and snapshot rate
-- :mod:`~simulator.world`: nodes, gateways, out-group, coordinator; ground truth
+- :mod:`~simulator.config`: what a world is made of, what a run produced
+- :mod:`~simulator.world`: nodes, gateways, out-group; ground truth
 - :mod:`~simulator.cuts`: the ground-truth cuts, where capture callbacks ran
+- :mod:`~simulator.control`: the coordinator's commands and the answers, with faults
+- :mod:`~simulator.waves`: one event per notification wave
+- :mod:`~simulator.faults`: the faults a world can inject
 - :mod:`~simulator.report`: the protocol's view next to the oracle's verdicts
 
 :func:`simulate` runs one world and judges every snapshot it took. A run is
@@ -19,13 +23,14 @@ from dataclasses import dataclass
 
 from beaver.coordinator import GlobalSnapshot
 from oracle import Verdict, judge
+from simulator.faults import Faults
 from simulator.latency import US, Delay, Latencies
 from simulator.report import Summary, summarize
 from simulator.workload import Workload
 from simulator.world import Run, World, WorldConfig
 
 __all__ = [
-    "US", "Delay", "Latencies", "Outcome", "Run", "Summary", "Workload", "World",
+    "US", "Delay", "Faults", "Latencies", "Outcome", "Run", "Summary", "Workload", "World",
     "WorldConfig", "simulate",
 ]
 

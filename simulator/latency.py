@@ -22,6 +22,8 @@ import math
 import random
 from dataclasses import dataclass, field
 
+import numpy as np
+
 US = 1e-6
 """One microsecond, in seconds."""
 
@@ -49,6 +51,34 @@ class Delay:
             delay += min(self.tail_cap, self.tail_median * math.exp(rng.gauss(0.0, 1.0)))
         return delay
 
+    def draw_many(self, generator: np.random.Generator, count: int) -> np.ndarray:
+        """``count`` independent delays at once (the same distribution as :meth:`draw`)."""
+        delays = self.floor + self.median * np.exp(self.sigma * generator.standard_normal(count))
+        if self.tail_probability:
+            slow = generator.random(count) < self.tail_probability
+            tails = self.tail_median * np.exp(generator.standard_normal(int(slow.sum())))
+            delays[slow] += np.minimum(self.tail_cap, tails)
+        return delays
+
+
+class Sampler:
+    """Draws one :class:`Delay` value at a time from blocks drawn vectorised.
+
+    A block of ``block`` delays is drawn with numpy and handed out as Python
+    floats; the stream of values is a pure function of the generator's seed.
+    """
+
+    def __init__(self, delay: Delay, generator: np.random.Generator, block: int = 4096):
+        self.delay, self._generator, self._block = delay, generator, block
+        self._values = iter(())
+
+    def __call__(self) -> float:
+        try:
+            return next(self._values)
+        except StopIteration:
+            self._values = iter(self.delay.draw_many(self._generator, self._block).tolist())
+            return next(self._values)
+
 
 @dataclass(frozen=True)
 class Latencies:
@@ -75,3 +105,9 @@ class Latencies:
     def chain(self, tau_min: float, rng: random.Random) -> float:
         """An external causal chain time: in-group send -> out-group -> gateway, >= tau_min."""
         return tau_min * (1.0 + self.chain_excess.draw(rng))
+
+    def samplers(self, generator: np.random.Generator) -> dict[str, Sampler]:
+        """One :class:`Sampler` per kind of hop, all drawing from ``generator``."""
+        return {name: Sampler(getattr(self, name), generator) for name in (
+            "ingroup_link", "gateway_leg", "notification", "client_to_gateway",
+            "gateway_to_node", "chain_excess")}

@@ -9,10 +9,11 @@ as long as its tau_min assumption holds.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from beaver.protocols import protocol
 from oracle import Verdict
+from simulator.faults import FaultCounts
 from simulator.latency import US
 from simulator.world import Run
 from stats import percentile
@@ -60,6 +61,27 @@ class Summary:
     """The first few of them (message ids in the ground-truth log)."""
     unstarted_adoptions: int
     """Times a node moved to an id the coordinator had not started (must be 0)."""
+    revoked: int = 0
+    """Snapshots whose validity the coordinator revoked (a shorter chain measured, a
+    gateway that restarted stamping an older id)."""
+    inconsistent_revoked: int = 0
+    """Of those, how many the oracle finds inconsistent: accepted until revoked."""
+    control_lost: int = 0
+    control_duplicated: int = 0
+    report_retransmissions: int = 0
+    data_lost: int = 0
+    data_duplicated: int = 0
+    gateway_crashes: int = 0
+    gateway_rollbacks: int = 0
+    node_crashes: int = 0
+    inbound_dropped: int = 0
+    short_chains: int = 0
+    failed_updates: int = 0
+    retransmitted: int = 0
+    assumption_broken: bool = False
+    """The run broke one of the protocol's stated assumptions (a chain shorter than the
+    coordinator's tau_min, a gateway stamping an older id than it acknowledged, a stamped
+    packet slower than the packet lifetime)."""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -118,4 +140,9 @@ def summarize(run: Run, verdicts: list[Verdict], wall_s: float) -> Summary:
         overdue_packets=len(run.overdue),
         overdue_examples=tuple(run.overdue[:OVERDUE_EXAMPLES]),
         unstarted_adoptions=run.unstarted_adoptions,
+        revoked=len(run.revoked),
+        inconsistent_revoked=len(inconsistent & run.revoked),
+        assumption_broken=bool(run.faults.short_chains or run.faults.gateway_rollbacks
+                               or run.overdue),
+        **{f.name: getattr(run.faults, f.name) for f in fields(FaultCounts)},
     )

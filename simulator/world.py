@@ -11,8 +11,10 @@ Paths (all delays from :mod:`simulator.latency`):
   pass a gateway on the way, which sees their stamp (``observe_ingroup``:
   optimistic marking) and forwards them unchanged.
 - coordinator -> gateway (``UpdateGateway``) and the acknowledgement back,
-  coordinator -> node (``NotifyNode``): messages with latency. Node reports
-  (local snapshots, in-flight records) reach the coordinator at once.
+  coordinator -> node (``NotifyNode``, one wave per snapshot: see
+  :mod:`simulator.waves`): messages with latency, carried by
+  :mod:`simulator.control`. Node reports (local snapshots, in-flight
+  records) reach the coordinator at once unless control messages are lost.
 - Chandy-Lamport markers travel on the FIFO in-group channels and count as
   extra messages.
 
@@ -32,7 +34,13 @@ follow from such a packet.
 
 External causal chains respect the world's true tau_min: an out-group
 process that received an in-group message sent at time ts sends nothing
-that crosses a gateway before ts + tau_min.
+that crosses a gateway before ts + tau_min (unless the world injects short
+chains: :mod:`simulator.faults`).
+
+Per-node state the world keeps (counters, clock offsets, crash times,
+pending notifications) lives in flat lists indexed by node number, and
+delays come from vectorised samplers: the cost of an event is a few list
+lookups and one core call.
 """
 
 from __future__ import annotations
@@ -41,31 +49,24 @@ import math
 import random
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from beaver.coordinator import (
-    DEFAULT_PACKET_LIFETIME,
-    Coordinator,
-    GlobalSnapshot,
-    InvalidReport,
-    SnapshotStatus,
-)
+import numpy as np
+
+from beaver.coordinator import Coordinator, GlobalSnapshot
 from beaver.gateway import Gateway
 from beaver.ids import UNMARKED, IdSpace
-from beaver.protocols import PiggybackNodeFactory, Protocol, SnapshotNode, protocol
-from beaver.records import (
-    NOTHING,
-    Command,
-    Marker,
-    NotifyNode,
-    Receipt,
-    UpdateGateway,
-)
+from beaver.protocols import SnapshotNode
+from beaver.records import NOTHING, Marker, Receipt
 from oracle import EventLog
+from simulator.config import Run, WorldConfig
+from simulator.control import ControlPlane
 from simulator.cuts import CutLog, NodeState
 from simulator.engine import Engine
-from simulator.latency import US, Latencies
-from simulator.workload import PoissonSource, Workload
+from simulator.faults import FaultCounts
+from simulator.waves import Waves
+from simulator.workload import PoissonSource
+
+__all__ = ["NodeState", "Run", "World", "WorldConfig"]
 
 RELAY_RECEIVES_AT = 0.3
 """Share of an external chain's time after which the relay has the message."""
@@ -73,94 +74,8 @@ RELAY_SENDS_AT = 0.6
 """Share of an external chain's time after which the relay sends its new message."""
 FORGET_EVERY = 64
 """The coordinator drops stored states of finished snapshots every this many starts."""
-
-
-@dataclass(frozen=True)
-class WorldConfig:
-    """Everything a simulation run depends on (with the seed, a run is reproducible)."""
-
-    protocol: str = "beaver"
-    nodes: int = 16
-    gateways: int = 2
-    externals: int = 8
-    relays: int | None = None
-    """How many of the out-group processes are relays (default: half); the rest are clients."""
-    snapshots: int = 200
-    tau_min: float = 33 * US
-    """The true shortest external causal chain of this world (seconds)."""
-    controller_tau_min: float | None = None
-    """The bound the coordinator checks (default: the true tau_min)."""
-    window: int = 16
-    id_bits: int = 6
-    packet_lifetime: float = DEFAULT_PACKET_LIFETIME
-    """The longest a stamped packet may be in flight, as the coordinator assumes (seconds);
-    the world's delays stay far below it (a run lists any packet that took longer)."""
-    seed: int = 1
-    workload: Workload = field(default_factory=Workload)
-    latencies: Latencies = field(default_factory=Latencies)
-    node_class: PiggybackNodeFactory | None = None
-    """Another implementation of the in-group node rule for a piggybacking protocol
-    (``beaver simulate --node-class``, the classroom labs); None: the core's node."""
-
-    def __post_init__(self) -> None:
-        chosen = self.chosen_protocol
-        if self.nodes < 2:
-            raise ValueError(f"need at least 2 in-group nodes, got {self.nodes}")
-        if self.gateways < 0:
-            raise ValueError(f"gateway count must be >= 0, got {self.gateways}")
-        if chosen.uses_gateways and self.gateways < 1:
-            raise ValueError(f"{self.protocol} needs at least 1 gateway, got {self.gateways}")
-        if self.externals < 0:
-            raise ValueError(f"out-group process count must be >= 0, got {self.externals}")
-        if self.externals and not self.gateways:
-            raise ValueError("out-group processes need at least 1 gateway to reach the in-group")
-        if not 0 <= self.relay_count <= self.externals:
-            raise ValueError(f"relays must be in 0..{self.externals}, got {self.relays}")
-        if self.snapshots < 0:
-            raise ValueError(f"snapshot count must be >= 0, got {self.snapshots}")
-        if not 0 < self.tau_min < math.inf:
-            raise ValueError(f"tau_min must be > 0 and finite, got {self.tau_min}")
-        if not self.checked_tau_min > 0:
-            raise ValueError(f"controller tau_min must be > 0, got {self.checked_tau_min}")
-        if not 0 < self.packet_lifetime < math.inf:
-            raise ValueError(f"packet lifetime must be > 0 and finite, got {self.packet_lifetime}")
-        IdSpace(self.id_bits, self.window)
-
-    @property
-    def chosen_protocol(self) -> Protocol:
-        """The protocol, with ``node_class`` as its in-group node when one is given."""
-        chosen = protocol(self.protocol)
-        if self.node_class is None:
-            return chosen
-        return chosen.with_node_class(self.node_class)
-
-    @property
-    def relay_count(self) -> int:
-        return self.externals // 2 if self.relays is None else self.relays
-
-    @property
-    def checked_tau_min(self) -> float:
-        return self.tau_min if self.controller_tau_min is None else self.controller_tau_min
-
-
-@dataclass
-class Run:
-    """What one simulation produced: the protocol's view and the ground truth."""
-
-    config: WorldConfig
-    statuses: list[SnapshotStatus]
-    recorded: dict[int, list[int]]
-    """Per snapshot, the message ids the protocol recorded as in flight."""
-    log: EventLog
-    extra_messages: int
-    rejected_messages: int
-    rejected_reports: int
-    events: int
-    simulated_s: float
-    overdue: list[int]
-    """Stamped messages delivered later than the packet lifetime after their stamp."""
-    unstarted_adoptions: int
-    """Times a node moved to an id the coordinator had not started."""
+SHORT_CHAIN = (0.05, 0.95)
+"""A short chain (an injected fault) takes this share of tau_min, uniformly."""
 
 
 class World:
@@ -175,13 +90,18 @@ class World:
         self._on_complete = on_complete
         self.rng = random.Random(config.seed)
         self._random = self.rng.random
+        self.generator = np.random.default_rng(config.seed)
         self.engine = Engine()
         self.latencies = config.latencies
+        self.delays = config.latencies.samplers(self.generator)
         self.workload = config.workload
+        self.faults = config.faults
+        self.counts = FaultCounts()
         self.protocol = config.chosen_protocol
         space = IdSpace(config.id_bits, config.window)
-        width = len(str(config.nodes - 1))
-        self.names = [f"n{i:0{width}d}" for i in range(config.nodes)]
+        count = config.nodes
+        width = len(str(count - 1))
+        self.names = [f"n{i:0{width}d}" for i in range(count)]
         self.index = {name: i for i, name in enumerate(self.names)}
         self.log = EventLog(self.names)
         self._sequences = [self.log.sequence(name) for name in self.names]
@@ -202,6 +122,7 @@ class World:
             tau_min=config.checked_tau_min,
             space=space,
             packet_lifetime=config.packet_lifetime,
+            update_timeout=self.faults.update_timeout if self.faults.control else math.inf,
         )
         self.gateway_index = {gateway.name: g for g, gateway in enumerate(self.gateways)}
         self.recorded: dict[int, list[int]] = defaultdict(list)
@@ -212,13 +133,26 @@ class World:
         self.unstarted_adoptions = 0
         self._lifetime = config.packet_lifetime if self.protocol.piggybacks_ids else math.inf
         """Stamped packets slower than this break the wire-id assumption (no stamps: never)."""
-        self._sent = [0] * config.nodes
-        self._received = [0] * config.nodes
+        self._sent = [0] * count
+        self._received = [0] * count
+        skew = self.faults.clock_skew
+        self._clock = [self._random() * 2 * skew - skew if skew else 0.0 for _ in range(count)]
+        self._gateway_clock = [self._random() * 2 * skew - skew if skew else 0.0
+                               for _ in self.gateways]
+        """Clock offsets from the coordinator's clock, per node and per gateway."""
+        self._down_until = [0.0] * count
+        """Per node, until when it is down after a crash."""
         self._next_message = 0
         self._channel_clear: dict[int, float] = {}
         """Per in-group channel (i * N + j), when its last message is delivered (FIFO)."""
         self._relay_floor = dict.fromkeys(self.relays, 0.0)
         """Per relay, the earliest time its next message may cross a gateway."""
+        self.waves = Waves(count)
+        self._pending_at = self.waves.pending_at
+        self.control = ControlPlane(self)
+        self._reports_direct = not self.faults.control_loss
+        """Without control loss a report reaches the coordinator at once."""
+        self._link = self.delays["ingroup_link"]
         self._started = 0
         self._last_start = math.inf
         self._waiting_to_start = False
@@ -230,30 +164,43 @@ class World:
 
     def run(self, progress: Callable[[], None] | None = None) -> Run:
         """Run until every snapshot is started and the world has drained."""
+        workload, faults, engine = self.workload, self.faults, self.engine
         sources = [
-            PoissonSource(self.engine, self.rng, self.workload.message_rate_hz * len(self.nodes),
-                          self._ingroup_message, self._traffic_on),
-            PoissonSource(self.engine, self.rng, self.workload.request_rate_hz * len(self.clients),
-                          self._client_request, self._traffic_on),
+            PoissonSource(engine, self.rng, workload.message_rate_hz * len(self.nodes),
+                          self._ingroup_message, self.traffic_on),
+            PoissonSource(engine, self.rng, workload.request_rate_hz * len(self.clients),
+                          self._client_request, self.traffic_on),
         ]
         for source in sources:
             source.start()
         if self.config.snapshots:
-            self.engine.after(self._start_gap(), self._start_tick)
-        self.engine.run(progress)
+            engine.after(self._start_gap(), self._start_tick)
+        if faults.control:
+            engine.after(faults.update_timeout / 2, self.control.tick)
+        if faults.gateway_crash_rate_hz and self.gateways:
+            engine.after(self.rng.expovariate(faults.gateway_crash_rate_hz * len(self.gateways)),
+                         self.control.gateway_crash)
+        if faults.node_crash_rate_hz:
+            engine.after(self.rng.expovariate(faults.node_crash_rate_hz * len(self.nodes)),
+                         self._node_crash)
+        engine.run(progress)
         self._cuts.close()
+        statuses = self.coordinator.statuses()
+        self.counts.failed_updates = sum(len(status.failed_gateways) for status in statuses)
         return Run(
             config=self.config,
-            statuses=self.coordinator.statuses(),
+            statuses=statuses,
             recorded=dict(self.recorded),
             log=self.log,
             extra_messages=self.extra_messages,
             rejected_messages=self.rejected_messages,
             rejected_reports=self.rejected_reports,
-            events=self.engine.events_run,
-            simulated_s=self.engine.now,
+            events=engine.events_run,
+            simulated_s=engine.now,
             overdue=self.overdue,
             unstarted_adoptions=self.unstarted_adoptions,
+            faults=self.counts,
+            revoked=frozenset(self.control.revoked),
         )
 
     @property
@@ -266,7 +213,7 @@ class World:
         world stops starting snapshots (and drains) instead of waiting forever."""
         return self.engine.now - self._waiting_since >= self.workload.give_up_s
 
-    def _traffic_on(self) -> bool:
+    def traffic_on(self) -> bool:
         if self._started < self.config.snapshots:
             return not self.stalled
         coordinator = self.coordinator
@@ -291,20 +238,22 @@ class World:
         wake = self.coordinator.next_start_at()
         if wake is not None and wake != self._wake_at:
             self._wake_at = wake
-            self.engine.at(max(wake, self.engine.now), self._start_if_waiting)
+            self.engine.at(max(wake, self.engine.now), self.start_if_waiting)
 
     def _start(self) -> None:
         _, commands = self.coordinator.start(self.engine.now)
         self._started += 1
         if self._started % FORGET_EVERY == 0:
             self.coordinator.forget(self.coordinator.oldest_unfinished - 1)
+            now = self.engine.now
+            self._channel_clear = {c: t for c, t in self._channel_clear.items() if t > now}
         if self._started < self.config.snapshots:
             self.engine.after(self._start_gap(), self._start_tick)
         else:
             self._last_start = self.engine.now
-        self._carry_out(commands)
+        self.control.carry_out(commands)
 
-    def _start_if_waiting(self) -> None:
+    def start_if_waiting(self) -> None:
         if not self._waiting_to_start or self.stalled:
             return
         if self.coordinator.can_start(self.engine.now):
@@ -314,29 +263,33 @@ class World:
         else:
             self._wake_for_lifetime()
 
-    def _carry_out(self, commands: list[Command]) -> None:
-        engine, rng = self.engine, self.rng
-        for command in commands:
-            if isinstance(command, NotifyNode):
-                delay = self.latencies.notification.draw(rng)
-                engine.after(delay, self._notify, self.index[command.node], command.snapshot_id)
-            elif isinstance(command, UpdateGateway):
-                delay = self.latencies.gateway_leg.draw(rng)
-                gateway = self.gateway_index[command.gateway]
-                engine.after(delay, self._update_gateway, gateway, command.snapshot_id)
+    # -- notifications --------------------------------------------------------------------
 
-    def _update_gateway(self, gateway: int, snapshot_id: int) -> None:
-        self.gateways[gateway].set_id(snapshot_id)
-        delay = self.latencies.gateway_leg.draw(self.rng)
-        self.engine.after(delay, self._gateway_acked, gateway, snapshot_id)
+    def wave_end(self, snapshot_id: int) -> None:
+        """The last notification of ``snapshot_id`` arrived: every node told takes it now."""
+        now, nodes, pending, down = self.engine.now, self.nodes, self._pending_at, self._down_until
+        behind = [i for i, node in enumerate(nodes)
+                  if node.current < snapshot_id and pending[i] <= now and down[i] <= now]
+        for i in behind:
+            self._catch_up(i)
+        self.waves.retire(snapshot_id)
 
-    def _gateway_acked(self, gateway: int, snapshot_id: int) -> None:
-        name = self.gateways[gateway].name
-        self._carry_out(self.coordinator.gateway_acked(name, snapshot_id, self.engine.now))
-        self._start_if_waiting()
+    def _catch_up(self, node: int) -> None:
+        """``node`` takes the notifications that reached it (their arrival is the moment)."""
+        state = self.nodes[node]
+        snapshot_id, arrived = self.waves.take_due(node, state.current, self.engine.now)
+        if snapshot_id:
+            self._settle(node, state.notify(snapshot_id, arrived + self._clock[node]))
 
-    def _notify(self, node: int, snapshot_id: int) -> None:
-        self._settle(node, self.nodes[node].notify(snapshot_id, self.engine.now))
+    def notify_one(self, node: int, snapshot_id: int) -> None:
+        """A single notification (a marker protocol's initiator, or one sent again)."""
+        now = self.engine.now
+        if self._down_until[node] > now:
+            self.counts.control_lost += 1
+            return
+        if self._pending_at[node] <= now:
+            self._catch_up(node)
+        self._settle(node, self.nodes[node].notify(snapshot_id, now + self._clock[node]))
 
     # -- in-group nodes -------------------------------------------------------------------
 
@@ -352,31 +305,49 @@ class World:
         """After a core call on ``node``: ground truth, reports, markers."""
         if receipt is NOTHING:
             return
-        now = self.engine.now
-        coordinator = self.coordinator
+        direct, control = self._reports_direct, self.control
         for local in receipt.snapshots:
             self._cuts.reported(node, local)
-            try:
-                self._completed(coordinator.add_local(local, now))
-            except InvalidReport:
-                self.rejected_reports += 1
+            if direct:
+                control.deliver_report(local)
+            else:
+                control.report(local, node)
         for record in receipt.in_flight:
             for k in range(record.first_id, record.last_id + 1):
                 self.recorded[k].append(record.message)
-            try:
-                self._completed(coordinator.add_in_flight(record, now))
-            except InvalidReport:
-                self.rejected_reports += 1
+            if direct:
+                control.deliver_report(record)
+            else:
+                control.report(record, node)
         for peer, marker in receipt.outgoing:
             self.extra_messages += 1
             self._on_channel(node, self.index[peer], self._deliver_marker, marker)
         if receipt.snapshots or receipt.in_flight:
-            self._start_if_waiting()
+            self.start_if_waiting()
 
-    def _completed(self, snapshot_ids: list[int]) -> None:
+    def completed(self, snapshot_ids: list[int]) -> None:
+        """The coordinator completed ``snapshot_ids``: hand them to ``on_complete``."""
         if self._on_complete is not None:
             for k in snapshot_ids:
                 self._on_complete(self.coordinator.assemble(k))
+
+    def _node_crash(self) -> None:
+        """A random node crashes: down for the downtime, then on where its log ends."""
+        now, node = self.engine.now, self._pick(len(self.nodes))
+        if self._down_until[node] <= now:
+            if self._pending_at[node] <= now:
+                self._catch_up(node)
+            self.counts.node_crashes += 1
+            self._down_until[node] = now + self.faults.downtime
+            self.engine.at(now + self.faults.downtime, self._node_restart, node)
+        if self.traffic_on():
+            self.engine.after(self.rng.expovariate(
+                self.faults.node_crash_rate_hz * len(self.nodes)), self._node_crash)
+
+    def _node_restart(self, node: int) -> None:
+        """Notifications that arrived while ``node`` was down are lost."""
+        lost, _ = self.waves.take_due(node, self.nodes[node].current, self.engine.now)
+        self.counts.control_lost += bool(lost)
 
     def _new_message(self) -> int:
         self._next_message += 1
@@ -387,9 +358,17 @@ class World:
     ) -> float:
         """Schedule ``action(sender, receiver, *args)`` on the FIFO channel sender -> receiver.
 
-        Returns the arrival time.
+        Returns the arrival time. A lost packet is sent again after the
+        retransmission timeout and holds the channel meanwhile.
         """
-        arrival = self.engine.now + self.latencies.ingroup_link.draw(self.rng)
+        arrival = self.engine.now + self._link()
+        faults = self.faults
+        if faults.data_loss:
+            lost = faults.retransmissions(faults.data_loss, self.rng)
+            self.counts.data_lost += lost
+            arrival += lost * faults.retransmit_timeout
+        if faults.data_duplicate and self._random() < faults.data_duplicate:
+            self.counts.data_duplicated += 1
         channel = sender * len(self.nodes) + receiver
         arrival = max(arrival, self._channel_clear.get(channel, 0.0))
         self._channel_clear[channel] = arrival
@@ -397,41 +376,74 @@ class World:
         return arrival
 
     def _ingroup_message(self) -> None:
-        rng, count = self.rng, len(self.nodes)
-        sender = self._pick(count)
-        if self.relays and rng.random() < self.workload.relay_share:
+        count, now = len(self.nodes), self.engine.now
+        sender = int(self._random() * count)
+        if self._down_until[sender] > now:
+            return
+        if self._pending_at[sender] <= now:
+            self._catch_up(sender)
+        if self.relays and self._random() < self.workload.relay_share:
             self._to_relay(sender)
             return
-        receiver = self._pick(count - 1)
+        receiver = int(self._random() * (count - 1))
         if receiver >= sender:
             receiver += 1
-        now = self.engine.now
-        wire = self.nodes[sender].send(self.names[receiver], now)
+        wire = self.nodes[sender].send(self.names[receiver], now + self._clock[sender])
         message = self._new_message()
         self._sequences[sender].append(message)
         self._sent[sender] += 1
         arrival = self._on_channel(sender, receiver, self._deliver, message, wire)
         if arrival - now > self._lifetime:
             self.overdue.append(message)
-        if self.stamping and rng.random() < self.workload.vip_share:
-            gateway = self.gateways[self._pick_gateway()]
-            self.engine.at((now + arrival) / 2, gateway.observe_ingroup, wire)
+        if self.stamping and self._random() < self.workload.vip_share:
+            gateway = self._pick_gateway()
+            self.engine.at((now + arrival) / 2, self._observe, gateway, wire)
+
+    def _observe(self, gateway: int, wire: int) -> None:
+        if self.control.gateway_down_until[gateway] <= self.engine.now:
+            self.gateways[gateway].observe_ingroup(wire)
+
+    def _wait_for_restart(self, node: int, action: Callable[..., None], *args: object) -> bool:
+        """Whether ``node`` is down: then ``action`` waits in the sender's transport."""
+        up = self._down_until[node]
+        if up <= self.engine.now:
+            return False
+        self.engine.at(up, action, *args)
+        return True
 
     def _deliver(self, sender: int, receiver: int, message: int, wire: int) -> None:
+        now = self.engine.now
+        if self._down_until[receiver] > now and self._wait_for_restart(
+                receiver, self._deliver, sender, receiver, message, wire):
+            return
+        if self._pending_at[receiver] <= now:
+            self._catch_up(receiver)
         node = self.nodes[receiver]
-        receipt = node.receive(wire, self.names[sender], self.engine.now, message)
+        receipt = node.receive(wire, self.names[sender], now + self._clock[receiver], message)
         self._settle(receiver, receipt)
         self._record_receive(receiver, message, receipt)
         if node.current > self.coordinator.newest:
             self.unstarted_adoptions += 1
 
     def _deliver_marker(self, sender: int, receiver: int, marker: Marker) -> None:
+        now = self.engine.now
+        if self._wait_for_restart(receiver, self._deliver_marker, sender, receiver, marker):
+            return
+        if self._pending_at[receiver] <= now:
+            self._catch_up(receiver)
         node = self.nodes[receiver]
-        self._settle(receiver, node.receive_marker(marker, self.names[sender], self.engine.now))
+        self._settle(receiver, node.receive_marker(marker, self.names[sender],
+                                                   now + self._clock[receiver]))
 
     def _deliver_inbound(self, receiver: int, message: int, wire: int) -> None:
+        now = self.engine.now
+        if self._down_until[receiver] > now:
+            self.counts.inbound_dropped += 1
+            return
+        if self._pending_at[receiver] <= now:
+            self._catch_up(receiver)
         node = self.nodes[receiver]
-        receipt = node.receive(wire, None, self.engine.now, message)
+        receipt = node.receive(wire, None, now + self._clock[receiver], message)
         self._settle(receiver, receipt)
         self._record_receive(receiver, message, receipt)
         if node.current > self.coordinator.newest:
@@ -448,51 +460,90 @@ class World:
 
     def _to_relay(self, sender: int) -> None:
         """In-group ``sender`` starts an external chain through a random relay."""
-        rng, now = self.rng, self.engine.now
+        now, faults, tau_min = self.engine.now, self.faults, self.config.tau_min
         relay = self.relays[self._pick(len(self.relays))]
-        self.nodes[sender].send(None, now)
+        self.nodes[sender].send(None, now + self._clock[sender])
         message = self._new_message()
         self._sequences[sender].append(message)
         self._sent[sender] += 1
-        chain = self.latencies.chain(self.config.tau_min, rng)
-        self.engine.after(chain * RELAY_RECEIVES_AT, self._relay_receive, relay, message, now)
-        self.engine.after(chain * RELAY_SENDS_AT, self._relay_forward, relay, sender, now + chain)
+        if faults.data_loss and self._random() < faults.data_loss:
+            self.counts.data_lost += 1
+            return
+        short = bool(faults.chain_violation_share) and (
+            self._random() < faults.chain_violation_share)
+        if short:
+            low, high = SHORT_CHAIN
+            chain = tau_min * (low + (high - low) * self._random())
+        else:
+            chain = tau_min * (1.0 + self.delays["chain_excess"]())
+        self.engine.after(chain * RELAY_RECEIVES_AT, self._relay_receive, relay, message, now,
+                          short)
+        self.engine.after(chain * RELAY_SENDS_AT, self._relay_forward, relay, sender, now,
+                          now + chain, short)
 
-    def _relay_receive(self, relay: str, message: int, sent_at: float) -> None:
+    def _relay_receive(
+        self, relay: str, message: int, sent_at: float, short: bool = False
+    ) -> None:
         self.log.receive(relay, message)
         floor = sent_at + self.config.tau_min
-        if floor > self._relay_floor[relay]:
+        if not short and floor > self._relay_floor[relay]:
             self._relay_floor[relay] = floor
 
-    def _relay_forward(self, relay: str, origin: int, at_gateway: float) -> None:
+    def _relay_forward(
+        self, relay: str, origin: int, sent_at: float, at_gateway: float, short: bool
+    ) -> None:
         """The relay's new message, caused by what it received, to another in-group node."""
         receiver = self._pick(len(self.nodes) - 1)
         if receiver >= origin:
             receiver += 1
-        message = self._new_message()
-        self.log.send(relay, message)
-        arrival = max(at_gateway, self._relay_floor[relay])
-        self.engine.at(arrival, self._cross_gateway, self._pick_gateway(), receiver, message)
+        arrival = at_gateway if short else max(at_gateway, self._relay_floor[relay])
+        gateway = self._pick_gateway()
+        chain = arrival - sent_at
+        if chain < self.coordinator.tau_min:
+            self.counts.short_chains += 1
+            if self.faults.learn_tau_min:
+                measured = chain + self._gateway_clock[gateway] - self._clock[origin]
+                self.engine.at(arrival + self.delays["gateway_leg"](),
+                               self.control.chain_measured, measured)
+        self._inbound(relay, receiver, arrival, gateway)
 
     def _client_request(self) -> None:
-        rng = self.rng
         client = self.clients[self._pick(len(self.clients))]
-        receiver = self._pick(len(self.nodes))
-        message = self._new_message()
-        self.log.send(client, message)
-        delay = self.latencies.client_to_gateway.draw(rng)
-        self.engine.after(delay, self._cross_gateway, self._pick_gateway(), receiver, message)
+        arrival = self.engine.now + self.delays["client_to_gateway"]()
+        self._inbound(client, self._pick(len(self.nodes)), arrival, self._pick_gateway())
+
+    def _inbound(self, process: str, receiver: int, at_gateway: float, gateway: int) -> None:
+        """``process`` sends a message into the in-group; it reaches ``gateway`` at
+        ``at_gateway``, unless lost; a duplicate is a second message with the same past."""
+        faults = self.faults
+        copies = 1
+        if faults.data_duplicate and self._random() < faults.data_duplicate:
+            copies = 2
+            self.counts.data_duplicated += 1
+        for copy in range(copies):
+            message = self._new_message()
+            self.log.send(process, message)
+            if copy:
+                at_gateway += self.delays["client_to_gateway"]()
+            if faults.data_loss and self._random() < faults.data_loss:
+                self.counts.data_lost += 1
+                continue
+            self.engine.at(at_gateway, self._cross_gateway, gateway, receiver, message)
 
     def _pick_gateway(self) -> int:
-        return self._pick(len(self.gateways))
+        return int(self._random() * len(self.gateways))
 
     def _pick(self, count: int) -> int:
         """A uniform choice among ``0..count-1`` (one call into the generator)."""
         return int(self._random() * count)
 
     def _cross_gateway(self, gateway: int, receiver: int, message: int) -> None:
-        wire = self.gateways[gateway].stamp() if self.stamping else UNMARKED
-        delay = self.latencies.gateway_to_node.draw(self.rng)
+        state = self.gateways[gateway]
+        if self.control.gateway_down_until[gateway] > self.engine.now or not state.ready:
+            self.counts.inbound_dropped += 1
+            return
+        wire = state.stamp() if self.stamping else UNMARKED
+        delay = self.delays["gateway_to_node"]()
         if delay > self._lifetime and self.stamping:
             self.overdue.append(message)
         self.engine.after(delay, self._deliver_inbound, receiver, message, wire)

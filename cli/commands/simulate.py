@@ -24,6 +24,7 @@ from beaver.coordinator import GlobalSnapshot
 from beaver.protocols import PROTOCOLS
 from cli.bounds import check
 from cli.errors import UsageError
+from cli.faults import add_fault_arguments, faults_from, render_faults
 from cli.node_classes import node_class_for
 from cli.progress import Progress
 from simulator import US, Latencies, Summary, Workload, World, WorldConfig, simulate
@@ -69,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the longest a stamped packet stays in flight, as the coordinator "
                              "assumes: an id's wire code is reused only this long after the id "
                              "stopped being stamped (microseconds)")
+    add_fault_arguments(parser)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--node-class", metavar="MODULE_PATH:CLASS",
                         help="run the in-group nodes of beaver or lai-yang as class CLASS of the "
@@ -161,6 +163,7 @@ def config_from(args: argparse.Namespace) -> WorldConfig:
                 snapshot_rate_hz=args.rate_hz,
             ),
             latencies=latencies,
+            faults=faults_from(args),
         )
     except ValueError as error:
         raise UsageError(str(error)) from None
@@ -240,7 +243,9 @@ def render(summary: Summary) -> str:
             f"  t1 - t0: p50 {s.t1_t0_p50_us:g} us, p99 {s.t1_t0_p99_us:g} us, "
             f"max {s.t1_t0_max_us:g} us; {s.slow_updates} at or above tau_min"
         )
+    lines.extend(render_faults(s))
     lines.append(
         f"  simulated {s.simulated_s * 1e3:.3f} ms, {s.events:,} events, wall {s.wall_s:.2f} s"
     )
     return "\n".join(lines)
+
