@@ -16,6 +16,8 @@ max-rate         highest sustained snapshot rate, with and without
                  parallelism (Fig 10)
 baselines        Beaver vs Lai-Yang, Chandy-Lamport, polling
 tau-sensitivity  accepted-but-inconsistent snapshots when tau_min is wrong
+faults           accepted-inconsistent snapshots and accepted share under every
+                 injected fault and rate, for every protocol
 emulated-timings t1 - t0 per |G| and relayed chain times in the emulated
                  data center (Fig 12 and 13 on real switches; needs root)
 emulated-max-rate snapshots started per second by |G|, one gateway update at a
@@ -39,6 +41,7 @@ from experiments import (
     emulated_bot_detection,
     emulated_max_rate,
     emulated_timings,
+    faults,
     max_rate,
     overhead,
     tau_sensitivity,
@@ -49,8 +52,8 @@ from experiments.base import Experiment, result_paths, run_experiment
 EXPERIMENTS: dict[str, Experiment] = {
     module.EXPERIMENT.name: module.EXPERIMENT
     for module in (effective_rate, update_bound, max_rate, baselines, tau_sensitivity,
-                   emulated_timings, emulated_max_rate, overhead, bot_detection, deadlock,
-                   emulated_bot_detection)
+                   faults, emulated_timings, emulated_max_rate, overhead, bot_detection,
+                   deadlock, emulated_bot_detection)
 }
 
 __all__ = ["EXPERIMENTS", "Experiment", "result_paths", "run_experiment"]

@@ -77,13 +77,13 @@ def test_the_diagram_of_an_inconsistent_snapshot_is_drawn(tmp_path: Path):
 def test_simulate_stores_a_run_that_show_draws(tmp_path: Path, capsys):
     db = tmp_path / "sim.db"
     assert main(["simulate", "--protocol", "lai-yang", "--nodes", "4", "--externals", "4",
-                 "--snapshots", "30", "--db", str(db)]) == 0
+                 "--snapshots", "200", "--db", str(db)]) == 0
     assert f"stored as run 1 in {db}" in capsys.readouterr().out
     with open_existing(db) as store:
         verdicts = store.verdicts(1)
         assert len(store.snapshot_rows(1)) == len(verdicts) > 0
     broken = [k for k, v in verdicts.items() if not v["consistent"]]
-    assert broken, "lai-yang with relays should break a cut in 30 snapshots"
+    assert broken, "lai-yang with relays should break a cut in 200 snapshots"
     png = tmp_path / "broken.png"
     assert main(["show", str(broken[0]), "--db", str(db), "--diagram", str(png)]) == 0
     assert png.read_bytes()[:8] == PNG

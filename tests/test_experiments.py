@@ -28,6 +28,12 @@ DOCUMENTED_COLUMNS = {
     "tau-sensitivity": ["true_tau_min_us", "controller_tau_min_us", "bound_ratio", "seed",
                         "snapshots", "valid", "inconsistent", "inconsistent_valid",
                         "valid_fraction", "inconsistent_valid_fraction"],
+    "faults": ["fault", "rate", "breaks_assumption", "protocol", "seed", "snapshots",
+               "requested", "valid", "complete", "inconsistent", "inconsistent_valid", "revoked",
+               "inconsistent_revoked", "channel_inexact", "valid_fraction",
+               "inconsistent_valid_fraction", "assumption_broken", "failed_updates",
+               "retransmitted", "gateway_rollbacks", "short_chains", "overdue_packets",
+               "wall_s"],
 }
 
 
@@ -149,6 +155,22 @@ def test_bad_input_is_one_line_and_exit_2(argv: list[str], capsys):
     assert main(argv) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and error.startswith(f"beaver {argv[0]}:")
+
+
+def test_faults_every_protocol_every_fault_and_beaver_accepts_no_inconsistency(results: Path):
+    _, rows = read(results, "faults")
+    assert {row["protocol"] for row in rows} == {"beaver", "lai-yang", "chandy-lamport",
+                                                 "polling"}
+    beaver = [row for row in rows if row["protocol"] == "beaver"]
+    assert {row["fault"] for row in beaver} >= {"none", "control-loss", "chain-violation-share"}
+    for row in beaver:
+        assert number(row["snapshots"]) == number(row["requested"]) > 0
+        if row["breaks_assumption"] == "False":
+            assert number(row["inconsistent_valid"]) == 0, row
+    lossy = next(row for row in beaver if row["fault"] == "control-loss")
+    assert number(lossy["failed_updates"]) > 0 and number(lossy["retransmitted"]) > 0
+    short = next(row for row in beaver if row["fault"] == "chain-violation-share")
+    assert number(short["short_chains"]) > 0 and short["assumption_broken"] == "True"
 
 
 def test_plot_without_results_is_exit_2(tmp_path: Path, capsys):
