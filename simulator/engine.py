@@ -3,10 +3,18 @@
 Simulated time is a float in seconds. Events at the same time run in the
 order they were scheduled (a sequence number breaks ties), so a run is a
 pure function of its inputs and seed.
+
+While the engine runs, Python's cyclic garbage collector is paused: a run
+allocates millions of short-lived, acyclic records while it keeps millions
+of long-lived objects, and the collector's repeated passes over the
+long-lived ones cost more than the simulation itself (and grow with its
+size). Reference counting still frees everything; the collector runs again
+when the engine stops.
 """
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 from collections.abc import Callable
@@ -38,12 +46,18 @@ class Engine:
         """Run until no event is left, calling ``progress`` every ``progress_every`` events."""
         queue, pop = self._queue, heapq.heappop
         before, run = self.events_run, 0
-        while queue:
-            time, _, action, args = pop(queue)
-            self.now = time
-            action(*args)
-            run += 1
-            if progress is not None and run % progress_every == 0:
-                self.events_run = before + run
-                progress()
-        self.events_run = before + run
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            while queue:
+                time, _, action, args = pop(queue)
+                self.now = time
+                action(*args)
+                run += 1
+                if progress is not None and run % progress_every == 0:
+                    self.events_run = before + run
+                    progress()
+        finally:
+            self.events_run = before + run
+            if collecting:
+                gc.enable()
