@@ -347,7 +347,8 @@ class Coordinator:
         out-group traffic until it is set. A gateway that stamps an id older
         than one it acknowledged breaks the protocol's assumption for every
         snapshot after that id: those lose their validity (the ones decided
-        already are returned) and the gateway's id counts as alive again.
+        already are returned) and the gateway's id counts as alive again (the
+        live floor goes back to it).
         Returns the update that brings the gateway to the newest id, and the
         revoked snapshot ids.
         """
@@ -357,6 +358,9 @@ class Coordinator:
         revoked = []
         if stamping is not None and stamping < self._gateway_ids[gateway]:
             self._gateway_ids[gateway] = stamping
+            if stamping < self._live_floor:
+                self._live_floor = stamping
+                self._floors = deque([(-math.inf, stamping)])
             for k in range(stamping + 1, self.newest + 1):
                 status = self._status[k]
                 if status.valid is None:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+
 from beaver.coordinator import DEFAULT_PACKET_LIFETIME, SnapshotStatus
 from beaver.ids import IdSpace
 from beaver.protocols import PiggybackNodeFactory, Protocol, protocol
 from oracle import EventLog
-from simulator.cuts import NodeState
 from simulator.faults import FaultCounts, Faults
 from simulator.latency import US, Latencies
 from simulator.workload import Workload

@@ -67,11 +67,11 @@ def test_the_old_id_a_restarted_gateway_stamps_counts_as_alive() -> None:
         coordinator.gateway_acked("g", k, 0.1)
         assert reported(coordinator, "a", k, k) == []
         assert reported(coordinator, "b", k, k) == [k]
-    assert coordinator.can_start()
+    assert coordinator.can_start(1.0)
     coordinator.gateway_restarted("g", 0, 0.5)
-    assert not coordinator.can_start(), "id 0 is still stamped: id 3 would alias into its window"
+    assert not coordinator.can_start(1.0), "id 0 is still stamped: id 3 would alias into its window"
     coordinator.gateway_acked("g", 2, 0.6)
-    assert coordinator.can_start()
+    assert coordinator.can_start(1.0)
 
 
 def test_an_unknown_gateway_cannot_restart() -> None:
