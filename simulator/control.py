@@ -181,18 +181,14 @@ class ControlPlane:
             self.counts.report_retransmissions += lost
             delay = lost * self.faults.retransmit_timeout
         if delay == 0.0 and self._report_clear[node] <= now:
-            self.deliver_report(record)
+            self.deliver_report(record, node)
             return
         arrival = max(now + delay, self._report_clear[node])
         self._report_clear[node] = arrival
-        self.engine.at(arrival, self._delivered_late, record)
+        self.engine.at(arrival, self.deliver_report, record, node)
 
-    def _delivered_late(self, record: LocalSnapshot | InFlight) -> None:
-        self.deliver_report(record)
-        self.world.start_if_waiting()
-
-    def deliver_report(self, record: LocalSnapshot | InFlight) -> None:
-        """The coordinator takes ``record`` now."""
+    def deliver_report(self, record: LocalSnapshot | InFlight, node: int) -> None:
+        """The coordinator takes ``record`` (from ``node``) now."""
         now, coordinator = self.engine.now, self.coordinator
         try:
             if isinstance(record, InFlight):

@@ -305,31 +305,28 @@ class World:
         """After a core call on ``node``: ground truth, reports, markers."""
         if receipt is NOTHING:
             return
-        direct, control = self._reports_direct, self.control
-        for local in receipt.snapshots:
-            self._cuts.reported(node, local)
-            if direct:
-                control.deliver_report(local)
-            else:
-                control.report(local, node)
+        control = self.control
+        report = control.deliver_report if self._reports_direct else control.report
+        if receipt.snapshots:
+            reported = self._cuts.reported
+            for local in receipt.snapshots:
+                reported(node, local)
+                report(local, node)
         for record in receipt.in_flight:
             for k in range(record.first_id, record.last_id + 1):
                 self.recorded[k].append(record.message)
-            if direct:
-                control.deliver_report(record)
-            else:
-                control.report(record, node)
+            report(record, node)
         for peer, marker in receipt.outgoing:
             self.extra_messages += 1
             self._on_channel(node, self.index[peer], self._deliver_marker, marker)
-        if receipt.snapshots or receipt.in_flight:
-            self.start_if_waiting()
 
     def completed(self, snapshot_ids: list[int]) -> None:
-        """The coordinator completed ``snapshot_ids``: hand them to ``on_complete``."""
+        """The coordinator completed ``snapshot_ids``: hand them to ``on_complete``, and start
+        a waiting snapshot if that made room (completions are what frees the window)."""
         if self._on_complete is not None:
             for k in snapshot_ids:
                 self._on_complete(self.coordinator.assemble(k))
+        self.start_if_waiting()
 
     def _node_crash(self) -> None:
         """A random node crashes: down for the downtime, then on where its log ends."""
