@@ -157,7 +157,8 @@ class HostProcess:
                            f"{prefix!r}; its log ends: {self.log_tail()}")
 
     def log_tail(self, lines: int = 5) -> str:
-        self._log.flush()
+        if not self._log.closed:  # a stopped process's log is closed (and whole)
+            self._log.flush()
         return " | ".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self, grace: float = 5.0) -> int:

@@ -121,11 +121,15 @@ class AgentLinks:
             return
         agent.writer.write(management.encode("notify", snapshot_id=snapshot_id))
 
-    async def close(self) -> None:
-        """Cancel pending notifies, stop listening, tell every agent to stop."""
+    def cancel_notifies(self) -> None:
+        """Drop the notifies not sent yet (a take that gave up needs none of them)."""
         for handle in self._pending_notifies:
             handle.cancel()
         self._pending_notifies.clear()
+
+    async def close(self) -> None:
+        """Cancel pending notifies, stop listening, tell every agent to stop."""
+        self.cancel_notifies()
         if self._server is not None:
             self._server.close()
         for agent in list(self._agents.values()):

@@ -346,6 +346,7 @@ class SnapshotService:
         except (TimeoutError, ComponentFailed) as error:
             stalled = str(error)
             log.warning("giving up after %.1f s: %s", time.monotonic() - began, stalled)
+            self.agents.cancel_notifies()
             given_up = tuple(sorted(self._open))
             for k in given_up:
                 self._store(k)
