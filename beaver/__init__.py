@@ -5,6 +5,9 @@
 - :mod:`~beaver.node`: in-group node rules (Beaver, Lai-Yang)
 - :mod:`~beaver.baselines`: Chandy-Lamport and polling nodes
 - :mod:`~beaver.coordinator`: start, gateway phase, validity, completeness, assembly
+- :mod:`~beaver.wire_floor`: which ids may still be on the wire, so when a snapshot may start
+- :mod:`~beaver.refusals`: what the coordinator refuses, and the checks of node reports
+- :mod:`~beaver.snapshot_status`: a snapshot's status, an assembled snapshot
 - :mod:`~beaver.records`: what nodes report, what coordinators command
 - :mod:`~beaver.protocols`: the protocols by name, behind one interface
 

@@ -18,119 +18,27 @@ local snapshots). For marker protocols a node reports only when its
 channels are closed, and polling records no channel state: there, every
 node having reported is completeness.
 
-Every id alive in the system stays within the wire id window
-(:mod:`beaver.ids`), so that wire codes decode to the ids they were stamped
-with. An id is alive while a process may still stamp it, and for a
-*maximum packet lifetime* (``packet_lifetime``) after that, while a packet
-stamped with it may still be in flight. The coordinator knows when a
-process stopped stamping an id only from what it hears: every node has
-reported a snapshot above it once every snapshot up to it is finished (a
-snapshot is finished when it is complete and its gateway phase is over:
-acknowledged, failed or timed out), and a gateway stopped stamping older
-ids when it acknowledged a newer one. A gateway whose updates fail may
-still forward traffic stamped with the last id it acknowledged, so that id
-counts as alive too. The *live floor* is the oldest id a process may still
-stamp; the coordinator remembers when the floor rose, and an id below it
-stays alive for ``packet_lifetime`` after that. Snapshot k starts only when
-k is at most ``window`` ahead of every alive id. This is the assumption
-that makes wire ids unambiguous, as TCP's maximum segment lifetime makes
-sequence numbers reusable: a packet stamped with an id is delivered (or
-lost) within ``packet_lifetime`` of being stamped. A runtime that breaks
-it can alias old stamps to newer ids: the simulator checks every stamped
-packet against it and says which broke it.
+Which ids may still be on the wire, and so when a snapshot may start, is
+:mod:`beaver.wire_floor`; the checks that refuse a report are
+:mod:`beaver.refusals`.
 
-Times passed in are the coordinator's clock; it keeps the latest one it
-was told (time never goes back for it), so a late event stays on the
-safe side. Every argument is checked before any state changes: a report
-that is malformed, forged, from or about an unknown node, duplicate or out
-of order is refused with :class:`InvalidReport` (and counted), any other
-bad argument with :class:`InvalidInput`.
+Times passed in are the coordinator's clock; every argument is checked
+before any state changes.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, NoReturn
+from collections.abc import Iterable
 
 from beaver.ids import IdSpace, InvalidId, require_id
 from beaver.records import Command, InFlight, LocalSnapshot, NotifyNode, UpdateGateway
-
-DEFAULT_PACKET_LIFETIME = 1e-3
-"""Seconds a stamped packet may stay in a data center network (delivered or lost by then)."""
-
-
-class InvalidInput(ValueError):
-    """An argument the coordinator refuses (wrong type, not finite, out of range): no change."""
+from beaver.refusals import InvalidInput, ReportChecks, require_time
+from beaver.snapshot_status import GlobalSnapshot, Notify, SnapshotStatus
+from beaver.wire_floor import DEFAULT_PACKET_LIFETIME, WireFloor
 
 
-class InvalidReport(InvalidInput):
-    """A report the coordinator refuses: unknown node, duplicate, out of order or forged."""
-
-
-class ForgedReport(InvalidReport):
-    """A report no honest node can send: from a node outside the in-group, or for
-    snapshot ids that were never started."""
-
-
-def _require_time(value: object, what: str = "time") -> float:
-    """A finite real number (``bool`` is not one); else :class:`InvalidInput`."""
-    if type(value) not in (int, float) or not math.isfinite(value):  # type: ignore[arg-type]
-        raise InvalidInput(f"{what} must be a finite number of seconds, got {value!r}")
-    return value  # type: ignore[return-value]
-
-
-def _require_count(value: object) -> bool:
-    return type(value) is int and value >= 0
-
-
-class Notify(Enum):
-    """When the coordinator tells in-group nodes about a new snapshot."""
-
-    ALL = "all"
-    """Every node, once the gateway phase is over (at start without gateways)."""
-    INITIATOR = "initiator"
-    """Only the first node (Chandy-Lamport: markers carry the snapshot on)."""
-
-
-@dataclass
-class SnapshotStatus:
-    """What the coordinator knows about one snapshot (times on the coordinator's clock)."""
-
-    snapshot_id: int
-    t0: float
-    t1: float | None = None
-    valid: bool | None = None
-    """None while the gateway phase runs; then whether t1 - t0 < tau_min."""
-    complete: bool = False
-    completed_at: float | None = None
-    pending_gateways: set[str] = field(default_factory=set)
-    gateway_acks: dict[str, float] = field(default_factory=dict)
-    failed_gateways: set[str] = field(default_factory=set)
-
-    @property
-    def update_time(self) -> float | None:
-        return None if self.t1 is None else self.t1 - self.t0
-
-    @property
-    def finished(self) -> bool:
-        return self.complete and self.valid is not None
-
-
-@dataclass(frozen=True)
-class GlobalSnapshot:
-    """An assembled snapshot: every node's state and the in-flight messages."""
-
-    snapshot_id: int
-    status: SnapshotStatus
-    states: dict[str, Any]
-    in_flight: tuple[InFlight, ...]
-
-
-class Coordinator:
+class Coordinator(WireFloor, ReportChecks):
     """Protocol-independent snapshot bookkeeping, parameterised by the protocol's rules."""
 
     def __init__(
@@ -157,12 +65,10 @@ class Coordinator:
         if type(update_timeout) not in (int, float) or not update_timeout > 0:
             raise InvalidInput(f"update_timeout must be a number of seconds > 0, "
                                f"got {update_timeout!r}")
-        _require_time(packet_lifetime, "packet_lifetime")
+        require_time(packet_lifetime, "packet_lifetime")
         if packet_lifetime < 0:
             raise InvalidInput(f"packet_lifetime must be >= 0 seconds, got {packet_lifetime}")
         self.tau_min = tau_min
-        self.packet_lifetime = packet_lifetime
-        """The assumed maximum time a stamped packet stays in flight (see the module doc)."""
         self.space = space or IdSpace()
         self.notify = notify
         self.counts_channels = counts_channels
@@ -186,62 +92,21 @@ class Coordinator:
         """The same, summed over every id every node has reported."""
         self._missing: dict[int, int] = {}
         """Per snapshot every node reported: in-flight messages not recorded yet."""
-        self._clock = -math.inf
-        """The latest time the coordinator was told."""
-        self._live_floor = 0
-        """The oldest id a node or gateway may still stamp."""
-        self._floors: deque[tuple[float, int]] = deque([(-math.inf, 0)])
-        """When the live floor rose, and to what: ids below a floor that rose at t may be
-        on the wire until t + packet_lifetime (older entries are dropped once unneeded)."""
+        self._init_floor(packet_lifetime)
 
     # -- starting and the gateway phase -------------------------------------------------
 
     @property
-    def window(self) -> int:
-        return self.space.window
-
-    @property
-    def oldest_unfinished(self) -> int:
+    def oldest_unfinished(self) -> int:  # type: ignore[override]
         """The oldest started snapshot that is not finished (``newest + 1`` if none)."""
         return min(self._unfinished, default=self.newest + 1)
 
-    def oldest_on_wire(self, now: float) -> int:
-        """The oldest id a packet in flight at ``now`` may carry (see the module docstring)."""
-        now = max(_require_time(now), self._clock)
-        oldest = self._floors[0][1]
-        for rose_at, floor in self._floors:
-            if rose_at + self.packet_lifetime > now:
-                break
-            oldest = floor
-        return oldest
-
-    def can_start(self, now: float) -> bool:
-        """Whether one more snapshot at ``now`` keeps every alive id within the wire window."""
-        return self.newest + 1 - self.oldest_on_wire(now) <= self.window
-
-    def next_start_at(self) -> float | None:
-        """When the packet lifetime alone next lets a snapshot start (maybe already past);
-        None while a snapshot must finish or a gateway acknowledge first."""
-        if self.newest + 1 - self._live_floor > self.window:
-            return None
-        for rose_at, floor in self._floors:
-            if self.newest + 1 - floor <= self.window:
-                return rose_at + self.packet_lifetime
-        return None  # not reached: the live floor is the last entry
-
     def start(self, now: float) -> tuple[int, list[Command]]:
         """Start the next snapshot at ``now`` (t0); returns its id and what to send."""
-        _require_time(now)
+        require_time(now)
         if not self.can_start(now):
-            lagging = [g for g, k in self._gateway_ids.items() if self.newest + 1 - k > self.window]
-            if lagging:
-                holdup = f"gateway {', '.join(lagging)} to acknowledge a newer id"
-            elif self.newest + 1 - self._live_floor > self.window:
-                holdup = f"snapshot {self.oldest_unfinished} to finish"
-            else:
-                holdup = (f"packets stamped {self.oldest_on_wire(now)} to leave the network "
-                          f"(packet lifetime {self.packet_lifetime:g} s)")
-            raise RuntimeError(f"{self.window} snapshots in flight; wait for {holdup}")
+            raise RuntimeError(f"{self.window} snapshots in flight; "
+                               f"wait for {self._start_holdup(now)}")
         self.newest += 1
         k = self.newest
         status = SnapshotStatus(k, t0=now, pending_gateways=set(self.gateways))
@@ -302,7 +167,7 @@ class Coordinator:
 
     def expire(self, now: float) -> list[Command]:
         """Fail every gateway update older than ``update_timeout``."""
-        self._tick(_require_time(now))
+        self._tick(require_time(now))
         commands: list[Command] = []
         for k in sorted(self._unfinished):
             status = self._status[k]
@@ -318,25 +183,7 @@ class Coordinator:
             require_id(snapshot_id)
         except InvalidId as error:
             raise InvalidInput(str(error)) from None
-        self._tick(_require_time(now))
-
-    def _tick(self, now: float) -> float:
-        """Advance the coordinator's clock to ``now`` (never back) and drop the floors no
-        packet can carry any more; returns the clock."""
-        if now > self._clock:
-            self._clock = now
-            floors, lifetime = self._floors, self.packet_lifetime
-            while len(floors) > 1 and floors[1][0] + lifetime <= now:
-                floors.popleft()
-        return self._clock
-
-    def _raise_floor(self) -> None:
-        """Note when the oldest id a process may still stamp rose (after a finish or an ack)."""
-        stamped = min(self._gateway_ids.values(), default=self.newest)
-        floor = min(self.oldest_unfinished - 1, stamped)
-        if floor > self._live_floor:
-            self._live_floor = floor
-            self._floors.append((self._clock, floor))
+        self._tick(require_time(now))
 
     def gateway_restarted(
         self, gateway: str, stamping: int | None, now: float
@@ -358,9 +205,7 @@ class Coordinator:
         revoked = []
         if stamping is not None and stamping < self._gateway_ids[gateway]:
             self._gateway_ids[gateway] = stamping
-            if stamping < self._live_floor:
-                self._live_floor = stamping
-                self._floors = deque([(-math.inf, stamping)])
+            self._lower_floor(stamping)
             for k in range(stamping + 1, self.newest + 1):
                 status = self._status[k]
                 if status.valid is None:
@@ -381,7 +226,7 @@ class Coordinator:
         unfinished, is told about it again (its notification was lost).
         Duplicates are harmless: ids only grow.
         """
-        self._tick(_require_time(now))
+        self._tick(require_time(now))
         overdue = self.newest
         while overdue > 0 and now - self._status[overdue].t0 < self.update_timeout:
             overdue -= 1
@@ -427,7 +272,7 @@ class Coordinator:
         """Take a node's local snapshot; returns the snapshots it completed.
 
         The report is checked whole first: a refused one changes nothing."""
-        _require_time(now)
+        require_time(now)
         self._check_local(local)
         self._tick(now)
         self._last_reported[local.node] = local.last_id
@@ -454,24 +299,8 @@ class Coordinator:
 
     def add_in_flight(self, record: InFlight, now: float) -> list[int]:
         """Take an in-flight message; returns the snapshots it completed."""
-        _require_time(now)
-        if not isinstance(record, InFlight):
-            self._refuse(InvalidReport(
-                f"an in-flight record must be an InFlight, got {type(record).__name__}"))
-        if not all(isinstance(name, str) for name in (record.receiver, record.sender)):
-            self._refuse(InvalidReport(f"in-flight record between non-string node names "
-                                       f"{record.sender!r} -> {record.receiver!r}"))
-        if not all(type(k) is int for k in (record.first_id, record.last_id)):
-            self._refuse(InvalidReport(f"in-flight record ids must be ints, got "
-                                       f"{record.first_id!r}..{record.last_id!r}"))
-        if record.receiver not in self._last_reported or record.sender not in self._last_reported:
-            self._refuse(ForgedReport(f"in-flight record between unknown nodes "
-                                      f"{record.sender!r} -> {record.receiver!r}"))
-        self._check_started("in-flight record", record.first_id, record.last_id)
-        if any(self._status[k].complete for k in range(record.first_id, record.last_id + 1)):
-            self._refuse(InvalidReport(
-                f"in-flight record {record.sender} -> {record.receiver} for a snapshot "
-                f"in {record.first_id}..{record.last_id} that is already complete"))
+        require_time(now)
+        self._check_in_flight(record)
         self._tick(now)
         done = []
         for k in range(record.first_id, record.last_id + 1):
@@ -481,52 +310,6 @@ class Coordinator:
                 if self._missing[k] == 0:
                     done.append(self._complete(k, now))
         return done
-
-    def _check_local(self, local: LocalSnapshot) -> None:
-        problem = self._malformed(local)
-        if problem:
-            self._refuse(InvalidReport(problem))
-        last = self._last_reported.get(local.node)
-        if last is None:
-            self._refuse(ForgedReport(f"local snapshot from unknown node {local.node!r}"))
-        self._check_started(f"local snapshot from {local.node}", local.first_id, local.last_id)
-        if local.first_id != last + 1:
-            self._refuse(InvalidReport(
-                f"local snapshot {local.first_id}..{local.last_id} from {local.node}: "
-                f"expected one starting at {last + 1} (duplicate or out of order)"))
-        if not all(map(_require_count, (*local.sent.values(), *local.received.values()))):
-            self._refuse(InvalidReport(f"local snapshot from {local.node} has message counts "
-                                       f"that are not ints >= 0 (negative or not whole)"))
-        strangers = sorted(map(repr, {*local.sent, *local.received} - self._known))
-        if strangers:
-            self._refuse(InvalidReport(f"local snapshot from {local.node} counts messages with "
-                                       f"{', '.join(strangers)}, not in-group nodes"))
-
-    def _check_started(self, what: str, first_id: int, last_id: int) -> None:
-        """A report may only name snapshots that were started (ids 1..newest)."""
-        if not 1 <= first_id <= last_id <= self.newest:
-            self._refuse(ForgedReport(f"{what} for snapshots {first_id}..{last_id}, "
-                                      f"but only 1..{self.newest} were started"))
-
-    def _refuse(self, error: InvalidReport) -> NoReturn:
-        self.rejected_reports += 1
-        raise error
-
-    @staticmethod
-    def _malformed(local: object) -> str | None:
-        """What makes ``local`` no well-formed local snapshot at all (None: nothing)."""
-        if not isinstance(local, LocalSnapshot):
-            return f"a local snapshot must be a LocalSnapshot, got {type(local).__name__}"
-        if not isinstance(local.node, str):
-            return f"local snapshot from a node whose name is not a string: {local.node!r}"
-        if not (type(local.first_id) is int and type(local.last_id) is int):
-            return (f"local snapshot ids must be ints, got "
-                    f"{local.first_id!r}..{local.last_id!r}")
-        if type(local.taken_at) not in (int, float) or not math.isfinite(local.taken_at):
-            return f"local snapshot from {local.node} taken at {local.taken_at!r}, not a time"
-        if not (isinstance(local.sent, Mapping) and isinstance(local.received, Mapping)):
-            return f"local snapshot from {local.node}: message counts must be mappings"
-        return None
 
     def _complete(self, k: int, now: float) -> int:
         del self._missing[k]

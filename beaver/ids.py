@@ -23,7 +23,7 @@ or forged marks are caught.
 A wire code says an id's distance from the reference only modulo
 ``codes``: an id further than ``window`` away decodes to the wrong full id
 (it aliases). Nothing in a packet can tell, so the protocol makes it
-impossible: the coordinator (:mod:`beaver.coordinator`) never starts an
+impossible: the coordinator (:mod:`beaver.wire_floor`) never starts an
 id more than ``window`` ahead of the oldest id that may still be on the
 wire, and a stamped packet is assumed to be delivered or lost within a
 *maximum packet lifetime* of being stamped (as TCP assumes a maximum

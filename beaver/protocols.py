@@ -25,10 +25,12 @@ from typing import Any
 from typing import Protocol as TypingProtocol
 
 from beaver.baselines import MarkerNode, PollingNode
-from beaver.coordinator import DEFAULT_PACKET_LIFETIME, Coordinator, Notify
+from beaver.coordinator import Coordinator
 from beaver.ids import IdSpace
 from beaver.node import PiggybackNode
 from beaver.records import Receipt
+from beaver.snapshot_status import Notify
+from beaver.wire_floor import DEFAULT_PACKET_LIFETIME
 
 
 class SnapshotNode(TypingProtocol):

@@ -8,7 +8,7 @@ parallelism) each snapshot must finish before the next starts; with 31
 finished when its gateway phase is over and it is complete: every node was
 notified after t1 and reported, and every counted in-flight message was
 recorded; and an id's wire code is reused only a packet lifetime after the
-id stopped being stamped (:mod:`beaver.coordinator`). So the simulated
+id stopped being stamped (:mod:`beaver.wire_floor`). So the simulated
 capacity is about ``window / (finish time + packet lifetime)``: the
 simulator charges no processing time to the coordinator or the gateways,
 which is what limits the paper's prototype.

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from beaver.coordinator import GlobalSnapshot
+from beaver.snapshot_status import GlobalSnapshot
 from oracle import Verdict, judge
 from simulator.faults import Faults
 from simulator.latency import US, Delay, Latencies

@@ -8,9 +8,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from beaver.coordinator import DEFAULT_PACKET_LIFETIME, SnapshotStatus
 from beaver.ids import IdSpace
 from beaver.protocols import PiggybackNodeFactory, Protocol, protocol
+from beaver.snapshot_status import SnapshotStatus
+from beaver.wire_floor import DEFAULT_PACKET_LIFETIME
 from oracle import EventLog
 from simulator.faults import FaultCounts, Faults
 from simulator.latency import US, Latencies

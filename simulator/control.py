@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from beaver.coordinator import InvalidReport
 from beaver.records import Command, InFlight, LocalSnapshot, NotifyNode, UpdateGateway
+from beaver.refusals import InvalidReport
 from simulator.faults import REORDER_SPREAD, ROLLBACK_IDS
 
 if TYPE_CHECKING:

@@ -26,7 +26,7 @@ node's capture callback ran, kept by :mod:`simulator.cuts` from the states
 the node reported (never where its id changed).
 
 Wire ids rely on a maximum packet lifetime (``packet_lifetime``, see
-:mod:`beaver.coordinator`): the coordinator is told it, and the world
+:mod:`beaver.wire_floor`): the coordinator is told it, and the world
 checks every stamped packet against it; a run lists the messages that
 took longer (``Run.overdue``) and counts nodes that adopted an id the
 coordinator had not started (``Run.unstarted_adoptions``), which can only
@@ -52,11 +52,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from beaver.coordinator import Coordinator, GlobalSnapshot
+from beaver.coordinator import Coordinator
 from beaver.gateway import Gateway
 from beaver.ids import UNMARKED, IdSpace
 from beaver.protocols import SnapshotNode
 from beaver.records import NOTHING, Marker, Receipt
+from beaver.snapshot_status import GlobalSnapshot
 from oracle import EventLog
 from simulator.config import Run, WorldConfig
 from simulator.control import ControlPlane

@@ -13,8 +13,8 @@ carries its id under :data:`hosts.truth.MESSAGE_ID`, as emulated ones do.
 
 from __future__ import annotations
 
-from beaver.coordinator import GlobalSnapshot
 from beaver.protocols import protocol
+from beaver.snapshot_status import GlobalSnapshot
 from controller.coordinator.store import FinishedSnapshot, Store, StoredInFlight, StoredLocal
 from hosts.truth import INGROUP, MESSAGE_ID
 from oracle import EventLog

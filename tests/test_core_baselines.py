@@ -11,11 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from beaver.baselines import MarkerNode, PollingNode
-from beaver.coordinator import Coordinator, Notify
+from beaver.coordinator import Coordinator
 from beaver.ids import UNMARKED, IdSpace
 from beaver.node import PiggybackNode
 from beaver.protocols import PROTOCOLS, protocol
 from beaver.records import InFlight, LocalSnapshot, Marker, NotifyNode, Receipt
+from beaver.snapshot_status import Notify
 
 # -- Chandy-Lamport, one node at a time -----------------------------------------------------
 

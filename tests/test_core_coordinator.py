@@ -11,12 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beaver.coordinator import Coordinator, InvalidReport, Notify
+from beaver.coordinator import Coordinator
 from beaver.gateway import Gateway
 from beaver.ids import UNMARKED, IdSpace
 from beaver.node import PiggybackNode
 from beaver.protocols import protocol
 from beaver.records import InFlight, LocalSnapshot, NotifyNode, Receipt, UpdateGateway
+from beaver.refusals import InvalidReport
+from beaver.snapshot_status import Notify
 
 NODES = ("a", "b", "c")
 

@@ -8,11 +8,12 @@ import copy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beaver.coordinator import Coordinator, InvalidInput
+from beaver.coordinator import Coordinator
 from beaver.gateway import Gateway
 from beaver.ids import IdSpace, InvalidId
 from beaver.node import PiggybackNode
 from beaver.records import InFlight, LocalSnapshot
+from beaver.refusals import InvalidInput
 
 NODES = ("a", "b", "c")
 JUNK = st.one_of(

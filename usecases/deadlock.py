@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from beaver.coordinator import GlobalSnapshot
+from beaver.snapshot_status import GlobalSnapshot
 from simulator.locks import Acquire, LockTable, LockWorld, Release, cycles
 from usecases.history import Observed
 

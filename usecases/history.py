@@ -16,7 +16,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from beaver.coordinator import GlobalSnapshot
+from beaver.snapshot_status import GlobalSnapshot
 from oracle import EventLog, Verdict, judge
 from simulator import Run, World, WorldConfig
 

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from beaver.coordinator import GlobalSnapshot
 from beaver.protocols import PROTOCOLS
+from beaver.snapshot_status import GlobalSnapshot
 from cli.bounds import check
 from cli.errors import UsageError
 from cli.faults import add_fault_arguments, faults_from, render_faults

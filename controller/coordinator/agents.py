@@ -7,8 +7,8 @@ numbered by ``seq``. :class:`AgentLinks` checks only what the connection
 itself can tell (the JSON, the message type, the node a report names, the
 sequence) and hands every other report to the coordinator's handler; the
 protocol core decides whether the report itself is acceptable
-(:class:`~beaver.coordinator.InvalidReport`, or
-:class:`~beaver.coordinator.ForgedReport` for one no honest node can send).
+(:class:`~beaver.refusals.InvalidReport`, or
+:class:`~beaver.refusals.ForgedReport` for one no honest node can send).
 
 Every agent message must carry the HMAC of the run's secret
 (:mod:`topologies.secret`); ``hello`` a nonce never seen in this run, every
@@ -34,7 +34,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from beaver.coordinator import ForgedReport, InvalidReport
+from beaver.refusals import ForgedReport, InvalidReport
 from topologies import management
 from topologies.management import MalformedMessage
 from topologies.secret import RunSecret, Unauthenticated

@@ -61,7 +61,7 @@ log = logging.getLogger("beaver.snapshots")
 
 PACKET_LIFETIME = 0.2
 """Seconds a stamped datagram may stay in the emulated network and the agents' socket
-buffers (the coordinator's wire-id assumption, :mod:`beaver.coordinator`): userspace
+buffers (the coordinator's wire-id assumption, :mod:`beaver.wire_floor`): userspace
 switches and busy agents hold datagrams for milliseconds, not for a fifth of a second."""
 
 _T = TypeVar("_T")

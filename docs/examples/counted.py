@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from beaver.coordinator import Notify
 from beaver.node import PiggybackNode
 from beaver.protocols import Piggybacking, Protocol
 from beaver.records import Receipt
+from beaver.snapshot_status import Notify
 
 
 class CountingNode(PiggybackNode):
