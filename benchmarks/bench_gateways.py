@@ -39,6 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from controller.gateways.client import GatewayClient  # noqa: E402
+from controller.gateways.datapath import SYNC_MODES  # noqa: E402
 from stats import percentile  # noqa: E402
 from testbed.network import DataCenter, machine_problem  # noqa: E402
 from topologies.addressing import DataCenterParams  # noqa: E402
@@ -127,11 +128,12 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rate: float,
-            prefix: str) -> dict[str, Any]:
+            prefix: str, datapath_sync: str) -> dict[str, Any]:
     # One backend behind the VIP, so iperf3's control and data connections meet.
     params = DataCenterParams(spines=1, leaves=1, hosts_per_leaf=1, gateways=gateways,
                               externals=1, relays=0)
-    with DataCenter(params, names=NamePool(prefix, "172.24.0.0/16")) as dc:
+    with DataCenter(params, names=NamePool(prefix, "172.24.0.0/16"),
+                    datapath_sync=datapath_sync) as dc:
         gateway_names = [g.name for g in dc.plan.gateways]
         roundtrips = [dc.controller.roundtrip(gateway_names[i % gateways])
                       for i in range(updates)]
@@ -167,6 +169,7 @@ def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rat
     without = statistics.median(quiet + calibration)
     return {
         "gateways": gateways,
+        "datapath_sync": datapath_sync,
         "updates": updates,
         "update_rate_requested": update_rate,
         "update_p50_ms": percentile(latencies, 0.5) * 1e3,
@@ -193,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="iperf3 runs without and with updates, alternated")
     parser.add_argument("--update-rate", type=float, default=0.0,
                         help="id updates per second during iperf3 (0: back to back)")
+    parser.add_argument("--datapath-sync", default=SYNC_MODES[0],
+                        help="comma-separated ways a gateway's update is made to hold in its "
+                        f"datapath, each measured in turn ({', '.join(SYNC_MODES)})")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     try:
@@ -201,23 +207,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_gateways: --gateways must be integers, got {args.gateways!r}",
               file=sys.stderr)
         return 2
+    modes = args.datapath_sync.split(",")
+    unknown = sorted(set(modes) - set(SYNC_MODES))
+    if unknown:
+        print(f"bench_gateways: unknown --datapath-sync {', '.join(unknown)}; "
+              f"one of {', '.join(SYNC_MODES)}", file=sys.stderr)
+        return 2
     problem = machine_problem()
     if problem:
         print(f"bench_gateways: {problem}", file=sys.stderr)
         return 2
     results = []
-    print(f"{'|G|':>4} {'update p50':>11} {'p99':>8} {'1 gateway p50':>14} {'p99':>8}"
+    print(f"{'|G|':>4} {'sync':>10} {'update p50':>11} {'p99':>8} {'1 gateway p50':>14} {'p99':>8}"
           f" {'iperf Mb/s':>11} {'w/ updates':>11} {'ratio':>6} {'A/A':>6} {'upd/s':>7}"
           f" {'CPU ms/update ctl':>18} {'switchd':>8}")
-    for gateways in sizes:
+    for gateways, mode in ((g, m) for g in sizes for m in modes):
         try:
             row = measure(gateways, args.updates, args.iperf_seconds, args.rounds,
-                          args.update_rate, prefix="b")
+                          args.update_rate, prefix="b", datapath_sync=mode)
         except ValueError as error:
             print(f"bench_gateways: {error}", file=sys.stderr)
             return 2
         results.append(row)
-        print(f"{gateways:>4} {row['update_p50_ms']:>9.2f}ms {row['update_p99_ms']:>6.2f}ms"
+        print(f"{gateways:>4} {mode:>10} {row['update_p50_ms']:>9.2f}ms"
+              f" {row['update_p99_ms']:>6.2f}ms"
               f" {row['roundtrip_p50_ms']:>12.2f}ms {row['roundtrip_p99_ms']:>6.2f}ms"
               f" {row['iperf_quiet_mbps']:>11.1f} {row['iperf_updating_mbps']:>11.1f}"
               f" {row['throughput_ratio']:>6.3f} {row['calibration_ratio']:>6.3f}"

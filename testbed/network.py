@@ -49,7 +49,13 @@ from beaver.ids import IdSpace
 from controller.gateways.client import ControllerError, GatewayClient
 from controller.gateways.rules import dropped_ttls
 from testbed.scoped import Scoped
-from testbed.switchd import SwitchDaemon, SwitchDaemons, daemon_problem, terminate
+from testbed.switchd import (
+    FREQUENT_REVALIDATION,
+    SwitchDaemon,
+    SwitchDaemons,
+    daemon_problem,
+    terminate,
+)
 from testbed.termination import Terminated, raise_on_termination
 from topologies.addressing import AddressPlan, DataCenterParams, build_plan
 from topologies.claims import Claim, NamePool, claim, claim_free
@@ -107,7 +113,8 @@ class DataCenter(Scoped):
                  control_port: int | None = None, ready_timeout: float = 60.0,
                  update_timeout: float = 2.0, window: int | None = None,
                  mininet_log: str = "warning", state_dir: Path | None = None,
-                 names: NamePool | None = None, data_loss: float = 0.0) -> None:
+                 names: NamePool | None = None, data_loss: float = 0.0,
+                 datapath_sync: str | None = None) -> None:
         self.params = params or DataCenterParams()
         self.plan: AddressPlan = build_plan(self.params)
         self.controller_port = controller_port
@@ -118,6 +125,8 @@ class DataCenter(Scoped):
             IdSpace(window=window)  # checked now, before anything is created
         dropped_ttls(data_loss)  # checked now too
         self.data_loss = data_loss
+        self.datapath_sync = datapath_sync
+        """The controller's ``--datapath-sync`` (None: its default)."""
         """Share of in-group datagrams the leaves drop (``rules.loss_rules``)."""
         self.window = window
         """Snapshot ids in flight (``IdSpace.window``); None: the core's default."""
@@ -171,7 +180,9 @@ class DataCenter(Scoped):
         self.record.add_directory(self.workdir)
         self.plan_file.write_text(self.plan.to_json())
         self.secret = RunSecret.create(self.workdir)
-        self.daemons = SwitchDaemons(self.workdir / "ovs", [g.name for g in self.plan.gateways])
+        frequent = self.datapath_sync == "revalidate"
+        self.daemons = SwitchDaemons(self.workdir / "ovs", [g.name for g in self.plan.gateways],
+                                     FREQUENT_REVALIDATION if frequent else None)
         self.daemons.rundir.mkdir()
         self.daemons.start(self.record.add_process)
         self._start_controller_on_free_ports()
@@ -278,6 +289,8 @@ class DataCenter(Scoped):
             command += ["--window", str(self.window)]
         if self.data_loss:
             command += ["--data-loss", str(self.data_loss)]
+        if self.datapath_sync is not None:
+            command += ["--datapath-sync", self.datapath_sync]
         with open(self.controller_log, "wb") as log:
             self.controller_process = subprocess.Popen(
                 command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from beaver.ids import IdSpace
+from controller.gateways.datapath import SYNC_MODES
 from controller.gateways.rules import dropped_ttls
 from topologies.addressing import AddressPlan
 from topologies.secret import RunSecret
@@ -42,6 +43,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                              "acknowledged once that datapath's flow cache was emptied")
     parser.add_argument("--data-loss", type=float, default=0.0,
                         help="share of in-group datagrams the leaves drop (0 <= P < 1)")
+    parser.add_argument("--datapath-sync", choices=SYNC_MODES, default=SYNC_MODES[0],
+                        help="after a gateway's barrier: wait for a revalidation pass that "
+                        "started after the update, or purge its datapath flow cache")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -82,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     GatewayApp.settings = AppSettings(args.plan, args.listen_host, args.control_port,
                                       args.update_timeout, space, secret,
                                       (args.listen_host, args.ofp_tcp_listen_port), controls,
-                                      data_loss=args.data_loss)
+                                      data_loss=args.data_loss,
+                                      datapath_sync=args.datapath_sync)
     cfg.CONF(args=["--ofp-tcp-listen-port", str(args.ofp_tcp_listen_port),
                    "--ofp-listen-host", args.listen_host], project="os_ken")
     try:

@@ -10,7 +10,7 @@ datapaths holds one lock.
 A switch counts as *ready* when the barrier sent after its proactive rules
 came back: all rules before it were applied. A gateway's part of an id
 update counts as acknowledged when its barrier came back *and* its datapath
-flow cache was emptied (:mod:`controller.gateways.datapath`), so that every
+flows follow the new rules (:mod:`controller.gateways.datapath`), so that every
 packet it forwards from then on is stamped with the new id; that last step
 runs on the gateway's own thread, without the lock.
 """
@@ -82,9 +82,11 @@ class AppSettings:
     """Where switches connect (host, port): a peer must be root's socket (None: not checked)."""
     datapath_controls: dict[str, Path] = field(default_factory=dict)
     """Gateway -> unixctl socket of the ``ovs-vswitchd`` running it (empty: acknowledge an
-    update at its barrier reply, without emptying the datapath flow cache)."""
+    update at its barrier reply, without waiting for its datapath)."""
     data_loss: float = 0.0
     """Share of in-group datagrams the leaves drop (see ``rules.loss_rules``)."""
+    datapath_sync: str = "purge"
+    """How a gateway's new rules are made to hold in its datapath (``datapath.SYNC_MODES``)."""
 
 
 class GatewayApp(app_manager.OSKenApp):
@@ -109,7 +111,7 @@ class GatewayApp(app_manager.OSKenApp):
         """Gateways whose probe rule (see :meth:`roundtrip`) is installed."""
         self.control = ControlServer(self, self.settings.control_host, self.settings.control_port,
                                      self.settings.secret)
-        self.appliers = {gateway: DatapathApplier(gateway, path)
+        self.appliers = {gateway: DatapathApplier(gateway, path, self.settings.datapath_sync)
                          for gateway, path in self.settings.datapath_controls.items()}
 
     def start(self) -> Any:
@@ -281,7 +283,7 @@ class GatewayApp(app_manager.OSKenApp):
 
     def roundtrip(self, gateway: str) -> dict[str, float]:
         """One flow-mod that changes the table (a probe rule, added then deleted on the
-        next call), its barrier and the datapath flush: one gateway's part of an id update."""
+        next call), its barrier and the datapath sync: one gateway's part of an id update."""
         acked: list[float] = []
         with self.lock:
             datapath = self.datapaths.get(gateway)
@@ -365,14 +367,14 @@ class GatewayApp(app_manager.OSKenApp):
             done(barrier_at, None)
             return
 
-        def flushed(failure: str | None) -> None:
+        def synced(failure: str | None) -> None:
             now = time.monotonic()
             with self.lock:
                 if self.datapaths.get(gateway) is datapath:  # else its updates failed already
                     done(now, failure)
                 self.changed.notify_all()
 
-        applier.after_flush(flushed)
+        applier.after_sync(synced)
 
     def _send_rule(self, rule: Rule, delete: bool = False) -> None:
         datapath = self.datapaths[rule.switch]
