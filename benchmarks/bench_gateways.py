@@ -15,8 +15,10 @@ For each number of gateways (default 1, 2, 4, 8), in one run:
   iperf3 ran with updates, beyond what they used in the same time without.
 
 A gateway's part of an update is its stamp flow-mod, the barrier and the
-flush of its datapath flow cache (:mod:`controller.gateways.datapath`); the
-single round trip is the same three steps to one gateway.
+sync of its datapath (:mod:`controller.gateways.datapath`); the single round
+trip is the same three steps to one gateway. ``--datapath-sync purge,revalidate``
+measures each way of that sync in turn, with a data center of its own per |G| and
+mode, so that their figures come from the same minutes of this machine.
 
 Needs root and Open vSwitch; prints one line per |G| and can write JSON::
 
