@@ -8,8 +8,7 @@
   ``test_crash_mininet.py``.)
 * A gateway's part of an id update is acknowledged only once the gateway
   stamps the new id: a datagram of an already cached flow, sent after the
-  acknowledgement, carries it, with either way of making the rules hold
-  (``controller.gateways.datapath.SYNC_MODES``). A sender streams timestamped datagrams from an
+  acknowledgement, carries it. A sender streams timestamped datagrams from an
   external host through the gateways while the ids rise; the backend reports
   each datagram's send time and DSCP.
 """
@@ -28,7 +27,6 @@ import pytest
 from emulated_cli import bridges_of, switch_daemons_of, workdirs_of
 
 from beaver.ids import IdSpace
-from controller.gateways.datapath import SYNC_MODES
 from testbed.network import DataCenter
 from topologies.addressing import DataCenterParams
 from topologies.claims import NamePool
@@ -106,11 +104,9 @@ def test_leaving_normally_or_on_an_exception_removes_every_daemon_and_file(
         assert_all_gone([p.pid for p in processes], workdir, prefix)
 
 
-@pytest.mark.parametrize("sync", SYNC_MODES)
-def test_a_datagram_sent_after_the_ack_carries_the_new_id(mininet_machine: None,
-                                                          sync: str) -> None:
+def test_a_datagram_sent_after_the_ack_carries_the_new_id(mininet_machine: None) -> None:
     space = IdSpace()
-    with DataCenter(SMALL, names=NAMES, datapath_sync=sync) as dc:
+    with DataCenter(SMALL, names=NAMES) as dc:
         backend = dc.host(dc.plan.hosts[0].name)
         external = dc.host(dc.plan.externals[0].name)
         receiver = backend.popen([sys.executable, "-c", STREAM_RECEIVER, str(STREAM_PORT), "3"],
