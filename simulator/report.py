@@ -19,8 +19,10 @@ from simulator.world import Run
 from stats import percentile
 
 
-@dataclass(frozen=True)
-class Summary:
+@dataclass(kw_only=True)
+class Summary(FaultCounts):
+    """One simulated run in figures: the protocol's view, the oracle's verdicts, fault counts."""
+
     protocol: str
     seed: int
     nodes: int
@@ -66,25 +68,17 @@ class Summary:
     gateway that restarted stamping an older id)."""
     inconsistent_revoked: int = 0
     """Of those, how many the oracle finds inconsistent: accepted until revoked."""
-    control_lost: int = 0
-    control_duplicated: int = 0
-    report_retransmissions: int = 0
-    data_lost: int = 0
-    data_duplicated: int = 0
-    gateway_crashes: int = 0
-    gateway_rollbacks: int = 0
-    node_crashes: int = 0
-    inbound_dropped: int = 0
-    short_chains: int = 0
-    failed_updates: int = 0
-    retransmitted: int = 0
     assumption_broken: bool = False
     """The run broke one of the protocol's stated assumptions (a chain shorter than the
     coordinator's tau_min, a gateway stamping an older id than it acknowledged, a stamped
     packet slower than the packet lifetime)."""
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        """The summary as JSON-ready data: its own figures first, then what the faults did."""
+        values = asdict(self)
+        counts = [f.name for f in fields(FaultCounts)]
+        return {**{k: v for k, v in values.items() if k not in counts},
+                **{k: values[k] for k in counts}}
 
 
 OVERDUE_EXAMPLES = 5
