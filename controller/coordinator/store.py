@@ -50,12 +50,17 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from beaver.records import GatewayTiming
+from controller.coordinator.schema import EVENTS_SCHEMA, SCHEMA, VERDICTS_SCHEMA
+from controller.coordinator.snapshot_records import (
+    FinishedSnapshot,
+    StoredInFlight,
+    StoredLocal,
+)
 from oracle import Verdict
 
 DEFAULT_DB = Path("results") / "beaver.db"
@@ -64,105 +69,6 @@ STORED_FAILURE = "failed"
 """A stored gateway timing's ``failure``: the table keeps that an update failed, not why."""
 NODE_COUNTERS = ("delivered", "rejected", "malformed", "sent", "markers_sent", "chain_count")
 
-SCHEMA = """
-CREATE TABLE runs (
-    id          INTEGER PRIMARY KEY,
-    started     TEXT NOT NULL,
-    protocol    TEXT NOT NULL,
-    parameters  TEXT NOT NULL,
-    tau_min_us  REAL,
-    tau_source  TEXT NOT NULL
-);
-CREATE TABLE snapshots (
-    run           INTEGER NOT NULL REFERENCES runs(id),
-    snapshot_id   INTEGER NOT NULL,
-    protocol      TEXT NOT NULL,
-    t0            REAL NOT NULL,
-    t1            REAL,
-    update_us     REAL,
-    valid         INTEGER NOT NULL,
-    complete      INTEGER NOT NULL,
-    completed_at  REAL,
-    stored_at     TEXT NOT NULL,
-    PRIMARY KEY (run, snapshot_id)
-);
-CREATE TABLE local_states (
-    run          INTEGER NOT NULL,
-    snapshot_id  INTEGER NOT NULL,
-    node         TEXT NOT NULL,
-    taken_at     REAL NOT NULL,
-    state        TEXT NOT NULL,
-    PRIMARY KEY (run, snapshot_id, node),
-    FOREIGN KEY (run, snapshot_id) REFERENCES snapshots(run, snapshot_id)
-);
-CREATE TABLE in_flight (
-    run          INTEGER NOT NULL,
-    snapshot_id  INTEGER NOT NULL,
-    receiver     TEXT NOT NULL,
-    sender       TEXT NOT NULL,
-    received_at  REAL NOT NULL,
-    message      TEXT NOT NULL,
-    FOREIGN KEY (run, snapshot_id) REFERENCES snapshots(run, snapshot_id)
-);
-CREATE INDEX in_flight_by_snapshot ON in_flight (run, snapshot_id);
-CREATE TABLE gateway_timings (
-    run          INTEGER NOT NULL,
-    snapshot_id  INTEGER NOT NULL,
-    gateway      TEXT NOT NULL,
-    sent_at      REAL,
-    acked_at     REAL,
-    failed       INTEGER NOT NULL,
-    PRIMARY KEY (run, snapshot_id, gateway),
-    FOREIGN KEY (run, snapshot_id) REFERENCES snapshots(run, snapshot_id)
-);
-CREATE TABLE rejections (
-    run     INTEGER NOT NULL REFERENCES runs(id),
-    reason  TEXT NOT NULL,
-    count   INTEGER NOT NULL,
-    PRIMARY KEY (run, reason)
-);
-CREATE TABLE node_counters (
-    run           INTEGER NOT NULL REFERENCES runs(id),
-    node          TEXT NOT NULL,
-    delivered     INTEGER,
-    rejected      INTEGER,
-    malformed     INTEGER,
-    sent          INTEGER,
-    markers_sent  INTEGER,
-    chain_count   INTEGER,
-    chain_min_us  REAL,
-    PRIMARY KEY (run, node)
-);
-"""
-
-VERDICTS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS oracle_verdicts (
-    run              INTEGER NOT NULL,
-    snapshot_id      INTEGER NOT NULL,
-    captured         INTEGER NOT NULL,
-    consistent       INTEGER NOT NULL,
-    channel_exact    INTEGER NOT NULL,
-    channel_missing  INTEGER NOT NULL,
-    channel_extra    INTEGER NOT NULL,
-    PRIMARY KEY (run, snapshot_id),
-    FOREIGN KEY (run, snapshot_id) REFERENCES snapshots(run, snapshot_id)
-);
-"""
-
-EVENTS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    run          INTEGER NOT NULL REFERENCES runs(id),
-    process      TEXT NOT NULL,
-    role         TEXT NOT NULL,
-    seq          INTEGER NOT NULL,
-    t            REAL NOT NULL,
-    kind         TEXT NOT NULL,
-    message      TEXT,
-    first_id     INTEGER,
-    last_id      INTEGER,
-    PRIMARY KEY (run, process, seq)
-);
-"""
 EVENT_KINDS = ("send", "receive", "capture")
 COUNTERS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS component_counters (
@@ -181,44 +87,6 @@ class StoreError(RuntimeError):
 
 class NotATestbedDatabase(StoreError):
     """The file is not a snapshot database of this version (bad input: exit status 2)."""
-
-
-@dataclass(frozen=True)
-class StoredLocal:
-    node: str
-    taken_at: float
-    state: Any
-
-
-@dataclass(frozen=True)
-class StoredInFlight:
-    receiver: str
-    sender: str
-    received_at: float
-    message: Any
-
-
-@dataclass(frozen=True)
-class FinishedSnapshot:
-    """Everything stored about one snapshot; written in one transaction."""
-
-    snapshot_id: int
-    t0: float
-    t1: float | None
-    valid: bool
-    complete: bool
-    completed_at: float | None
-    states: tuple[StoredLocal, ...]
-    in_flight: tuple[StoredInFlight, ...]
-    gateways: tuple[GatewayTiming, ...]
-
-    @property
-    def update_us(self) -> float | None:
-        return None if self.t1 is None else (self.t1 - self.t0) * 1e6
-
-    def node_states(self) -> dict[str, Any]:
-        """Each node's recorded state, by node."""
-        return {s.node: s.state for s in self.states}
 
 
 def _dumps(value: Any) -> str:
