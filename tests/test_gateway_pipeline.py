@@ -12,7 +12,6 @@ from controller.gateways.pipeline import (
     Purpose,
     Table,
     UndeclaredJump,
-    check_pipeline,
     check_rules,
     cookie,
     purpose_of,
@@ -22,6 +21,21 @@ from controller.gateways.rules import Rule, match
 from topologies.addressing import DataCenterParams, build_plan
 
 PLAN = build_plan(DataCenterParams(gateways=3, services=2))
+
+
+def check_pipeline(pipeline: tuple[Table, ...]) -> None:
+    """Table ids are unique and every jump goes to a declared, later table.
+
+    The pipelines are constants, so this is checked here once rather than on every start.
+    """
+    ids = [t.table_id for t in pipeline]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"duplicate table ids in pipeline: {ids}")
+    for declared in pipeline:
+        for name in declared.next_tables:
+            target = table(pipeline, name)
+            if target.table_id <= declared.table_id:
+                raise ValueError(f"table {declared.name!r} jumps back to {name!r}")
 
 
 def all_gateway_rules(controller: GatewayController) -> list[Rule]:

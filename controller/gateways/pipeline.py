@@ -82,18 +82,6 @@ def table(pipeline: tuple[Table, ...], name: str) -> Table:
     raise KeyError(f"table {name!r} is not declared in the pipeline")
 
 
-def check_pipeline(pipeline: tuple[Table, ...]) -> None:
-    """Table ids are unique and every jump goes to a declared, later table."""
-    ids = [t.table_id for t in pipeline]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"duplicate table ids in pipeline: {ids}")
-    for declared in pipeline:
-        for name in declared.next_tables:
-            target = table(pipeline, name)
-            if target.table_id <= declared.table_id:
-                raise ValueError(f"table {declared.name!r} jumps back to {name!r}")
-
-
 class UndeclaredJump(ValueError):
     """A rule jumps to a table its own table does not declare as next."""
 
