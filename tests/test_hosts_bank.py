@@ -12,7 +12,8 @@ from beaver.records import InFlight
 from hosts import wire
 from hosts.relay import Relay, relayed
 from hosts.services import Send
-from hosts.services.bank import Bank, BankConfig, check_invariant
+from hosts.services.bank import Bank, BankConfig
+from hosts.services.bank_invariant import check_invariant
 from hosts.services.transfers import IdSet
 from topologies.secret import RunSecret
 

@@ -19,7 +19,8 @@ import pytest
 from test_hosts_fakes import CoreDriver, FakeCoordinator, Process, wait_until
 
 from hosts.agent import RELAY_PORT, SERVICE_PORT
-from hosts.services.bank import BankConfig, check_invariant
+from hosts.services.bank import BankConfig
+from hosts.services.bank_invariant import check_invariant
 from testbed.network import DataCenter
 from topologies.addressing import DataCenterParams
 from topologies.claims import NamePool

@@ -24,7 +24,8 @@ from test_hosts_fakes import (
 )
 
 from hosts import wire
-from hosts.services.bank import BankConfig, check_invariant
+from hosts.services.bank import BankConfig
+from hosts.services.bank_invariant import check_invariant
 from hosts.services.transfers import IdSet
 from topologies.addressing import DataCenterParams, build_plan
 from topologies.secret import SECRET_FILE, RunSecret

@@ -10,7 +10,7 @@ the in-flight messages, as the run's service shows them
 under the service's name. For the bank, a ``bank`` object with everything
 needed to recheck the invariant independently: per node the balances and the
 debited and credited transfer ids, the in-flight transfers with amounts, the
-initial total, and the violations :func:`hosts.services.bank.check_invariant`
+initial total, and the violations :func:`hosts.services.bank_invariant.check_invariant`
 finds. For the key-value store the text shows per node the number of keys,
 the writes not replicated yet and the first few keys; ``kv`` carries, per
 node, those counts and the whole state (``data`` and ``unreplicated``).

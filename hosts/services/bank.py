@@ -22,7 +22,8 @@ A node's state (what ``capture`` returns) is its balances, the transfer ids
 it debited and credited, as ranges per series
 (:mod:`hosts.services.transfers`), and the money that left through relays
 (``sent_out``) and came back from them (``came_in``). A consistent global
-snapshot with its exact channel state satisfies :func:`check_invariant`:
+snapshot with its exact channel state satisfies
+:func:`~hosts.services.bank_invariant.check_invariant`:
 every transfer credited somewhere was debited somewhere in the same
 snapshot; every in-group transfer debited is credited or in flight, once;
 and the balances plus the in-group amounts in flight plus the money outside
@@ -38,15 +39,15 @@ from __future__ import annotations
 import logging
 import random
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hosts.services import Address, Send
+from hosts.services.bank_invariant import CREDIT, check_invariant, credits_in_flight
 from hosts.services.kind import (
     AGENT_RATE_PROBLEM,
     Channel,
-    ChannelRecord,
     NodeSetup,
     Option,
     ServiceKind,
@@ -59,7 +60,6 @@ from hosts.services.transfers import (
     IdSet,
     destination_of,
     incarnation_of,
-    is_external,
     origin_of,
     parse,
     series_of,
@@ -69,7 +69,6 @@ from topologies.secret import RunSecret, Unauthenticated
 
 log = logging.getLogger(__name__)
 
-CREDIT = "credit"
 NOT_CREDIT, REPEATED, FORGED = "not_credit", "repeated_credit", "forged_credit"
 IGNORED_REASONS = (NOT_CREDIT, REPEATED, FORGED)
 """Why a datagram was not credited: not a well-formed credit; a transfer already credited
@@ -232,83 +231,6 @@ class Bank:
         if isinstance(to, str):
             credit["account"] = f"{to}/{self.rng.randrange(self.config.accounts_per_node)}"
         return Send(to, credit)
-
-
-def check_invariant(
-    states: Mapping[str, Any], in_flight: Iterable[ChannelRecord], initial_total: int
-) -> list[str]:
-    """The violations of bank consistency in a global snapshot (empty: consistent).
-
-    ``states`` maps each node to its captured bank state, ``in_flight`` are the
-    snapshot's channel-state records (messages other than credits are skipped),
-    ``initial_total`` the bank's opening total (:meth:`BankConfig.initial_total`).
-    The checks are exact for a complete snapshot: every in-group debit is credited or
-    in flight, and money is conserved with what is outside (states captured before
-    ``sent_out`` existed are only checked not to exceed the total).
-    """
-    violations = []
-    debited = {node: IdSet(state["debited"]) for node, state in sorted(states.items())}
-    credited = {node: IdSet(state["credited"]) for node, state in sorted(states.items())}
-    for node, state in sorted(states.items()):
-        for account, balance in sorted(state["balances"].items()):
-            if balance < 0:
-                violations.append(f"account {account} at {node} has negative balance {balance}")
-    for node, ids in credited.items():
-        for transfer in ids:
-            if not any(transfer in ids for ids in debited.values()):
-                violations.append(
-                    f"transfer {transfer} is credited at {node} but debited nowhere "
-                    "in the snapshot (an effect without its cause)"
-                )
-    moving, moving_ids = 0, set()
-    for record in in_flight:
-        message = record.message
-        if not isinstance(message, dict) or message.get("kind") != CREDIT:
-            continue
-        transfer, amount = message.get("transfer"), message.get("amount")
-        moving_ids.add(transfer)
-        if type(amount) is int:
-            moving += amount
-        if not any(transfer in ids for ids in debited.values()):
-            violations.append(
-                f"transfer {transfer} in flight {record.sender} -> {record.receiver} "
-                "was debited nowhere in the snapshot"
-            )
-        for node, ids in credited.items():
-            if transfer in ids:
-                violations.append(
-                    f"transfer {transfer} in flight {record.sender} -> {record.receiver} "
-                    f"is also credited at {node}"
-                )
-    for node, ids in debited.items():
-        for transfer in ids:
-            if not is_external(parse(transfer)[0]) and transfer not in moving_ids and not any(
-                    transfer in credits for credits in credited.values()):
-                violations.append(f"transfer {transfer} is debited at {node} but neither "
-                                  "credited nor in flight (money lost)")
-    held = sum(sum(state["balances"].values()) for state in states.values())
-    if not all("sent_out" in state for state in states.values()):
-        if held + moving > initial_total:
-            violations.append(f"balances {held} + in flight {moving} = {held + moving} exceed "
-                              f"the initial total {initial_total}")
-        return violations
-    outside = max(0, sum(state["sent_out"] - state["came_in"] for state in states.values()))
-    total = held + moving + outside
-    if total != initial_total:
-        how = "exceed" if total > initial_total else "fall short of (money lost)"
-        violations.append(f"balances {held} + in flight {moving} + outside {outside} = "
-                          f"{total} {how} the initial total {initial_total}")
-    return violations
-
-
-def credits_in_flight(in_flight: Iterable[ChannelRecord]) -> list[dict[str, Any]]:
-    """The credits in a snapshot's channel state: transfer, amount, sender, receiver."""
-    return [
-        {"transfer": m.message.get("transfer"), "amount": m.message.get("amount"),
-         "sender": m.sender, "receiver": m.receiver}
-        for m in in_flight
-        if isinstance(m.message, dict) and m.message.get("kind") == CREDIT
-    ]
 
 
 class BankService(ServiceKind):
