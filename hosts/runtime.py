@@ -54,7 +54,7 @@ import random
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 from beaver.ids import UNMARKED
@@ -64,6 +64,7 @@ from hosts import delivery, wire
 from hosts.delivery import Channel
 from hosts.link import ManagementLink
 from hosts.loop import StoppableLoop
+from hosts.runtime_counters import BAD_ACK, NO_SEQ, SEQ_WINDOW, Counters
 from hosts.services import Address, Send, Service
 from hosts.truth import MESSAGE_ID, TruthLog, message_id_of
 from topologies.addressing import INGROUP_TTLS
@@ -72,34 +73,6 @@ log = logging.getLogger(__name__)
 
 BATCH = 64
 """Datagrams read per wake-up before the management connection gets a turn."""
-
-
-@dataclass
-class Counters:
-    """Running totals, reported to the coordinator in ``counters`` messages."""
-
-    delivered: int = 0
-    rejected: int = 0
-    malformed: int = 0
-    sent: int = 0
-    markers_sent: int = 0
-    chain_count: int = 0
-    chain_min: float | None = None
-    """The shortest external causal chain seen (seconds), from relayed ``chain_started``."""
-    retransmissions: int = 0
-    """In-group datagrams sent again because no acknowledgement came in time."""
-    duplicates: int = 0
-    """In-group datagrams that arrived again after their delivery (dropped)."""
-    malformed_by: dict[str, int] = field(default_factory=dict)
-    """``malformed`` split by reason: :data:`hosts.wire.REASONS` and :data:`CHANNEL_REASONS`."""
-    service_ignored_by: dict[str, int] = field(default_factory=dict)
-    """Delivered datagrams the service refused, by its reason (e.g. ``forged_credit``)."""
-
-
-NO_SEQ, SEQ_WINDOW, BAD_ACK = "no_seq", "seq_window", "bad_ack"
-CHANNEL_REASONS = (NO_SEQ, SEQ_WINDOW, BAD_ACK)
-"""Why an in-group peer's datagram was ignored: no ``seq``; a ``seq`` too far ahead of the
-channel; an ``ack`` without a valid ``through`` and ``held``."""
 
 
 class Runtime(StoppableLoop):
