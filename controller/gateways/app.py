@@ -2,7 +2,8 @@
 
 One process serves every switch of one address plan. Handlers look up the
 switch, pass ``time.monotonic()`` to the plain :class:`GatewayController`
-and send back what it returns; they decide nothing themselves. The control
+and send back what it returns (as OpenFlow messages built by
+:mod:`controller.gateways.openflow`); they decide nothing themselves. The control
 interface (:mod:`controller.gateways.control`) calls :meth:`GatewayApp.begin_set_id` and
 friends from its own threads, so every use of the decisions and of the
 datapaths holds one lock.
@@ -33,8 +34,8 @@ from os_ken.controller.handler import (
     MAIN_DISPATCHER,
     set_ev_cls,
 )
-from os_ken.lib.packet import ipv4, packet, tcp, udp
-from os_ken.ofproto import nicira_ext, ofproto_v1_3
+from os_ken.lib.packet import ipv4, packet
+from os_ken.ofproto import ofproto_v1_3
 
 from beaver.ids import IdSpace, tos_to_dscp
 from controller.gateways.control import ControlServer
@@ -47,7 +48,7 @@ from controller.gateways.decisions import (
     ReplaceObserve,
     ReplaceStamp,
 )
-from controller.gateways.maglev import FlowKey
+from controller.gateways.openflow import flow_key, flow_mod, of_actions
 from controller.gateways.peers import tcp_peer_uid
 from controller.gateways.pipeline import (
     FABRIC_PIPELINE,
@@ -56,17 +57,12 @@ from controller.gateways.pipeline import (
     purpose_of,
     table,
 )
-from controller.gateways.rules import HashSpread, Output, Rule, SetField, ToController
+from controller.gateways.rules import Rule
 from topologies.addressing import AddressPlan
 from topologies.secret import RunSecret
 
 log = logging.getLogger("beaver.controller")
-NICIRA_FIELDS = frozenset({"nw_ttl"})
-"""Match fields of the rules that are Nicira extensions, not OpenFlow 1.3 fields."""
 CONNECTION_POLL_SECONDS = 0.02
-HASH_FIELDS_SYMMETRIC_L3L4_UDP = 3
-"""OVS ``nx_hash_fields`` value hashing IP addresses, protocol and TCP/UDP/SCTP ports
-(os-ken names only the first two values; ``symmetric_l4`` ignores UDP ports)."""
 
 
 @dataclass(frozen=True)
@@ -235,7 +231,7 @@ class GatewayApp(app_manager.OSKenApp):
             if purpose_of(msg.cookie) is Purpose.OBSERVE:
                 self._send_ops(self.decisions.on_ingroup_copy(name, tos_to_dscp(ip.tos)))
             elif msg.table_id == table(GATEWAY_PIPELINE, "balance").table_id:
-                ops = self.decisions.on_balance_miss(name, _flow_key(msg.data, ip))
+                ops = self.decisions.on_balance_miss(name, flow_key(msg.data, ip))
                 self._send_ops(ops, packet_in=msg)
 
     # -- control interface ------------------------------------------------------------------
@@ -344,7 +340,7 @@ class GatewayApp(app_manager.OSKenApp):
                 datapath.send_msg(datapath.ofproto_parser.OFPPacketOut(
                     datapath, buffer_id=ofp.OFP_NO_BUFFER,
                     in_port=packet_in.match["in_port"],
-                    actions=_actions(datapath, op.actions), data=packet_in.data))
+                    actions=of_actions(datapath, op.actions), data=packet_in.data))
 
     def _replace_stamp(self, op: ReplaceStamp) -> None:
         gateway = op.rule.switch
@@ -378,53 +374,5 @@ class GatewayApp(app_manager.OSKenApp):
 
     def _send_rule(self, rule: Rule, delete: bool = False) -> None:
         datapath = self.datapaths[rule.switch]
-        ofp, parser = datapath.ofproto, datapath.ofproto_parser
         pipeline = GATEWAY_PIPELINE if rule.switch in self.decisions.gateways else FABRIC_PIPELINE
-        instructions = []
-        if rule.actions:
-            instructions.append(parser.OFPInstructionActions(
-                ofp.OFPIT_APPLY_ACTIONS, _actions(datapath, rule.actions)))
-        if rule.goto is not None:
-            instructions.append(parser.OFPInstructionGotoTable(table(pipeline, rule.goto).table_id))
-        datapath.send_msg(parser.OFPFlowMod(
-            datapath, cookie=rule.cookie, table_id=table(pipeline, rule.table).table_id,
-            command=ofp.OFPFC_DELETE_STRICT if delete else ofp.OFPFC_ADD,
-            idle_timeout=rule.idle_timeout, priority=rule.priority,
-            out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
-            match=_match(parser, rule), instructions=instructions))
-
-
-def _match(parser: Any, rule: Rule) -> Any:
-    """The rule's match with OpenFlow standard fields first: OVS checks each field's
-    prerequisites (``eth_type`` before ``nw_ttl``) in order, and os-ken would put Nicira
-    extension fields such as ``nw_ttl`` before the standard ones."""
-    ordered = sorted(rule.match, key=lambda field: field[0] in NICIRA_FIELDS)
-    return parser.OFPMatch(_ordered_fields=ordered)
-
-
-def _actions(datapath: Any, actions: tuple[Any, ...]) -> list[Any]:
-    ofp, parser = datapath.ofproto, datapath.ofproto_parser
-    result = []
-    for action in actions:
-        if isinstance(action, Output):
-            result.append(parser.OFPActionOutput(action.port))
-        elif isinstance(action, ToController):
-            max_len = ofp.OFPCML_NO_BUFFER if action.max_len >= 0xFFFF else action.max_len
-            result.append(parser.OFPActionOutput(ofp.OFPP_CONTROLLER, max_len))
-        elif isinstance(action, SetField):
-            result.append(parser.OFPActionSetField(**{action.field: action.value}))
-        elif isinstance(action, HashSpread):
-            result.append(parser.NXActionBundle(
-                algorithm=nicira_ext.NX_BD_ALG_HRW, fields=HASH_FIELDS_SYMMETRIC_L3L4_UDP,
-                basis=0, slave_type=nicira_ext.NXM_OF_IN_PORT, n_slaves=len(action.ports),
-                ofs_nbits=0, dst=0, slaves=list(action.ports)))
-    return result
-
-
-def _flow_key(data: bytes, ip: Any) -> FlowKey:
-    parsed = packet.Packet(data)
-    for header in (tcp.tcp, udp.udp):
-        l4 = parsed.get_protocol(header)
-        if l4 is not None:
-            return FlowKey(ip.proto, ip.src, ip.dst, l4.src_port, l4.dst_port)
-    return FlowKey(ip.proto, ip.src, ip.dst)
+        datapath.send_msg(flow_mod(datapath, pipeline, rule, delete))

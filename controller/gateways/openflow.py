@@ -1,0 +1,81 @@
+"""The plain rules of :mod:`controller.gateways.rules` as os-ken OpenFlow 1.3 messages.
+
+:mod:`controller.gateways.decisions` speaks in :class:`~controller.gateways.rules.Rule`
+values that name their tables; this module is the one place that knows how they become
+bytes on a switch connection: table names become the ids the pipeline declares
+(:mod:`controller.gateways.pipeline`), actions become OpenFlow (and, for the hashed
+spread over spines, Nicira bundle) actions, and a packet sent to the controller becomes
+the :class:`~controller.gateways.maglev.FlowKey` the balancer picks a backend by.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from os_ken.lib.packet import packet, tcp, udp
+from os_ken.ofproto import nicira_ext
+
+from controller.gateways.maglev import FlowKey
+from controller.gateways.pipeline import Table, table
+from controller.gateways.rules import HashSpread, Output, Rule, SetField, ToController
+
+NICIRA_FIELDS = frozenset({"nw_ttl"})
+"""Match fields of the rules that are Nicira extensions, not OpenFlow 1.3 fields."""
+HASH_FIELDS_SYMMETRIC_L3L4_UDP = 3
+"""OVS ``nx_hash_fields`` value hashing IP addresses, protocol and TCP/UDP/SCTP ports
+(os-ken names only the first two values; ``symmetric_l4`` ignores UDP ports)."""
+
+
+def flow_mod(datapath: Any, pipeline: tuple[Table, ...], rule: Rule, delete: bool = False) -> Any:
+    """The message that adds ``rule`` to (or, with ``delete``, removes it from) ``datapath``."""
+    ofp, parser = datapath.ofproto, datapath.ofproto_parser
+    instructions = []
+    if rule.actions:
+        instructions.append(parser.OFPInstructionActions(
+            ofp.OFPIT_APPLY_ACTIONS, of_actions(datapath, rule.actions)))
+    if rule.goto is not None:
+        instructions.append(parser.OFPInstructionGotoTable(table(pipeline, rule.goto).table_id))
+    return parser.OFPFlowMod(
+        datapath, cookie=rule.cookie, table_id=table(pipeline, rule.table).table_id,
+        command=ofp.OFPFC_DELETE_STRICT if delete else ofp.OFPFC_ADD,
+        idle_timeout=rule.idle_timeout, priority=rule.priority,
+        out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+        match=_match(parser, rule), instructions=instructions)
+
+
+def _match(parser: Any, rule: Rule) -> Any:
+    """The rule's match with OpenFlow standard fields first: OVS checks each field's
+    prerequisites (``eth_type`` before ``nw_ttl``) in order, and os-ken would put Nicira
+    extension fields such as ``nw_ttl`` before the standard ones."""
+    ordered = sorted(rule.match, key=lambda field: field[0] in NICIRA_FIELDS)
+    return parser.OFPMatch(_ordered_fields=ordered)
+
+
+def of_actions(datapath: Any, actions: tuple[Any, ...]) -> list[Any]:
+    """The OpenFlow actions for a rule's (or a packet-out's) plain actions."""
+    ofp, parser = datapath.ofproto, datapath.ofproto_parser
+    result = []
+    for action in actions:
+        if isinstance(action, Output):
+            result.append(parser.OFPActionOutput(action.port))
+        elif isinstance(action, ToController):
+            max_len = ofp.OFPCML_NO_BUFFER if action.max_len >= 0xFFFF else action.max_len
+            result.append(parser.OFPActionOutput(ofp.OFPP_CONTROLLER, max_len))
+        elif isinstance(action, SetField):
+            result.append(parser.OFPActionSetField(**{action.field: action.value}))
+        elif isinstance(action, HashSpread):
+            result.append(parser.NXActionBundle(
+                algorithm=nicira_ext.NX_BD_ALG_HRW, fields=HASH_FIELDS_SYMMETRIC_L3L4_UDP,
+                basis=0, slave_type=nicira_ext.NXM_OF_IN_PORT, n_slaves=len(action.ports),
+                ofs_nbits=0, dst=0, slaves=list(action.ports)))
+    return result
+
+
+def flow_key(data: bytes, ip: Any) -> FlowKey:
+    """The flow of a packet sent to the controller, ``ip`` its parsed IPv4 header."""
+    parsed = packet.Packet(data)
+    for header in (tcp.tcp, udp.udp):
+        l4 = parsed.get_protocol(header)
+        if l4 is not None:
+            return FlowKey(ip.proto, ip.src, ip.dst, l4.src_port, l4.dst_port)
+    return FlowKey(ip.proto, ip.src, ip.dst)
