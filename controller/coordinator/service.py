@@ -28,7 +28,8 @@ is the core's (:mod:`beaver.coordinator`). Its parts, one job each:
 state and waits for every ``restored``.
 
 The service owns one thread running an asyncio loop; the public methods are
-called from any other thread and block until the loop has done the work.
+called from any other thread and block until the loop has done the work; the
+loop waits for conditions through :mod:`controller.coordinator.waiting`.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from controller.coordinator.gateway_phase import GatewayUpdater, UpdatePipeline
 from controller.coordinator.persistence import SnapshotWriter
 from controller.coordinator.store import Store
 from controller.coordinator.tau import TauMin, chains_counted, shortest_chain
+from controller.coordinator.waiting import Changes, ComponentFailed
 from topologies import management
 from topologies.secret import RunSecret
 
@@ -80,10 +82,6 @@ class TakeResult:
     """Snapshots started per second, first t0 to last (None: fewer than two)."""
     given_up: tuple[int, ...] = ()
     """Snapshots still open when the take stopped early, stored as they stood."""
-
-
-class ComponentFailed(RuntimeError):
-    """A component the run needs died (:meth:`SnapshotService.fail`)."""
 
 
 class SnapshotService:
@@ -123,7 +121,8 @@ class SnapshotService:
                         if gateways is not None else None)
         self.tau = TauMin(self.core, store, run)
         self.writer = SnapshotWriter(self.core, store, run, self.protocol.name)
-        self.agents = AgentLinks(self.nodes, self.protocol.name, self._on_report, self._wake,
+        self._change = Changes()
+        self.agents = AgentLinks(self.nodes, self.protocol.name, self._on_report, self._change.wake,
                                  secret=secret, notify_spread=notify_spread, seed=seed)
         self._listen = listen
         self.address: tuple[str, int] | None = None
@@ -136,9 +135,6 @@ class SnapshotService:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="snapshots",
                                         daemon=True)
-        self._changed: asyncio.Event | None = None
-        self._failure: str | None = None
-        """The first component failure reported (:meth:`fail`): every wait ends with it."""
         self._progress: Callable[[int, int], None] | None = None
         self._taking: concurrent.futures.Future[TakeResult] | None = None
 
@@ -157,9 +153,9 @@ class SnapshotService:
 
     def wait_agents(self, timeout: float) -> None:
         """Block until every node said hello; TimeoutError names the missing ones."""
-        self._call(self._wait_for(lambda: not self.agents.missing(), timeout,
-                                  lambda: "agents of " + ", ".join(self.missing_agents())
-                                  + " did not connect"))
+        self._call(self._change.wait_for(lambda: not self.agents.missing(), timeout,
+                                         lambda: "agents of " + ", ".join(self.missing_agents())
+                                         + " did not connect"))
 
     def missing_agents(self) -> list[str]:
         return self.agents.missing()
@@ -186,12 +182,7 @@ class SnapshotService:
         """A component of the run died (call from any thread): the wait in progress, and
         every later one, ends with :class:`ComponentFailed`; a take stores its open
         snapshots as they stand and returns with ``stalled`` set to ``what``."""
-        def note() -> None:
-            self._failure = self._failure or what
-            if self._changed is not None:
-                self._changed.set()
-
-        self._loop.call_soon_threadsafe(note)
+        self._loop.call_soon_threadsafe(self._change.fail, what)
 
     def set_update_window(self, window: int) -> None:
         """Allow up to ``window`` gateway updates in flight from now on (between takes)."""
@@ -245,7 +236,7 @@ class SnapshotService:
             for node in self.nodes:
                 self.agents.send(node, "restore", snapshot_id=snapshot_id, state=states[node],
                                  in_flight=in_flight.get(node, []))
-            await self._wait_for(
+            await self._change.wait_for(
                 lambda: all(self.restored.get(node) == snapshot_id for node in self.nodes), timeout,
                 lambda: "no restored acknowledgement from " + ", ".join(
                     node for node in self.nodes if self.restored.get(node) != snapshot_id),
@@ -275,7 +266,7 @@ class SnapshotService:
     # -- the loop --------------------------------------------------------------------------
 
     async def _serve(self) -> tuple[str, int]:
-        self._changed = asyncio.Event()
+        self._change.open()
         return await self.agents.serve(*self._listen)
 
     async def _shutdown(self) -> None:
@@ -285,38 +276,10 @@ class SnapshotService:
         self.store.set_rejections(self.run, self.rejections)
         self.store.set_node_counters(self.run, self.node_counters)
 
-    async def _wait_for(
-        self, condition: Callable[[], bool], timeout: float, explain: Callable[[], str],
-        wake_at: Callable[[], float | None] = lambda: None,
-    ) -> None:
-        """Wait until ``condition()`` holds, checking it after every change and at
-        ``wake_at()`` (a ``time.monotonic()`` time, or None)."""
-        assert self._changed is not None
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if self._failure is not None:
-                raise ComponentFailed(self._failure)
-            now = time.monotonic()
-            remaining = deadline - now
-            if remaining <= 0:
-                raise TimeoutError(explain())
-            wake = wake_at()
-            if wake is not None:
-                remaining = max(0.0, min(remaining, wake - now))
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                continue
-
-    def _wake(self) -> None:
-        assert self._changed is not None
-        self._changed.set()
-
     async def _wait_chain_time(self, timeout: float, chains: int) -> float:
         try:
-            await self._wait_for(lambda: chains_counted(self.node_counters) >= chains,
-                                 timeout, lambda: "")
+            await self._change.wait_for(lambda: chains_counted(self.node_counters) >= chains,
+                                        timeout, lambda: "")
         except TimeoutError:
             pass
         shortest = shortest_chain(self.node_counters)
@@ -333,13 +296,13 @@ class SnapshotService:
         stalled, given_up = None, ()
         try:
             for i in range(count):
-                await self._wait_for(self._may_start, deadline - time.monotonic(),
-                                     self._why_not_started, wake_at=self.core.next_start_at)
+                await self._change.wait_for(self._may_start, deadline - time.monotonic(),
+                                            self._why_not_started, wake_at=self.core.next_start_at)
                 pause = began + i / rate - time.monotonic()
                 if pause > 0:
                     await asyncio.sleep(pause)
                 self._start_one()
-            await self._wait_for(
+            await self._change.wait_for(
                 lambda: not self._open, deadline - time.monotonic(),
                 lambda: f"snapshots {sorted(self._open)} did not finish",
             )
@@ -389,7 +352,7 @@ class SnapshotService:
         if k in self._open:
             self._open[k] = timings
         self._carry_out(commands)
-        self._wake()
+        self._change.wake()
 
     def _carry_out(self, commands: list[Command]) -> None:
         for command in commands:
@@ -416,7 +379,7 @@ class SnapshotService:
         else:
             self.core.add_in_flight(management.in_flight(node, message), time.monotonic())
             self._collect_finished()
-        self._wake()
+        self._change.wake()
 
     # -- storing ---------------------------------------------------------------------------
 
@@ -429,7 +392,7 @@ class SnapshotService:
 
     def _store(self, k: int) -> None:
         self.writer.write(k, self._open.pop(k))
-        self._wake()
+        self._change.wake()
 
     def _report_progress(self) -> None:
         if self._progress is not None:
