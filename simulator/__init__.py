@@ -5,6 +5,7 @@
 - :mod:`~simulator.workload`: traffic mix and snapshot rate
 - :mod:`~simulator.config`: what a world is made of, what a run produced
 - :mod:`~simulator.world`: nodes, gateways, out-group; ground truth
+- :mod:`~simulator.ingroup`, :mod:`~simulator.outgroup`: the in-group and out-group paths
 - :mod:`~simulator.cuts`: the ground-truth cuts, where capture callbacks ran
 - :mod:`~simulator.control`: the coordinator's commands and the answers, with faults
 - :mod:`~simulator.waves`: one event per notification wave

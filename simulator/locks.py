@@ -28,7 +28,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from simulator.world import RELAY_RECEIVES_AT, World, WorldConfig
+from simulator.outgroup import RELAY_RECEIVES_AT
+from simulator.world import World, WorldConfig
 
 LOCKS_PER_NODE = 2
 

@@ -18,6 +18,10 @@ Paths (all delays from :mod:`simulator.latency`):
 - Chandy-Lamport markers travel on the FIFO in-group channels and count as
   extra messages.
 
+The in-group paths are :mod:`simulator.ingroup`, the out-group ones
+(relays, clients, the gateways they cross) :mod:`simulator.outgroup`; the
+world mixes both in and keeps the snapshots' starts and notifications.
+
 The protocol logic is all in :mod:`beaver`: the world only carries
 messages and calls the core. It also keeps the ground truth for the oracle
 (:mod:`oracle`): every process's sends and receives, and where each
@@ -31,11 +35,6 @@ checks every stamped packet against it; a run lists the messages that
 took longer (``Run.overdue``) and counts nodes that adopted an id the
 coordinator had not started (``Run.unstarted_adoptions``), which can only
 follow from such a packet.
-
-External causal chains respect the world's true tau_min: an out-group
-process that received an in-group message sent at time ts sends nothing
-that crosses a gateway before ts + tau_min (unless the world injects short
-chains: :mod:`simulator.faults`).
 
 Per-node state the world keeps (counters, clock offsets, crash times,
 pending notifications) lives in flat lists indexed by node number, and
@@ -54,9 +53,9 @@ import numpy as np
 
 from beaver.coordinator import Coordinator
 from beaver.gateway import Gateway
-from beaver.ids import UNMARKED, IdSpace
+from beaver.ids import IdSpace
 from beaver.protocols import SnapshotNode
-from beaver.records import NOTHING, Marker, Receipt
+from beaver.records import NOTHING, Receipt
 from beaver.snapshot_status import GlobalSnapshot
 from oracle import EventLog
 from simulator.config import Run, WorldConfig
@@ -64,22 +63,18 @@ from simulator.control import ControlPlane
 from simulator.cuts import CutLog, NodeState
 from simulator.engine import Engine
 from simulator.faults import FaultCounts
+from simulator.ingroup import InGroupTraffic
+from simulator.outgroup import OutGroupTraffic
 from simulator.waves import Waves
 from simulator.workload import PoissonSource
 
 __all__ = ["NodeState", "Run", "World", "WorldConfig"]
 
-RELAY_RECEIVES_AT = 0.3
-"""Share of an external chain's time after which the relay has the message."""
-RELAY_SENDS_AT = 0.6
-"""Share of an external chain's time after which the relay sends its new message."""
 FORGET_EVERY = 64
 """The coordinator drops stored states of finished snapshots every this many starts."""
-SHORT_CHAIN = (0.05, 0.95)
-"""A short chain (an injected fault) takes this share of tau_min, uniformly."""
 
 
-class World:
+class World(InGroupTraffic, OutGroupTraffic):
     """Builds the processes of a :class:`WorldConfig` and runs them to the end."""
 
     def __init__(
@@ -346,202 +341,3 @@ class World:
         """Notifications that arrived while ``node`` was down are lost."""
         lost, _ = self.waves.take_due(node, self.nodes[node].current, self.engine.now)
         self.counts.control_lost += bool(lost)
-
-    def _new_message(self) -> int:
-        self._next_message += 1
-        return self._next_message
-
-    def _on_channel(
-        self, sender: int, receiver: int, action: Callable[..., None], *args: object
-    ) -> float:
-        """Schedule ``action(sender, receiver, *args)`` on the FIFO channel sender -> receiver.
-
-        Returns the arrival time. A lost packet is sent again after the
-        retransmission timeout and holds the channel meanwhile.
-        """
-        arrival = self.engine.now + self._link()
-        faults = self.faults
-        if faults.data_loss:
-            lost = faults.retransmissions(faults.data_loss, self.rng)
-            self.counts.data_lost += lost
-            arrival += lost * faults.retransmit_timeout
-        if faults.data_duplicate and self._random() < faults.data_duplicate:
-            self.counts.data_duplicated += 1
-        channel = sender * len(self.nodes) + receiver
-        arrival = max(arrival, self._channel_clear.get(channel, 0.0))
-        self._channel_clear[channel] = arrival
-        self.engine.at(arrival, action, sender, receiver, *args)
-        return arrival
-
-    def _ingroup_message(self) -> None:
-        count, now = len(self.nodes), self.engine.now
-        sender = int(self._random() * count)
-        if self._down_until[sender] > now:
-            return
-        if self._pending_at[sender] <= now:
-            self._catch_up(sender)
-        if self.relays and self._random() < self.workload.relay_share:
-            self._to_relay(sender)
-            return
-        receiver = int(self._random() * (count - 1))
-        if receiver >= sender:
-            receiver += 1
-        wire = self.nodes[sender].send(self.names[receiver], now + self._clock[sender])
-        message = self._new_message()
-        self._sequences[sender].append(message)
-        self._sent[sender] += 1
-        arrival = self._on_channel(sender, receiver, self._deliver, message, wire)
-        if arrival - now > self._lifetime:
-            self.overdue.append(message)
-        if self.stamping and self._random() < self.workload.vip_share:
-            gateway = self._pick_gateway()
-            self.engine.at((now + arrival) / 2, self._observe, gateway, wire)
-
-    def _observe(self, gateway: int, wire: int) -> None:
-        if self.control.gateway_down_until[gateway] <= self.engine.now:
-            self.gateways[gateway].observe_ingroup(wire)
-
-    def _wait_for_restart(self, node: int, action: Callable[..., None], *args: object) -> bool:
-        """Whether ``node`` is down: then ``action`` waits in the sender's transport."""
-        up = self._down_until[node]
-        if up <= self.engine.now:
-            return False
-        self.engine.at(up, action, *args)
-        return True
-
-    def _deliver(self, sender: int, receiver: int, message: int, wire: int) -> None:
-        now = self.engine.now
-        if self._down_until[receiver] > now and self._wait_for_restart(
-                receiver, self._deliver, sender, receiver, message, wire):
-            return
-        if self._pending_at[receiver] <= now:
-            self._catch_up(receiver)
-        node = self.nodes[receiver]
-        receipt = node.receive(wire, self.names[sender], now + self._clock[receiver], message)
-        self._settle(receiver, receipt)
-        self._record_receive(receiver, message, receipt)
-        if node.current > self.coordinator.newest:
-            self.unstarted_adoptions += 1
-
-    def _deliver_marker(self, sender: int, receiver: int, marker: Marker) -> None:
-        now = self.engine.now
-        if self._wait_for_restart(receiver, self._deliver_marker, sender, receiver, marker):
-            return
-        if self._pending_at[receiver] <= now:
-            self._catch_up(receiver)
-        node = self.nodes[receiver]
-        self._settle(receiver, node.receive_marker(marker, self.names[sender],
-                                                   now + self._clock[receiver]))
-
-    def _deliver_inbound(self, receiver: int, message: int, wire: int) -> None:
-        now = self.engine.now
-        if self._down_until[receiver] > now:
-            self.counts.inbound_dropped += 1
-            return
-        if self._pending_at[receiver] <= now:
-            self._catch_up(receiver)
-        node = self.nodes[receiver]
-        receipt = node.receive(wire, None, now + self._clock[receiver], message)
-        self._settle(receiver, receipt)
-        self._record_receive(receiver, message, receipt)
-        if node.current > self.coordinator.newest:
-            self.unstarted_adoptions += 1
-
-    def _record_receive(self, receiver: int, message: int, receipt: Receipt) -> None:
-        if receipt.deliver:
-            self._sequences[receiver].append(~message)
-            self._received[receiver] += 1
-        else:
-            self.rejected_messages += 1
-
-    # -- out-group ------------------------------------------------------------------------
-
-    def _to_relay(self, sender: int) -> None:
-        """In-group ``sender`` starts an external chain through a random relay."""
-        now, faults, tau_min = self.engine.now, self.faults, self.config.tau_min
-        relay = self.relays[self._pick(len(self.relays))]
-        self.nodes[sender].send(None, now + self._clock[sender])
-        message = self._new_message()
-        self._sequences[sender].append(message)
-        self._sent[sender] += 1
-        if faults.data_loss and self._random() < faults.data_loss:
-            self.counts.data_lost += 1
-            return
-        short = bool(faults.chain_violation_share) and (
-            self._random() < faults.chain_violation_share)
-        if short:
-            low, high = SHORT_CHAIN
-            chain = tau_min * (low + (high - low) * self._random())
-        else:
-            chain = tau_min * (1.0 + self.delays["chain_excess"]())
-        self.engine.after(chain * RELAY_RECEIVES_AT, self._relay_receive, relay, message, now,
-                          short)
-        self.engine.after(chain * RELAY_SENDS_AT, self._relay_forward, relay, sender, now,
-                          now + chain, short)
-
-    def _relay_receive(
-        self, relay: str, message: int, sent_at: float, short: bool = False
-    ) -> None:
-        self.log.receive(relay, message)
-        floor = sent_at + self.config.tau_min
-        if not short and floor > self._relay_floor[relay]:
-            self._relay_floor[relay] = floor
-
-    def _relay_forward(
-        self, relay: str, origin: int, sent_at: float, at_gateway: float, short: bool
-    ) -> None:
-        """The relay's new message, caused by what it received, to another in-group node."""
-        receiver = self._pick(len(self.nodes) - 1)
-        if receiver >= origin:
-            receiver += 1
-        arrival = at_gateway if short else max(at_gateway, self._relay_floor[relay])
-        gateway = self._pick_gateway()
-        chain = arrival - sent_at
-        if chain < self.coordinator.tau_min:
-            self.counts.short_chains += 1
-            if self.faults.learn_tau_min:
-                measured = chain + self._gateway_clock[gateway] - self._clock[origin]
-                self.engine.at(arrival + self.delays["gateway_leg"](),
-                               self.control.chain_measured, measured)
-        self._inbound(relay, receiver, arrival, gateway)
-
-    def _client_request(self) -> None:
-        client = self.clients[self._pick(len(self.clients))]
-        arrival = self.engine.now + self.delays["client_to_gateway"]()
-        self._inbound(client, self._pick(len(self.nodes)), arrival, self._pick_gateway())
-
-    def _inbound(self, process: str, receiver: int, at_gateway: float, gateway: int) -> None:
-        """``process`` sends a message into the in-group; it reaches ``gateway`` at
-        ``at_gateway``, unless lost; a duplicate is a second message with the same past."""
-        faults = self.faults
-        copies = 1
-        if faults.data_duplicate and self._random() < faults.data_duplicate:
-            copies = 2
-            self.counts.data_duplicated += 1
-        for copy in range(copies):
-            message = self._new_message()
-            self.log.send(process, message)
-            if copy:
-                at_gateway += self.delays["client_to_gateway"]()
-            if faults.data_loss and self._random() < faults.data_loss:
-                self.counts.data_lost += 1
-                continue
-            self.engine.at(at_gateway, self._cross_gateway, gateway, receiver, message)
-
-    def _pick_gateway(self) -> int:
-        return int(self._random() * len(self.gateways))
-
-    def _pick(self, count: int) -> int:
-        """A uniform choice among ``0..count-1`` (one call into the generator)."""
-        return int(self._random() * count)
-
-    def _cross_gateway(self, gateway: int, receiver: int, message: int) -> None:
-        state = self.gateways[gateway]
-        if self.control.gateway_down_until[gateway] > self.engine.now or not state.ready:
-            self.counts.inbound_dropped += 1
-            return
-        wire = state.stamp() if self.stamping else UNMARKED
-        delay = self.delays["gateway_to_node"]()
-        if delay > self._lifetime and self.stamping:
-            self.overdue.append(message)
-        self.engine.after(delay, self._deliver_inbound, receiver, message, wire)
