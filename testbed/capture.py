@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from beaver.ids import IdSpace
+from beaver.ids import IdSpace, tos_to_dscp
 from topologies.addressing import INGROUP_NET
 
 SLACK = 0.05
@@ -108,7 +108,7 @@ class Capture:
 
         if IP in packet:
             self.packets.append(Captured(float(packet.time) + self._offset,
-                                         packet[IP].tos >> 2, packet[IP].src,
+                                         tos_to_dscp(packet[IP].tos), packet[IP].src,
                                          str(packet.sniffed_on)))
 
     def __enter__(self) -> Capture:
