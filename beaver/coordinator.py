@@ -29,6 +29,7 @@ before any state changes.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable
 
 from beaver.ids import IdSpace, InvalidId, require_id
@@ -83,8 +84,8 @@ class Coordinator(WireFloor, ReportChecks):
         self._last_reported = dict.fromkeys(self.nodes, 0)
         self._locals: dict[str, list[LocalSnapshot]] = {node: [] for node in self.nodes}
         self._in_flight: dict[int, list[InFlight]] = {}
-        self._reported: dict[int, int] = {}
-        """How many nodes reported each snapshot that not every node has reported yet."""
+        self._reported_through: dict[int, int] = {0: len(self.nodes)}
+        """How many nodes' last reported id is each id (ids no node stopped at: absent)."""
         self._everyone_through = 0
         self._balance_from: dict[int, int] = {}
         """Sent minus received in-group messages, by the first id of the reporting snapshot."""
@@ -275,19 +276,21 @@ class Coordinator(WireFloor, ReportChecks):
         require_time(now)
         self._check_local(local)
         self._tick(now)
-        self._last_reported[local.node] = local.last_id
-        self._locals[local.node].append(local)
-        for k in range(local.first_id, local.last_id + 1):
-            self._reported[k] = self._reported.get(k, 0) + 1
-        if self.counts_channels:
+        node, first, last = local.node, local.first_id, local.last_id
+        self._last_reported[node] = last
+        self._locals[node].append(local)
+        through = self._reported_through
+        if through[first - 1] == 1:
+            del through[first - 1]
+        else:
+            through[first - 1] -= 1
+        through[last] = through.get(last, 0) + 1
+        if self.counts_channels and (local.sent or local.received):
             balance = sum(local.sent.values()) - sum(local.received.values())
-            self._balance_from[local.first_id] = (
-                self._balance_from.get(local.first_id, 0) + balance
-            )
+            self._balance_from[first] = self._balance_from.get(first, 0) + balance
         done = []
-        while self._reported.get(self._everyone_through + 1, 0) == len(self.nodes):
+        while self._everyone_through not in through:
             k = self._everyone_through = self._everyone_through + 1
-            del self._reported[k]
             self._balance_through += self._balance_from.pop(k, 0)
             if self.counts_channels:
                 self._missing[k] = self._balance_through - len(self._in_flight[k])
@@ -347,11 +350,18 @@ class Coordinator(WireFloor, ReportChecks):
 
     def forget(self, k: int) -> None:
         """Drop the stored states and messages of finished snapshots up to ``k``."""
+        unfinished = self._unfinished
+        below = min(k + 1, self.oldest_unfinished)  # a node's locals that end below it all go
         for node, locals_ in self._locals.items():
+            gone = bisect_left(locals_, below, key=_last_id)
             self._locals[node] = [
-                local for local in locals_
+                local for local in locals_[gone:]
                 if local.last_id > k
-                or any(s in self._unfinished for s in range(local.first_id, local.last_id + 1))
+                or any(s in unfinished for s in range(local.first_id, local.last_id + 1))
             ]
         for old in [s for s in self._in_flight if s <= k and s not in self._unfinished]:
             del self._in_flight[old]
+
+
+def _last_id(local: LocalSnapshot) -> int:
+    return local.last_id

@@ -43,6 +43,7 @@ In an IP header the code is the DSCP, the upper six bits of the TOS byte
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 UNMARKED = 0
 """The wire code of traffic that carries no snapshot id."""
@@ -98,7 +99,7 @@ class IdSpace:
                 f"got {self.window}"
             )
 
-    @property
+    @cached_property
     def codes(self) -> int:
         """Number of usable wire codes (code 0 is reserved for unmarked traffic)."""
         return (1 << self.bits) - 1
@@ -121,13 +122,14 @@ class IdSpace:
             raise InvalidId(f"wire id must be an int, got {type(wire).__name__} {wire!r}")
         if wire == UNMARKED:
             return None
-        if not 0 < wire <= self.codes:
+        codes, window = self.codes, self.window
+        if not 0 < wire <= codes:
             raise InvalidId(f"wire id {wire} does not fit in {self.bits} bits")
-        ahead = (wire - 1 - reference) % self.codes
-        if ahead <= self.window:
+        ahead = (wire - 1 - reference) % codes
+        if ahead <= window:
             return reference + ahead
-        behind = self.codes - ahead
-        if behind <= self.window and reference - behind >= 0:
+        behind = codes - ahead
+        if behind <= window and reference - behind >= 0:
             return reference - behind
         raise OutOfWindow(
             f"wire id {wire} is outside the window of {self.window} around id {reference}"

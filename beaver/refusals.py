@@ -39,6 +39,10 @@ def _is_count(value: object) -> bool:
     return type(value) is int and value >= 0
 
 
+def _is_mapping(value: object) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 class ReportChecks:
     """The coordinator's checks of local snapshots and in-flight records.
 
@@ -64,11 +68,15 @@ class ReportChecks:
             self._refuse(InvalidReport(
                 f"local snapshot {local.first_id}..{local.last_id} from {local.node}: "
                 f"expected one starting at {last + 1} (duplicate or out of order)"))
-        if not all(map(_is_count, (*local.sent.values(), *local.received.values()))):
+        sent, received = local.sent, local.received
+        if not (sent or received):
+            return
+        if not all(map(_is_count, (*sent.values(), *received.values()))):
             self._refuse(InvalidReport(f"local snapshot from {local.node} has message counts "
                                        f"that are not ints >= 0 (negative or not whole)"))
-        strangers = sorted(map(repr, {*local.sent, *local.received} - self._known))
-        if strangers:
+        known = self._known
+        if not (known.issuperset(sent) and known.issuperset(received)):
+            strangers = sorted(map(repr, {*sent, *received} - known))
             self._refuse(InvalidReport(f"local snapshot from {local.node} counts messages with "
                                        f"{', '.join(strangers)}, not in-group nodes"))
 
@@ -114,6 +122,6 @@ class ReportChecks:
                     f"{local.first_id!r}..{local.last_id!r}")
         if type(local.taken_at) not in (int, float) or not math.isfinite(local.taken_at):
             return f"local snapshot from {local.node} taken at {local.taken_at!r}, not a time"
-        if not (isinstance(local.sent, Mapping) and isinstance(local.received, Mapping)):
+        if not (_is_mapping(local.sent) and _is_mapping(local.received)):
             return f"local snapshot from {local.node}: message counts must be mappings"
         return None

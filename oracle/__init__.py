@@ -157,10 +157,8 @@ class _Replay:
         self.log = log
         self.snapshots = snapshots
         self.taint: dict[int, int] = {}
-        """Taint of every message sent so far."""
-        self.ingroup_sent: set[int] = set()
-        """Messages whose sender is in-group (their taint is the sender's level)."""
-        self.received: set[int] = set()
+        """Every message sent so far: twice its taint, plus 1 if its sender is out-group;
+        :data:`_RECEIVED` once it was received."""
         self.inconsistent_ranges: list[tuple[int, int]] = []
         self.in_flight: dict[int, set[int]] = {}
         self._position = dict.fromkeys(log.events, 0)
@@ -184,40 +182,40 @@ class _Replay:
         """Replay ``process`` until it ends or waits for a message not sent yet."""
         events = self.log.events[process]
         ingroup = process in self.log.ingroup
-        captures = self.log.captures.get(process, [])
-        taint, waiting = self.taint, self._waiting
-        position = self._position[process]
+        captures = self.log.captures.get(process, ())
+        taint, waiting, get = self.taint, self._waiting, self.taint.get
+        position, end = self._position[process], len(events)
         level, carried = self._level[process], self._carried[process]
-        while position < len(events):
-            while level < len(captures) and captures[level] <= position:
+        out_group = 0 if ingroup else 1
+        captured = len(captures)
+        next_capture = captures[level] if level < captured else end
+        while position < end:
+            while position >= next_capture:
                 level += 1
+                next_capture = captures[level] if level < captured else end
             event = events[position]
             if event >= 0:
                 if event in taint:
                     raise LogError(f"message {event} is sent twice (again by {process})")
-                if ingroup:
-                    taint[event] = level
-                    self.ingroup_sent.add(event)
-                else:
-                    taint[event] = carried
-                blocked = waiting.pop(event, None)
-                if blocked is not None:
-                    ready.append(blocked)
+                taint[event] = 2 * (level if ingroup else carried) + out_group
+                if waiting:
+                    blocked = waiting.pop(event, None)
+                    if blocked is not None:
+                        ready.append(blocked)
             else:
                 message = ~event
-                if message not in taint:
-                    if message in waiting:
+                code = get(message, _NOT_SENT)
+                if code < 0:
+                    if code == _RECEIVED or message in waiting:
                         raise LogError(f"message {message} is received twice ({process})")
                     waiting[message] = process
                     break
-                if message in self.received:
-                    raise LogError(f"message {message} is received twice ({process})")
-                self.received.add(message)
-                sent_at = taint[message]
+                taint[message] = _RECEIVED
+                sent_at = code >> 1
                 if ingroup:
                     if sent_at > level:
                         self.inconsistent_ranges.append((level + 1, sent_at))
-                    elif sent_at < level and message in self.ingroup_sent:
+                    elif sent_at < level and not code & 1:
                         for k in range(sent_at + 1, min(level, self.snapshots) + 1):
                             self.in_flight.setdefault(k, set()).add(message)
                 elif sent_at > carried:
@@ -226,3 +224,7 @@ class _Replay:
         self._position[process], self._level[process], self._carried[process] = (
             position, level, carried,
         )
+
+
+_RECEIVED, _NOT_SENT = -1, -2
+"""Marks in the replay's taint table: a message received already, one not sent yet."""

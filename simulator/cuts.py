@@ -49,7 +49,8 @@ class CutLog:
         captures = self._captures[node]
         early = self._early.get(node)
         if early is None and local.first_id == len(captures) + 1:
-            self._check_order(node, state.position)
+            if captures and state.position < captures[-1]:
+                self._check_order(node, state.position)
             captures.extend([state.position] * (local.last_id - local.first_id + 1))
             return
         early = self._early.setdefault(node, {})

@@ -41,19 +41,21 @@ class Waves:
     def take_due(self, node: int, current: int, now: float) -> tuple[int, float]:
         """The newest id ``node`` (at ``current``) was told by ``now``, and the earliest such
         arrival; ``(0, inf)`` if none. Forgets them, and notifications made moot by them."""
-        due_id, due_at, ahead = 0, math.inf, []
-        for snapshot_id, arrivals in self._waves:
+        due_id, due_at = 0, math.inf
+        waves = self._waves
+        for snapshot_id, arrivals in waves:
             if snapshot_id > current:
                 arrival = arrivals[node]
-                if arrival > now:
-                    ahead.append((snapshot_id, arrival))
-                else:
+                if arrival <= now:
                     if snapshot_id > due_id:
                         due_id = snapshot_id
                     if arrival < due_at:
                         due_at = arrival
-        self.pending_at[node] = min(
-            [arrival for snapshot_id, arrival in ahead if snapshot_id > due_id],
-            default=math.inf,
-        ) if ahead else math.inf
+        taken, pending = max(current, due_id), math.inf
+        for snapshot_id, arrivals in waves:
+            if snapshot_id > taken:
+                arrival = arrivals[node]
+                if arrival < pending:
+                    pending = arrival
+        self.pending_at[node] = pending
         return due_id, due_at

@@ -103,6 +103,8 @@ class World(InGroupTraffic, OutGroupTraffic):
         self._sequences = [self.log.sequence(name) for name in self.names]
         self._cuts = CutLog(self.log, self.names)
         """Each node's event sequence and capture positions, as kept in :class:`EventLog`."""
+        self._sent = [0] * count
+        self._received = [0] * count
         self.nodes: list[SnapshotNode] = [
             self.protocol.node(name, self._capturer(i), peers=self.names, space=space)
             for i, name in enumerate(self.names)
@@ -129,8 +131,6 @@ class World(InGroupTraffic, OutGroupTraffic):
         self.unstarted_adoptions = 0
         self._lifetime = config.packet_lifetime if self.protocol.piggybacks_ids else math.inf
         """Stamped packets slower than this break the wire-id assumption (no stamps: never)."""
-        self._sent = [0] * count
-        self._received = [0] * count
         skew = self.faults.clock_skew
         self._clock = [self._random() * 2 * skew - skew if skew else 0.0 for _ in range(count)]
         self._gateway_clock = [self._random() * 2 * skew - skew if skew else 0.0
@@ -146,7 +146,8 @@ class World(InGroupTraffic, OutGroupTraffic):
         self.waves = Waves(count)
         self._pending_at = self.waves.pending_at
         self.control = ControlPlane(self)
-        self._reports_direct = not self.faults.control_loss
+        self._report = self.control.report if self.faults.control_loss else (
+            self.control.deliver_report)
         """Without control loss a report reaches the coordinator at once."""
         self._link = self.delays["ingroup_link"]
         self._started = 0
@@ -290,10 +291,10 @@ class World(InGroupTraffic, OutGroupTraffic):
     # -- in-group nodes -------------------------------------------------------------------
 
     def _capturer(self, node: int) -> Callable[[], NodeState]:
-        sequence = self.log.sequence(self.names[node])
+        sequence, sent, received = self.log.sequence(self.names[node]), self._sent, self._received
 
         def capture() -> NodeState:
-            return NodeState(len(sequence), self._sent[node], self._received[node])
+            return NodeState(len(sequence), sent[node], received[node])
 
         return capture
 
@@ -301,8 +302,7 @@ class World(InGroupTraffic, OutGroupTraffic):
         """After a core call on ``node``: ground truth, reports, markers."""
         if receipt is NOTHING:
             return
-        control = self.control
-        report = control.deliver_report if self._reports_direct else control.report
+        report = self._report
         if receipt.snapshots:
             reported = self._cuts.reported
             for local in receipt.snapshots:
