@@ -243,8 +243,17 @@ class Coordinator(WireFloor, ReportChecks):
         if told >= self.oldest_unfinished:
             targets = self.nodes[:1] if self.notify is Notify.INITIATOR else self.nodes
             commands += [NotifyNode(node, told) for node in targets
-                         if self._last_reported[node] < told]
+                         if self.needs_notify(node, told)]
         return commands
+
+    def needs_notify(self, node: str, snapshot_id: int) -> bool:
+        """Whether telling ``node`` about snapshot ``snapshot_id`` can still change anything.
+
+        Not once the node reported a local snapshot that covers the id: its id
+        only grows, so the notification would find it at or past the id and do
+        nothing. A service that delays notifications (a spread) asks again
+        when it is about to send one."""
+        return self._last_reported[node] < snapshot_id
 
     def _gateway_progress(self, status: SnapshotStatus, now: float) -> list[Command]:
         """After the last gateway answered: t1, validity, then tell the nodes.

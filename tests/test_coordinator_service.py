@@ -210,12 +210,13 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def run_service(store: Store, protocol_name: str, *, gateways: FakeGateways | None = None,
                 tau_min: float = 10.0, count: int = 12, rate: float = 400.0,
-                meddle=None, update_window: int = 1,
+                meddle=None, update_window: int = 1, notify_spread: float = 0.0,
                 ) -> tuple[SnapshotService, TakeResult, FakeInGroup]:
     run = store.new_run(protocol_name, {"nodes": list(NODES)}, tau_min * 1e6, "given")
     group = FakeInGroup(protocol_name, gateways)
     service = SnapshotService(protocol_name, NODES, store, run, secret=SECRET, gateways=gateways,
-                              tau_min=tau_min, update_window=update_window)
+                              tau_min=tau_min, update_window=update_window,
+                              notify_spread=notify_spread)
     try:
         group.connect(service)
         if meddle:
@@ -272,6 +273,22 @@ def test_the_update_window_cannot_exceed_the_core_window(store: Store) -> None:
     with pytest.raises(ValueError, match="update window must be in 1..16"):
         SnapshotService("beaver", NODES, store, run, secret=SECRET, gateways=FakeGateways(),
                         update_window=17)
+
+
+@pytest.mark.parametrize("protocol_name", ["beaver", "polling"])
+def test_a_spread_notify_goes_only_to_nodes_that_did_not_report_its_snapshot(
+    store: Store, protocol_name: str
+) -> None:
+    gateways = FakeGateways() if protocol_name == "beaver" else None
+    service, result, group = run_service(store, protocol_name, gateways=gateways, count=20,
+                                         rate=200.0, notify_spread=0.05)
+    assert result.stalled is None and result.stored == 20
+    assert all(r["complete"] for r in store.snapshot_rows(service.run))
+    notifies = service.agents.notifies  # a notify still waiting at the end is dropped
+    assert notifies["sent"] + notifies["skipped"] <= 20 * len(NODES)
+    assert notifies["sent"] >= len(NODES)  # polled nodes snapshot on notify only
+    if protocol_name == "beaver":  # stamped client traffic got most nodes there first
+        assert notifies["skipped"] > notifies["sent"]
 
 
 def test_polling_completes_without_channel_state(store: Store) -> None:

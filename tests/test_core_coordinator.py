@@ -669,3 +669,15 @@ def test_no_stamp_in_flight_ever_decodes_to_another_id(bits: int, data: st.DataO
         order += 1
         delivered = now + data.draw(st.floats(0.0, lifetime), label="packet delay")
         due.append((delivered, order, ("packet", receiver, space.to_wire(stamped), stamped)))
+
+
+def test_a_node_needs_no_notify_of_a_snapshot_its_report_covers() -> None:
+    coordinator = Coordinator(NODES, tau_min=1.0)
+    coordinator.start(0.0)
+    coordinator.start(0.1)
+    assert all(coordinator.needs_notify(node, 2) for node in NODES)
+    coordinator.add_local(local("a", 1, 2), 0.2)
+    coordinator.add_local(local("b", 1), 0.2)
+    assert not coordinator.needs_notify("a", 1) and not coordinator.needs_notify("a", 2)
+    assert not coordinator.needs_notify("b", 1) and coordinator.needs_notify("b", 2)
+    assert coordinator.needs_notify("c", 1)

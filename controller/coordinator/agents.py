@@ -65,7 +65,8 @@ class AgentLinks:
 
     def __init__(self, nodes: Collection[str], protocol_name: str, on_report: ReportHandler,
                  on_change: Callable[[], None], *, secret: RunSecret,
-                 notify_spread: float = 0.0, seed: int = 0):
+                 notify_spread: float = 0.0, seed: int = 0,
+                 notify_needed: Callable[[str, int], bool] = lambda node, snapshot_id: True):
         self.nodes = nodes
         self.secret = secret
         self._nonces: set[str] = set()
@@ -74,6 +75,11 @@ class AgentLinks:
         self.rejections: Counter[str] = Counter()
         self.notify_spread = notify_spread
         """Seconds over which one snapshot's ``notify`` messages reach the nodes."""
+        self.notify_needed = notify_needed
+        """Asked just before a ``notify`` leaves: whether it can still change anything at
+        the node (the core's :meth:`~beaver.coordinator.Coordinator.needs_notify`)."""
+        self.notifies = Counter[str]()
+        """``notify`` messages ``sent``, and ``skipped`` because they were no longer needed."""
         self._on_report = on_report
         self._on_change = on_change
         self._agents: dict[str, _Agent] = {}
@@ -100,7 +106,9 @@ class AgentLinks:
         A coordinator that reaches many VMs does not reach them all at once;
         the spread models that skew. Beaver does not depend on it (stamped
         traffic makes nodes snapshot first); a protocol that learns of
-        snapshots only from notifications does.
+        snapshots only from notifications does. A notification the node no
+        longer needs when its time comes (it reported the snapshot already)
+        is not sent.
         """
         delay = self._notify_delays.uniform(0, self.notify_spread) if self.notify_spread else 0
         if not delay:
@@ -115,11 +123,15 @@ class AgentLinks:
         self._pending_notifies.add(handle)
 
     def _send_notify(self, node: str, snapshot_id: int) -> None:
+        if not self.notify_needed(node, snapshot_id):
+            self.notifies["skipped"] += 1
+            return
         agent = self._agents.get(node)
         if agent is None or agent.writer.is_closing():
             log.warning("snapshot %d: no agent of %s to notify", snapshot_id, node)
             return
         agent.writer.write(management.encode("notify", snapshot_id=snapshot_id))
+        self.notifies["sent"] += 1
 
     def cancel_notifies(self) -> None:
         """Drop the notifies not sent yet (a take that gave up needs none of them)."""

@@ -123,7 +123,8 @@ class SnapshotService:
         self.writer = SnapshotWriter(self.core, store, run, self.protocol.name)
         self._change = Changes()
         self.agents = AgentLinks(self.nodes, self.protocol.name, self._on_report, self._change.wake,
-                                 secret=secret, notify_spread=notify_spread, seed=seed)
+                                 secret=secret, notify_spread=notify_spread, seed=seed,
+                                 notify_needed=self.core.needs_notify)
         self._listen = listen
         self.address: tuple[str, int] | None = None
         self.node_counters: dict[str, dict[str, Any]] = {}
