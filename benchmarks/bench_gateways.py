@@ -10,13 +10,20 @@ For each number of gateways (default 1, 2, 4, 8), in one run:
   service VIP (through the gateways), without and with continuous id updates,
   and their ratio; beside it the A/A calibration ratio (two phases without
   updates, from the same rounds), the noise floor of this machine right now;
-* the CPU time the updates cost: seconds the controller process and the
-  switch daemons' ``ovs-vswitchd`` processes used per id update while
-  iperf3 ran with updates, beyond what they used in the same time without.
+* the CPU time the updates cost: milliseconds the controller process and the
+  switch daemons' ``ovs-vswitchd`` processes used per id update while the
+  latency phase sent them back to back without user traffic, beyond what they
+  use in the same time idle (with traffic, the daemons' forwarding CPU falls
+  with the throughput and hides the updates' cost); beside it the
+  controller's own CPU per update during iperf3 (it forwards nothing);
+* what the updates do to forwarding: TCP retransmissions iperf3 reported
+  without and with updates, datapath misses the gateways sent through an
+  upcall per update while iperf3 ran, and how often a ``watch`` sync fell
+  back to purging (the controller's log).
 
 A gateway's part of an update is its stamp flow-mod, the barrier and the
 sync of its datapath (:mod:`controller.gateways.datapath`); the single round
-trip is the same three steps to one gateway. ``--datapath-sync purge,revalidate``
+trip is the same three steps to one gateway. ``--datapath-sync watch,purge``
 measures each way of that sync in turn, with a data center of its own per |G| and
 mode, so that their figures come from the same minutes of this machine.
 
@@ -35,13 +42,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from controller.gateways.client import GatewayClient  # noqa: E402
-from controller.gateways.datapath import SYNC_MODES  # noqa: E402
+from controller.gateways.datapath import FALLBACK_PURGE_LOG, SYNC_MODES  # noqa: E402
 from stats import percentile  # noqa: E402
 from testbed.network import DataCenter, machine_problem  # noqa: E402
 from topologies.addressing import DataCenterParams  # noqa: E402
@@ -61,9 +69,10 @@ def update_latencies(dc: DataCenter, first_id: int, count: int) -> tuple[list[fl
     return latencies, first_id + count
 
 
-def iperf(dc: DataCenter, seconds: float, attempts: int = 2) -> float:
-    """TCP throughput (bit/s) from the first external host to the first VIP (a run whose
-    control connection broke, which happens on a very busy machine, is run again)."""
+def iperf(dc: DataCenter, seconds: float, attempts: int = 2) -> tuple[float, int]:
+    """TCP throughput (bit/s) and retransmitted segments from the first external host to
+    the first VIP (a run whose control connection broke, which happens on a very busy
+    machine, is run again)."""
     client = dc.host(dc.plan.externals[0].name)
     vip = dc.plan.services[0].vip
     errors = []
@@ -73,7 +82,9 @@ def iperf(dc: DataCenter, seconds: float, attempts: int = 2) -> float:
         out, _ = run.communicate(timeout=seconds + 30)
         report = json.loads(out)
         if "error" not in report:
-            return float(report["end"]["sum_received"]["bits_per_second"])
+            end = report["end"]
+            return (float(end["sum_received"]["bits_per_second"]),
+                    int(end["sum_sent"].get("retransmits", 0)))
         errors.append(report["error"])
     raise RuntimeError(f"iperf3: {'; '.join(errors)}")
 
@@ -89,8 +100,8 @@ def start_iperf_server(dc: DataCenter) -> subprocess.Popen[str]:
 
 
 def iperf_while_updating(dc: DataCenter, seconds: float, first_id: int,
-                         rate: float) -> tuple[float, float]:
-    """(id updates per second, iperf3 bit/s) with id updates during the run.
+                         rate: float) -> tuple[float, tuple[float, int]]:
+    """(id updates per second, iperf3 bit/s and retransmits) with id updates during the run.
 
     ``rate`` 0: back to back; otherwise paced at ``rate`` updates per second.
     """
@@ -129,6 +140,35 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_ms_per_update(groups: dict[str, list[int]],
+                      run: Callable[[], int]) -> dict[str, float]:
+    """CPU milliseconds each group of processes used per update while ``run()`` made its
+    updates (it returns how many), beyond what the group uses in as long idle."""
+    used, began = {name: cpu_seconds(pids) for name, pids in groups.items()}, time.monotonic()
+    count = run()
+    elapsed = time.monotonic() - began
+    busy = {name: cpu_seconds(pids) - used[name] for name, pids in groups.items()}
+    used = {name: cpu_seconds(pids) for name, pids in groups.items()}
+    time.sleep(elapsed)  # the same span without updates: the daemons' own background work
+    return {name: (busy[name] - (cpu_seconds(pids) - used[name])) / max(1, count) * 1e3
+            for name, pids in groups.items()}
+
+
+def gateway_upcalls(dc: DataCenter) -> int:
+    """Datapath misses the gateways' daemons have sent through an upcall so far."""
+    total = 0
+    for gateway in dc.plan.gateways:
+        stats = dc.switch_daemon(gateway.name).appctl("dpif-netdev/pmd-stats-show")
+        total += sum(int(line.rsplit(":", 1)[1]) for line in stats.splitlines()
+                     if line.strip().startswith("miss with success upcall:"))
+    return total
+
+
+def fallback_purges(dc: DataCenter) -> int:
+    """How often a gateway's flows did not follow in time and were purged (controller log)."""
+    return dc.controller_log.read_text(errors="replace").count(FALLBACK_PURGE_LOG)
+
+
 def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rate: float,
             prefix: str, datapath_sync: str) -> dict[str, Any]:
     # One backend behind the VIP, so iperf3's control and data connections meet.
@@ -139,35 +179,46 @@ def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rat
         gateway_names = [g.name for g in dc.plan.gateways]
         roundtrips = [dc.controller.roundtrip(gateway_names[i % gateways])
                       for i in range(updates)]
-        latencies, next_id = update_latencies(dc, 1, updates)
-        server = start_iperf_server(dc)
         assert dc.daemons is not None and dc.controller_process is not None
         controller = [dc.controller_process.pid]
         switchds = [d.switch.pid for d in dc.daemons.daemons.values() if d.switch is not None]
+        latencies: list[float] = []
+
+        def latency_phase() -> int:
+            latencies.extend(update_latencies(dc, 1, updates)[0])
+            return updates
+
+        cpu_ms = cpu_ms_per_update({"controller": controller, "switchd": switchds},
+                                   latency_phase)
+        next_id = 10**6
+        server = start_iperf_server(dc)
         quiet, calibration, busy, update_rates = [], [], [], []
-        cpu: dict[str, list[float]] = {"controller": [], "switchd": []}
+        retransmits: dict[str, list[int]] = {"quiet": [], "updating": []}
+        controller_busy: list[float] = []
+        upcalls: list[float] = []
         try:
             for _ in range(rounds):  # alternate, so drifting background load hits all alike
-                quiet.append(iperf(dc, seconds))
-                used = {"controller": cpu_seconds(controller), "switchd": cpu_seconds(switchds)}
-                began = time.monotonic()
-                rate, throughput = iperf_while_updating(dc, seconds, next_id, update_rate)
-                elapsed, count = time.monotonic() - began, rate * (time.monotonic() - began)
-                busy_cpu = {"controller": cpu_seconds(controller) - used["controller"],
-                            "switchd": cpu_seconds(switchds) - used["switchd"]}
+                bits, resent = iperf(dc, seconds)
+                quiet.append(bits)
+                retransmits["quiet"].append(resent)
+                used, began = cpu_seconds(controller), time.monotonic()
+                missed = gateway_upcalls(dc)
+                rate, (bits, resent) = iperf_while_updating(dc, seconds, next_id, update_rate)
+                elapsed = time.monotonic() - began
+                upcalls.append((gateway_upcalls(dc) - missed) / max(1.0, rate * elapsed))
+                controller_used = cpu_seconds(controller) - used
                 next_id += 10**6
                 update_rates.append(rate)
-                busy.append(throughput)
-                used = {"controller": cpu_seconds(controller), "switchd": cpu_seconds(switchds)}
-                began = time.monotonic()
-                calibration.append(iperf(dc, seconds))
-                scale = elapsed / (time.monotonic() - began)
-                for part, pids in (("controller", controller), ("switchd", switchds)):
-                    idle = (cpu_seconds(pids) - used[part]) * scale
-                    cpu[part].append((busy_cpu[part] - idle) / max(1.0, count))
+                busy.append(bits)
+                retransmits["updating"].append(resent)
+                used, began = cpu_seconds(controller), time.monotonic()
+                calibration.append(iperf(dc, seconds)[0])
+                idle = (cpu_seconds(controller) - used) * elapsed / (time.monotonic() - began)
+                controller_busy.append((controller_used - idle) / max(1.0, rate * elapsed))
         finally:
             server.terminate()
             server.wait(timeout=10)
+        purged = fallback_purges(dc)
     without = statistics.median(quiet + calibration)
     return {
         "gateways": gateways,
@@ -184,8 +235,14 @@ def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rat
         "calibration_ratio": statistics.median(calibration) / statistics.median(quiet),
         "updates_per_s_during_iperf": statistics.median(update_rates),
         "update_mean_ms": statistics.fmean(latencies) * 1e3,
-        "controller_cpu_ms_per_update": statistics.median(cpu["controller"]) * 1e3,
-        "switchd_cpu_ms_per_update": statistics.median(cpu["switchd"]) * 1e3,
+        "controller_cpu_ms_per_update": cpu_ms["controller"],
+        "switchd_cpu_ms_per_update": cpu_ms["switchd"],
+        "controller_cpu_ms_per_update_during_iperf": statistics.median(controller_busy) * 1e3,
+        "iperf_retransmits_quiet": statistics.median(retransmits["quiet"]),
+        "iperf_retransmits_updating": statistics.median(retransmits["updating"]),
+        "gateway_upcalls_per_update": statistics.median(upcalls),
+        "fallback_purges": purged,
+        "load_average": os.getloadavg()[0],
     }
 
 
@@ -220,9 +277,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_gateways: {problem}", file=sys.stderr)
         return 2
     results = []
-    print(f"{'|G|':>4} {'sync':>10} {'update p50':>11} {'p99':>8} {'1 gateway p50':>14} {'p99':>8}"
+    print(f"{'|G|':>4} {'sync':>6} {'update p50':>11} {'p99':>8} {'1 gateway p50':>14} {'p99':>8}"
           f" {'iperf Mb/s':>11} {'w/ updates':>11} {'ratio':>6} {'A/A':>6} {'upd/s':>7}"
-          f" {'CPU ms/update ctl':>18} {'switchd':>8}")
+          f" {'CPU ms/update ctl':>18} {'switchd':>8} {'ctl in iperf':>12}"
+          f" {'retransmits':>12} {'w/ upd':>7} {'upcalls/upd':>11} {'purged':>6} {'load':>5}")
     for gateways, mode in ((g, m) for g in sizes for m in modes):
         try:
             row = measure(gateways, args.updates, args.iperf_seconds, args.rounds,
@@ -231,14 +289,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench_gateways: {error}", file=sys.stderr)
             return 2
         results.append(row)
-        print(f"{gateways:>4} {mode:>10} {row['update_p50_ms']:>9.2f}ms"
+        print(f"{gateways:>4} {mode:>6} {row['update_p50_ms']:>9.2f}ms"
               f" {row['update_p99_ms']:>6.2f}ms"
               f" {row['roundtrip_p50_ms']:>12.2f}ms {row['roundtrip_p99_ms']:>6.2f}ms"
               f" {row['iperf_quiet_mbps']:>11.1f} {row['iperf_updating_mbps']:>11.1f}"
               f" {row['throughput_ratio']:>6.3f} {row['calibration_ratio']:>6.3f}"
               f" {row['updates_per_s_during_iperf']:>7.0f}"
               f" {row['controller_cpu_ms_per_update']:>18.2f}"
-              f" {row['switchd_cpu_ms_per_update']:>8.2f}", flush=True)
+              f" {row['switchd_cpu_ms_per_update']:>8.2f}"
+              f" {row['controller_cpu_ms_per_update_during_iperf']:>12.2f}"
+              f" {row['iperf_retransmits_quiet']:>12.0f} {row['iperf_retransmits_updating']:>7.0f}"
+              f" {row['gateway_upcalls_per_update']:>11.2f}"
+              f" {row['fallback_purges']:>6} {row['load_average']:>5.1f}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

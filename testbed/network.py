@@ -50,7 +50,6 @@ from controller.gateways.client import ControllerError, GatewayClient
 from controller.gateways.rules import dropped_ttls
 from testbed.scoped import Scoped
 from testbed.switchd import (
-    FREQUENT_REVALIDATION,
     SwitchDaemon,
     SwitchDaemons,
     daemon_problem,
@@ -180,9 +179,7 @@ class DataCenter(Scoped):
         self.record.add_directory(self.workdir)
         self.plan_file.write_text(self.plan.to_json())
         self.secret = RunSecret.create(self.workdir)
-        frequent = self.datapath_sync == "revalidate"
-        self.daemons = SwitchDaemons(self.workdir / "ovs", [g.name for g in self.plan.gateways],
-                                     FREQUENT_REVALIDATION if frequent else None)
+        self.daemons = SwitchDaemons(self.workdir / "ovs", [g.name for g in self.plan.gateways])
         self.daemons.rundir.mkdir()
         self.daemons.start(self.record.add_process)
         self._start_controller_on_free_ports()

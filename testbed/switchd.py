@@ -38,7 +38,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 VSWITCH_SCHEMA_CANDIDATES = (Path("/usr/share/openvswitch/vswitch.ovsschema"),
@@ -49,11 +49,6 @@ DAEMON_OTHER_CONFIG = {"n-handler-threads": "1", "n-revalidator-threads": "1"}
 """Per-daemon ``Open_vSwitch other_config``: one handler and one revalidator each (the
 userspace datapath handles misses in the forwarding thread; 2 cores are shared by
 all daemons)."""
-FREQUENT_REVALIDATION = {"max-revalidator": "10"}
-"""Extra ``other_config`` for the gateways' daemons when updates wait for a revalidation
-pass (``controller.gateways.datapath``, ``revalidate``): a pass at least every 10 ms
-instead of every 500 ms, so that the wait does not last until a timer that nothing else
-brings forward."""
 START_TIMEOUT = 20.0
 
 
@@ -88,8 +83,6 @@ class SwitchDaemon:
 
     name: str
     rundir: Path
-    other_config: dict[str, str] = field(default_factory=dict)
-    """Settings beside ``DAEMON_OTHER_CONFIG``."""
     database: subprocess.Popen[bytes] | None = None
     switch: subprocess.Popen[bytes] | None = None
 
@@ -139,8 +132,7 @@ class SwitchDaemon:
             f"--log-file={self.path('ovsdb.log')}", "--no-chdir", "-vconsole:off",
         ], "ovsdb-server", on_process)
         self._wait_for(self.db_socket, self.database)
-        other_config = {**DAEMON_OTHER_CONFIG, **self.other_config}
-        settings = [f"other_config:{key}={value}" for key, value in other_config.items()]
+        settings = [f"other_config:{key}={value}" for key, value in DAEMON_OTHER_CONFIG.items()]
         deadline = time.monotonic() + START_TIMEOUT
         while True:  # the socket file exists a moment before the server listens on it
             init = subprocess.run(self.vsctl_command("--no-wait", "init", "--", "set",
@@ -196,12 +188,11 @@ class SwitchDaemons:
 
     BRIDGES = "bridges"
 
-    def __init__(self, rundir: Path, gateways: list[str],
-                 gateway_config: dict[str, str] | None = None) -> None:
+    def __init__(self, rundir: Path, gateways: list[str]) -> None:
         self.rundir = rundir
         self.gateways = list(gateways)
         self.daemons = {self.FABRIC: SwitchDaemon(self.FABRIC, rundir / self.FABRIC)}
-        self.daemons.update({name: SwitchDaemon(name, rundir / name, dict(gateway_config or {}))
+        self.daemons.update({name: SwitchDaemon(name, rundir / name)
                              for name in gateways})
 
     def of_switch(self, switch: str) -> SwitchDaemon:

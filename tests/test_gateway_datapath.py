@@ -1,7 +1,9 @@
 """A gateway's datapath sync: the unixctl commands each mode sends, and failures reported.
 
 A small JSON-RPC server on a unix socket stands in for the switch daemon's
-unixctl socket; it records each method and answers it (or refuses one).
+unixctl socket; it records each method and answers it (or refuses one). Its
+``dpctl/dump-flows`` answers come from a list of dumps, the last one repeated:
+the datapath's flows as the revalidator rewrites them.
 """
 
 from __future__ import annotations
@@ -14,15 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from controller.gateways.datapath import SYNC_MODES, DatapathApplier
+from controller.gateways.datapath import SYNC_MODES, DatapathApplier, stale_flows
+from controller.gateways.stamping import MARKS, mark_reached, stamp_mark
 
 
 class FakeUnixctl:
     """Answers every request on ``path``; methods in ``refuse`` get an error reply."""
 
-    def __init__(self, path: Path, refuse: frozenset[str] = frozenset()) -> None:
+    def __init__(self, path: Path, refuse: frozenset[str] = frozenset(),
+                 dumps: tuple[str, ...] = ("",)) -> None:
         self.methods: list[str] = []
         self.refuse = refuse
+        self.dumps = list(dumps)
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.server.bind(str(path))
         self.server.listen()
@@ -41,40 +46,81 @@ class FakeUnixctl:
                 pending = pending[end:]
                 self.methods.append(request["method"])
                 refused = request["method"] in self.refuse
-                reply = {"id": request["id"], "result": None if refused else "",
+                result = ""
+                if request["method"] == "dpctl/dump-flows":
+                    result = self.dumps.pop(0) if len(self.dumps) > 1 else self.dumps[0]
+                reply = {"id": request["id"], "result": None if refused else result,
                          "error": "refused\n" if refused else None}
                 connection.sendall(json.dumps(reply).encode() + b"\n")
 
 
-def sync_once(tmp_path: Path, mode: str, refuse: frozenset[str] = frozenset()
-              ) -> tuple[str | None, list[str]]:
+def flow(mark: int | None) -> str:
+    """One line of ``dpctl/dump-flows``: a flow of the stamp path marking ``mark`` (None: a
+    flow that sets no mark, such as in-group traffic that keeps its id)."""
+    marking = "" if mark is None else f"set(skb_mark({mark:#x})),"
+    return ("skb_mark(0),recirc_id(0),in_port(1),eth_type(0x0800),ipv4(src=10.200.0.1,"
+            "dst=10.100.0.1,proto=17,tos=0/0xfc,frag=no), packets:9, bytes:450, used:0.001s, "
+            f"actions:set(ipv4(dst=10.1.1.1,tos=0x8/0xfc)),{marking}2")
+
+
+def sync_once(tmp_path: Path, mode: str, refuse: frozenset[str] = frozenset(),
+              dumps: tuple[str, ...] = ("",), mark: int = 7) -> tuple[str | None, list[str]]:
     path = tmp_path / "vswitchd.ctl"
-    daemon = FakeUnixctl(path, refuse)
+    daemon = FakeUnixctl(path, refuse, dumps)
     applier = DatapathApplier("gw1", path, mode)
     results: queue.SimpleQueue[str | None] = queue.SimpleQueue()
     applier.start()
-    applier.after_sync(results.put)
+    applier.after_sync(mark, results.put)
     failure = results.get(timeout=10)
     applier.stop()
     return failure, daemon.methods
 
 
-@pytest.mark.parametrize(("mode", "methods"), [
-    ("purge", ["revalidator/purge"]),
-    ("revalidate", ["revalidator/wait", "revalidator/wait"]),
-])
-def test_each_mode_sends_its_commands(tmp_path: Path, mode: str, methods: list[str]) -> None:
-    failure, sent = sync_once(tmp_path, mode)
+def test_purge_empties_the_flow_cache(tmp_path: Path) -> None:
+    failure, sent = sync_once(tmp_path, "purge")
     assert failure is None
-    assert sent == methods
+    assert sent == ["revalidator/purge"]
 
 
-def test_a_refused_command_fails_the_update(tmp_path: Path) -> None:
-    failure, _ = sync_once(tmp_path, "revalidate", frozenset({"revalidator/wait"}))
+def test_watch_reads_the_flows_until_every_marking_flow_has_the_new_mark(
+        tmp_path: Path) -> None:
+    stale = flow(stamp_mark(6))
+    fresh = flow(stamp_mark(7))
+    dumps = (stale + "\n" + flow(None), stale, fresh + "\n" + flow(None))
+    failure, sent = sync_once(tmp_path, "watch", dumps=dumps, mark=stamp_mark(7))
+    assert failure is None
+    assert sent == ["dpctl/dump-flows"] * 3
+
+
+def test_watch_takes_a_later_mark_and_no_flow_as_holding(tmp_path: Path) -> None:
+    for dumps in ((flow(stamp_mark(9)),), ("",), (flow(None),)):
+        failure, sent = sync_once(tmp_path, "watch", dumps=dumps, mark=stamp_mark(7))
+        assert (failure, sent) == (None, ["dpctl/dump-flows"])
+        (tmp_path / "vswitchd.ctl").unlink()
+
+
+def test_watch_purges_flows_that_do_not_follow_in_time(tmp_path: Path) -> None:
+    failure, sent = sync_once(tmp_path, "watch", dumps=(flow(stamp_mark(6)),),
+                              mark=stamp_mark(7))
+    assert failure is None
+    assert sent[-1] == "revalidator/purge" and set(sent[:-1]) == {"dpctl/dump-flows"}
+
+
+def test_marks_compare_as_serial_numbers_across_the_wrap() -> None:
+    assert stamp_mark(0) != 0 and stamp_mark(MARKS - 1) == MARKS
+    assert mark_reached(stamp_mark(MARKS), stamp_mark(MARKS - 1))
+    assert not mark_reached(stamp_mark(MARKS - 1), stamp_mark(MARKS))
+    assert stale_flows(flow(stamp_mark(MARKS)), stamp_mark(MARKS - 2)) == []
+
+
+@pytest.mark.parametrize("mode", SYNC_MODES)
+def test_a_refused_command_fails_the_update(tmp_path: Path, mode: str) -> None:
+    refused = frozenset({"revalidator/purge", "dpctl/dump-flows"})
+    failure, _ = sync_once(tmp_path, mode, refused)
     assert failure is not None and "refused" in failure
 
 
 def test_an_unknown_mode_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="sync mode"):
         DatapathApplier("gw1", tmp_path / "vswitchd.ctl", "flush")
-    assert "purge" in SYNC_MODES
+    assert SYNC_MODES[0] == "watch"

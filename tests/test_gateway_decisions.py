@@ -12,6 +12,7 @@ from controller.gateways.decisions import (
 )
 from controller.gateways.maglev import FlowKey, MaglevTable
 from controller.gateways.rules import Output, SetField
+from controller.gateways.stamping import stamp_mark
 from topologies.addressing import DataCenterParams, build_plan
 
 PLAN = build_plan(DataCenterParams(gateways=3))
@@ -33,7 +34,8 @@ def test_update_sends_every_stamp_before_any_observe_rule() -> None:
     wire = IdSpace().to_wire(4)
     for op in ops[:3]:
         assert isinstance(op, ReplaceStamp)
-        assert op.rule.actions == (SetField("ip_dscp", wire),) and op.snapshot_id == 4
+        assert op.rule.actions == (SetField("ip_dscp", wire), SetField("pkt_mark", stamp_mark(4)))
+        assert op.snapshot_id == 4
     assert not update.complete and not update.settled
 
 
@@ -71,7 +73,8 @@ def test_disconnected_gateway_fails_at_once_but_stamps_the_new_id_when_back() ->
     assert all(op.rule.switch != GATEWAYS[0] for op in ops if isinstance(op, ReplaceStamp))
     stamps = [op.rule for op in controller.on_connect(GATEWAYS[0])
               if isinstance(op, Install) and op.rule.table == "stamp"]
-    assert [r.actions for r in stamps] == [(SetField("ip_dscp", IdSpace().to_wire(3)),)]
+    assert [r.actions for r in stamps] == [
+        (SetField("ip_dscp", IdSpace().to_wire(3)), SetField("pkt_mark", stamp_mark(3)))]
 
 
 def test_expired_update_reports_the_silent_gateways() -> None:

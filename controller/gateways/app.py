@@ -39,7 +39,7 @@ from os_ken.ofproto import ofproto_v1_3
 
 from beaver.ids import IdSpace, tos_to_dscp
 from controller.gateways.control import ControlServer
-from controller.gateways.datapath import DatapathApplier
+from controller.gateways.datapath import SYNC_MODES, DatapathApplier
 from controller.gateways.decisions import (
     GatewayController,
     Install,
@@ -58,6 +58,7 @@ from controller.gateways.pipeline import (
     table,
 )
 from controller.gateways.rules import Rule
+from controller.gateways.stamping import stamp_mark
 from topologies.addressing import AddressPlan
 from topologies.secret import RunSecret
 
@@ -81,7 +82,7 @@ class AppSettings:
     update at its barrier reply, without waiting for its datapath)."""
     data_loss: float = 0.0
     """Share of in-group datagrams the leaves drop (see ``rules.loss_rules``)."""
-    datapath_sync: str = "purge"
+    datapath_sync: str = SYNC_MODES[0]
     """How a gateway's new rules are made to hold in its datapath (``datapath.SYNC_MODES``)."""
 
 
@@ -289,8 +290,9 @@ class GatewayApp(app_manager.OSKenApp):
             self.probing ^= {gateway}
             sent_at = time.monotonic()
             self._send_rule(self.decisions.probe_rule(gateway), delete=delete)
+            mark = stamp_mark(self.decisions.gateways[gateway].current)
             self._barrier(datapath, lambda now: self._apply(
-                gateway, datapath, now, lambda at, failure: acked.append(at)))
+                gateway, datapath, now, mark, lambda at, failure: acked.append(at)))
             self.changed.wait_for(lambda: bool(acked),
                                   timeout=self.settings.update_timeout)  # type: ignore[union-attr]
             if not acked:
@@ -350,14 +352,16 @@ class GatewayApp(app_manager.OSKenApp):
         self._send_rule(op.rule)
         if op.acknowledged:
             self._barrier(datapath, lambda now: self._apply(
-                gateway, datapath, now, lambda at, failure: self._send_ops(
+                gateway, datapath, now, stamp_mark(op.snapshot_id),
+                lambda at, failure: self._send_ops(
                     self.decisions.stamp_acked(gateway, at, failure))))
 
-    def _apply(self, gateway: str, datapath: Any, barrier_at: float,
+    def _apply(self, gateway: str, datapath: Any, barrier_at: float, mark: int,
                done: Callable[[float, str | None], None]) -> None:
         """The barrier of ``gateway`` came back on ``datapath`` (lock held): ``done(time,
-        failure)`` once its datapath flows follow the new rules: at once without an
-        applier, else from its thread, if the connection is still the same."""
+        failure)`` once its datapath flows follow the new rules (they stamp ``mark`` or a
+        later one): at once without an applier, else from its thread, if the connection is
+        still the same."""
         applier = self.appliers.get(gateway)
         if applier is None:
             done(barrier_at, None)
@@ -370,7 +374,7 @@ class GatewayApp(app_manager.OSKenApp):
                     done(now, failure)
                 self.changed.notify_all()
 
-        applier.after_sync(synced)
+        applier.after_sync(mark, synced)
 
     def _send_rule(self, rule: Rule, delete: bool = False) -> None:
         datapath = self.datapaths[rule.switch]

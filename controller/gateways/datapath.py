@@ -3,28 +3,36 @@
 A barrier reply from Open vSwitch says that the flow-mods before it are in
 the OpenFlow tables, not that packets see them: the userspace datapath keeps
 forwarding with its cached datapath flows until a revalidator re-translates
-them, and the revalidator starts at most once every 5 ms. Measured here,
-packets sent after the barrier reply still carried the old id in 30-90 % of
-updates (docs/dataplane.md). So after the barrier of an id update, the
-controller makes the rules hold over the daemon's unixctl socket (one
-persistent connection speaking the JSON-RPC that ``ovs-appctl`` speaks), in
-one of two ways (``SYNC_MODES``):
+them. Measured here, packets sent after the barrier reply still carried the
+old id in 30-90 % of updates (docs/dataplane.md). So after the barrier of an
+id update, the controller makes sure the datapath follows the new rules,
+over the daemon's unixctl socket (one persistent connection speaking the
+JSON-RPC that ``ovs-appctl`` speaks), in one of two ways (``SYNC_MODES``):
 
-* ``purge`` (the default): empty the gateway's datapath flow cache
+* ``watch`` (the default): read the gateway's datapath flows
+  (``dpctl/dump-flows``) until every flow that went through the stamp rule
+  carries the update's mark. The stamp rule marks each packet it stamps
+  with the snapshot id in ``pkt_mark`` (:func:`stamp_mark`), a field no
+  packet arrives with and no port sends out, so every cached flow of the
+  stamp path shows the id it stamps in its actions (``set(skb_mark(..))``),
+  whatever header bits carry the id on the wire. The flow-mod itself makes
+  the daemon's revalidator re-translate its cached flows (a pass starts at
+  most 5 ms after the previous one started), and the flows stay cached:
+  no packet goes back through an upcall. What the dump shows is what
+  packets get, so the check is sound by construction. Should the flows not
+  follow within ``WATCH_TIMEOUT``, the applier purges them (below).
+* ``purge``: empty the gateway's datapath flow cache
   (``revalidator/purge``: the datapath flows and the revalidators' records
   of them), so the next packet misses and is translated with the new rules;
   ``dpctl/del-flows`` leaves the records, and every packet then took the
-  slow path until the next revalidation.
-* ``revalidate``: wait until a revalidation pass that started
-  after the update has ended. That pass re-translates every cached flow of
-  the gateway with the new rules and rewrites those whose actions changed;
-  the flows stay cached, so no packet goes back through an upcall. OVS's
-  ``revalidator/wait`` answers when the pass in progress, or else the next
-  one, ends (it reads the pass counter when the command arrives and answers
-  when it moves), and a pass in progress may have started before the
-  flow-mod: so the applier waits twice, and the second answer is for a pass
-  that started after the first ended. The gateways' daemons then run a pass
-  at least every 10 ms (``testbed.switchd.FREQUENT_REVALIDATION``).
+  slow path until the next revalidation. Every flow then goes back through
+  an upcall after every update.
+
+Waiting for revalidation passes with ``revalidator/wait`` was tried and
+dropped: that command only sees passes that end after it arrives, the pass
+the flow-mod starts has often ended by then, and the next one comes only
+after ``min(other_config:max-idle, 500 ms)`` (Open vSwitch 3.1 does not
+apply ``max-revalidator`` to that timer).
 
 The gateway runs on a switch daemon of its own (:mod:`testbed.switchd`), so
 either touches only that gateway's few cached flows.
@@ -39,17 +47,40 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import re
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+from controller.gateways.stamping import mark_reached
+
 log = logging.getLogger("beaver.controller.datapath")
 UNIXCTL_TIMEOUT = 5.0
-SYNC_MODES = ("purge", "revalidate")
-"""How an applier makes new rules hold, the default first: empty the flow cache, or wait
-for a revalidation pass that started after them (the cached flows stay and are
-re-checked; measured slower here, see docs/dataplane.md)."""
+Callback = Callable[[str | None], None]
+SYNC_MODES = ("watch", "purge")
+"""How an applier makes new rules hold, the default first: watch the cached flows follow
+them, or empty the flow cache (see docs/dataplane.md for both, measured)."""
+WATCH_TIMEOUT = 0.2
+"""Seconds the ``watch`` mode waits for the flows to follow before it purges them."""
+WATCH_FIRST_PAUSE = 0.0005
+WATCH_LONGEST_PAUSE = 0.004
+"""Seconds between two reads of the flows: doubling from the first, up to the longest."""
+FALLBACK_PURGE_LOG = "purging them"
+"""What the controller logs when a ``watch`` sync falls back to purging."""
+FLOW_MARK = re.compile(r"skb_mark\((0x[0-9a-fA-F]+|[0-9]+)")
+
+
+def stale_flows(dump: str, mark: int) -> list[str]:
+    """The flows of a ``dpctl/dump-flows`` output that mark packets older than ``mark``."""
+    stale = []
+    for line in dump.splitlines():
+        _, separator, actions = line.partition(" actions:")
+        marks = [int(found, 0) for found in FLOW_MARK.findall(actions)] if separator else []
+        if any(not mark_reached(found, mark) for found in marks):
+            stale.append(line)
+    return stale
 
 
 class UnixctlError(RuntimeError):
@@ -115,7 +146,7 @@ class DatapathApplier:
         self.gateway = gateway
         self.mode = mode
         self.unixctl = Unixctl(control_socket)
-        self._work: queue.SimpleQueue[Callable[[str | None], None] | None] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[tuple[int, Callback] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f"apply-{gateway}")
 
@@ -125,28 +156,44 @@ class DatapathApplier:
     def stop(self) -> None:
         self._work.put(None)
 
-    def after_sync(self, done: Callable[[str | None], None]) -> None:
-        """Make the rules hold (:meth:`sync`), then ``done(None)``, or ``done(reason)``."""
-        self._work.put(done)
+    def after_sync(self, mark: int, done: Callback) -> None:
+        """Make the rules hold (:meth:`sync`), then ``done(None)``, or ``done(reason)``.
 
-    def sync(self) -> None:
+        ``mark``: the :func:`~controller.gateways.stamping.stamp_mark` of the id the
+        gateway's stamp rule in the tables stamps now (or a later one).
+        """
+        self._work.put((mark, done))
+
+    def sync(self, mark: int) -> None:
         """Return once packets see the rules that were in the tables when this was called."""
-        if self.mode == "purge":
-            self.unixctl.call("revalidator/purge")
+        if self.mode == "watch" and self._watch(mark):
             return
-        # ``revalidator/wait`` answers when the pass in progress (or the next) ends, and that
-        # pass may have started before the flow-mod; the pass after it cannot have.
-        self.unixctl.call("revalidator/wait")
-        self.unixctl.call("revalidator/wait")
+        self.unixctl.call("revalidator/purge")
+
+    def _watch(self, mark: int) -> bool:
+        """True once no cached flow marks an id older than ``mark``; False after the timeout."""
+        deadline = time.monotonic() + WATCH_TIMEOUT
+        pause = WATCH_FIRST_PAUSE
+        while True:
+            stale = stale_flows(self.unixctl.call("dpctl/dump-flows"), mark)
+            if not stale:
+                return True
+            if time.monotonic() >= deadline:
+                log.warning("gateway %s: %d datapath flows still stamp an older id after %.0f "
+                            "ms: %s", self.gateway, len(stale), WATCH_TIMEOUT * 1e3,
+                            FALLBACK_PURGE_LOG)
+                return False
+            time.sleep(pause)
+            pause = min(2 * pause, WATCH_LONGEST_PAUSE)
 
     def _run(self) -> None:
         while True:
-            done = self._work.get()
-            if done is None:
+            work = self._work.get()
+            if work is None:
                 self.unixctl.close()
                 return
-            # Requests that queued up meanwhile are all served by one sync.
-            batch = [done]
+            # Requests that queued up meanwhile are all served by one sync, for the newest mark.
+            batch = [work]
             while True:
                 try:
                     more = self._work.get_nowait()
@@ -156,11 +203,15 @@ class DatapathApplier:
                     self._work.put(None)
                     break
                 batch.append(more)
+            newest = batch[0][0]
+            for mark, _ in batch[1:]:
+                if mark_reached(mark, newest):
+                    newest = mark
             try:
-                self.sync()
+                self.sync(newest)
                 failure = None
             except UnixctlError as error:
                 failure = f"datapath sync failed: {error}"
                 log.error("gateway %s: %s", self.gateway, failure)
-            for callback in batch:
+            for _, callback in batch:
                 callback(failure)

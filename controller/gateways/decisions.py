@@ -39,7 +39,7 @@ from controller.gateways.rules import (
     match,
     spine_for_leaf,
 )
-from controller.gateways.stamping import StampLane
+from controller.gateways.stamping import StampLane, stamp_mark
 from controller.gateways.updates import IdUpdate
 from topologies.addressing import AddressPlan, InGroupHost
 
@@ -141,9 +141,12 @@ class GatewayController:
 
     # -- stamping ---------------------------------------------------------------------------
     def stamp_rule(self, gateway: str) -> Rule:
+        """Stamp the gateway's id, and mark it in ``pkt_mark`` (see ``stamping.stamp_mark``)."""
+        current = self.gateways[gateway].current
         return Rule(
             gateway, "stamp", 10, match(eth_type=ETH_TYPE_IP),
-            (SetField("ip_dscp", self.gateways[gateway].stamp()),),
+            (SetField("ip_dscp", self.gateways[gateway].stamp()),
+             SetField("pkt_mark", stamp_mark(current))),
             goto="balance", cookie=cookie(Purpose.STAMP, self.gateways[gateway].current),
         )
 

@@ -63,3 +63,23 @@ class StampLane(Generic[Part]):
         self.in_flight.clear()
         self.waiting = []
         return parts
+
+
+MARKS = 1 << 31
+"""Distinct ``pkt_mark`` values the stamp rule uses (1..MARKS; 0 is every packet's own)."""
+
+
+def stamp_mark(snapshot_id: int) -> int:
+    """The ``pkt_mark`` the stamp rule for ``snapshot_id`` gives every packet it stamps.
+
+    The mark never leaves the gateway's switch daemon (no port sends it out); it is there
+    so that each cached datapath flow of the stamp path shows which id it stamps
+    (:mod:`controller.gateways.datapath` reads them to know when an update holds). It is
+    never 0, the mark packets arrive with, so the flow's actions always set it.
+    """
+    return snapshot_id % MARKS + 1
+
+
+def mark_reached(mark: int, wanted: int) -> bool:
+    """True if ``mark`` is ``wanted`` or a later one (serial arithmetic over the marks)."""
+    return (mark - wanted) % MARKS < MARKS // 2
