@@ -14,7 +14,17 @@ of the same run:
    second (default 100), and user latency p50/p99: external key-value
    clients' requests through the gateways to the VIP (the bank has no
    request/reply traffic to time), without and with snapshots at that rate;
-   printed as ratios;
+   printed as ratios, with the snapshot rate each phase reached. The bank's
+   rate drifts down through a run whatever the snapshots do: every credit
+   from the relay is one flow, which the gateways send to one backend, so
+   money gathers there and the other shards, short of funds, make fewer
+   transfers, until the money settles (measured here: from ~390 to ~270
+   credits/s within ~25 s of the start). So the phases begin after
+   ``--settle`` seconds of workload, and are cut into ``--rounds`` rounds of
+   four slices, without-with-with-without: both phases have the same mean
+   time in the run and a drift at a steady pace cancels out of the ratio.
+   The A/A calibration compares the outer without slices of each pair of
+   rounds with the inner ones (also the same mean time);
 3. bytes on the data links (every data-plane switch port's tx bytes, from
    ``ovs-ofctl dump-ports``; the management network is not counted) without
    snapshots and with ``--snapshot-rate`` snapshots per second, for each
@@ -46,6 +56,46 @@ from testbed.traffic import client_phase, data_tx_bytes, delivered
 from testbed.traffic import phase as snapshots_for
 
 PARTS = ("throughput", "latency", "bytes")
+ROUND = ("without", "with", "with", "without")
+"""The slices of one round of the bank's phases, in the order they run."""
+
+
+def start_rate(store: Store, run: int, first: int) -> float | None:
+    """Snapshots started per second from snapshot ``first`` on (first t0 to last)."""
+    starts = [row["t0"] for row in store.snapshot_rows(run) if row["snapshot_id"] >= first]
+    return (len(starts) - 1) / (starts[-1] - starts[0]) if len(starts) > 1 else None
+
+
+def bank_rounds(emulation: Emulation, args: argparse.Namespace) -> dict[str, Any]:
+    """Credits per second without and with snapshots, over ``args.rounds`` rounds of
+    :data:`ROUND` (each phase ``args.duration`` seconds in all), the A/A calibration, and
+    the snapshots started per second of the with slices."""
+    assert emulation.service is not None
+    seconds = args.duration / (2 * args.rounds)
+    snapshots_for(emulation, args.settle, None)
+    slices: list[tuple[str, float, float]] = []
+    started = 0
+    for _ in range(args.rounds):
+        for phase in ROUND:
+            before, began = delivered(emulation), time.monotonic()
+            newest = emulation.service.core.newest
+            snapshots_for(emulation, seconds, args.overhead_rate if phase == "with" else None)
+            slices.append((phase, delivered(emulation) - before, time.monotonic() - began))
+            started += emulation.service.core.newest - newest
+
+    def rate(chosen: list[tuple[str, float, float]]) -> float:
+        return sum(credits for _, credits, _ in chosen) / sum(took for _, _, took in chosen)
+
+    withouts = [piece for piece in slices if piece[0] == "without"]
+    outer = [piece for i, piece in enumerate(withouts) if i % 4 in (0, 3)]
+    inner = [piece for i, piece in enumerate(withouts) if i % 4 in (1, 2)]
+    return {"without": rate(withouts), "with": rate([p for p in slices if p[0] == "with"]),
+            "calibration": rate(inner) / rate(outer) if args.rounds > 1 else None,
+            "slices": [{"phase": phase, "credits_per_s": credits / took, "seconds": took}
+                       for phase, credits, took in slices],
+            "snapshot_rate": started / sum(took for phase, _, took in slices if phase == "with")}
+
+
 def bank_throughput(args: argparse.Namespace, store: Store) -> dict[str, Any]:
     settings = EmulationSettings(workload_rate=args.bank_rate)
     run = store.new_run("beaver", {"bench": "throughput"}, None, "measured")
@@ -54,11 +104,7 @@ def bank_throughput(args: argparse.Namespace, store: Store) -> dict[str, Any]:
         serial, parallel = (burst(emulation, args.probe, window)
                             for window in (1, args.window))
         rate = parallel.start_rate_hz or 0.0
-        rates = {}
-        for phase, snapshot_rate in (("without", None), ("with", args.overhead_rate)):
-            before, began = delivered(emulation), time.monotonic()
-            snapshots_for(emulation, args.duration, snapshot_rate)
-            rates[phase] = (delivered(emulation) - before) / (time.monotonic() - began)
+        rates = bank_rounds(emulation, args)
         emulation.stop_hosts()
         _, worth = judge_bursts(emulation, store, run, [serial, parallel])
     return {"sustained_snapshot_rate_hz": rate,
@@ -69,18 +115,24 @@ def bank_throughput(args: argparse.Namespace, store: Store) -> dict[str, Any]:
             "parallel_invariant_violations": worth.invariant_violations,
             "bank_credits_per_s_without": rates["without"],
             "bank_credits_per_s_with": rates["with"],
-            "bank_throughput_ratio": rates["with"] / rates["without"]}
+            "bank_throughput_ratio": rates["with"] / rates["without"],
+            "bank_calibration_ratio": rates["calibration"],
+            "bank_snapshot_rate_hz": rates["snapshot_rate"],
+            "bank_slices": rates["slices"]}
 
 
 def client_latency(args: argparse.Namespace, store: Store, rate: float) -> dict[str, Any]:
-    settings = EmulationSettings(service="kv", workload_rate=args.kv_rate)
+    settings = EmulationSettings(service="kv", workload_rate=args.kv_rate,
+                                 update_window=args.window)
     run = store.new_run("beaver", {"bench": "latency"}, None, "given")
     summaries = {}
     with Emulation(settings, store, run) as emulation:
+        assert emulation.service is not None
         emulation.tau_min(1.0)  # validity does not matter here; the kv sends through no relay
-        for phase, snapshot_rate in (("without", None), ("with", rate)):
-            summaries[phase] = client_phase(emulation, args.client_rate, args.duration,
-                                            snapshot_rate)
+        for phase, asked in (("without", None), ("with", rate)):
+            first = emulation.service.core.newest + 1
+            summaries[phase] = client_phase(emulation, args.client_rate, args.duration, asked)
+        reached = start_rate(store, run, first)
     without, with_ = summaries["without"], summaries["with"]
     return {
         "client_latency_ms_without": without["latency_ms"],
@@ -88,6 +140,7 @@ def client_latency(args: argparse.Namespace, store: Store, rate: float) -> dict[
         "client_p99_ratio": with_["latency_ms"]["p99"] / without["latency_ms"]["p99"],
         "client_replies_ratio": with_["replies"] / max(1, without["replies"]),
         "client_lost": {"without": without["lost"], "with": with_["lost"]},
+        "client_snapshot_rate_hz": reached,
     }
 
 
@@ -118,6 +171,11 @@ def link_bytes(args: argparse.Namespace, store: Store, protocol: str) -> dict[st
             "extra_bytes_per_snapshot": extra}
 
 
+def reached(value: float | None, form: str = ".0f") -> str:
+    """A figure that may be missing (fewer than two snapshots, one round), for printing."""
+    return "-" if value is None else format(value, form)
+
+
 def parallel_gain(figures: dict[str, Any]) -> float:
     """The pipelined start rate over the serial one of the same run (NaN without one)."""
     serial = figures["sustained_snapshot_rate_serial_hz"]
@@ -134,6 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overhead-rate", type=float, default=100.0,
                         help="snapshots per second in the throughput and latency phases "
                              "(default 100)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="rounds of without-with-with-without slices the bank's phases "
+                             "are cut into (default 2)")
+    parser.add_argument("--settle", type=float, default=15.0,
+                        help="seconds of bank workload before its phases (default 15)")
     parser.add_argument("--bank-rate", type=float, default=100.0,
                         help="bank transfers per second per host (throughput part)")
     parser.add_argument("--kv-rate", type=float, default=20.0,
@@ -153,9 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     protocols = args.protocols.split(",")
     parts = args.parts.split(",")
     unknown = sorted(set(protocols) - set(PROTOCOLS)) + sorted(set(parts) - set(PARTS))
-    if unknown or args.duration <= 0 or args.snapshot_rate <= 0 or args.overhead_rate <= 0:
+    if (unknown or args.duration <= 0 or args.snapshot_rate <= 0 or args.overhead_rate <= 0
+            or args.rounds < 1 or args.settle < 0):
         print(f"bench_run.py: unknown protocols or parts {unknown}, or non-positive "
-              "duration/rate", file=sys.stderr)
+              "duration/rate/rounds, or a negative settle", file=sys.stderr)
         return 2
     problem = machine_problem()
     if problem:
@@ -176,12 +240,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bank throughput: "
                   f"bank credits/s {figures['bank_credits_per_s_without']:.0f} without, "
                   f"{figures['bank_credits_per_s_with']:.0f} with {args.overhead_rate:g} "
-                  f"snapshots/s: ratio {figures['bank_throughput_ratio']:.3f}", flush=True)
+                  f"snapshots/s asked ({reached(figures['bank_snapshot_rate_hz'])} reached): "
+                  f"ratio {figures['bank_throughput_ratio']:.3f}, A/A "
+                  f"{reached(figures['bank_calibration_ratio'], '.3f')}", flush=True)
         if "latency" in parts:
             figures |= client_latency(args, store, args.overhead_rate)
             without, with_ = figures["client_latency_ms_without"], figures["client_latency_ms_with"]
             print(f"client latency p50/p99 {without['p50']}/{without['p99']} ms without, "
-                  f"{with_['p50']}/{with_['p99']} ms with snapshots: p99 ratio "
+                  f"{with_['p50']}/{with_['p99']} ms with snapshots "
+                  f"({reached(figures['client_snapshot_rate_hz'])}/s reached): p99 ratio "
                   f"{figures['client_p99_ratio']:.3f}, replies ratio "
                   f"{figures['client_replies_ratio']:.3f}", flush=True)
         figures["bytes"] = []
