@@ -1,6 +1,6 @@
 """The Beaver protocol core: pure state machines, no I/O, time passed in.
 
-- :mod:`~beaver.ids`: snapshot ids and their wire form (DSCP bits)
+- :mod:`~beaver.ids`: snapshot ids and their wire form (the TOS byte in the emulation)
 - :mod:`~beaver.gateway`: gateway stamping and optimistic marking
 - :mod:`~beaver.node`: in-group node rules (Beaver, Lai-Yang)
 - :mod:`~beaver.baselines`: Chandy-Lamport and polling nodes

@@ -2,9 +2,9 @@
 
 A *full id* is an unbounded non-negative integer: 0 is the epoch before any
 snapshot, snapshot k moves a process from epoch k-1 to epoch k. On the wire
-only a few header bits are available (6 DSCP bits in this testbed), so the
-wire form is the full id modulo the number of usable codes, compared with
-serial-number arithmetic (RFC 1982 style).
+only a few header bits are available, so the wire form is the full id
+modulo the number of usable codes, compared with serial-number arithmetic
+(RFC 1982 style).
 
 Wire code 0 is reserved for *unmarked* traffic (packets no Beaver process
 stamped, e.g. out-group traffic under a protocol without gateways), so the
@@ -16,9 +16,10 @@ coordinator never has more than ``window`` snapshots in flight), so a wire
 code decodes to the unique full id within ``window`` of the reference. A
 code that decodes to no such id is *out of window*: it is rejected, never
 adopted. Unique decoding needs ``2 * window + 1 <= codes``: at most 31
-snapshots in flight with 6 bits (the paper's prototype: 8191 with 14 bits).
-A smaller window leaves codes that no correct process can send, so corrupt
-or forged marks are caught.
+snapshots in flight with 6 bits, 127 with 8 (the paper's prototype: 8191
+with 14 bits). A smaller window leaves codes that no correct process can
+send, so corrupt or forged marks are caught: of the ``codes`` a process may
+receive, ``2 * window + 1`` decode and the rest are refused.
 
 A wire code says an id's distance from the reference only modulo
 ``codes``: an id further than ``window`` away decodes to the wrong full id
@@ -30,14 +31,21 @@ wire, and a stamped packet is assumed to be delivered or lost within a
 segment lifetime before reusing sequence numbers). More bits buy a wider
 window, and the window bounds the snapshot rate the coordinator can
 sustain: at most ``window`` snapshots per packet lifetime (plus the time a
-snapshot takes to finish). Six DSCP bits give 31; the paper's prototype,
-with 14 bits (TOS and TTL bits), 8191.
+snapshot takes to finish).
 
 Ids and codes are ``int`` (not ``bool``, not ``float``): anything else is
 refused with :class:`InvalidId` before any state changes.
 
-In an IP header the code is the DSCP, the upper six bits of the TOS byte
-(:func:`dscp_to_tos`, :func:`tos_to_dscp`; the lower two are ECN).
+In an IPv4 header (the emulation) the code is the whole TOS byte,
+:data:`TOS_BITS` = 8 bits: the six DSCP bits and the two ECN bits below
+them (:func:`code_to_tos`, :func:`tos_to_code`; :func:`tos_fields` splits
+it into the DSCP and ECN fields a switch matches and writes). The
+emulation's space is :func:`tos_space`, by default with a window of
+:data:`TOS_WINDOW`. The paper's prototype also takes six TTL bits (14
+bits, a window of up to 8191); the emulation cannot: the TTL of in-group
+datagrams carries the per-datagram entropy the fabric's loss rules drop by
+(:data:`topologies.addressing.INGROUP_TTLS`). The simulator keeps the
+:class:`IdSpace` defaults (6 bits, a window of 16).
 """
 
 from __future__ import annotations
@@ -47,19 +55,33 @@ from functools import cached_property
 
 UNMARKED = 0
 """The wire code of traffic that carries no snapshot id."""
-DSCP_BITS = 6
+TOS_BITS = 8
+"""Bits of a wire code in an IPv4 header: the whole TOS byte (DSCP and ECN)."""
+TOS_WINDOW = 64
+"""The emulation's default window: 4 times the 16 the 6-bit DSCP allowed, so 4 times the
+snapshots can be in flight, while half the 255 codes (126) still decode to no id within
+the window of any receiver, as with 6 bits and 16 (30 of 63): a corrupt mark is refused
+about as often as before. The largest window 8 bits allow is 127 (every code decodes)."""
 
 
-def dscp_to_tos(dscp: int) -> int:
-    """The TOS byte carrying ``dscp`` (ECN bits 0); ValueError unless it fits six bits."""
-    if not 0 <= dscp < 1 << DSCP_BITS:
-        raise ValueError(f"DSCP is six bits, got {dscp}")
-    return dscp << 2
+def code_to_tos(code: int) -> int:
+    """The TOS byte carrying wire code ``code`` (DSCP and ECN bits); ValueError unless it
+    fits :data:`TOS_BITS`."""
+    if type(code) is not int or not 0 <= code < 1 << TOS_BITS:
+        raise ValueError(f"a wire code in the TOS byte is 0..{(1 << TOS_BITS) - 1}, got {code!r}")
+    return code
 
 
-def tos_to_dscp(tos: int) -> int:
-    """The DSCP in a TOS byte."""
-    return tos >> 2
+def tos_to_code(tos: int) -> int:
+    """The wire code a TOS byte carries (all eight bits: DSCP and ECN)."""
+    return code_to_tos(tos)
+
+
+def tos_fields(code: int) -> tuple[int, int]:
+    """The (DSCP, ECN) header fields of the TOS byte carrying ``code``: the upper six bits
+    and the lower two, as a switch matches and writes them."""
+    tos = code_to_tos(code)
+    return tos >> 2, tos & 0b11
 
 
 class InvalidId(ValueError):
@@ -142,3 +164,8 @@ class IdSpace:
         (optimistic marking); a switch can match them one rule each.
         """
         return [self.to_wire(full_id + step) for step in range(1, self.window + 1)]
+
+
+def tos_space(window: int = TOS_WINDOW) -> IdSpace:
+    """The emulation's id space: codes in the TOS byte, ``window`` ids in flight."""
+    return IdSpace(bits=TOS_BITS, window=window)

@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from beaver.ids import IdSpace  # noqa: E402
+from beaver.ids import tos_space  # noqa: E402
 from controller.gateways.client import GatewayClient  # noqa: E402
 from controller.gateways.updates import IdUpdate  # noqa: E402
 from testbed.network import DataCenter, ovs_problem  # noqa: E402
@@ -40,7 +40,7 @@ from topologies.claims import NamePool  # noqa: E402
 
 STREAM = Path(__file__).with_name("stamp_stream.py")
 STREAM_PORT, STREAM_SPORT = 7002, 40100
-DECODE = IdSpace(window=31)
+DECODE = tos_space()
 
 
 def cpu_seconds(pid: int) -> float:

@@ -187,8 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     parser.add_argument("--probe", type=int, default=200,
                         help="snapshots asked for at once to find the sustained rate")
-    parser.add_argument("--window", type=int, default=16,
-                        help="gateway updates in flight for the parallel rate (default 16)")
+    parser.add_argument("--window", type=int, default=EmulationSettings.window,
+                        help="gateway updates in flight for the parallel rate (default "
+                             f"{EmulationSettings.window}, the core's window of snapshots in "
+                             "flight)")
     parser.add_argument("--overhead-rate", type=float, default=100.0,
                         help="snapshots per second in the throughput and latency phases "
                              "(default 100)")

@@ -4,8 +4,8 @@
 whose payload is their send time (``time.monotonic()``, one clock for every
 namespace of the machine) until D seconds are over; it prints ``sending``
 after the first and ``done`` at the end.
-``receive PORT`` prints ``ready``, then ``SENT_AT DSCP`` for every datagram
-(the DSCP read with ``IP_RECVTOS``), until it is terminated.
+``receive PORT`` prints ``ready``, then ``SENT_AT CODE`` for every datagram
+(its wire code: the TOS byte read with ``IP_RECVTOS``), until it is terminated.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import argparse
 import socket
 import sys
 import time
+
+from beaver.ids import tos_to_code
 
 
 def send(host: str, port: int, sport: int, duration: float, interval: float) -> None:
@@ -37,7 +39,7 @@ def receive(port: int) -> None:
             data, ancillary, _, _ = sock.recvmsg(64, socket.CMSG_SPACE(1))
             tos = next(c[2][0] for c in ancillary if (c[0], c[1]) == (socket.IPPROTO_IP,
                                                                         socket.IP_TOS))
-            print(f"{data.decode()} {tos >> 2}", flush=True)
+            print(f"{data.decode()} {tos_to_code(tos)}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -99,7 +99,7 @@ class Client(StoppableLoop):
     def _receive(self) -> None:
         now = time.monotonic()
         while (received := wire.receive(self.sock)) is not None:
-            payload, _dscp, source = received
+            payload, _code, source = received
             try:
                 reply = wire.decode(payload)
             except wire.MalformedDatagram as error:

@@ -7,10 +7,10 @@ the snapshot incomplete for good. So every runtime keeps one
 :class:`Channel` per in-group peer:
 
 * sending: each datagram to the peer (the service's, and Chandy-Lamport
-  markers) takes the next ``seq`` (from 1) and is kept, with the DSCP it was
+  markers) takes the next ``seq`` (from 1) and is kept, with the wire code it was
   stamped with, until the peer acknowledges it; until then it is sent again
   every ``retry`` seconds (doubling up to ``max_retry``), the same bytes with
-  the same DSCP. A retransmission keeps the snapshot id it was first sent
+  the same wire code. A retransmission keeps the snapshot id it was first sent
   with: the protocol core counted the message once, when it was first sent;
 * receiving: datagrams are delivered in ``seq`` order and each once. A
   duplicate is dropped (and acknowledged again); one beyond a gap is held
@@ -54,7 +54,7 @@ class OutOfWindow(ValueError):
 @dataclass
 class _Unacked:
     payload: bytes
-    dscp: int
+    code: int
     due: float
     retry: float
 
@@ -93,9 +93,9 @@ class Channel(Generic[_Item]):
         seq, self._next_seq = self._next_seq, self._next_seq + 1
         return seq
 
-    def keep(self, seq: int, payload: bytes, dscp: int, now: float) -> None:
+    def keep(self, seq: int, payload: bytes, code: int, now: float) -> None:
         """Remember a datagram just sent, to send again until it is acknowledged."""
-        self._unacked[seq] = _Unacked(payload, dscp, now + self.retry, self.retry)
+        self._unacked[seq] = _Unacked(payload, code, now + self.retry, self.retry)
 
     def acknowledged(self, through: int, held: Iterable[int]) -> None:
         for seq in [seq for seq in self._unacked if seq <= through]:
@@ -104,13 +104,13 @@ class Channel(Generic[_Item]):
             self._unacked.pop(seq, None)
 
     def due(self, now: float) -> list[tuple[bytes, int]]:
-        """The (payload, DSCP) of every datagram to send again now; their timers restart."""
+        """The (payload, wire code) of every datagram to send again now; their timers restart."""
         resend = []
         for unacked in self._unacked.values():
             if unacked.due <= now:
                 unacked.retry = min(unacked.retry * 2, self.max_retry)
                 unacked.due = now + unacked.retry
-                resend.append((unacked.payload, unacked.dscp))
+                resend.append((unacked.payload, unacked.code))
         return resend
 
     def next_due(self) -> float | None:

@@ -2,12 +2,12 @@
 
 ``python -m hosts.probe serve --udp 5000 --tcp 5001`` prints ``ready``
 once both sockets are bound, then one JSON line per datagram or connection:
-``{"proto", "src", "sport", "dport", "dscp"}`` and echoes the payload back.
-``dscp`` is read per datagram with ``IP_RECVTOS``; it is null for TCP (a
-stream socket does not report it).
+``{"proto", "src", "sport", "dport", "code"}`` and echoes the payload back.
+``code`` is the wire code, the whole TOS byte read per datagram with
+``IP_RECVTOS``; it is null for TCP (a stream socket does not report it).
 
 ``python -m hosts.probe send udp|tcp HOST PORT --sport S --count N
-[--flows F] [--dscp D]`` sends ``N`` datagrams (or one TCP exchange) from
+[--flows F] [--code C]`` sends ``N`` datagrams (or one TCP exchange) from
 source port ``S`` (then ``S+1``... for ``F`` flows) and prints one JSON line
 per reply: ``{"reply_from", "payload"}``, then ``done``.
 """
@@ -20,7 +20,7 @@ import select
 import socket
 import sys
 
-from beaver.ids import dscp_to_tos, tos_to_dscp
+from beaver.ids import TOS_BITS, code_to_tos, tos_to_code
 
 BUFFER = 2048
 
@@ -40,7 +40,7 @@ def serve(udp_port: int, tcp_port: int) -> None:
             data, ancillary, _, source = udp.recvmsg(BUFFER, socket.CMSG_SPACE(1))
             tos = next((c[2][0] for c in ancillary
                         if (c[0], c[1]) == (socket.IPPROTO_IP, socket.IP_TOS)), None)
-            report("udp", source, udp_port, None if tos is None else tos_to_dscp(tos))
+            report("udp", source, udp_port, None if tos is None else tos_to_code(tos))
             udp.sendto(data, source)
         if tcp in readable:
             connection, source = tcp.accept()
@@ -51,24 +51,24 @@ def serve(udp_port: int, tcp_port: int) -> None:
                 connection.sendall(data)
 
 
-def report(proto: str, source: tuple[str, int], port: int, dscp: int | None) -> None:
-    line = {"proto": proto, "src": source[0], "sport": source[1], "dport": port, "dscp": dscp}
+def report(proto: str, source: tuple[str, int], port: int, code: int | None) -> None:
+    line = {"proto": proto, "src": source[0], "sport": source[1], "dport": port, "code": code}
     print(json.dumps(line), flush=True)
 
 
-def send(proto: str, host: str, port: int, sport: int, count: int, dscp: int,
+def send(proto: str, host: str, port: int, sport: int, count: int, code: int,
          timeout: float, flows: int = 1) -> None:
     for flow in range(flows):
-        send_flow(proto, host, port, sport + flow, count, dscp, timeout)
+        send_flow(proto, host, port, sport + flow, count, code, timeout)
     print("done", flush=True)
 
 
-def send_flow(proto: str, host: str, port: int, sport: int, count: int, dscp: int,
+def send_flow(proto: str, host: str, port: int, sport: int, count: int, code: int,
               timeout: float) -> None:
     kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, dscp_to_tos(dscp))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, code_to_tos(code))
         sock.bind(("0.0.0.0", sport))
         sock.settimeout(timeout)
         if proto == "tcp":
@@ -102,14 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     client.add_argument("--count", type=int, default=1, help="datagrams per flow (UDP)")
     client.add_argument("--flows", type=int, default=1,
                         help="flows one after another, from source ports sport, sport+1, ...")
-    client.add_argument("--dscp", type=int, default=0, choices=range(64), metavar="0..63")
+    client.add_argument("--code", type=int, default=0, choices=range(1 << TOS_BITS),
+                        metavar=f"0..{(1 << TOS_BITS) - 1}", help="wire code: the TOS byte sent")
     client.add_argument("--timeout", type=float, default=2.0)
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
             serve(args.udp, args.tcp)
         else:
-            send(args.proto, args.host, args.port, args.sport, args.count, args.dscp,
+            send(args.proto, args.host, args.port, args.sport, args.count, args.code,
                  args.timeout, args.flows)
     except KeyboardInterrupt:
         return 130

@@ -17,7 +17,7 @@ answers nobody else, so a stranger cannot have it seal a credit.
 
 The delay is added by netem on ``--netem-dev`` when the kernel has netem,
 otherwise inside this process (a timer per datagram); the startup line
-says which. Relays send unmarked (DSCP 0): they are not instrumented.
+says which. Relays send unmarked (TOS 0): they are not instrumented.
 With ``--truth-log PATH`` the relay logs, as process ``relay@IP:PORT``, the
 receive of every datagram carrying a message id and the send of the one it
 derives from it, under a new id (:mod:`hosts.truth`): the oracle sees the
@@ -106,7 +106,7 @@ class Relay(StoppableLoop):
     def _receive(self) -> None:
         while (received := wire.receive(self.sock)) is not None:
             now = time.monotonic()
-            payload, _dscp, source = received
+            payload, _code, source = received
             self.counters.received += 1
             if self.partner is not None and source[0] != self.partner:
                 self.counters.malformed += 1

@@ -4,16 +4,16 @@ One single-threaded event loop (:class:`hosts.loop.StoppableLoop`) owns the
 node's UDP data socket and its management connection, so a local snapshot (the service's
 ``capture``) always falls between two deliveries. For each datagram:
 
-1. read it with its DSCP (the wire snapshot id); a datagram that is not a
-   JSON object with a ``kind`` within the size and nesting limits is logged,
-   counted by reason (``malformed_by``) and ignored;
+1. read it with its wire code (the snapshot id: the TOS byte, :mod:`hosts.wire`);
+   a datagram that is not a JSON object with a ``kind`` within the size and
+   nesting limits is logged, counted by reason (``malformed_by``) and ignored;
 2. name the sender: the in-group node whose DIP is the source address, or
    None for the out-group (traffic that came in through a gateway). Under a
    protocol without gateways (``Protocol.uses_gateways``) out-group traffic
-   carries no snapshot id, whatever the network wrote in its DSCP, so the core
+   carries no snapshot id, whatever the network wrote in its TOS byte, so the core
    sees it unmarked. Datagrams from in-group peers travel on a reliable
    channel (:mod:`hosts.delivery`): acknowledged, de-duplicated and
-   delivered in order, each once, with the DSCP it was first sent with;
+   delivered in order, each once, with the wire code it was first sent with;
    the steps below run for each datagram as its channel delivers it;
 3. ask the core: ``node.receive(wire, sender, now, message)`` (a marker goes
    to ``node.receive_marker``). The core may take local snapshots, through
@@ -24,7 +24,7 @@ node's UDP data socket and its management connection, so a local snapshot (the s
    says deliver.
 
 Every datagram the service sends is stamped with ``node.send(peer, now)`` in
-its DSCP; one to an in-group peer takes the channel's next ``seq`` and is sent
+its TOS byte; one to an in-group peer takes the channel's next ``seq`` and is sent
 again until acknowledged (``retransmissions`` counts those), each time with a
 TTL drawn from :data:`topologies.addressing.INGROUP_TTLS`, the entropy the
 fabric's loss rules drop by (``beaver run --data-loss``). Peers come up at
@@ -100,7 +100,7 @@ class Runtime(StoppableLoop):
         self._node_at = {address[0]: name for name, address in self.peers.items()}
         self.link = link
         self.gateways_stamp = gateways_stamp
-        """Whether the protocol has gateways stamp out-group traffic; if not, its DSCP is
+        """Whether the protocol has gateways stamp out-group traffic; if not, its code is
         whatever the network left there and the core is told it is unmarked."""
         self.report_interval = report_interval
         self.clock = clock
@@ -111,7 +111,7 @@ class Runtime(StoppableLoop):
         """The peers known to be up: they sent a ``join`` (or anything else)."""
         self.channels: dict[str, Channel[tuple[dict[str, Any], int]]] = {
             peer: Channel() for peer in self.peers if peer != node.name}
-        """Per in-group peer, the reliable channel; it holds (message, DSCP) pairs."""
+        """Per in-group peer, the reliable channel; it holds (message, wire code) pairs."""
         self._ttl = random.Random()
         self._announced = False
         self._next_report = clock() + report_interval
@@ -157,8 +157,8 @@ class Runtime(StoppableLoop):
 
     def _retransmit(self, now: float) -> None:
         for peer, channel in self.channels.items():
-            for payload, dscp in channel.due(now):
-                self._send_payload(payload, self.peers[peer], dscp, self._ingroup_ttl())
+            for payload, code in channel.due(now):
+                self._send_payload(payload, self.peers[peer], code, self._ingroup_ttl())
                 self.counters.retransmissions += 1
 
     def _ingroup_ttl(self) -> int:
@@ -173,7 +173,7 @@ class Runtime(StoppableLoop):
                 return
             self.handle_datagram(*received, self.clock())
 
-    def handle_datagram(self, payload: bytes, dscp: int, source: Address, now: float) -> None:
+    def handle_datagram(self, payload: bytes, code: int, source: Address, now: float) -> None:
         try:
             message = wire.decode(payload)
         except wire.MalformedDatagram as error:
@@ -181,7 +181,7 @@ class Runtime(StoppableLoop):
             return
         sender = self._node_at.get(source[0])
         if sender is None or sender == self.node.name:
-            self._deliver(message, dscp, sender, source, now)
+            self._deliver(message, code, sender, source, now)
             return
         if sender not in self.reachable:
             self.reachable |= {sender}
@@ -206,7 +206,7 @@ class Runtime(StoppableLoop):
                             source)
             return
         try:
-            ready = channel.receive(seq, (message, dscp))
+            ready = channel.receive(seq, (message, code))
         except delivery.OutOfWindow as error:
             self._malformed(wire.MalformedDatagram(SEQ_WINDOW, str(error)), source)
             return
@@ -214,8 +214,8 @@ class Runtime(StoppableLoop):
         if ready is None:
             self.counters.duplicates += 1
             return
-        for held, held_dscp in ready:
-            self._deliver(held, held_dscp, sender, source, now)
+        for held, held_code in ready:
+            self._deliver(held, held_code, sender, source, now)
             if self.stopped:
                 return
 
@@ -224,7 +224,7 @@ class Runtime(StoppableLoop):
         wire.note_malformed(self.counters.malformed_by, error, source, log)
 
     def _deliver(
-        self, message: dict[str, Any], dscp: int, sender: str | None, source: Address,
+        self, message: dict[str, Any], code: int, sender: str | None, source: Address,
         now: float,
     ) -> None:
         """Hand one datagram (in order, once) to the core and, if it says so, the service."""
@@ -232,9 +232,9 @@ class Runtime(StoppableLoop):
             self._on_marker(message, sender, source, now)
             return
         if sender is None and not self.gateways_stamp:
-            dscp = UNMARKED
+            code = UNMARKED
         before = self.node.current
-        receipt = self.node.receive(dscp, sender, now, message)
+        receipt = self.node.receive(code, sender, now, message)
         self._log_captures(before, now)
         message_id = message_id_of(message)
         if self.truth is not None and receipt.deliver and message_id is not None:
@@ -244,7 +244,7 @@ class Runtime(StoppableLoop):
             self.counters.rejected += 1
             log.warning(
                 "rejected datagram from %s (%s:%d) with wire id %d: node %s at id %d",
-                sender or "out-group", *source, dscp, self.node.name, self.node.current,
+                sender or "out-group", *source, code, self.node.name, self.node.current,
             )
         if not receipt.deliver:
             return
@@ -306,25 +306,25 @@ class Runtime(StoppableLoop):
                 self._transmit_to_peer(message, peer, stamp, now)
             self.counters.sent += 1
 
-    def _transmit_to_peer(self, message: dict[str, Any], peer: str, dscp: int,
+    def _transmit_to_peer(self, message: dict[str, Any], peer: str, code: int,
                           now: float) -> None:
         """Send on the reliable channel to ``peer``: sequenced, kept until acknowledged."""
         channel = self.channels[peer]
         seq = channel.next_seq()
-        payload = self._transmit({**message, delivery.SEQ: seq}, self.peers[peer], dscp, now,
+        payload = self._transmit({**message, delivery.SEQ: seq}, self.peers[peer], code, now,
                                  self._ingroup_ttl())
-        channel.keep(seq, payload, dscp, now)
+        channel.keep(seq, payload, code, now)
 
-    def _transmit(self, message: dict[str, Any], address: Address, dscp: int, now: float,
+    def _transmit(self, message: dict[str, Any], address: Address, code: int, now: float,
                   ttl: int | None = None) -> bytes:
         payload = wire.encode({**message, "sent_at": now})
-        self._send_payload(payload, address, dscp, ttl)
+        self._send_payload(payload, address, code, ttl)
         return payload
 
-    def _send_payload(self, payload: bytes, address: Address, dscp: int,
+    def _send_payload(self, payload: bytes, address: Address, code: int,
                       ttl: int | None) -> None:
         try:
-            wire.send(self.data, payload, address, dscp, ttl)
+            wire.send(self.data, payload, address, code, ttl)
         except OSError as error:
             log.warning("could not send to %s:%d: %s", *address, error)
 

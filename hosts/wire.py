@@ -1,4 +1,4 @@
-"""Data-channel datagrams: JSON objects over UDP, snapshot ids in the DSCP bits.
+"""Data-channel datagrams: JSON objects over UDP, snapshot ids in the TOS byte.
 
 Every datagram the hosts exchange (bank credits, key-value requests and
 replies, relayed transfers, Chandy-Lamport markers, joins) is one UTF-8 JSON
@@ -7,9 +7,11 @@ the sender; one clock for every namespace of a host) to what it sends; a relay
 copies it into ``chain_started`` on the datagram it makes, so the in-group
 receiver learns how long the external causal chain took.
 
-The snapshot id travels in the IP header: DSCP, the upper six bits of TOS.
-A receiver reads TOS per datagram with ``IP_RECVTOS`` and ``recvmsg``; a
-sender sets it per datagram with an ``IP_TOS`` control message on ``sendmsg``.
+The snapshot id travels in the IP header: its wire code is the whole TOS
+byte, DSCP and ECN bits (:func:`beaver.ids.code_to_tos`). A receiver reads
+TOS per datagram with ``IP_RECVTOS`` and ``recvmsg``; a sender sets it per
+datagram with an ``IP_TOS`` control message on ``sendmsg`` (for UDP, Linux
+sends the ECN bits as given: nothing on the way negotiates or rewrites them).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import struct
 from typing import Any
 
 from beaver import untrusted
-from beaver.ids import dscp_to_tos, tos_to_dscp
+from beaver.ids import code_to_tos, tos_to_code
 
 MAX_DATAGRAM = 65507
 """Largest UDP payload over IPv4."""
@@ -89,17 +91,17 @@ def open_udp(address: tuple[str, int]) -> socket.socket:
     return sock
 
 
-def send(sock: socket.socket, payload: bytes, address: tuple[str, int], dscp: int,
+def send(sock: socket.socket, payload: bytes, address: tuple[str, int], code: int,
          ttl: int | None = None) -> None:
-    """Send one datagram with ``dscp`` in its header (and ``ttl``, if given)."""
-    control = [(socket.IPPROTO_IP, socket.IP_TOS, struct.pack("i", dscp_to_tos(dscp)))]
+    """Send one datagram with wire code ``code`` in its header (and ``ttl``, if given)."""
+    control = [(socket.IPPROTO_IP, socket.IP_TOS, struct.pack("i", code_to_tos(code)))]
     if ttl is not None:
         control.append((socket.IPPROTO_IP, socket.IP_TTL, struct.pack("i", ttl)))
     sock.sendmsg([payload], control, 0, address)
 
 
 def receive(sock: socket.socket) -> tuple[bytes, int, tuple[str, int]] | None:
-    """One datagram as (payload, DSCP, source address); None when none is waiting."""
+    """One datagram as (payload, wire code, source address); None when none is waiting."""
     try:
         payload, ancillary, _flags, source = sock.recvmsg(MAX_DATAGRAM, _TOS_CMSG_SPACE)
     except BlockingIOError:
@@ -108,7 +110,7 @@ def receive(sock: socket.socket) -> tuple[bytes, int, tuple[str, int]] | None:
     for level, kind, data in ancillary:
         if level == socket.IPPROTO_IP and kind == socket.IP_TOS and data:
             tos = data[0]
-    return payload, tos_to_dscp(tos), source
+    return payload, tos_to_code(tos), source
 
 
 def parse_address(text: str) -> tuple[str, int]:

@@ -1,10 +1,10 @@
-"""The wire-level check of stamping: the DSCP that reached the backends against the gateways'.
+"""The wire-level check of stamping: the ids that reached the backends against the gateways'.
 
 :class:`Capture` sniffs (scapy, in the root namespace) on the fabric ports
 that face the backends: every UDP datagram to the service port whose source
 is outside the in-group, i.e. every datagram that crossed a gateway. It
 keeps each one's time (converted to ``time.monotonic()``, the clock of the
-gateway app's timings) and DSCP.
+gateway app's timings) and wire code (the TOS byte).
 
 :func:`mismatches` judges them against the gateway app's timings (the
 stored ``gateway_timings``: when each gateway's update to id k was sent and
@@ -12,7 +12,7 @@ acknowledged). A gateway may stamp k from the moment its update to k was
 sent until the acknowledgement of a later update: the flow-mod lands
 somewhere between sending and the barrier reply. A datagram captured at t
 was stamped up to ``slack`` seconds earlier (its way from the gateway to
-the backend), so its DSCP must be the wire code of an id some gateway may
+the backend), so its TOS byte must be the wire code of an id some gateway may
 have stamped at some moment of [t - slack, t] (the capture cannot tell
 which gateway carried it). Anything else is a mismatch.
 """
@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from beaver.ids import IdSpace, tos_to_dscp
+from beaver.ids import IdSpace, tos_to_code
 from topologies.addressing import INGROUP_NET
 
 SLACK = 0.05
@@ -33,10 +33,10 @@ SLACK = 0.05
 
 @dataclass(frozen=True)
 class Captured:
-    """One datagram seen at a backend's port: when (monotonic), its DSCP, from where."""
+    """One datagram seen at a backend's port: when (monotonic), its wire code, from where."""
 
     at: float
-    dscp: int
+    code: int
     source: str
     port: str
 
@@ -73,13 +73,13 @@ def _superseded(acked: list[tuple[int, float]], k: int) -> float:
 
 def mismatches(packets: Iterable[Captured], updates: Iterable[Update], space: IdSpace,
                slack: float = SLACK) -> list[Captured]:
-    """The captured datagrams whose DSCP no gateway may have stamped when they crossed it."""
+    """The captured datagrams whose wire code no gateway may have stamped when they crossed it."""
     periods = stamping_periods(updates)
     wrong = []
     for packet in packets:
         allowed = {space.to_wire(k) for spans in periods.values()
                    for k, begin, end in spans if begin <= packet.at and end >= packet.at - slack}
-        if packet.dscp not in allowed:
+        if packet.code not in allowed:
             wrong.append(packet)
     return wrong
 
@@ -108,7 +108,7 @@ class Capture:
 
         if IP in packet:
             self.packets.append(Captured(float(packet.time) + self._offset,
-                                         tos_to_dscp(packet[IP].tos), packet[IP].src,
+                                         tos_to_code(packet[IP].tos), packet[IP].src,
                                          str(packet.sniffed_on)))
 
     def __enter__(self) -> Capture:
@@ -119,8 +119,8 @@ class Capture:
         self._sniffer.stop()
 
     def report(self, updates: Iterable[Update], space: IdSpace) -> Mapping[str, Any]:
-        """Packets captured and those whose DSCP does not match (the first few in detail)."""
+        """Packets captured and those whose wire code does not match (the first few in detail)."""
         wrong = mismatches(self.packets, updates, space)
         return {"packets": len(self.packets), "mismatches": len(wrong),
-                "first_mismatches": [{"at": p.at, "dscp": p.dscp, "source": p.source,
+                "first_mismatches": [{"at": p.at, "code": p.code, "source": p.source,
                                       "port": p.port} for p in wrong[:5]]}

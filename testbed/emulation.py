@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from beaver.ids import IdSpace
+from beaver.ids import TOS_WINDOW, tos_space
 from controller.coordinator.service import SnapshotService
 from controller.coordinator.store import Store
 from controller.gateways.client import ControllerError, GatewayClient
@@ -93,7 +93,9 @@ class EmulationSettings:
     """Share of the workload sent through the relays, for a service that uses them."""
     notify_spread: float = 0.1
     """Seconds over which the coordinator's notifications of one snapshot reach the nodes."""
-    window: int = IdSpace.window
+    window: int = TOS_WINDOW
+    """Snapshot ids in flight: the core's window, wire codes in the TOS byte
+    (:func:`beaver.ids.tos_space`)."""
     update_window: int = 1
     """Snapshots whose gateway update may be outstanding at once (1: one at a time)."""
     update_timeout: float = 1.0
@@ -220,7 +222,7 @@ class Emulation(Scoped):
             settings.protocol, self.nodes, self.store, self.run,
             secret=self.datacenter.secret,
             gateways=ControllerGateways(self.updates),
-            space=IdSpace(window=settings.window),
+            space=tos_space(settings.window),
             update_timeout=settings.update_timeout, update_window=settings.update_window,
             notify_spread=settings.notify_spread,
             listen=(self.plan.root_mgmt_ip, 0),

@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from beaver.ids import IdSpace
+from beaver.ids import tos_space
 from controller.gateways.client import ControllerError, GatewayClient
 from controller.gateways.rules import dropped_ttls
 from testbed.scoped import Scoped
@@ -121,14 +121,15 @@ class DataCenter(Scoped):
         self.ready_timeout = ready_timeout
         self.update_timeout = update_timeout
         if window is not None:
-            IdSpace(window=window)  # checked now, before anything is created
+            tos_space(window)  # checked now, before anything is created
         dropped_ttls(data_loss)  # checked now too
         self.data_loss = data_loss
         self.datapath_sync = datapath_sync
         """The controller's ``--datapath-sync`` (None: its default)."""
         """Share of in-group datagrams the leaves drop (``rules.loss_rules``)."""
         self.window = window
-        """Snapshot ids in flight (``IdSpace.window``); None: the core's default."""
+        """Snapshot ids in flight (the window of :func:`beaver.ids.tos_space`); None: its
+        default."""
         self.mininet_log = mininet_log
         self.state_dir = state_dir
         """Where the run record goes; None: ``topologies.record.state_dir()``."""

@@ -23,7 +23,7 @@ from controller.gateways.rules import HashSpread, Output, Rule, SetField, ToCont
 from topologies.addressing import AddressPlan
 
 Packet = dict[str, Any]
-"""Header fields with os-ken match names: eth_type, ipv4_src, ipv4_dst, ip_dscp, ..."""
+"""Header fields with os-ken match names: eth_type, ipv4_src, ipv4_dst, ip_dscp, ip_ecn, ..."""
 Choice = Callable[[tuple[int, ...], Packet], int]
 """Which of a :class:`HashSpread`'s ports a packet takes (an index)."""
 

@@ -8,7 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beaver.ids import UNMARKED, IdSpace, OutOfWindow
+from beaver.ids import (
+    TOS_BITS,
+    TOS_WINDOW,
+    UNMARKED,
+    IdSpace,
+    OutOfWindow,
+    code_to_tos,
+    tos_fields,
+    tos_space,
+    tos_to_code,
+)
 
 SPACES = [
     IdSpace(),
@@ -143,3 +153,47 @@ def test_ahead_wires_are_the_codes_of_the_next_window_ids(space: IdSpace, full_i
     assert [space.from_wire(wire, full_id) for wire in wires] == list(
         range(full_id + 1, full_id + space.window + 1)
     )
+
+
+def test_every_full_id_round_trips_through_the_tos_byte_on_all_255_codes() -> None:
+    space = tos_space()
+    reference = 1_000
+    ids = range(reference - space.window, reference + space.window + 1)
+    codes = {space.to_wire(k) for k in range(reference, reference + space.codes)}
+    assert codes == set(range(1, 256)), "every nonzero TOS byte is a code"
+    for full_id in ids:
+        tos = code_to_tos(space.to_wire(full_id))
+        assert 0 < tos <= 0xFF
+        assert space.from_wire(tos_to_code(tos), reference) == full_id
+
+
+def test_the_tos_byte_splits_into_dscp_and_ecn_without_losing_a_bit() -> None:
+    fields = [tos_fields(code) for code in range(1 << TOS_BITS)]
+    assert len(set(fields)) == 256
+    assert all(0 <= dscp < 64 and 0 <= ecn < 4 for dscp, ecn in fields)
+    assert tos_fields(0x18) == (6, 0) and tos_fields(0x01) == (0, 1)
+    assert tos_fields(0xFF) == (63, 3) and tos_fields(0x43) == (16, 3)
+
+
+@pytest.mark.parametrize("bad", [-1, 256, 1 << 14, True, 1.0, "4"])
+def test_a_code_that_is_not_a_tos_byte_is_refused(bad: object) -> None:
+    with pytest.raises(ValueError):
+        code_to_tos(bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        tos_to_code(bad)  # type: ignore[arg-type]
+
+
+def test_the_emulation_space_leaves_codes_no_correct_process_sends() -> None:
+    space = tos_space()
+    assert (space.bits, space.codes, space.window) == (8, 255, TOS_WINDOW)
+    refused = 0
+    for code in range(1, space.codes + 1):
+        try:
+            space.from_wire(code, 500)
+        except OutOfWindow:
+            refused += 1
+    assert refused == space.codes - (2 * space.window + 1) > 0
+    assert tos_space(127).window == 127
+    with pytest.raises(ValueError):
+        tos_space(128)
+

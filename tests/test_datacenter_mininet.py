@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from beaver.ids import IdSpace
+from beaver.ids import tos_fields, tos_space
 from controller.gateways.client import GatewayClient
 from controller.gateways.maglev import FlowKey, MaglevTable
 from testbed.network import PROJECT_ROOT, DataCenter
@@ -36,7 +36,7 @@ UDP_PORT, TCP_PORT = 7000, 7001
 PARAMS = DataCenterParams(hosts_per_leaf=2, gateways=2)
 NAMES = NamePool("m", "172.28.0.0/16")
 """Names and management subnets claimed free, so concurrent test runs do not clash."""
-SPACE = IdSpace()
+SPACE = tos_space()
 
 
 class Lines:
@@ -124,10 +124,10 @@ def spread(dc: DataCenter) -> Iterator[GatewayClient]:
 
 
 def send(dc: DataCenter, client: str, proto: str, sport: int, count: int = 1,
-         dscp: int = 0, flows: int = 1) -> list[dict[str, Any]]:
+         code: int = 0, flows: int = 1) -> list[dict[str, Any]]:
     process = probe(dc.host(client), "send", proto, dc.plan.services[0].vip,
                     str(UDP_PORT if proto == "udp" else TCP_PORT), "--sport", str(sport),
-                    "--count", str(count), "--dscp", str(dscp), "--flows", str(flows))
+                    "--count", str(count), "--code", str(code), "--flows", str(flows))
     lines = Lines(process, client)
     replies = []
     while (line := lines.next(10, f"{proto} replies at {client}")) != "done":
@@ -181,7 +181,8 @@ def test_flow_dumps_name_the_pipeline_tables(dc: DataCenter) -> None:
     dump = dc.ofctl("dump-flows", dc.plan.gateways[0].name)
     for name in ("classify", "stamp", "observe", "balance", "forward"):
         assert f"table={name}," in dump
-    assert f"set_field:{SPACE.to_wire(max(dc.controller.ids().values()))}->ip_dscp" in dump
+    dscp, ecn = tos_fields(SPACE.to_wire(max(dc.controller.ids().values())))
+    assert f"set_field:{dscp}->ip_dscp" in dump and f"set_field:{ecn}->nw_ecn" in dump
 
 
 def test_udp_reaches_predicted_backend_and_replies_bypass_gateways(
@@ -294,14 +295,31 @@ def test_backends_see_current_id_and_the_new_one_after_set_id(
     client = dc.plan.externals[0].name
     current = max(dc.controller.ids().values())
     send(dc, client, "udp", sport=40004, count=3)
-    assert {r["dscp"] for _, r in backends.arrivals(3)} == {SPACE.to_wire(current)}
+    assert {r["code"] for _, r in backends.arrivals(3)} == {SPACE.to_wire(current)}
     for snapshot_id in (current + 1, current + 2):
         result = dc.controller.set_id(snapshot_id)
         assert result.complete and not result.failed
         assert all(t.sent_at <= t.acked_at for t in result.gateways.values())
         for sport in (40004, 40005, 40006):
             send(dc, client, "udp", sport=sport, count=2)
-            assert {r["dscp"] for _, r in backends.arrivals(2)} == {SPACE.to_wire(snapshot_id)}
+            assert {r["code"] for _, r in backends.arrivals(2)} == {SPACE.to_wire(snapshot_id)}
+
+
+def beyond_dscp(first: int, last: int) -> int:
+    """The first id in first..last whose wire code needs the ECN bits and more than the six
+    DSCP bits (a code >= 64 with ECN bits set)."""
+    return next(k for k in range(first, last + 1)
+                if SPACE.to_wire(k) >= 64 and tos_fields(SPACE.to_wire(k))[1])
+
+
+def test_a_gateway_stamps_the_whole_tos_byte_and_the_backend_reads_it_back(
+        dc: DataCenter, backends: Backends) -> None:
+    client = dc.plan.externals[0].name
+    current = max(dc.controller.ids().values())
+    newest = beyond_dscp(current + 1, current + SPACE.codes)
+    assert dc.controller.set_id(newest).complete
+    send(dc, client, "udp", sport=40008, count=2)
+    assert {r["code"] for _, r in backends.arrivals(2)} == {SPACE.to_wire(newest)}
 
 
 def test_ingroup_traffic_with_newer_id_raises_the_gateway(
@@ -313,10 +331,10 @@ def test_ingroup_traffic_with_newer_id_raises_the_gateway(
     # A sender the flow does not hash back to (a host cannot receive its own packet).
     sender = next(h.name for h in dc.plan.hosts
                   if predicted_backend(dc, h.dip, 17, 40007, UDP_PORT) != h.name)
-    newer = current + 3
-    send(dc, sender, "udp", sport=40007, dscp=SPACE.to_wire(newer), count=1)
+    newer = beyond_dscp(current + 1, current + SPACE.window)  # an observe rule catches it
+    send(dc, sender, "udp", sport=40007, code=SPACE.to_wire(newer), count=1)
     [(_, report)] = backends.arrivals(1)
-    assert report["dscp"] == SPACE.to_wire(newer), "in-group packets keep their own id"
+    assert report["code"] == SPACE.to_wire(newer), "in-group packets keep their own id"
     deadline = time.monotonic() + 5
     while spread.ids()[first] != newer and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -456,7 +474,7 @@ def test_invalid_parameter_fails_before_anything_is_created(mininet_machine: Non
     with pytest.raises(ValueError, match="spines=0"):
         DataCenter(DataCenterParams(spines=0, prefix="tx"))
     with pytest.raises(ValueError, match="window"):
-        DataCenter(DataCenterParams(prefix="tx"), window=40)
+        DataCenter(DataCenterParams(prefix="tx"), window=128)  # 8 bits decode at most 127
     after = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout
     assert after == bridges
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from emulated_cli import bridges_of, switch_daemons_of, workdirs_of
 
-from beaver.ids import IdSpace
+from beaver.ids import tos_space
 from testbed.network import DataCenter
 from topologies.addressing import DataCenterParams
 from topologies.claims import NamePool
@@ -54,6 +54,7 @@ while (now := time.monotonic()) < end:
 """
 STREAM_RECEIVER = """
 import json, socket, struct, sys
+from beaver.ids import tos_to_code
 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 sock.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
 sock.bind(("0.0.0.0", int(sys.argv[1])))
@@ -63,7 +64,7 @@ seen = []
 try:
     while True:
         data, ancillary, _, _ = sock.recvmsg(64, socket.CMSG_SPACE(1))
-        seen.append((struct.unpack("!d", data[:8])[0], ancillary[0][2][0] >> 2))
+        seen.append((struct.unpack("!d", data[:8])[0], tos_to_code(ancillary[0][2][0])))
         if len(seen) == 20:
             print("flowing", flush=True)
 except TimeoutError:
@@ -105,7 +106,7 @@ def test_leaving_normally_or_on_an_exception_removes_every_daemon_and_file(
 
 
 def test_a_datagram_sent_after_the_ack_carries_the_new_id(mininet_machine: None) -> None:
-    space = IdSpace()
+    space = tos_space()
     with DataCenter(SMALL, names=NAMES) as dc:
         backend = dc.host(dc.plan.hosts[0].name)
         external = dc.host(dc.plan.externals[0].name)

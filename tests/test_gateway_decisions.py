@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from beaver.ids import IdSpace
+from beaver.ids import tos_fields
 from controller.gateways.decisions import (
     GatewayController,
     Install,
@@ -11,7 +11,7 @@ from controller.gateways.decisions import (
     ReplaceStamp,
 )
 from controller.gateways.maglev import FlowKey, MaglevTable
-from controller.gateways.rules import Output, SetField
+from controller.gateways.rules import Output, Rule, SetField
 from controller.gateways.stamping import stamp_mark
 from topologies.addressing import DataCenterParams, build_plan
 
@@ -26,15 +26,30 @@ def connected_controller() -> GatewayController:
     return controller
 
 
+def tos_of_match(rule: Rule) -> tuple[int, int]:
+    """The (DSCP, ECN) an observe rule matches."""
+    return rule.match_dict["ip_dscp"], rule.match_dict["ip_ecn"]
+
+
+def test_the_gateways_use_the_emulation_s_eight_bit_codes() -> None:
+    controller = connected_controller()
+    assert controller.space.codes == 255
+    observe = controller.observe_rules(GATEWAYS[0])
+    assert len(observe) == controller.space.window
+    assert {tos_of_match(r) for r in observe} == {
+        tos_fields(controller.space.to_wire(k)) for k in range(1, controller.space.window + 1)}
+
+
 def test_update_sends_every_stamp_before_any_observe_rule() -> None:
     controller = connected_controller()
     update, ops = controller.start_update(4, now=10.0)
     kinds = [type(op) for op in ops]
     assert kinds == [ReplaceStamp] * 3 + [ReplaceObserve] * 3
-    wire = IdSpace().to_wire(4)
+    dscp, ecn = tos_fields(controller.space.to_wire(4))
     for op in ops[:3]:
         assert isinstance(op, ReplaceStamp)
-        assert op.rule.actions == (SetField("ip_dscp", wire), SetField("pkt_mark", stamp_mark(4)))
+        assert op.rule.actions == (SetField("ip_dscp", dscp), SetField("ip_ecn", ecn),
+                                   SetField("pkt_mark", stamp_mark(4)))
         assert op.snapshot_id == 4
     assert not update.complete and not update.settled
 
@@ -73,8 +88,9 @@ def test_disconnected_gateway_fails_at_once_but_stamps_the_new_id_when_back() ->
     assert all(op.rule.switch != GATEWAYS[0] for op in ops if isinstance(op, ReplaceStamp))
     stamps = [op.rule for op in controller.on_connect(GATEWAYS[0])
               if isinstance(op, Install) and op.rule.table == "stamp"]
+    dscp, ecn = tos_fields(controller.space.to_wire(3))
     assert [r.actions for r in stamps] == [
-        (SetField("ip_dscp", IdSpace().to_wire(3)), SetField("pkt_mark", stamp_mark(3)))]
+        (SetField("ip_dscp", dscp), SetField("ip_ecn", ecn), SetField("pkt_mark", stamp_mark(3)))]
 
 
 def test_expired_update_reports_the_silent_gateways() -> None:
@@ -135,10 +151,10 @@ def test_ingroup_copy_with_newer_id_restamps_only_that_gateway() -> None:
     [stamp, observe] = ops
     assert isinstance(stamp, ReplaceStamp) and stamp.rule.switch == GATEWAYS[1]
     assert isinstance(observe, ReplaceObserve)
-    assert {r.match_dict["ip_dscp"] for r in observe.remove} == {space.to_wire(1),
-                                                               space.to_wire(2)}
-    assert {r.match_dict["ip_dscp"] for r in observe.add} == {space.to_wire(17),
-                                                            space.to_wire(18)}
+    assert {tos_of_match(r) for r in observe.remove} == {tos_fields(space.to_wire(1)),
+                                                        tos_fields(space.to_wire(2))}
+    assert {tos_of_match(r) for r in observe.add} == {tos_fields(space.to_wire(space.window + 1)),
+                                                     tos_fields(space.to_wire(space.window + 2))}
     assert controller.on_ingroup_copy(GATEWAYS[1], space.to_wire(1)) == []
 
 

@@ -9,7 +9,7 @@ from fake_flowtable import FlowTables, Trace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beaver.ids import IdSpace
+from beaver.ids import tos_fields, tos_space
 from controller.gateways.decisions import GatewayController, Install, ReplaceObserve, ReplaceStamp
 from controller.gateways.maglev import FlowKey
 from controller.gateways.rules import (
@@ -18,11 +18,12 @@ from controller.gateways.rules import (
     fabric_rules,
     loss_rules,
     lost_share,
+    wire_fields,
 )
 from topologies.addressing import INGROUP_TTLS, DataCenterParams, build_plan
 
 PLAN = build_plan(DataCenterParams(spines=2, leaves=3, hosts_per_leaf=2, gateways=3, services=2))
-SPACE = IdSpace()
+SPACE = tos_space()
 GATEWAYS = [g.name for g in PLAN.gateways]
 
 
@@ -32,9 +33,15 @@ def fabric(controller: GatewayController) -> FlowTables:
     return FlowTables(PLAN, rules)
 
 
-def udp(src: str, dst: str, sport: int = 5000, dport: int = 80, dscp: int = 0) -> dict:
+def udp(src: str, dst: str, sport: int = 5000, dport: int = 80, code: int = 0) -> dict:
+    """A UDP packet whose TOS byte carries wire code ``code`` (DSCP and ECN fields)."""
     return {"eth_type": 0x0800, "ip_proto": 17, "ipv4_src": src, "ipv4_dst": dst,
-            "udp_src": sport, "udp_dst": dport, "ip_dscp": dscp}
+            "udp_src": sport, "udp_dst": dport, **wire_fields(code)}
+
+
+def tos_of(packet: dict) -> tuple[int, int]:
+    """The (DSCP, ECN) fields a packet left the model with."""
+    return packet["ip_dscp"], packet["ip_ecn"]
 
 
 def via(gateway: str):
@@ -70,7 +77,7 @@ def test_first_packet_of_a_flow_goes_to_the_controller_already_stamped(controlle
     assert trace.delivered_to is None
     [(switch, table, seen)] = trace.to_controller
     assert (switch, table) == (GATEWAYS[0], "balance")
-    assert seen["ip_dscp"] == SPACE.to_wire(0)
+    assert tos_of(seen) == tos_fields(SPACE.to_wire(0))
 
 
 def test_out_group_flow_reaches_the_same_backend_through_every_gateway(controller) -> None:
@@ -92,8 +99,19 @@ def test_gateways_stamp_their_current_id_on_out_group_traffic(controller) -> Non
     controller.gateways[GATEWAYS[2]].set_id(7)
     tables.add(controller.stamp_rule(GATEWAYS[2]))
     trace = send_through(tables, controller, client.name,
-                         udp(client.ip, service.vip, dscp=33), GATEWAYS[2])
-    assert trace.delivered_to is not None and trace.packet["ip_dscp"] == SPACE.to_wire(7)
+                         udp(client.ip, service.vip, code=0xC2), GATEWAYS[2])
+    assert trace.delivered_to is not None and tos_of(trace.packet) == tos_fields(SPACE.to_wire(7))
+
+
+def test_a_gateway_stamps_a_code_that_needs_the_ecn_bits_over_both_fields(controller) -> None:
+    tables = fabric(controller)
+    client, service = PLAN.externals[0], PLAN.services[0]
+    newest = 2 * 64 + 2  # its code, 131 = 0b10000011: DSCP 32 and ECN 3
+    controller.gateways[GATEWAYS[0]].set_id(newest)
+    tables.add(controller.stamp_rule(GATEWAYS[0]))
+    trace = send_through(tables, controller, client.name, udp(client.ip, service.vip),
+                         GATEWAYS[0])
+    assert tos_of(trace.packet) == tos_fields(SPACE.to_wire(newest)) == (32, 3)
 
 
 def test_replies_leave_with_the_vip_as_source_without_crossing_a_gateway(controller) -> None:
@@ -116,8 +134,8 @@ def test_out_group_cannot_reach_a_dip_directly(controller) -> None:
 def test_in_group_traffic_goes_directly_and_keeps_its_id(controller) -> None:
     tables = fabric(controller)
     for sender, receiver in itertools.permutations(PLAN.hosts, 2):
-        trace = tables.send_from(sender.name, udp(sender.dip, receiver.dip, dscp=9))
-        assert trace.delivered_to == receiver.name and trace.packet["ip_dscp"] == 9
+        trace = tables.send_from(sender.name, udp(sender.dip, receiver.dip, code=0x93))
+        assert trace.delivered_to == receiver.name and tos_of(trace.packet) == tos_fields(0x93)
         assert not set(trace.switches) & set(GATEWAYS) and not trace.to_controller
 
 
@@ -126,11 +144,11 @@ def test_in_group_traffic_to_a_vip_with_a_newer_id_is_copied_to_the_controller(
     tables = fabric(controller)
     sender, service = PLAN.hosts[0], PLAN.services[1]
     newer = SPACE.to_wire(4)
-    packet = udp(sender.dip, service.vip, sport=41000, dscp=newer)
+    packet = udp(sender.dip, service.vip, sport=41000, code=newer)
     trace = send_through(tables, controller, sender.name, packet, GATEWAYS[1])
-    assert trace.packet["ip_dscp"] == newer, "in-group packets are never restamped"
+    assert tos_of(trace.packet) == tos_fields(newer), "in-group packets are never restamped"
     assert [(s, t) for s, t, _ in trace.to_controller] == [(GATEWAYS[1], "observe")]
-    same_id = tables.send_from(sender.name, dict(packet, ip_dscp=SPACE.to_wire(0)),
+    same_id = tables.send_from(sender.name, dict(packet, **wire_fields(SPACE.to_wire(0))),
                                via(GATEWAYS[1]))
     assert same_id.to_controller == []
 
@@ -175,11 +193,14 @@ def test_after_many_updates_only_ids_ahead_of_the_gateway_are_copied(controller)
                 for rule in op.add:
                     tables.add(rule)
     sender, service = PLAN.hosts[0], PLAN.services[0]
-    for full_id in range(31 - 16, 31 + 20):
-        packet = udp(sender.dip, service.vip, dscp=SPACE.to_wire(full_id))
+    caught = set()
+    for full_id in range(0, 31 + SPACE.window + 20):
+        packet = udp(sender.dip, service.vip, code=SPACE.to_wire(full_id))
         trace = tables.send_from(sender.name, packet, via(gateway))
         copied = [t for _, t, _ in trace.to_controller if t == "observe"]
         assert bool(copied) == (31 < full_id <= 31 + SPACE.window), full_id
+        caught |= {SPACE.to_wire(full_id)} if copied else set()
+    assert max(caught) >= 64, "ahead codes beyond the six DSCP bits are caught too"
 
 
 @settings(max_examples=15, deadline=None)
@@ -235,7 +256,7 @@ def test_an_external_host_cannot_pass_for_an_in_group_node_or_a_vip(controller) 
     client, service = PLAN.externals[0], PLAN.services[0]
     internet = PLAN.switches_with("internet")[0].name
     for spoofed in (PLAN.hosts[0].dip, service.vip, PLAN.externals[1].ip):
-        trace = tables.send_from(client.name, udp(spoofed, service.vip, dscp=40),
+        trace = tables.send_from(client.name, udp(spoofed, service.vip, code=40),
                                  via(GATEWAYS[0]))
         assert trace.delivered_to is None and not trace.to_controller
         assert trace.dropped_at == internet, spoofed

@@ -2,8 +2,8 @@
 
 :class:`FakeCoordinator` is a TCP server speaking the management protocol;
 :class:`CoreDriver` feeds what it received to the protocol core's coordinator;
-:class:`Peer` is a raw UDP socket that sends with a chosen DSCP and reads the
-DSCP of what it receives; :class:`Process` runs ``python -m`` a module of the
+:class:`Peer` is a raw UDP socket that sends with a chosen wire code (TOS byte) and
+reads the wire code of what it receives; :class:`Process` runs ``python -m`` a module of the
 project (directly or through a Mininet host's ``popen``) and reads its
 stdout without blocking. :func:`wait_until` polls a condition,
 driving the given pump, and says what it waited for when it gives up.
@@ -174,17 +174,17 @@ class Peer:
         self.ingroup = ingroup
         self.channel: delivery.Channel[dict[str, Any]] = delivery.Channel()
 
-    def send(self, message: dict[str, Any] | bytes, to: tuple[str, int], dscp: int = 0) -> None:
+    def send(self, message: dict[str, Any] | bytes, to: tuple[str, int], code: int = 0) -> None:
         if isinstance(message, dict) and self.ingroup and message["kind"] not in (
                 wire.JOIN, delivery.ACK):
             message = {**message, delivery.SEQ: self.channel.next_seq()}
         payload = message if isinstance(message, bytes) else json.dumps(message).encode()
-        wire.send(self.sock, payload, to, dscp)
+        wire.send(self.sock, payload, to, code)
 
     def receive(self, pump: Callable[[], None], what: str) -> tuple[dict[str, Any], int]:
-        """The next datagram (decoded) and its DSCP."""
+        """The next datagram (decoded) and its wire code."""
         while True:
-            payload, dscp, source = wait_until(lambda: wire.receive(self.sock), what, pump)
+            payload, code, source = wait_until(lambda: wire.receive(self.sock), what, pump)
             message = json.loads(payload)
             if message["kind"] == delivery.ACK:
                 continue
@@ -193,7 +193,7 @@ class Peer:
                 if self.channel.receive(seq, message) is None:
                     continue
                 self.send(self.channel.ack(), source)
-            return message, dscp
+            return message, code
 
     def close(self) -> None:
         self.sock.close()

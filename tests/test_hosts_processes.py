@@ -158,13 +158,13 @@ def test_relay_delays_and_marks_the_chain_start(processes):
         sender = Peer("127.0.0.42")
         sent_at = time.monotonic()
         sender.send({"kind": "credit", "transfer": "x-1", "amount": 3, "sent_at": sent_at},
-                    listening, dscp=9)
-        message, dscp = target.receive(lambda: relay.read(0.01), "the relayed datagram")
+                    listening, code=9)
+        message, code = target.receive(lambda: relay.read(0.01), "the relayed datagram")
         arrived = time.monotonic()
         sender.close()
         assert message == {"kind": "credit", "transfer": "x-1", "amount": 3,
                            "chain_started": sent_at}
-        assert dscp == 0 and arrived - sent_at >= 0.05
+        assert code == 0 and arrived - sent_at >= 0.05
         relay.popen.send_signal(signal.SIGTERM)
         assert relay.wait() == 0
         stopped = json.loads(relay.line("stopped").split(" ", 1)[1])

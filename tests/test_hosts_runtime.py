@@ -1,8 +1,8 @@
 """The snapshot runtime over loopback, driven step by step, with a fake coordinator.
 
 The node under test ("a") listens on 127.0.0.2; its in-group peer "b" is a
-raw socket on 127.0.0.3 and an out-group host sits on 127.0.0.9. DSCP is
-really written and read on lo (IP_TOS / IP_RECVTOS).
+raw socket on 127.0.0.3 and an out-group host sits on 127.0.0.9. The wire code (the whole
+TOS byte, as in the emulation) is really written and read on lo (IP_TOS / IP_RECVTOS).
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from test_hosts_fakes import FakeCoordinator, Peer, wait_until
 
-from beaver.ids import IdSpace
+from beaver.ids import tos_space
 from beaver.protocols import protocol
 from hosts import link, wire
 from hosts.runtime import Runtime
 from hosts.services import Address, Send
 from topologies.secret import RunSecret
 
-SPACE = IdSpace()
+SPACE = tos_space()
 
 
 class Echo:
@@ -96,24 +96,33 @@ def beaver():
 
 
 def test_newer_id_snapshots_before_delivery_and_replies_carry_it(beaver):
-    beaver.peer.send({"kind": "data", "n": 1}, beaver.address, dscp=SPACE.to_wire(0))
+    beaver.peer.send({"kind": "data", "n": 1}, beaver.address, code=SPACE.to_wire(0))
     beaver.peer.receive(beaver.pump, "echo of the first datagram")
 
-    beaver.peer.send({"kind": "data", "n": 2}, beaver.address, dscp=SPACE.to_wire(3))
-    echo, dscp = beaver.peer.receive(beaver.pump, "echo of the datagram stamped 3")
+    beaver.peer.send({"kind": "data", "n": 2}, beaver.address, code=SPACE.to_wire(3))
+    echo, code = beaver.peer.receive(beaver.pump, "echo of the datagram stamped 3")
 
     local = beaver.wait(lambda: beaver.coordinator.of_type("local"), "a local snapshot")[0]
     assert (local["first_id"], local["last_id"]) == (1, 3)
     assert local["state"] == {"delivered": [1]}, "state captured before delivering datagram 2"
     assert local["sent"] == {"b": 1} and local["received"] == {"b": 1}
     assert beaver.service.delivered == [1, 2]
-    assert echo["n"] == 2 and dscp == SPACE.to_wire(3)
+    assert echo["n"] == 2 and code == SPACE.to_wire(3)
     assert beaver.runtime.reachable == {"b"}, "a peer that sent data is up"
+
+
+def test_an_id_whose_code_needs_the_ecn_bits_is_adopted_and_sent_back_whole(beaver):
+    newest = SPACE.window  # the farthest id ahead a node adopts
+    assert SPACE.to_wire(newest) >= 64, "the code does not fit in the six DSCP bits"
+    beaver.peer.send({"kind": "data", "n": 1}, beaver.address, code=SPACE.to_wire(newest))
+    echo, code = beaver.peer.receive(beaver.pump, f"echo of the datagram stamped {newest}")
+    assert beaver.runtime.node.current == newest
+    assert echo["n"] == 1 and code == SPACE.to_wire(newest)
 
 
 def test_older_id_is_recorded_in_flight_and_delivered(beaver):
     beaver.notify(2)
-    beaver.peer.send({"kind": "data", "n": 7}, beaver.address, dscp=SPACE.to_wire(1))
+    beaver.peer.send({"kind": "data", "n": 7}, beaver.address, code=SPACE.to_wire(1))
     beaver.peer.receive(beaver.pump, "echo of the late datagram")
 
     record = beaver.wait(lambda: beaver.coordinator.of_type("in_flight"), "in-flight report")[0]
@@ -126,12 +135,12 @@ def test_older_id_is_recorded_in_flight_and_delivered(beaver):
 def test_out_of_window_datagram_is_rejected_counted_and_run_goes_on(beaver, caplog):
     far = SPACE.to_wire(SPACE.window + 10)
     with caplog.at_level(logging.WARNING, logger="hosts.runtime"):
-        beaver.peer.send({"kind": "data", "n": 1}, beaver.address, dscp=far)
+        beaver.peer.send({"kind": "data", "n": 1}, beaver.address, code=far)
         beaver.wait(lambda: beaver.runtime.counters.rejected == 1, "the rejection")
     assert [r for r in caplog.records if "rejected datagram" in r.getMessage()]
     assert beaver.service.delivered == [] and beaver.runtime.node.current == 0
 
-    beaver.peer.send({"kind": "data", "n": 2}, beaver.address, dscp=SPACE.to_wire(1))
+    beaver.peer.send({"kind": "data", "n": 2}, beaver.address, code=SPACE.to_wire(1))
     beaver.peer.receive(beaver.pump, "echo after the rejection")
     assert beaver.service.delivered == [2]
 
@@ -139,10 +148,10 @@ def test_out_of_window_datagram_is_rejected_counted_and_run_goes_on(beaver, capl
 def test_malformed_datagrams_are_logged_and_ignored(beaver, caplog):
     with caplog.at_level(logging.WARNING, logger="hosts.runtime"):
         for junk in (b"\xff not json", b"[1, 2]", b'{"n": 1}'):
-            beaver.peer.send(junk, beaver.address, dscp=SPACE.to_wire(0))
+            beaver.peer.send(junk, beaver.address, code=SPACE.to_wire(0))
         beaver.wait(lambda: beaver.runtime.counters.malformed == 3, "three malformed datagrams")
     assert len([r for r in caplog.records if "malformed datagram" in r.getMessage()]) == 3
-    beaver.peer.send({"kind": "data", "n": 5}, beaver.address, dscp=SPACE.to_wire(0))
+    beaver.peer.send({"kind": "data", "n": 5}, beaver.address, code=SPACE.to_wire(0))
     beaver.peer.receive(beaver.pump, "echo after the junk")
     assert beaver.service.delivered == [5]
 
@@ -150,8 +159,8 @@ def test_malformed_datagrams_are_logged_and_ignored(beaver, caplog):
 def test_out_group_datagram_is_answered_at_its_source_and_chain_time_measured(beaver):
     started = time.monotonic() - 0.05
     beaver.outsider.send({"kind": "data", "n": 3, "chain_started": started}, beaver.address,
-                         dscp=SPACE.to_wire(0))
-    echo, _dscp = beaver.outsider.receive(beaver.pump, "reply to the out-group host")
+                         code=SPACE.to_wire(0))
+    echo, _code = beaver.outsider.receive(beaver.pump, "reply to the out-group host")
     assert echo["n"] == 3 and echo["sent_at"] >= started
     assert beaver.runtime.counters.chain_count == 1
     assert 0.05 <= beaver.runtime.counters.chain_min < 5
@@ -182,7 +191,7 @@ def test_restore_with_a_foreign_state_is_refused_and_the_run_goes_on(beaver, cap
         beaver.coordinator.send("restore", snapshot_id=2, state={"balances": {}})
         beaver.wait(lambda: caplog.records, "the refusal")
     assert "ignored restore of snapshot 2" in caplog.records[0].getMessage()
-    beaver.peer.send({"kind": "data", "n": 9}, beaver.address, dscp=SPACE.to_wire(0))
+    beaver.peer.send({"kind": "data", "n": 9}, beaver.address, code=SPACE.to_wire(0))
     beaver.peer.receive(beaver.pump, "echo after the refused restore")
     assert beaver.coordinator.of_type("restored") == [] and beaver.service.delivered == [9]
 
@@ -202,11 +211,11 @@ def test_coordinator_hanging_up_ends_the_run(beaver):
 
 def test_a_joining_peer_becomes_reachable_and_is_answered(beaver):
     beaver.peer.send({"kind": "join"}, beaver.address)
-    answer, dscp = beaver.peer.receive(beaver.pump, "the answer to join")
-    assert answer["kind"] == "join" and answer["answer"] is True and dscp == 0
+    answer, code = beaver.peer.receive(beaver.pump, "the answer to join")
+    assert answer["kind"] == "join" and answer["answer"] is True and code == 0
     assert beaver.runtime.reachable == {"b"}
     beaver.peer.send({"kind": "join", "answer": True}, beaver.address)
-    beaver.peer.send({"kind": "data", "n": 1}, beaver.address, dscp=SPACE.to_wire(0))
+    beaver.peer.send({"kind": "data", "n": 1}, beaver.address, code=SPACE.to_wire(0))
     echo, _ = beaver.peer.receive(beaver.pump, "the echo (an answer is not answered)")
     assert echo["kind"] == "echo"
     assert beaver.runtime.counters.delivered == 1, "joins never reach the service"
@@ -219,7 +228,7 @@ def test_out_group_dscp_counts_only_where_gateways_stamp(protocol_name, rejected
     try:
         far = SPACE.window + 5
         harness.notify(far)
-        harness.outsider.send({"kind": "data", "n": 1}, harness.address, dscp=SPACE.to_wire(0))
+        harness.outsider.send({"kind": "data", "n": 1}, harness.address, code=SPACE.to_wire(0))
         harness.wait(lambda: harness.runtime.counters.delivered + harness.runtime.counters.rejected,
                      "the out-group datagram to be handled")
         assert harness.runtime.counters.rejected == rejected
@@ -232,8 +241,8 @@ def test_chandy_lamport_sends_markers_and_reports_when_channels_close():
     harness = Harness("chandy-lamport")
     try:
         harness.notify(1)
-        marker, dscp = harness.peer.receive(harness.pump, "a marker to b")
-        assert marker["kind"] == "marker" and marker["snapshot_id"] == 1 and dscp == 0
+        marker, code = harness.peer.receive(harness.pump, "a marker to b")
+        assert marker["kind"] == "marker" and marker["snapshot_id"] == 1 and code == 0
         assert harness.coordinator.of_type("local") == []
 
         harness.peer.send({"kind": "data", "n": 4}, harness.address)

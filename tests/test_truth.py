@@ -254,12 +254,12 @@ def test_the_runtime_logs_ids_sends_receives_and_the_capture_before_its_trigger(
     harness.runtime.truth = truth
     try:
         harness.peer.send({"kind": "data", "n": 1, MESSAGE_ID: "b:1"}, harness.address,
-                          dscp=SPACE.to_wire(0))
+                          code=SPACE.to_wire(0))
         first, _ = harness.peer.receive(harness.pump, "echo of the first datagram")
         harness.peer.send({"kind": "data", "n": 2, MESSAGE_ID: "b:2"}, harness.address,
-                          dscp=SPACE.to_wire(3))
+                          code=SPACE.to_wire(3))
         second, _ = harness.peer.receive(harness.pump, "echo of the datagram stamped 3")
-        harness.peer.send({"kind": "data", "n": 3}, harness.address, dscp=SPACE.to_wire(3))
+        harness.peer.send({"kind": "data", "n": 3}, harness.address, code=SPACE.to_wire(3))
         harness.peer.receive(harness.pump, "echo of a datagram without an id")
         harness.notify(5)
     finally:

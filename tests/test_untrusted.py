@@ -55,7 +55,7 @@ def test_a_runtime_survives_a_deep_datagram_and_counts_it_by_reason(beaver, capl
         beaver.wait(lambda: beaver.runtime.counters.malformed == 2, "two rejections")
     assert beaver.runtime.counters.malformed_by == {untrusted.TOO_DEEP: 2}
     assert len([r for r in caplog.records if "(too_deep)" in r.getMessage()]) == 2
-    beaver.peer.send({"kind": "data", "n": 1}, beaver.address, dscp=SPACE.to_wire(0))
+    beaver.peer.send({"kind": "data", "n": 1}, beaver.address, code=SPACE.to_wire(0))
     beaver.peer.receive(beaver.pump, "an echo after the attack")
     assert beaver.service.delivered == [1]
 

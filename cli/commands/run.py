@@ -43,7 +43,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from beaver.ids import IdSpace
+from beaver.ids import tos_space
 from cli.progress import Progress
 from cli.runs.arguments import add_arguments, run_parameters, settings_of
 from cli.runs.summary import summarize
@@ -142,11 +142,11 @@ def take(emulation: Emulation, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def wire_check(emulation: Emulation, capture: Capture) -> dict[str, Any]:
-    """``--capture``: the captured DSCP against the stored gateway timings of the run."""
+    """``--capture``: the captured wire codes against the stored gateway timings of the run."""
     store, run = emulation.store, emulation.run
     snapshots = [store.snapshot(run, row["snapshot_id"]) for row in store.snapshot_rows(run)]
     return dict(capture.report(stored_updates(snapshots),
-                               IdSpace(window=emulation.settings.window)))
+                               tos_space(emulation.settings.window)))
 
 
 def given_up(result: TakeResult) -> dict[str, Any]:

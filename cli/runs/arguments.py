@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-from beaver.ids import IdSpace
 from beaver.protocols import PROTOCOLS
 from cli.errors import UsageError
 from controller.coordinator.store import DEFAULT_DB
@@ -32,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=int, default=1,
                         help="snapshots whose gateway update may be in flight at once, updates "
                              "pipelined (1: each waits for the previous one's acks; at most "
-                             f"{IdSpace.window}, the id window; default 1)")
+                             f"{EmulationSettings.window}, the id window; default 1)")
     parser.add_argument("--wan-delay-ms", type=float, default=EmulationSettings.wan_delay * 1e3,
                         help="delay a relay adds to an external transfer (default "
                              f"{EmulationSettings.wan_delay * 1e3:g} ms: partners in another "
@@ -71,8 +70,8 @@ def settings_of(args: argparse.Namespace) -> EmulationSettings:
         problems.append(f"--rate must be a positive number <= {MAX_RATE:g} (each start updates "
                         f"every gateway and notifies every agent; the summary says the rate "
                         f"reached)")
-    if not 1 <= args.window <= IdSpace.window:
-        problems.append(f"--window must be in 1..{IdSpace.window}")
+    if not 1 <= args.window <= EmulationSettings.window:
+        problems.append(f"--window must be in 1..{EmulationSettings.window}")
     if not (math.isfinite(args.wan_delay_ms) and args.wan_delay_ms >= 0):
         problems.append("--wan-delay-ms must be >= 0")
     if not (math.isfinite(args.notify_spread_ms) and args.notify_spread_ms >= 0):

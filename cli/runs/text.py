@@ -89,9 +89,9 @@ def oracle_line(summary: dict[str, Any]) -> str:
 
 
 def capture_lines(capture: dict[str, Any] | None) -> list[str]:
-    """The wire check of ``--capture``: datagrams seen at the backends, DSCP mismatches."""
+    """The wire check of ``--capture``: datagrams seen at the backends, wire-code mismatches."""
     if capture is None:
         return []
     return [f"wire check: {capture['packets']} datagrams that crossed a gateway captured at "
-            f"the backends, {capture['mismatches']} with a DSCP no gateway stamped then"
+            f"the backends, {capture['mismatches']} with a wire code no gateway stamped then"
             + (f" (first: {capture['first_mismatches']})" if capture["mismatches"] else "")]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from beaver.gateway import Gateway
-from beaver.ids import IdSpace
+from beaver.ids import IdSpace, tos_space
 from beaver.records import GatewayTiming
 from controller.gateways.maglev import DEFAULT_SIZE, FlowKey, MaglevTable
 from controller.gateways.pipeline import (
@@ -38,6 +38,7 @@ from controller.gateways.rules import (
     loss_rules,
     match,
     spine_for_leaf,
+    wire_fields,
 )
 from controller.gateways.stamping import StampLane, stamp_mark
 from controller.gateways.updates import IdUpdate
@@ -96,7 +97,7 @@ class GatewayController:
                  maglev_size: int = DEFAULT_SIZE, stamp_depth: int = 2,
                  data_loss: float = 0.0) -> None:
         self.plan = plan
-        self.space = space or IdSpace()
+        self.space = space or tos_space()
         self.gateways = {g.name: Gateway(g.name, self.space) for g in plan.gateways}
         self.tables = {
             s.name: MaglevTable(s.backends, maglev_size) for s in plan.services if s.backends
@@ -145,7 +146,8 @@ class GatewayController:
         current = self.gateways[gateway].current
         return Rule(
             gateway, "stamp", 10, match(eth_type=ETH_TYPE_IP),
-            (SetField("ip_dscp", self.gateways[gateway].stamp()),
+            (*(SetField(name, value)
+               for name, value in wire_fields(self.gateways[gateway].stamp()).items()),
              SetField("pkt_mark", stamp_mark(current))),
             goto="balance", cookie=cookie(Purpose.STAMP, self.gateways[gateway].current),
         )
@@ -153,7 +155,7 @@ class GatewayController:
     def observe_rules(self, gateway: str) -> list[Rule]:
         current = self.gateways[gateway].current
         return [
-            Rule(gateway, "observe", 100, match(eth_type=ETH_TYPE_IP, ip_dscp=wire),
+            Rule(gateway, "observe", 100, match(eth_type=ETH_TYPE_IP, **wire_fields(wire)),
                  (ToController(OBSERVE_COPY_BYTES),), goto="balance",
                  cookie=cookie(Purpose.OBSERVE, wire))
             for wire in self.space.ahead_wires(current)

@@ -15,8 +15,9 @@ Gateway pipeline::
 
 * ``classify``: traffic from the border toward a VIP; in-group sources go to
   ``observe``, everything else to ``stamp``.
-* ``stamp``: one rule writes the gateway's current snapshot id into DSCP.
-* ``observe``: in-group packets keep their own DSCP; those carrying an id
+* ``stamp``: one rule writes the gateway's current snapshot id into the TOS byte
+  (DSCP and ECN bits, :func:`beaver.ids.tos_fields`).
+* ``observe``: in-group packets keep their own wire code; those carrying an id
   ahead of the gateway's are copied to the controller (optimistic marking).
 * ``balance``: one exact 5-tuple rule per flow rewrites VIP -> DIP; a miss
   goes to the controller, which picks the backend and installs the rule.
@@ -40,7 +41,7 @@ class Table:
 
 GATEWAY_PIPELINE: tuple[Table, ...] = (
     Table("classify", 0, ("stamp", "observe"), "split out-group from in-group traffic to VIPs"),
-    Table("stamp", 1, ("balance",), "write the gateway's snapshot id into DSCP"),
+    Table("stamp", 1, ("balance",), "write the gateway's snapshot id into the TOS byte"),
     Table("observe", 2, ("balance",), "copy in-group packets with a newer id to the controller"),
     Table("balance", 3, ("forward",), "VIP -> DIP per flow (5-tuple), miss to the controller"),
     Table("forward", 4, (), "DIP -> port toward the backend's leaf"),

@@ -14,7 +14,7 @@ Paths:
 * backend -> out-group: leaf (source DIP -> VIP) -> spine -> border ->
   internet; replies never cross a gateway;
 * in-group -> VIP: leaf -> spine -> border -> gateway -> ... like out-group
-  traffic, but the gateway keeps the packet's DSCP;
+  traffic, but the gateway keeps the packet's wire code (its TOS byte);
 * in-group -> in-group: leaf -> spine (chosen by destination leaf) -> leaf.
 
 Loss on purpose (:func:`loss_rules`, ``beaver run --data-loss``): in-group
@@ -30,6 +30,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from beaver.ids import tos_fields
 from controller.gateways.pipeline import Purpose, cookie
 from topologies.addressing import INGROUP_TTLS, AddressPlan, InGroupHost, Switch
 
@@ -86,6 +87,13 @@ class Rule:
 
 def match(**fields: Any) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted(fields.items()))
+
+
+def wire_fields(code: int) -> dict[str, int]:
+    """The OpenFlow 1.3 fields that hold snapshot wire code ``code``: the TOS byte's
+    DSCP and ECN bits (:func:`beaver.ids.tos_fields`), matched and written together."""
+    dscp, ecn = tos_fields(code)
+    return {"ip_dscp": dscp, "ip_ecn": ecn}
 
 
 def _net(cidr: str) -> tuple[str, str]:

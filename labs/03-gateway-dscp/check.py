@@ -26,9 +26,9 @@ NEEDS: dict[int, list[tuple[str, str]]] = {
     1: [("the backend the gateway picked (a dch... host or a 10.1.x.y DIP)",
          r"\b\w*h\d\b|10\.1\.\d+\.\d+"),
         ("how the border picks a gateway (a hash of the flow)", r"hash|bundle|5-tuple")],
-    2: [("the DSCP code seen before any snapshot (DSCP 1, tos 0x4)", r"DSCP 1\b|tos 0x4"),
+    2: [("the wire code seen before any snapshot (code 1, tos 0x1)", r"code 1\b|tos 0x1\b"),
         ("why code 0 is not used (unmarked)", r"unmarked")],
-    3: [("the DSCP code after set_id 5 (DSCP 6, tos 0x18)", r"DSCP 6\b|tos 0x18"),
+    3: [("the wire code after set_id 5 (code 6, tos 0x6)", r"code 6\b|tos 0x6\b"),
         ("the t1 - t0 set_id.py printed, in ms", r"\d(\.\d+)?\s*ms")],
     4: [("where replies go (direct server return, not a gateway)",
          r"direct server return|DSR")],
@@ -36,7 +36,7 @@ NEEDS: dict[int, list[tuple[str, str]]] = {
          r"time[sd]? out|dropped|drop")],
     6: [("what the observe rules do with a newer id (optimistic marking)",
          r"optimistic"),
-        ("why 16 codes (the snapshot window)", r"window")],
+        ("why 64 codes (the snapshot window)", r"window")],
 }
 
 
