@@ -107,9 +107,12 @@ class AgentLinks:
         the spread models that skew. Beaver does not depend on it (stamped
         traffic makes nodes snapshot first); a protocol that learns of
         snapshots only from notifications does. A notification the node no
-        longer needs when its time comes (it reported the snapshot already)
-        is not sent.
+        longer needs, now or when its time comes (it reported the snapshot
+        already), is not sent.
         """
+        if not self.notify_needed(node, snapshot_id):
+            self.notifies["skipped"] += 1
+            return
         delay = self._notify_delays.uniform(0, self.notify_spread) if self.notify_spread else 0
         if not delay:
             self._send_notify(node, snapshot_id)
