@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from beaver.records import GatewayTiming
 from cli.main import main
+from controller.coordinator.snapshot_records import json_text
 from controller.coordinator.store import (
     SCHEMA_VERSION,
     FinishedSnapshot,
@@ -297,3 +299,16 @@ def test_live_restore_without_ovs_points_to_offline(bank_db: Path, monkeypatch, 
     monkeypatch.setattr(network, "ovs_problem", lambda: "needs root")
     code, _, err = beaver(capsys, "restore", "1", "--db", str(bank_db))
     assert code == 1 and err.count("\n") == 1 and "--offline" in err
+
+
+def test_snapshots_written_together_are_stored_all_or_none(tmp_path: Path) -> None:
+    with Store(tmp_path / "beaver.db") as store:
+        run = store.new_run("beaver", {}, 33.0, "given")
+        store.add_snapshots(run, "beaver", [sample(1), sample(2)])
+        with pytest.raises(sqlite3.IntegrityError):
+            store.add_snapshots(run, "beaver", [sample(3), sample(2)])
+        assert [r["snapshot_id"] for r in store.snapshot_rows(run)] == [1, 2]
+        encoded = replace(sample(4), states=tuple(
+            replace(s, state_json=json_text(s.state)) for s in sample(4).states))
+        store.add_snapshots(run, "beaver", [encoded])
+        assert store.snapshot(run, 4) == sample(4)

@@ -1,19 +1,34 @@
 """Finished snapshots into the store, then out of the core's memory.
 
-A snapshot is written as the core assembled it, in one transaction
-(:meth:`~controller.coordinator.store.Store.add_snapshot`), with each node's
-capture time (from its local snapshot reports) and each gateway's timing.
-Once every snapshot up to some id is stored, the core forgets them
-(:meth:`~beaver.coordinator.Coordinator.forget`), and so does this writer.
+A snapshot is written as the core assembled it, with each node's capture
+time (from its local snapshot reports) and each gateway's timing. Snapshots
+that finish together (one report completes them all) are written in one
+transaction (:meth:`~controller.coordinator.store.Store.add_snapshots`); a
+snapshot is never held back for later ones. A node's state is encoded once
+per local snapshot, when the report comes, however many snapshots that
+local snapshot covers. Once every snapshot up to some id is stored, the core
+forgets them (:meth:`~beaver.coordinator.Coordinator.forget`), and so does
+this writer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 from beaver.coordinator import Coordinator
 from beaver.records import GatewayTiming, LocalSnapshot
+from controller.coordinator.snapshot_records import json_text
 from controller.coordinator.store import FinishedSnapshot, Store, StoredInFlight, StoredLocal
+
+
+class _Taken(NamedTuple):
+    """What the writer keeps of one accepted local snapshot."""
+
+    first_id: int
+    last_id: int
+    taken_at: float
+    state_json: str
 
 
 class SnapshotWriter:
@@ -26,40 +41,46 @@ class SnapshotWriter:
         self.protocol_name = protocol_name
         self.stored: set[int] = set()
         self._forgotten_through = 0
-        self._taken_at: dict[str, list[tuple[int, int, float]]] = {n: [] for n in core.nodes}
+        self._taken: dict[str, list[_Taken]] = {n: [] for n in core.nodes}
 
     def taken(self, local: LocalSnapshot) -> None:
-        """A node's local snapshot the core accepted: remember when it was taken."""
-        self._taken_at[local.node].append((local.first_id, local.last_id, local.taken_at))
+        """A node's local snapshot the core accepted: remember when it was taken, and its
+        state as the store writes it."""
+        self._taken[local.node].append(
+            _Taken(local.first_id, local.last_id, local.taken_at, json_text(local.state)))
 
-    def write(self, k: int, gateways: Mapping[str, GatewayTiming]) -> None:
-        """Write snapshot k as the core sees it, then let the core forget what it can."""
-        snapshot = self.core.assemble(k)
-        status = snapshot.status
-        states = tuple(
-            StoredLocal(node, self._local_time(node, k), state)
-            for node, state in sorted(snapshot.states.items())
-        )
-        in_flight = tuple(
-            StoredInFlight(m.receiver, m.sender, m.received_at, m.message)
-            for m in snapshot.in_flight
-        )
-        self.store.add_snapshot(self.run, self.protocol_name, FinishedSnapshot(
-            snapshot_id=k, t0=status.t0, t1=status.t1, valid=bool(status.valid),
-            complete=status.complete, completed_at=status.completed_at,
-            states=states, in_flight=in_flight,
-            gateways=tuple(timing for _, timing in sorted(gateways.items())),
-        ))
-        self.stored.add(k)
+    def write(self, finished: Sequence[tuple[int, Mapping[str, GatewayTiming]]]) -> None:
+        """Write snapshots that finished together (ids with their gateways' timings), as the
+        core sees them, in one transaction; then let the core forget what it can."""
+        self.store.add_snapshots(self.run, self.protocol_name,
+                                 [self._assembled(k, gateways) for k, gateways in finished])
+        self.stored.update(k for k, _ in finished)
         through = self._forgotten_through
         while through + 1 in self.stored:
             through += 1
         if through > self._forgotten_through:
             self._forgotten_through = through
             self.core.forget(through)
-            for node, times in self._taken_at.items():
-                self._taken_at[node] = [t for t in times if t[1] > through]
+            for node, taken in self._taken.items():
+                self._taken[node] = [t for t in taken if t.last_id > through]
 
-    def _local_time(self, node: str, k: int) -> float:
-        return next(taken_at for first, last, taken_at in reversed(self._taken_at[node])
-                    if first <= k <= last)
+    def _assembled(self, k: int, gateways: Mapping[str, GatewayTiming]) -> FinishedSnapshot:
+        snapshot = self.core.assemble(k)
+        status = snapshot.status
+        states = []
+        for node, state in sorted(snapshot.states.items()):
+            taken = self._local(node, k)
+            states.append(StoredLocal(node, taken.taken_at, state, taken.state_json))
+        in_flight = tuple(
+            StoredInFlight(m.receiver, m.sender, m.received_at, m.message)
+            for m in snapshot.in_flight
+        )
+        return FinishedSnapshot(
+            snapshot_id=k, t0=status.t0, t1=status.t1, valid=bool(status.valid),
+            complete=status.complete, completed_at=status.completed_at,
+            states=tuple(states), in_flight=in_flight,
+            gateways=tuple(timing for _, timing in sorted(gateways.items())),
+        )
+
+    def _local(self, node: str, k: int) -> _Taken:
+        return next(t for t in reversed(self._taken[node]) if t.first_id <= k <= t.last_id)

@@ -16,9 +16,9 @@ is the core's (:mod:`beaver.coordinator`). Its parts, one job each:
   leaves before k's is answered); with 1, a snapshot starts only once the
   previous one's gateway phase is over. The core's window (every live id
   within the wire window) still bounds how many are unfinished;
-* :mod:`controller.coordinator.persistence`: each finished snapshot is written
-  to the :class:`~controller.coordinator.store.Store` in one transaction, then
-  the core forgets it;
+* :mod:`controller.coordinator.persistence`: the snapshots that finish
+  together are written to the :class:`~controller.coordinator.store.Store` in
+  one transaction, then the core forgets them;
 * :mod:`controller.coordinator.tau`: tau_min, set before the first snapshot
   (given, or measured by :meth:`SnapshotService.wait_chain_time` from the
   shortest external causal chain the agents' ``counters`` carry) and, with
@@ -312,8 +312,8 @@ class SnapshotService:
             log.warning("giving up after %.1f s: %s", time.monotonic() - began, stalled)
             self.agents.cancel_notifies()
             given_up = tuple(sorted(self._open))
-            for k in given_up:
-                self._store(k)
+            if given_up:
+                self._store(list(given_up))
         started = self.core.newest - first + 1
         stored = sum(1 for k in self.writer.stored if k >= first)
         return TakeResult(started, stored, stalled, self.rejections, self._start_rate(first),
@@ -386,13 +386,13 @@ class SnapshotService:
 
     def _collect_finished(self) -> None:
         finished = [k for k in sorted(self._open) if self.core.status(k).finished]
-        for k in finished:
-            self._store(k)
         if finished:
+            self._store(finished)
             self._report_progress()
 
-    def _store(self, k: int) -> None:
-        self.writer.write(k, self._open.pop(k))
+    def _store(self, snapshots: list[int]) -> None:
+        """Store snapshots that finished together, in one transaction."""
+        self.writer.write([(k, self._open.pop(k)) for k in snapshots])
         self._change.wake()
 
     def _report_progress(self) -> None:

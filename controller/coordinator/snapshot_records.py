@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from beaver.records import GatewayTiming
@@ -13,6 +14,14 @@ class StoredLocal:
     node: str
     taken_at: float
     state: Any
+    state_json: str | None = field(default=None, compare=False, repr=False)
+    """The state as the store writes it (:func:`json_text`), if already encoded: a local
+    snapshot covering several ids is then encoded once, not once per snapshot."""
+
+
+def json_text(value: Any) -> str:
+    """A JSON column's text: compact, keys sorted."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 @dataclass(frozen=True)

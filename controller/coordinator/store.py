@@ -23,7 +23,8 @@ The model (documented for users in ``docs/schema.md``):
   ``malformed_by.<reason>``).
 
 Durability: the file is in WAL mode and every finished snapshot is written
-in one transaction, so a run killed at any instant (even SIGKILL) leaves a
+in one transaction (with the others that finished at the same moment, as one
+report completes several), so a run killed at any instant (even SIGKILL) leaves a
 readable database holding every snapshot finished before the kill. A commit
 is in the write-ahead log, in the kernel's page cache, when it returns; the
 connection runs with ``synchronous=NORMAL``, so the log is flushed to the disk
@@ -65,6 +66,7 @@ from controller.coordinator.snapshot_records import (
     FinishedSnapshot,
     StoredInFlight,
     StoredLocal,
+    json_text,
 )
 from oracle import Verdict
 
@@ -99,8 +101,6 @@ class NotATestbedDatabase(StoreError):
     """The file is not a snapshot database of this version (bad input: exit status 2)."""
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 class Store:
@@ -185,7 +185,7 @@ class Store:
                 "INSERT INTO runs (started, protocol, parameters, tau_min_us, tau_source) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (datetime.now(UTC).isoformat(timespec="seconds"), protocol,
-                 _dumps(dict(parameters)), tau_min_us, tau_source),
+                 json_text(dict(parameters)), tau_min_us, tau_source),
             )
         return int(cursor.lastrowid or 0)
 
@@ -227,29 +227,39 @@ class Store:
 
     def add_snapshot(self, run: int, protocol: str, snapshot: FinishedSnapshot) -> None:
         """Write one snapshot with its states, messages and timings, all or nothing."""
-        k = snapshot.snapshot_id
+        self.add_snapshots(run, protocol, [snapshot])
+
+    def add_snapshots(self, run: int, protocol: str,
+                      snapshots: Iterable[FinishedSnapshot]) -> None:
+        """Write snapshots that finished together, all or nothing, in one transaction."""
         with self._db:
-            self._db.execute(
-                "INSERT INTO snapshots (run, snapshot_id, protocol, t0, t1, update_us, valid, "
-                "complete, completed_at, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run, k, protocol, snapshot.t0, snapshot.t1, snapshot.update_us,
-                 int(snapshot.valid), int(snapshot.complete), snapshot.completed_at,
-                 datetime.now(UTC).isoformat(timespec="milliseconds")),
-            )
-            self._db.executemany(
-                "INSERT INTO local_states VALUES (?, ?, ?, ?, ?)",
-                [(run, k, s.node, s.taken_at, _dumps(s.state)) for s in snapshot.states],
-            )
-            self._db.executemany(
-                "INSERT INTO in_flight VALUES (?, ?, ?, ?, ?, ?)",
-                [(run, k, m.receiver, m.sender, m.received_at, _dumps(m.message))
-                 for m in snapshot.in_flight],
-            )
-            self._db.executemany(
-                "INSERT INTO gateway_timings VALUES (?, ?, ?, ?, ?, ?)",
-                [(run, k, g.gateway, g.sent_at, g.acked_at, int(g.failed))
-                 for g in snapshot.gateways],
-            )
+            for snapshot in snapshots:
+                self._insert_snapshot(run, protocol, snapshot)
+
+    def _insert_snapshot(self, run: int, protocol: str, snapshot: FinishedSnapshot) -> None:
+        k = snapshot.snapshot_id
+        self._db.execute(
+            "INSERT INTO snapshots (run, snapshot_id, protocol, t0, t1, update_us, valid, "
+            "complete, completed_at, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run, k, protocol, snapshot.t0, snapshot.t1, snapshot.update_us,
+             int(snapshot.valid), int(snapshot.complete), snapshot.completed_at,
+             datetime.now(UTC).isoformat(timespec="milliseconds")),
+        )
+        self._db.executemany(
+            "INSERT INTO local_states VALUES (?, ?, ?, ?, ?)",
+            [(run, k, s.node, s.taken_at, s.state_json or json_text(s.state))
+             for s in snapshot.states],
+        )
+        self._db.executemany(
+            "INSERT INTO in_flight VALUES (?, ?, ?, ?, ?, ?)",
+            [(run, k, m.receiver, m.sender, m.received_at, json_text(m.message))
+             for m in snapshot.in_flight],
+        )
+        self._db.executemany(
+            "INSERT INTO gateway_timings VALUES (?, ?, ?, ?, ?, ?)",
+            [(run, k, g.gateway, g.sent_at, g.acked_at, int(g.failed))
+             for g in snapshot.gateways],
+        )
 
     def set_rejections(self, run: int, counts: Mapping[str, int]) -> None:
         with self._db:
