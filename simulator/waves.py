@@ -15,6 +15,8 @@ at once does.
 from __future__ import annotations
 
 import math
+from array import array
+from bisect import insort
 
 import numpy as np
 
@@ -23,14 +25,21 @@ class Waves:
     """The notification waves still on their way, and per node its earliest pending arrival."""
 
     def __init__(self, nodes: int):
-        self.pending_at = [math.inf] * nodes
+        self.pending_at = array("d", [math.inf]) * nodes
         """Per node, the earliest arrival of a notification it has not taken yet."""
-        self._waves: list[tuple[int, list[float]]] = []
+        self._pending = np.frombuffer(self.pending_at)
+        """The same memory, as a numpy array."""
+        self._waves: list[tuple[int, array]] = []
+        """Per wave not retired, its id and every node's arrival, in id order."""
+
+    def told_by(self, now: float) -> list[int]:
+        """The nodes that have a notification not taken yet that arrived by ``now``."""
+        return np.flatnonzero(self._pending <= now).tolist()
 
     def add(self, snapshot_id: int, arrivals: np.ndarray) -> float:
         """A wave for ``snapshot_id`` with one arrival per node (inf: lost); returns its end."""
-        self._waves.append((snapshot_id, arrivals.tolist()))
-        self.pending_at[:] = np.minimum(self.pending_at, arrivals).tolist()
+        insort(self._waves, (snapshot_id, array("d", arrivals.tobytes())))
+        np.minimum(self._pending, arrivals, out=self._pending)
         finite = arrivals[np.isfinite(arrivals)]
         return float(finite.max()) if finite.size else math.inf
 
@@ -41,21 +50,17 @@ class Waves:
     def take_due(self, node: int, current: int, now: float) -> tuple[int, float]:
         """The newest id ``node`` (at ``current``) was told by ``now``, and the earliest such
         arrival; ``(0, inf)`` if none. Forgets them, and notifications made moot by them."""
-        due_id, due_at = 0, math.inf
-        waves = self._waves
-        for snapshot_id, arrivals in waves:
-            if snapshot_id > current:
-                arrival = arrivals[node]
-                if arrival <= now:
-                    if snapshot_id > due_id:
-                        due_id = snapshot_id
-                    if arrival < due_at:
-                        due_at = arrival
-        taken, pending = max(current, due_id), math.inf
-        for snapshot_id, arrivals in waves:
-            if snapshot_id > taken:
-                arrival = arrivals[node]
-                if arrival < pending:
-                    pending = arrival
+        due_id, due_at, pending = 0, math.inf, math.inf
+        for snapshot_id, arrivals in reversed(self._waves):
+            if snapshot_id <= current:
+                break
+            arrival = arrivals[node]
+            if arrival <= now:
+                if not due_id:
+                    due_id = snapshot_id
+                if arrival < due_at:
+                    due_at = arrival
+            elif not due_id and arrival < pending:
+                pending = arrival
         self.pending_at[node] = pending
         return due_id, due_at

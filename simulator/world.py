@@ -264,9 +264,9 @@ class World(InGroupTraffic, OutGroupTraffic):
 
     def wave_end(self, snapshot_id: int) -> None:
         """The last notification of ``snapshot_id`` arrived: every node told takes it now."""
-        now, nodes, pending, down = self.engine.now, self.nodes, self._pending_at, self._down_until
-        behind = [i for i, node in enumerate(nodes)
-                  if node.current < snapshot_id and pending[i] <= now and down[i] <= now]
+        now, nodes, down = self.engine.now, self.nodes, self._down_until
+        behind = [i for i in self.waves.told_by(now)
+                  if nodes[i].current < snapshot_id and down[i] <= now]
         for i in behind:
             self._catch_up(i)
         self.waves.retire(snapshot_id)
