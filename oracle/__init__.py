@@ -36,6 +36,7 @@ log does not say which channel it was on): a run should drain first.
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_right
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -161,9 +162,12 @@ class _Replay:
         :data:`_RECEIVED` once it was received."""
         self.inconsistent_ranges: list[tuple[int, int]] = []
         self.in_flight: dict[int, set[int]] = {}
-        self._position = dict.fromkeys(log.events, 0)
-        self._level = dict.fromkeys(log.events, 0)
-        self._carried = dict.fromkeys(log.events, 0)
+        self._resume = {
+            process: (events, process in log.ingroup, log.captures.get(process, ()), 0, 0, 0)
+            for process, events in log.events.items()
+        }
+        """Per process: its events, whether it is in-group, its capture positions, and where
+        its replay stopped (position, level and carried taint)."""
         self._waiting: dict[int, str] = {}
         """A process blocked on the receive of a message not sent yet."""
 
@@ -180,24 +184,21 @@ class _Replay:
 
     def _advance(self, process: str, ready: list[str]) -> None:
         """Replay ``process`` until it ends or waits for a message not sent yet."""
-        events = self.log.events[process]
-        ingroup = process in self.log.ingroup
-        captures = self.log.captures.get(process, ())
+        events, ingroup, captures, position, level, carried = self._resume[process]
         taint, waiting, get = self.taint, self._waiting, self.taint.get
-        position, end = self._position[process], len(events)
-        level, carried = self._level[process], self._carried[process]
+        end, captured = len(events), len(captures)
         out_group = 0 if ingroup else 1
-        captured = len(captures)
         next_capture = captures[level] if level < captured else end
         while position < end:
-            while position >= next_capture:
-                level += 1
+            if position >= next_capture:
+                level = bisect_right(captures, position, level)
                 next_capture = captures[level] if level < captured else end
             event = events[position]
             if event >= 0:
-                if event in taint:
-                    raise LogError(f"message {event} is sent twice (again by {process})")
+                sent = len(taint)
                 taint[event] = 2 * (level if ingroup else carried) + out_group
+                if len(taint) == sent:
+                    raise LogError(f"message {event} is sent twice (again by {process})")
                 if waiting:
                     blocked = waiting.pop(event, None)
                     if blocked is not None:
@@ -221,9 +222,7 @@ class _Replay:
                 elif sent_at > carried:
                     carried = sent_at
             position += 1
-        self._position[process], self._level[process], self._carried[process] = (
-            position, level, carried,
-        )
+        self._resume[process] = events, ingroup, captures, position, level, carried
 
 
 _RECEIVED, _NOT_SENT = -1, -2
