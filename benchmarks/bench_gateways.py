@@ -156,12 +156,7 @@ def cpu_ms_per_update(groups: dict[str, list[int]],
 
 def gateway_upcalls(dc: DataCenter) -> int:
     """Datapath misses the gateways' daemons have sent through an upcall so far."""
-    total = 0
-    for gateway in dc.plan.gateways:
-        stats = dc.switch_daemon(gateway.name).appctl("dpif-netdev/pmd-stats-show")
-        total += sum(int(line.rsplit(":", 1)[1]) for line in stats.splitlines()
-                     if line.strip().startswith("miss with success upcall:"))
-    return total
+    return sum(dc.switch_daemon(g.name).upcalls() for g in dc.plan.gateways)
 
 
 def fallback_purges(dc: DataCenter) -> int:

@@ -116,6 +116,13 @@ class SwitchDaemon:
     def environment(self) -> dict[str, str]:
         return {**os.environ, "OVS_RUNDIR": str(self.rundir)}
 
+    def upcalls(self) -> int:
+        """Datapath misses this daemon has handled through an upcall so far (its cached
+        flows did not cover the packet)."""
+        stats = self.appctl("dpif-netdev/pmd-stats-show")
+        return sum(int(line.rsplit(":", 1)[1]) for line in stats.splitlines()
+                   if line.strip().startswith("miss with success upcall:"))
+
     def start(self, on_process: Callable[[int, str], None]) -> None:
         """Create the database, start both processes, wait until ``ovs-vsctl`` is answered.
 

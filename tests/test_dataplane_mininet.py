@@ -10,7 +10,9 @@
   stamps the new id: a datagram of an already cached flow, sent after the
   acknowledgement, carries it. A sender streams timestamped datagrams from an
   external host through the gateways while the ids rise; the backend reports
-  each datagram's send time and DSCP.
+  each datagram's send time and DSCP. Both datapath syncs are checked.
+* The ``watch`` sync keeps the gateways' cached flows: no datapath miss per
+  update, and the flows of the stamp path mark the newest id.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import pytest
 from emulated_cli import bridges_of, switch_daemons_of, workdirs_of
 
 from beaver.ids import tos_space
+from controller.gateways.datapath import SYNC_MODES, stale_flows
+from controller.gateways.stamping import stamp_mark
 from testbed.network import DataCenter
 from topologies.addressing import DataCenterParams
 from topologies.claims import NamePool
@@ -105,21 +109,29 @@ def test_leaving_normally_or_on_an_exception_removes_every_daemon_and_file(
         assert_all_gone([p.pid for p in processes], workdir, prefix)
 
 
-def test_a_datagram_sent_after_the_ack_carries_the_new_id(mininet_machine: None) -> None:
+def start_stream(dc: DataCenter, seconds: float) -> tuple[Any, Any]:
+    """(receiver, sender) of a datagram stream from the external host to the VIP, already
+    flowing: the flow's datapath entries exist."""
+    backend = dc.host(dc.plan.hosts[0].name)
+    external = dc.host(dc.plan.externals[0].name)
+    receiver = backend.popen([sys.executable, "-c", STREAM_RECEIVER, str(STREAM_PORT), "3"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert receiver.stdout.readline().strip() == "ready"
+    sender = external.popen([sys.executable, "-c", STREAM_SENDER, dc.plan.services[0].vip,
+                             str(STREAM_PORT), str(seconds)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert sender.stdout.readline().strip() == "sending"
+    assert receiver.stdout.readline().strip() == "flowing"
+    return receiver, sender
+
+
+@pytest.mark.parametrize("sync", SYNC_MODES)
+def test_a_datagram_sent_after_the_ack_carries_the_new_id(mininet_machine: None,
+                                                          sync: str) -> None:
     space = tos_space()
-    with DataCenter(SMALL, names=NAMES) as dc:
-        backend = dc.host(dc.plan.hosts[0].name)
-        external = dc.host(dc.plan.externals[0].name)
-        receiver = backend.popen([sys.executable, "-c", STREAM_RECEIVER, str(STREAM_PORT), "3"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert receiver.stdout.readline().strip() == "ready"  # type: ignore[union-attr]
+    with DataCenter(SMALL, names=NAMES, datapath_sync=sync) as dc:
         seconds = 2.0 + UPDATES * (PACE + 0.02)
-        sender = external.popen([sys.executable, "-c", STREAM_SENDER, dc.plan.services[0].vip,
-                                 str(STREAM_PORT), str(seconds)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert sender.stdout.readline().strip() == "sending"  # type: ignore[union-attr]
-        # the flow's datapath entries exist before the first update
-        assert receiver.stdout.readline().strip() == "flowing"  # type: ignore[union-attr]
+        receiver, sender = start_stream(dc, seconds)
         updates: list[tuple[int, float, float]] = []
         for snapshot_id in range(1, UPDATES + 1):
             result = dc.controller.set_id(snapshot_id)
@@ -143,3 +155,25 @@ def test_a_datagram_sent_after_the_ack_carries_the_new_id(mininet_machine: None)
             stale.append({"id": snapshot_id, "wire": space.to_wire(snapshot_id), "seen": wrong})
     assert checked >= UPDATES // 2, f"datagrams followed only {checked} of {UPDATES} acks"
     assert stale == [], f"datagrams sent after an update's ack carried another id: {stale}"
+
+
+def test_watching_keeps_the_gateways_cached_flows(mininet_machine: None) -> None:
+    """The ``watch`` sync lets the revalidator rewrite the cached flows in place: the
+    stream's packets keep hitting them (a purge makes one miss per update), and each flow
+    of the stamp path marks the newest id when its update is acknowledged."""
+    with DataCenter(SMALL, names=NAMES, datapath_sync="watch") as dc:
+        seconds = 2.0 + UPDATES * (PACE + 0.02)
+        receiver, sender = start_stream(dc, seconds)
+        daemons = [dc.switch_daemon(g.name) for g in dc.plan.gateways]
+        before = sum(daemon.upcalls() for daemon in daemons)
+        for snapshot_id in range(1, UPDATES + 1):
+            assert dc.controller.set_id(snapshot_id).complete
+            flows = "".join(daemon.appctl("dpctl/dump-flows") for daemon in daemons)
+            assert stale_flows(flows, stamp_mark(snapshot_id)) == []
+            marked = [line for line in flows.splitlines() if "set(skb_mark(" in line]
+            assert marked, f"no cached flow marks id {snapshot_id}: {flows}"
+            time.sleep(PACE)
+        misses = sum(daemon.upcalls() for daemon in daemons) - before
+        sender.wait(timeout=seconds + 30)
+        receiver.communicate(timeout=seconds + 30)
+    assert misses < UPDATES // 4, f"{misses} datapath misses during {UPDATES} updates"

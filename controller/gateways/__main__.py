@@ -44,8 +44,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-loss", type=float, default=0.0,
                         help="share of in-group datagrams the leaves drop (0 <= P < 1)")
     parser.add_argument("--datapath-sync", choices=SYNC_MODES, default=SYNC_MODES[0],
-                        help="after a gateway's barrier: watch its cached datapath flows "
-                        "follow the new stamp rule, or purge its datapath flow cache")
+                        help="after a gateway's barrier: purge its datapath flow cache, or "
+                        "watch its cached datapath flows follow the new stamp rule")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
