@@ -42,7 +42,7 @@ from testbed.truth import TruthLogError
 
 NAME = "emulated-max-rate"
 
-PARALLEL_WINDOW = 16
+PARALLEL_WINDOW = EmulationSettings.window
 """Gateway updates in flight in the parallel burst: the core's window of snapshots."""
 PHASES = (("serial", 1), ("parallel", PARALLEL_WINDOW), ("serial-again", 1))
 COLUMNS = ("gateways", "parallel", "rate_hz", "phase", "window", "seed", "snapshots",
