@@ -54,12 +54,16 @@ def nesting_depth(payload: bytes, stop_above: int = MAX_DEPTH) -> int:
     return deepest
 
 
-def loads_object(payload: bytes | str, max_size: int) -> dict[str, Any]:
-    """The JSON object in ``payload``; :class:`Rejected` if it breaks a limit or is none."""
+def loads_object(payload: bytes | str, max_size: int,
+                 count_depth: bool = True) -> dict[str, Any]:
+    """The JSON object in ``payload``; :class:`Rejected` if it breaks a limit or is none.
+
+    ``count_depth`` False skips counting the nesting first, for bytes whose sender was
+    authenticated (a nesting too deep for the parser is still refused, as not JSON)."""
     data = payload.encode() if isinstance(payload, str) else payload
     if len(data) > max_size:
         raise Rejected(TOO_LARGE, f"{len(data)} bytes, at most {max_size}")
-    if nesting_depth(data) > MAX_DEPTH:
+    if count_depth and nesting_depth(data) > MAX_DEPTH:
         raise Rejected(TOO_DEEP, f"nested deeper than {MAX_DEPTH} levels")
     try:
         message = json.loads(data)

@@ -29,7 +29,9 @@ connection: a report cannot speak for another node.
 
 Every agent message is authenticated with the run's secret
 (:mod:`topologies.secret`, handed to the agent as ``--secret-file``): it
-carries ``mac``, the HMAC of the rest of it. ``hello`` carries a fresh
+carries ``mac``, its last field, the HMAC of the line's bytes before that
+field (:func:`encode`, checked by :func:`authentic` on the bytes as they
+arrive, before the JSON is parsed). ``hello`` carries a fresh
 random ``nonce`` and every later message ``session``, that nonce: a report
 cannot be moved to another connection, and a recorded hello cannot be
 replayed (the coordinator refuses a nonce it has seen). Coordinator messages
@@ -47,7 +49,7 @@ from typing import Any
 
 from beaver import untrusted
 from beaver.records import InFlight, LocalSnapshot
-from topologies.secret import RunSecret
+from topologies.secret import MAC_FIELD, RunSecret
 
 MAX_LINE = 4 * 1024 * 1024
 """Longest line accepted (bytes): a local state must fit in it."""
@@ -75,20 +77,44 @@ _FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 
 
+_MAC_SUFFIX = b',"' + MAC_FIELD.encode() + b'":"'
+"""How the ``mac`` field of a sealed line starts: it is the line's last field."""
+
+
 def encode(kind: str, secret: RunSecret | None = None, **fields: Any) -> bytes:
-    """One message as a line of JSON; given the run's secret, with its HMAC (``mac``)."""
+    """One message as a line of JSON; given the run's secret, sealed with it: a last field
+    ``mac`` holds the HMAC of the line's bytes before it (with the object closed), so
+    neither end serialises the message a second time to make or check it."""
     if kind not in _FIELDS:
         raise ValueError(f"unknown management message type {kind!r}")
-    message = {"type": kind, **fields}
+    line = json.dumps({"type": kind, **fields}, separators=(",", ":")).encode()
     if secret is not None:
-        message = secret.seal(message)
-    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        line = line[:-1] + _MAC_SUFFIX + secret.sign(line).encode() + b'"}'
+    return line + b"\n"
 
 
-def decode(line: bytes | str) -> dict[str, Any]:
-    """A checked message from one line; :class:`MalformedMessage` says what is wrong."""
+def authentic(line: bytes, secret: RunSecret) -> bool:
+    """Whether ``line`` was sealed by :func:`encode` with ``secret`` (checked on its bytes,
+    before any parsing)."""
+    line = line.rstrip(b"\n")
+    cut = line.rfind(_MAC_SUFFIX)
+    if cut < 0 or not line.endswith(b'"}'):
+        return False
     try:
-        message = untrusted.loads_object(line, MAX_LINE)
+        tag = line[cut + len(_MAC_SUFFIX):-2].decode("ascii")
+    except UnicodeDecodeError:
+        return False
+    return secret.verify(line[:cut] + b"}", tag)
+
+
+def decode(line: bytes | str, *, sealed: bool = False) -> dict[str, Any]:
+    """A checked message from one line; :class:`MalformedMessage` says what is wrong.
+
+    ``sealed``: the line is :func:`authentic`, made by a component that holds the run's
+    secret, so its nesting is not counted before it is parsed (the parser's own
+    recursion limit still holds)."""
+    try:
+        message = untrusted.loads_object(line, MAX_LINE, count_depth=not sealed)
     except untrusted.Rejected as error:
         raise MalformedMessage(str(error)) from None
     kind = message.get("type")

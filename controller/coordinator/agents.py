@@ -37,7 +37,7 @@ from typing import Any
 from beaver.refusals import ForgedReport, InvalidReport
 from topologies import management
 from topologies.management import MalformedMessage
-from topologies.secret import RunSecret, Unauthenticated
+from topologies.secret import MAC_FIELD, RunSecret
 
 log = logging.getLogger("beaver.snapshots")
 
@@ -178,18 +178,17 @@ class AgentLinks:
             writer.close()
 
     def _hello(self, line: bytes, writer: asyncio.StreamWriter, peer: object) -> _Agent | None:
+        sealed = management.authentic(line, self.secret)
         try:
-            message = management.decode(line)
+            message = management.decode(line, sealed=sealed)
         except MalformedMessage as error:
             self._reject("malformed", str(peer), f"first message: {error}")
             return None
         if message["type"] != "hello":
             self._reject("malformed", str(peer), f"first message is {message['type']}, not hello")
             return None
-        try:
-            self.secret.open(message)
-        except Unauthenticated as error:
-            self._reject("forged", str(peer), f"hello as {message['node']!r}: {error}")
+        if not sealed:
+            self._reject("forged", str(peer), f"hello as {message['node']!r}: {no_mac(message)}")
             return None
         if message["nonce"] in self._nonces:
             self._reject("forged", str(peer), f"hello as {message['node']!r} replayed")
@@ -210,8 +209,9 @@ class AgentLinks:
         return agent
 
     def _report(self, agent: _Agent, line: bytes) -> None:
+        sealed = management.authentic(line, self.secret)
         try:
-            message = management.decode(line)
+            message = management.decode(line, sealed=sealed)
         except MalformedMessage as error:
             self._reject("malformed", agent.node, str(error))
             return
@@ -219,10 +219,8 @@ class AgentLinks:
         if kind not in REPORTS:
             self._reject("malformed", agent.node, f"agents do not send {kind}")
             return
-        try:
-            self.secret.open(message)
-        except Unauthenticated as error:
-            self._reject("forged", agent.node, f"{kind} report: {error}")
+        if not sealed:
+            self._reject("forged", agent.node, f"{kind} report: {no_mac(message)}")
             return
         if message.get("session") != agent.session:
             self._reject("forged", agent.node, f"{kind} report of another connection")
@@ -246,3 +244,8 @@ class AgentLinks:
     def _reject(self, reason: str, source: str, detail: str) -> None:
         self.rejections[reason] += 1
         log.warning("rejected report (%s) from %s: %s", reason, source, detail)
+
+
+def no_mac(message: dict[str, Any]) -> str:
+    """Why a message that is not sealed with the run's secret was refused."""
+    return "wrong HMAC" if MAC_FIELD in message else "no HMAC"
