@@ -33,7 +33,14 @@ from bisect import bisect_left
 from collections.abc import Iterable
 
 from beaver.ids import IdSpace, InvalidId, require_id
-from beaver.records import Command, InFlight, LocalSnapshot, NotifyNode, UpdateGateway
+from beaver.records import (
+    Command,
+    InFlight,
+    LocalSnapshot,
+    NotifyNode,
+    NotifyNodes,
+    UpdateGateway,
+)
 from beaver.refusals import InvalidInput, ReportChecks, require_time
 from beaver.snapshot_status import GlobalSnapshot, Notify, SnapshotStatus
 from beaver.wire_floor import DEFAULT_PACKET_LIFETIME, WireFloor
@@ -53,7 +60,10 @@ class Coordinator(WireFloor, ReportChecks):
         counts_channels: bool = True,
         update_timeout: float = math.inf,
         packet_lifetime: float = DEFAULT_PACKET_LIFETIME,
+        broadcast: bool = False,
     ):
+        """``broadcast``: tell every node with one :class:`NotifyNodes` command rather than a
+        :class:`NotifyNode` per node (for a runtime that sends them all at once)."""
         self.nodes = tuple(sorted(set(nodes)))
         if not self.nodes:
             raise InvalidInput("a snapshot needs at least one in-group node")
@@ -74,6 +84,7 @@ class Coordinator(WireFloor, ReportChecks):
         self.notify = notify
         self.counts_channels = counts_channels
         self.update_timeout = update_timeout
+        self.broadcast = broadcast
         self.newest = 0
         self.rejected_reports = 0
         self._status: dict[int, SnapshotStatus] = {}
@@ -274,6 +285,8 @@ class Coordinator(WireFloor, ReportChecks):
     def _notify_nodes(self, k: int) -> list[Command]:
         if self.notify is Notify.INITIATOR:
             return [NotifyNode(self.nodes[0], k)]
+        if self.broadcast:
+            return [NotifyNodes(self.nodes, k)]
         return [NotifyNode(node, k) for node in self.nodes]
 
     # -- reports from the nodes ---------------------------------------------------------

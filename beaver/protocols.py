@@ -135,6 +135,7 @@ class Protocol:
         space: IdSpace | None = None,
         update_timeout: float = math.inf,
         packet_lifetime: float = DEFAULT_PACKET_LIFETIME,
+        broadcast: bool = False,
     ) -> Coordinator:
         """The coordinator; gateways are ignored by protocols that do not use them."""
         return Coordinator(
@@ -146,6 +147,7 @@ class Protocol:
             counts_channels=self.counts_channels,
             update_timeout=update_timeout,
             packet_lifetime=packet_lifetime,
+            broadcast=broadcast,
         )
 
 

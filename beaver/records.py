@@ -99,7 +99,17 @@ class NotifyNode:
     snapshot_id: int
 
 
-Command = UpdateGateway | NotifyNode
+@dataclass(frozen=True, slots=True)
+class NotifyNodes:
+    """Tell each in-group node in ``nodes`` that snapshot ``snapshot_id`` exists: one command
+    for what would be a :class:`NotifyNode` per node (a coordinator made with
+    ``broadcast=True`` sends it when it tells every node)."""
+
+    nodes: tuple[str, ...]
+    snapshot_id: int
+
+
+Command = UpdateGateway | NotifyNode | NotifyNodes
 
 
 @dataclass

@@ -39,10 +39,6 @@ def _is_count(value: object) -> bool:
     return type(value) is int and value >= 0
 
 
-def _is_mapping(value: object) -> bool:
-    return type(value) is dict or isinstance(value, Mapping)
-
-
 class ReportChecks:
     """The coordinator's checks of local snapshots and in-flight records.
 
@@ -122,6 +118,8 @@ class ReportChecks:
                     f"{local.first_id!r}..{local.last_id!r}")
         if type(local.taken_at) not in (int, float) or not math.isfinite(local.taken_at):
             return f"local snapshot from {local.node} taken at {local.taken_at!r}, not a time"
-        if not (_is_mapping(local.sent) and _is_mapping(local.received)):
+        sent, received = local.sent, local.received
+        if not ((type(sent) is dict or isinstance(sent, Mapping))
+                and (type(received) is dict or isinstance(received, Mapping))):
             return f"local snapshot from {local.node}: message counts must be mappings"
         return None

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from beaver.records import Command, InFlight, LocalSnapshot, NotifyNode, UpdateGateway
+from beaver.records import (
+    Command,
+    InFlight,
+    LocalSnapshot,
+    NotifyNode,
+    NotifyNodes,
+    UpdateGateway,
+)
 from beaver.refusals import InvalidReport
 from simulator.faults import REORDER_SPREAD, ROLLBACK_IDS
 
@@ -52,12 +59,16 @@ class ControlPlane:
             self._wave(first.snapshot_id)
             return
         for command in commands:
-            if type(command) is UpdateGateway:
+            kind = type(command)
+            if kind is UpdateGateway:
                 self._datagram(self._gateway_leg, self._update_gateway,
                                world.gateway_index[command.gateway], command.snapshot_id)
+            elif kind is NotifyNodes and len(command.nodes) == len(world.nodes):
+                self._wave(command.snapshot_id)
             else:
-                self._datagram(self._notification_delay, world.notify_one,
-                               world.index[command.node], command.snapshot_id)
+                for node in command.nodes if kind is NotifyNodes else (command.node,):
+                    self._datagram(self._notification_delay, world.notify_one,
+                                   world.index[node], command.snapshot_id)
 
     def _notification_delay(self) -> float:
         return self._notification.draw(self.world.rng)

@@ -121,6 +121,7 @@ class World(InGroupTraffic, OutGroupTraffic):
             space=space,
             packet_lifetime=config.packet_lifetime,
             update_timeout=self.faults.update_timeout if self.faults.control else math.inf,
+            broadcast=True,
         )
         self.gateway_index = {gateway.name: g for g, gateway in enumerate(self.gateways)}
         self.recorded: dict[int, list[int]] = defaultdict(list)

@@ -16,7 +16,14 @@ from beaver.gateway import Gateway
 from beaver.ids import UNMARKED, IdSpace
 from beaver.node import PiggybackNode
 from beaver.protocols import protocol
-from beaver.records import InFlight, LocalSnapshot, NotifyNode, Receipt, UpdateGateway
+from beaver.records import (
+    InFlight,
+    LocalSnapshot,
+    NotifyNode,
+    NotifyNodes,
+    Receipt,
+    UpdateGateway,
+)
 from beaver.refusals import InvalidReport
 from beaver.snapshot_status import Notify
 
@@ -52,6 +59,16 @@ def test_start_asks_every_gateway_and_tells_nodes_only_after_the_last_ack() -> N
     assert status.t1 == 0.25 and status.update_time == 0.25
     assert status.valid is True
     assert status.gateway_acks == {"g1": 0.125, "g2": 0.25}
+
+
+def test_a_broadcasting_coordinator_tells_every_node_in_one_command() -> None:
+    coordinator = Coordinator(NODES, gateways=["g1"], tau_min=0.5, broadcast=True)
+    coordinator.start(0.0)
+    assert coordinator.gateway_acked("g1", 1, 0.125) == [NotifyNodes(NODES, 1)]
+    without_gateways = Coordinator(NODES, broadcast=True)
+    assert without_gateways.start(0.0) == (1, [NotifyNodes(NODES, 1)])
+    marker = protocol("chandy-lamport").coordinator(NODES, broadcast=True)
+    assert marker.start(0.0) == (1, [NotifyNode("a", 1)]), "an initiator is told alone"
 
 
 @pytest.mark.parametrize(("last_ack", "valid"), [(0.375, True), (0.5, False), (0.625, False)])
