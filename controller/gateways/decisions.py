@@ -105,6 +105,8 @@ class GatewayController:
         self.connected: set[str] = set()
         self._observing: dict[str, dict[tuple[tuple[str, Any], ...], Rule]] = {}
         """Per gateway, the observe rules installed (by match)."""
+        self._observe_built: dict[tuple[str, int], Rule] = {}
+        """Every observe rule built so far, by gateway and wire id."""
         self.updates: list[IdUpdate] = []
         self.stamp_depth = stamp_depth
         """Stamp flow-mods per gateway that may await their barrier at once."""
@@ -153,13 +155,19 @@ class GatewayController:
         )
 
     def observe_rules(self, gateway: str) -> list[Rule]:
+        """One rule per wire id ahead of the gateway's own (each rule built once: an update
+        asks for the whole window again, of which it changes one rule)."""
         current = self.gateways[gateway].current
-        return [
-            Rule(gateway, "observe", 100, match(eth_type=ETH_TYPE_IP, **wire_fields(wire)),
-                 (ToController(OBSERVE_COPY_BYTES),), goto="balance",
-                 cookie=cookie(Purpose.OBSERVE, wire))
-            for wire in self.space.ahead_wires(current)
-        ]
+        return [self._observe_rule(gateway, wire) for wire in self.space.ahead_wires(current)]
+
+    def _observe_rule(self, gateway: str, wire: int) -> Rule:
+        rule = self._observe_built.get((gateway, wire))
+        if rule is None:
+            rule = self._observe_built[gateway, wire] = Rule(
+                gateway, "observe", 100, match(eth_type=ETH_TYPE_IP, **wire_fields(wire)),
+                (ToController(OBSERVE_COPY_BYTES),), goto="balance",
+                cookie=cookie(Purpose.OBSERVE, wire))
+        return rule
 
     def probe_rule(self, gateway: str) -> Rule:
         """A rule no packet matches (local experimental EtherType): for timing one flow-mod."""
