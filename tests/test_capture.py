@@ -1,4 +1,4 @@
-"""The wire-level stamping check: which DSCP a gateway may have stamped at a given moment."""
+"""The wire-level stamping check: which wire code a gateway may have stamped at a given moment."""
 
 from __future__ import annotations
 

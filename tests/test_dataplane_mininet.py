@@ -10,7 +10,8 @@
   stamps the new id: a datagram of an already cached flow, sent after the
   acknowledgement, carries it. A sender streams timestamped datagrams from an
   external host through the gateways while the ids rise; the backend reports
-  each datagram's send time and DSCP. Both datapath syncs are checked.
+  each datagram's send time and wire code (its TOS byte). Both datapath
+  syncs are checked.
 * The ``watch`` sync keeps the gateways' cached flows: no datapath miss per
   update, and the flows of the stamp path mark the newest id.
 """
