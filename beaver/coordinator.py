@@ -33,14 +33,7 @@ from bisect import bisect_left
 from collections.abc import Iterable
 
 from beaver.ids import IdSpace, InvalidId, require_id
-from beaver.records import (
-    Command,
-    InFlight,
-    LocalSnapshot,
-    NotifyNode,
-    NotifyNodes,
-    UpdateGateway,
-)
+from beaver.records import Command, InFlight, LocalSnapshot, NotifyNode, NotifyNodes, UpdateGateway
 from beaver.refusals import InvalidInput, ReportChecks, require_time
 from beaver.snapshot_status import GlobalSnapshot, Notify, SnapshotStatus
 from beaver.wire_floor import DEFAULT_PACKET_LIFETIME, WireFloor

@@ -15,14 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from beaver.records import (
-    Command,
-    InFlight,
-    LocalSnapshot,
-    NotifyNode,
-    NotifyNodes,
-    UpdateGateway,
-)
+from beaver.records import Command, InFlight, LocalSnapshot, NotifyNode, NotifyNodes, UpdateGateway
 from beaver.refusals import InvalidReport
 from simulator.faults import REORDER_SPREAD, ROLLBACK_IDS
 
