@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stats import start_rate
+
 Row = dict[str, Any]
 Progress = Callable[[str], None]
 
@@ -111,7 +113,5 @@ def fraction(part: int, whole: int) -> float:
 
 def start_rate_hz(start_times: list[float], skip: int = 0) -> float:
     """Snapshots started per second after the first ``skip`` starts (NaN if too few)."""
-    times = sorted(start_times)[skip:]
-    if len(times) < 2 or times[-1] <= times[0]:
-        return float("nan")
-    return (len(times) - 1) / (times[-1] - times[0])
+    rate = start_rate(start_times, skip)
+    return float("nan") if rate is None else rate

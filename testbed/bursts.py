@@ -3,8 +3,11 @@
 A *burst* asks the coordinator for snapshots far faster than it can start
 them, with up to ``window`` gateway updates in flight (1: one at a time);
 the coordinator then starts one whenever the core's window and the update
-pipeline allow, so the rate at which it starts them (first t0 to last) is
-what the emulation sustains. Several bursts may run in one emulation (the
+pipeline allow, so the rate at which it starts them is what the emulation
+sustains. The first ``window`` starts of a burst fill an empty pipeline at
+once and say nothing about that rate, so it is counted from the t0 of the
+start after them to the last (:func:`stats.start_rate`); a burst needs more
+than ``window + 1`` snapshots for a rate. Several bursts may run in one emulation (the
 serial and the pipelined rate of the same run, and a repeat of the first
 as an A/A calibration).
 
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 
 from controller.coordinator.store import Store
 from hosts.services.registry import SERVICES
+from stats import start_rate
 from testbed.emulation import Emulation
 from testbed.truth import judge_run
 
@@ -35,6 +39,7 @@ class Burst:
     started: int
     stored: int
     start_rate_hz: float | None
+    """Starts per second after the first ``window`` (None: too few snapshots)."""
 
 
 @dataclass(frozen=True)
@@ -58,8 +63,11 @@ def burst(emulation: Emulation, snapshots: int, window: int, timeout: float = 12
     result = service.take(snapshots, OFFERED_RATE_HZ, timeout)
     if result.stalled:
         raise RuntimeError(f"a burst with {window} updates in flight stopped: {result.stalled}")
-    return Burst(window, first, service.core.newest, result.started, result.stored,
-                 result.start_rate_hz)
+    last = service.core.newest
+    starts = [row["t0"] for row in service.store.snapshot_rows(service.run)
+              if first <= row["snapshot_id"] <= last]
+    return Burst(window, first, last, result.started, result.stored,
+                 start_rate(starts, skip=window))
 
 
 def judge_bursts(emulation: Emulation, store: Store, run: int,

@@ -11,15 +11,7 @@ from typing import Any
 
 from controller.coordinator.store import Store
 from hosts.services.registry import DEFAULT_SERVICE, service_kind
-from stats import percentile
-
-
-def start_rate(starts: list[float]) -> float | None:
-    """Snapshots started per second from the first t0 to the last (None: fewer than two)."""
-    ordered = sorted(starts)
-    if len(ordered) < 2 or ordered[-1] <= ordered[0]:
-        return None
-    return (len(ordered) - 1) / (ordered[-1] - ordered[0])
+from stats import percentile, start_rate
 
 
 def summarize(store: Store, run_id: int, db: Path) -> dict[str, Any]:

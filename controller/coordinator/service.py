@@ -54,6 +54,7 @@ from controller.coordinator.persistence import SnapshotWriter
 from controller.coordinator.store import Store
 from controller.coordinator.tau import TauMin, chains_counted, shortest_chain
 from controller.coordinator.waiting import Changes, ComponentFailed
+from stats import start_rate
 from topologies import management
 from topologies.secret import RunSecret
 
@@ -331,10 +332,7 @@ class SnapshotService:
                 f"so no more than {self.core.window} could be in flight")
 
     def _start_rate(self, first: int) -> float | None:
-        starts = [self.core.status(k).t0 for k in range(first, self.core.newest + 1)]
-        if len(starts) < 2 or starts[-1] <= starts[0]:
-            return None
-        return (len(starts) - 1) / (starts[-1] - starts[0])
+        return start_rate(self.core.status(k).t0 for k in range(first, self.core.newest + 1))
 
     def _start_one(self) -> None:
         t0 = time.monotonic()
