@@ -279,16 +279,21 @@ def test_the_update_window_cannot_exceed_the_core_window(store: Store) -> None:
 def test_a_spread_notify_goes_only_to_nodes_that_did_not_report_its_snapshot(
     store: Store, protocol_name: str
 ) -> None:
-    gateways = FakeGateways() if protocol_name == "beaver" else None
-    service, result, group = run_service(store, protocol_name, gateways=gateways, count=20,
-                                         rate=200.0, notify_spread=0.05)
+    beaver = protocol_name == "beaver"
+    # Under Beaver the spread is long beside the fake group's rounds (one per millisecond,
+    # each a stamped client request), so traffic reaches most nodes first even on a
+    # loaded machine.
+    service, result, group = run_service(store, protocol_name, count=20, rate=200.0,
+                                         gateways=FakeGateways() if beaver else None,
+                                         notify_spread=0.5 if beaver else 0.05)
     assert result.stalled is None and result.stored == 20
     assert all(r["complete"] for r in store.snapshot_rows(service.run))
     notifies = service.agents.notifies  # a notify still waiting at the end is dropped
     assert notifies["sent"] + notifies["skipped"] <= 20 * len(NODES)
-    assert notifies["sent"] >= len(NODES)  # polled nodes snapshot on notify only
-    if protocol_name == "beaver":  # stamped client traffic got most nodes there first
+    if beaver:  # stamped client traffic got most nodes there first
         assert notifies["skipped"] > notifies["sent"]
+    else:  # polled nodes snapshot on notify only
+        assert notifies["sent"] >= len(NODES)
 
 
 def test_polling_completes_without_channel_state(store: Store) -> None:
