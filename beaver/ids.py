@@ -57,6 +57,8 @@ UNMARKED = 0
 """The wire code of traffic that carries no snapshot id."""
 TOS_BITS = 8
 """Bits of a wire code in an IPv4 header: the whole TOS byte (DSCP and ECN)."""
+ECN_BITS = 2
+"""The low bits of the TOS byte, its ECN field; the DSCP field is the bits above them."""
 TOS_WINDOW = 64
 """The emulation's default window: 4 times the 16 the 6-bit DSCP allowed, so 4 times the
 snapshots can be in flight, while half the 255 codes (126) still decode to no id within
@@ -81,7 +83,7 @@ def tos_fields(code: int) -> tuple[int, int]:
     """The (DSCP, ECN) header fields of the TOS byte carrying ``code``: the upper six bits
     and the lower two, as a switch matches and writes them."""
     tos = code_to_tos(code)
-    return tos >> 2, tos & 0b11
+    return tos >> ECN_BITS, tos & ((1 << ECN_BITS) - 1)
 
 
 class InvalidId(ValueError):

@@ -21,7 +21,7 @@ For each number of gateways (default 1, 2, 4, 8), in one run:
   upcall per update while iperf3 ran, and how often a ``watch`` sync fell
   back to purging (the controller's log).
 
-A gateway's part of an update is its stamp flow-mod, the barrier and the
+A gateway's part of an update is its one flow-mod (the ``current`` rule), the barrier and the
 sync of its datapath (:mod:`controller.gateways.datapath`); the single round
 trip is the same three steps to one gateway. ``--datapath-sync watch,purge``
 measures each way of that sync in turn, with a data center of its own per |G| and

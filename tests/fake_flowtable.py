@@ -4,8 +4,11 @@ Tests and offline checks ask the rules the controller would install (plain
 :class:`controller.gateways.rules.Rule` values) what happens to a packet, instead of
 comparing flow strings. The model follows OpenFlow 1.3 semantics that the
 rules use: per table the highest-priority matching rule wins, apply-actions
-run in order (``set_field`` changes the packet at once, so a copy to the
-controller sees earlier rewrites), then goto; no matching rule drops; output
+run in order (``set_field`` and ``move`` change the packet at once, so a copy
+to the controller sees earlier rewrites), then goto; registers (``reg0``,
+``reg1``, ...) are 0 when a packet enters a switch and stay there; a match
+``(value, mask)`` on an integer field compares the masked bits; no matching
+rule drops; output
 to the input port drops; a per-flow hash spread picks one of its ports (the
 caller says which). A packet that crosses more than ``max_hops`` switches is reported as
 a loop.
@@ -19,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.gateways.pipeline import FABRIC_PIPELINE, GATEWAY_PIPELINE, Table
-from controller.gateways.rules import HashSpread, Output, Rule, SetField, ToController
+from controller.gateways.rules import HashSpread, Move, Output, Rule, SetField, ToController
 from topologies.addressing import AddressPlan
 
 Packet = dict[str, Any]
@@ -46,10 +49,16 @@ class Trace:
         return [switch for switch, _ in self.hops]
 
 
+def is_register(name: str) -> bool:
+    return name.startswith("reg") and name[3:].isdigit()
+
+
 def field_matches(name: str, wanted: Any, packet: Packet) -> bool:
-    value = packet.get(name)
+    value = packet.get(name, 0 if is_register(name) else None)
     if value is None:
         return False
+    if isinstance(wanted, tuple) and isinstance(wanted[0], int):
+        return value & wanted[1] == wanted[0] & wanted[1]
     if isinstance(wanted, tuple):
         network = ipaddress.IPv4Network(f"{wanted[0]}/{wanted[1]}")
         return ipaddress.IPv4Address(value) in network
@@ -79,12 +88,6 @@ class FlowTables:
         kept = [r for r in self.rules.get(rule.switch, [])
                 if (r.table, r.priority, r.match) != same]
         self.rules[rule.switch] = [*kept, rule]
-
-    def remove(self, rule: Rule) -> None:
-        """Delete a rule as a strict OpenFlow delete does (same table, priority, match)."""
-        same = (rule.table, rule.priority, rule.match)
-        self.rules[rule.switch] = [r for r in self.rules.get(rule.switch, [])
-                                   if (r.table, r.priority, r.match) != same]
 
     def pipeline(self, switch: str) -> tuple[Table, ...]:
         return GATEWAY_PIPELINE if switch in self.gateways else FABRIC_PIPELINE
@@ -141,6 +144,8 @@ class FlowTables:
             for action in rule.actions:
                 if isinstance(action, SetField):
                     trace.packet[action.field] = action.value
+                elif isinstance(action, Move):
+                    move(action, trace.packet)
                 elif isinstance(action, ToController):
                     copy = {k: v for k, v in trace.packet.items() if k != "in_port"}
                     trace.to_controller.append((switch, table, copy))
@@ -149,4 +154,14 @@ class FlowTables:
                 elif isinstance(action, HashSpread):
                     out_port = action.ports[bucket(action.ports, trace.packet) % len(action.ports)]
             table = rule.goto
+        for name in [name for name in trace.packet if is_register(name)]:
+            del trace.packet[name]
         return out_port, tuple(visited)
+
+
+def move(action: Move, packet: Packet) -> None:
+    """Copy the bits a :class:`Move` names within ``packet`` (absent fields read as 0)."""
+    bits = (1 << action.bits) - 1
+    value = packet.get(action.source, 0) >> action.source_offset & bits
+    kept = packet.get(action.destination, 0) & ~(bits << action.destination_offset)
+    packet[action.destination] = kept | value << action.destination_offset

@@ -26,6 +26,7 @@ import pytest
 from beaver.ids import tos_fields, tos_space
 from controller.gateways.client import GatewayClient
 from controller.gateways.maglev import FlowKey, MaglevTable
+from controller.gateways.registers import CODE_REGISTER
 from testbed.network import PROJECT_ROOT, DataCenter
 from topologies.addressing import DataCenterParams
 from topologies.claims import NamePool
@@ -163,7 +164,8 @@ def counted(dc: DataCenter, before: dict[str, int], gateway: str | None, packets
 
 
 def gateway_packets(dc: DataCenter) -> dict[str, int]:
-    """Packets each gateway has classified (table 0): everything that entered it.
+    """Packets each gateway has classified (its ``classify`` table): everything that
+    entered it from the border toward a VIP.
 
     Each gateway's revalidator finishes a pass first, so the counts include every
     packet forwarded so far (a gateway's daemon pushes datapath statistics to its
@@ -172,17 +174,21 @@ def gateway_packets(dc: DataCenter) -> dict[str, int]:
     counts = {}
     for gateway in dc.plan.gateways:
         dc.switch_daemon(gateway.name).appctl("revalidator/wait")
-        output = dc.ofctl("dump-aggregate", gateway.name, "table=0")
+        output = dc.ofctl("dump-aggregate", gateway.name, "table=classify")
         counts[gateway.name] = int(output.split("packet_count=")[1].split()[0])
     return counts
 
 
 def test_flow_dumps_name_the_pipeline_tables(dc: DataCenter) -> None:
     dump = dc.ofctl("dump-flows", dc.plan.gateways[0].name)
-    for name in ("classify", "stamp", "observe", "balance", "forward"):
+    for name in ("current", "classify", "stamp", "observe", "balance", "forward"):
         assert f"table={name}," in dump
-    dscp, ecn = tos_fields(SPACE.to_wire(max(dc.controller.ids().values())))
-    assert f"set_field:{dscp}->ip_dscp" in dump and f"set_field:{ecn}->nw_ecn" in dump
+    # The current rule holds the id's wire code; the stamp rule copies it into the TOS byte.
+    code = SPACE.to_wire(max(dc.controller.ids().values()))
+    assert f"set_field:{code:#x}->{CODE_REGISTER}" in dump
+    register = f"NXM_NX_{CODE_REGISTER.upper()}"
+    assert f"move:{register}[2..7]->OXM_OF_IP_DSCP[]" in dump
+    assert f"move:{register}[0..1]->NXM_NX_IP_ECN[]" in dump
 
 
 def test_udp_reaches_predicted_backend_and_replies_bypass_gateways(
@@ -514,11 +520,11 @@ def pipelined_updates(dc: DataCenter, count: int, window: int) -> list[Any]:
 
 
 def stamped_ids(dc: DataCenter, gateway: str, until: threading.Event) -> list[tuple[float, int]]:
-    """(time the dump was asked for, the full id of the stamp rule it showed), until ``until``."""
+    """(time the dump was asked for, the full id its ``current`` rule showed), until ``until``."""
     seen = []
     while not until.is_set():
         asked = time.monotonic()
-        dump = dc.ofctl("dump-flows", gateway, "table=stamp")
+        dump = dc.ofctl("dump-flows", gateway, "table=current")
         [cookie] = [int(field.split("=")[1], 16) for field in dump.replace(",", " ").split()
                     if field.startswith("cookie=")]
         seen.append((asked, cookie & ((1 << 48) - 1)))

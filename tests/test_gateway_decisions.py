@@ -7,10 +7,10 @@ from controller.gateways.decisions import (
     GatewayController,
     Install,
     PacketOut,
-    ReplaceObserve,
-    ReplaceStamp,
+    ReplaceCurrent,
 )
 from controller.gateways.maglev import FlowKey, MaglevTable
+from controller.gateways.registers import current_actions
 from controller.gateways.rules import Output, Rule, SetField
 from controller.gateways.stamping import stamp_mark
 from topologies.addressing import DataCenterParams, build_plan
@@ -31,27 +31,40 @@ def tos_of_match(rule: Rule) -> tuple[int, int]:
     return rule.match_dict["ip_dscp"], rule.match_dict["ip_ecn"]
 
 
+def holding(controller: GatewayController, snapshot_id: int) -> tuple[SetField, ...]:
+    """The actions of a ``current`` rule that holds ``snapshot_id``."""
+    space = controller.space
+    return current_actions(space.to_wire(snapshot_id), stamp_mark(snapshot_id),
+                           space.ahead_wires(snapshot_id))
+
+
 def test_the_gateways_use_the_emulation_s_eight_bit_codes() -> None:
     controller = connected_controller()
     assert controller.space.codes == 255
     observe = controller.observe_rules(GATEWAYS[0])
-    assert len(observe) == controller.space.window
-    assert {tos_of_match(r) for r in observe} == {
-        tos_fields(controller.space.to_wire(k)) for k in range(1, controller.space.window + 1)}
+    assert len(observe) == controller.space.codes
+    assert {tos_of_match(r) for r in observe} == {tos_fields(code) for code in range(1, 256)}
 
 
-def test_update_sends_every_stamp_before_any_observe_rule() -> None:
+def test_an_update_is_one_flow_mod_per_gateway_on_its_current_rule() -> None:
     controller = connected_controller()
     update, ops = controller.start_update(4, now=10.0)
-    kinds = [type(op) for op in ops]
-    assert kinds == [ReplaceStamp] * 3 + [ReplaceObserve] * 3
-    dscp, ecn = tos_fields(controller.space.to_wire(4))
-    for op in ops[:3]:
-        assert isinstance(op, ReplaceStamp)
-        assert op.rule.actions == (SetField("ip_dscp", dscp), SetField("ip_ecn", ecn),
-                                   SetField("pkt_mark", stamp_mark(4)))
-        assert op.snapshot_id == 4
+    assert [type(op) for op in ops] == [ReplaceCurrent] * 3
+    assert [op.rule.switch for op in ops] == GATEWAYS
+    for op in ops:
+        assert isinstance(op, ReplaceCurrent) and op.rule.table == "current"
+        assert op.rule.actions == holding(controller, 4)
+        assert op.snapshot_id == 4 and op.rule.cookie & 0xFFFF == 4
     assert not update.complete and not update.settled
+
+
+def test_only_the_current_rule_changes_with_the_id() -> None:
+    controller = connected_controller()
+    before = {op.rule for op in controller.on_connect(GATEWAYS[0])}
+    controller.start_update(70, now=0.0)
+    after = {op.rule for op in controller.on_connect(GATEWAYS[0])}
+    assert {r.table for r in before ^ after} == {"current"}
+    assert len(before - after) == len(after - before) == 1
 
 
 def test_update_completes_when_every_gateway_acked() -> None:
@@ -85,12 +98,10 @@ def test_disconnected_gateway_fails_at_once_but_stamps_the_new_id_when_back() ->
     controller.on_disconnect(GATEWAYS[0])
     update, ops = controller.start_update(3, now=0.0)
     assert update.failed == {GATEWAYS[0]}
-    assert all(op.rule.switch != GATEWAYS[0] for op in ops if isinstance(op, ReplaceStamp))
-    stamps = [op.rule for op in controller.on_connect(GATEWAYS[0])
-              if isinstance(op, Install) and op.rule.table == "stamp"]
-    dscp, ecn = tos_fields(controller.space.to_wire(3))
-    assert [r.actions for r in stamps] == [
-        (SetField("ip_dscp", dscp), SetField("ip_ecn", ecn), SetField("pkt_mark", stamp_mark(3)))]
+    assert all(op.rule.switch != GATEWAYS[0] for op in ops if isinstance(op, ReplaceCurrent))
+    currents = [op.rule for op in controller.on_connect(GATEWAYS[0])
+                if isinstance(op, Install) and op.rule.table == "current"]
+    assert [r.actions for r in currents] == [holding(controller, 3)]
 
 
 def test_expired_update_reports_the_silent_gateways() -> None:
@@ -108,13 +119,13 @@ def test_updates_beyond_the_depth_wait_and_go_out_as_one_flow_mod() -> None:
     for k in (1, 2, 3, 4, 5):
         update, ops = controller.start_update(k, now=float(k))
         updates.append(update)
-        stamps = [op for op in ops if isinstance(op, ReplaceStamp)]
+        stamps = [op for op in ops if isinstance(op, ReplaceCurrent)]
         assert len(stamps) == (3 if k <= 2 else 0), k  # 1 and 2 pipelined, 3-5 wait
         assert all(op.acknowledged for op in stamps)
         for op in stamps:
             controller.stamp_sent(op.rule.switch, now=k + 0.1)
-    assert controller.stamp_acked(gateway, now=6.0)[0] == ReplaceStamp(
-        controller.stamp_rule(gateway), 5, acknowledged=True)
+    assert controller.stamp_acked(gateway, now=6.0)[0] == ReplaceCurrent(
+        controller.current_rule(gateway), 5, acknowledged=True)
     controller.stamp_sent(gateway, now=6.1)
     assert updates[0].gateways[gateway].acked_at == 6.0
     assert all(u.gateways[gateway].acked_at is None for u in updates[1:])
@@ -133,7 +144,7 @@ def test_a_gateway_that_reconnects_starts_with_an_empty_lane() -> None:
     assert all(gateway in u.failed for u in waiting)
     controller.on_connect(gateway)
     update, ops = controller.start_update(4, now=4.0)
-    assert gateway in {op.rule.switch for op in ops if isinstance(op, ReplaceStamp)}
+    assert gateway in {op.rule.switch for op in ops if isinstance(op, ReplaceCurrent)}
 
 
 def test_ids_never_go_back() -> None:
@@ -148,13 +159,9 @@ def test_ingroup_copy_with_newer_id_restamps_only_that_gateway() -> None:
     space = controller.space
     ops = controller.on_ingroup_copy(GATEWAYS[1], space.to_wire(2))
     assert controller.ids() == {GATEWAYS[0]: 0, GATEWAYS[1]: 2, GATEWAYS[2]: 0}
-    [stamp, observe] = ops
-    assert isinstance(stamp, ReplaceStamp) and stamp.rule.switch == GATEWAYS[1]
-    assert isinstance(observe, ReplaceObserve)
-    assert {tos_of_match(r) for r in observe.remove} == {tos_fields(space.to_wire(1)),
-                                                        tos_fields(space.to_wire(2))}
-    assert {tos_of_match(r) for r in observe.add} == {tos_fields(space.to_wire(space.window + 1)),
-                                                     tos_fields(space.to_wire(space.window + 2))}
+    [current] = ops
+    assert isinstance(current, ReplaceCurrent) and current.rule.switch == GATEWAYS[1]
+    assert current.rule.actions == holding(controller, 2) and not current.acknowledged
     assert controller.on_ingroup_copy(GATEWAYS[1], space.to_wire(1)) == []
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from beaver.ids import tos_fields, tos_space
-from controller.gateways.decisions import GatewayController, Install, ReplaceObserve, ReplaceStamp
+from controller.gateways.decisions import GatewayController, Install, ReplaceCurrent
 from controller.gateways.maglev import FlowKey
 from controller.gateways.rules import (
     HashSpread,
@@ -97,7 +97,7 @@ def test_gateways_stamp_their_current_id_on_out_group_traffic(controller) -> Non
     tables = fabric(controller)
     client, service = PLAN.externals[0], PLAN.services[0]
     controller.gateways[GATEWAYS[2]].set_id(7)
-    tables.add(controller.stamp_rule(GATEWAYS[2]))
+    tables.add(controller.current_rule(GATEWAYS[2]))
     trace = send_through(tables, controller, client.name,
                          udp(client.ip, service.vip, code=0xC2), GATEWAYS[2])
     assert trace.delivered_to is not None and tos_of(trace.packet) == tos_fields(SPACE.to_wire(7))
@@ -108,7 +108,7 @@ def test_a_gateway_stamps_a_code_that_needs_the_ecn_bits_over_both_fields(contro
     client, service = PLAN.externals[0], PLAN.services[0]
     newest = 2 * 64 + 2  # its code, 131 = 0b10000011: DSCP 32 and ECN 3
     controller.gateways[GATEWAYS[0]].set_id(newest)
-    tables.add(controller.stamp_rule(GATEWAYS[0]))
+    tables.add(controller.current_rule(GATEWAYS[0]))
     trace = send_through(tables, controller, client.name, udp(client.ip, service.vip),
                          GATEWAYS[0])
     assert tos_of(trace.packet) == tos_fields(SPACE.to_wire(newest)) == (32, 3)
@@ -184,14 +184,9 @@ def test_after_many_updates_only_ids_ahead_of_the_gateway_are_copied(controller)
     for snapshot_id in (1, 2, 3, 9, 30, 31):
         _, ops = controller.start_update(snapshot_id, now=float(snapshot_id))
         for op in ops:
-            if isinstance(op, ReplaceStamp):
-                tables.add(op.rule)
-                assert controller.stamp_acked(op.rule.switch, now=snapshot_id + 0.5) == []
-            elif isinstance(op, ReplaceObserve) and op.switch == gateway:
-                for rule in op.remove:
-                    tables.remove(rule)
-                for rule in op.add:
-                    tables.add(rule)
+            assert isinstance(op, ReplaceCurrent)
+            tables.add(op.rule)
+            assert controller.stamp_acked(op.rule.switch, now=snapshot_id + 0.5) == []
     sender, service = PLAN.hosts[0], PLAN.services[0]
     caught = set()
     for full_id in range(0, 31 + SPACE.window + 20):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.gateways.decisions import GatewayController, Install, ReplaceObserve, ReplaceStamp
+from controller.gateways.decisions import GatewayController, Install, ReplaceCurrent
 from controller.gateways.maglev import FlowKey
 from controller.gateways.pipeline import (
     FABRIC_PIPELINE,
@@ -48,11 +48,7 @@ def all_gateway_rules(controller: GatewayController) -> list[Rule]:
     rules.extend(op.rule for op in controller.on_balance_miss(PLAN.gateways[0].name, flow)
                  if isinstance(op, Install))
     _, ops = controller.start_update(5, now=0.0)
-    for op in ops:
-        if isinstance(op, ReplaceStamp):
-            rules.append(op.rule)
-        elif isinstance(op, ReplaceObserve):
-            rules.extend(op.add + op.remove)
+    rules.extend(op.rule for op in ops if isinstance(op, ReplaceCurrent))
     return rules
 
 
@@ -95,4 +91,4 @@ def test_a_jump_to_an_undeclared_table_fails() -> None:
 def test_cookies_name_the_purpose_and_table_lookup_is_by_name() -> None:
     assert purpose_of(cookie(Purpose.STAMP, 42)) is Purpose.STAMP
     assert cookie(Purpose.STAMP, 42) & 0xFFFF == 42
-    assert table(GATEWAY_PIPELINE, "balance").table_id == 3
+    assert table(GATEWAY_PIPELINE, "balance").table_id == 4

@@ -45,7 +45,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="share of in-group datagrams the leaves drop (0 <= P < 1)")
     parser.add_argument("--datapath-sync", choices=SYNC_MODES, default=SYNC_MODES[0],
                         help="after a gateway's barrier: purge its datapath flow cache, or "
-                        "watch its cached datapath flows follow the new stamp rule")
+                        "watch its cached datapath flows follow the new id")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 

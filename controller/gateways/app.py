@@ -45,8 +45,7 @@ from controller.gateways.decisions import (
     Install,
     Op,
     PacketOut,
-    ReplaceObserve,
-    ReplaceStamp,
+    ReplaceCurrent,
 )
 from controller.gateways.openflow import flow_key, flow_mod, of_actions
 from controller.gateways.peers import tcp_peer_uid
@@ -329,13 +328,8 @@ class GatewayApp(app_manager.OSKenApp):
         for op in ops:
             if isinstance(op, Install):
                 self._send_rule(op.rule)
-            elif isinstance(op, ReplaceStamp):
-                self._replace_stamp(op)
-            elif isinstance(op, ReplaceObserve):
-                for rule in op.remove:
-                    self._send_rule(rule, delete=True)
-                for rule in op.add:
-                    self._send_rule(rule)
+            elif isinstance(op, ReplaceCurrent):
+                self._replace_current(op)
             elif isinstance(op, PacketOut) and packet_in is not None:
                 datapath = self.datapaths[op.switch]
                 ofp = datapath.ofproto
@@ -344,7 +338,7 @@ class GatewayApp(app_manager.OSKenApp):
                     in_port=packet_in.match["in_port"],
                     actions=of_actions(datapath, op.actions), data=packet_in.data))
 
-    def _replace_stamp(self, op: ReplaceStamp) -> None:
+    def _replace_current(self, op: ReplaceCurrent) -> None:
         gateway = op.rule.switch
         datapath = self.datapaths[gateway]
         if op.acknowledged:

@@ -12,7 +12,6 @@ express it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from beaver.gateway import Gateway
 from beaver.ids import IdSpace, tos_space
@@ -25,6 +24,7 @@ from controller.gateways.pipeline import (
     check_rules,
     cookie,
 )
+from controller.gateways.registers import STAMP_ACTIONS, ahead_match, current_actions
 from controller.gateways.rules import (
     ETH_TYPE_IP,
     Action,
@@ -57,8 +57,9 @@ class Install:
 
 
 @dataclass(frozen=True)
-class ReplaceStamp:
-    """Rewrite the stamp rule in place (one flow-mod).
+class ReplaceCurrent:
+    """Rewrite a gateway's ``current`` rule in place: the one flow-mod that changes the id
+    it stamps and the ids its observe rules copy (see :mod:`controller.gateways.registers`).
 
     ``acknowledged``: an id update's flow-mod; a barrier follows, and its reply
     goes to :meth:`GatewayController.stamp_acked`. Optimistic restamps have none.
@@ -70,24 +71,12 @@ class ReplaceStamp:
 
 
 @dataclass(frozen=True)
-class ReplaceObserve:
-    """Move a gateway's observe rules to a new window: delete ``remove`` (strict), add ``add``.
-
-    Raising the id by one changes two rules, not the whole window.
-    """
-
-    switch: str
-    remove: tuple[Rule, ...]
-    add: tuple[Rule, ...]
-
-
-@dataclass(frozen=True)
 class PacketOut:
     switch: str
     actions: tuple[Action, ...]
 
 
-Op = Install | ReplaceStamp | ReplaceObserve | PacketOut
+Op = Install | ReplaceCurrent | PacketOut
 
 
 class GatewayController:
@@ -103,10 +92,6 @@ class GatewayController:
             s.name: MaglevTable(s.backends, maglev_size) for s in plan.services if s.backends
         }
         self.connected: set[str] = set()
-        self._observing: dict[str, dict[tuple[tuple[str, Any], ...], Rule]] = {}
-        """Per gateway, the observe rules installed (by match)."""
-        self._observe_built: dict[tuple[str, int], Rule] = {}
-        """Every observe rule built so far, by gateway and wire id."""
         self.updates: list[IdUpdate] = []
         self.stamp_depth = stamp_depth
         """Stamp flow-mods per gateway that may await their barrier at once."""
@@ -120,9 +105,8 @@ class GatewayController:
         self.connected.add(switch)
         if switch in self.gateways:
             self.lanes[switch].clear()
-            observe = self.observe_rules(switch)
-            self._observing[switch] = {r.match: r for r in observe}
-            rules = [*gateway_rules(self.plan, switch), self.stamp_rule(switch), *observe]
+            rules = [*gateway_rules(self.plan, switch), self.current_rule(switch),
+                     self.stamp_rule(switch), *self.observe_rules(switch)]
             check_rules(GATEWAY_PIPELINE, rules)
         else:
             rules = [r for r in self._fabric_rules if r.switch == switch]
@@ -143,31 +127,30 @@ class GatewayController:
         return [u for u in settled if u.settled]
 
     # -- stamping ---------------------------------------------------------------------------
+    def current_rule(self, gateway: str) -> Rule:
+        """The gateway's id in registers: its wire code, its ``pkt_mark`` (see
+        ``stamping.stamp_mark``) and the wire codes ahead of it; the cookie holds the id."""
+        state = self.gateways[gateway]
+        actions = current_actions(state.stamp(), stamp_mark(state.current),
+                                  self.space.ahead_wires(state.current))
+        return Rule(gateway, "current", 10, match(eth_type=ETH_TYPE_IP), actions,
+                    goto="classify", cookie=cookie(Purpose.CURRENT, state.current))
+
     def stamp_rule(self, gateway: str) -> Rule:
-        """Stamp the gateway's id, and mark it in ``pkt_mark`` (see ``stamping.stamp_mark``)."""
-        current = self.gateways[gateway].current
-        return Rule(
-            gateway, "stamp", 10, match(eth_type=ETH_TYPE_IP),
-            (*(SetField(name, value)
-               for name, value in wire_fields(self.gateways[gateway].stamp()).items()),
-             SetField("pkt_mark", stamp_mark(current))),
-            goto="balance", cookie=cookie(Purpose.STAMP, self.gateways[gateway].current),
-        )
+        """Stamp the id the ``current`` rule holds, and mark it in ``pkt_mark`` (fixed)."""
+        return Rule(gateway, "stamp", 10, match(eth_type=ETH_TYPE_IP), STAMP_ACTIONS,
+                    goto="balance", cookie=cookie(Purpose.STAMP))
 
     def observe_rules(self, gateway: str) -> list[Rule]:
-        """One rule per wire id ahead of the gateway's own (each rule built once: an update
-        asks for the whole window again, of which it changes one rule)."""
-        current = self.gateways[gateway].current
-        return [self._observe_rule(gateway, wire) for wire in self.space.ahead_wires(current)]
-
-    def _observe_rule(self, gateway: str, wire: int) -> Rule:
-        rule = self._observe_built.get((gateway, wire))
-        if rule is None:
-            rule = self._observe_built[gateway, wire] = Rule(
-                gateway, "observe", 100, match(eth_type=ETH_TYPE_IP, **wire_fields(wire)),
-                (ToController(OBSERVE_COPY_BYTES),), goto="balance",
-                cookie=cookie(Purpose.OBSERVE, wire))
-        return rule
+        """One fixed rule per wire code: copy an in-group packet carrying it to the
+        controller when the ``current`` rule marks the code ahead of the gateway's id."""
+        return [
+            Rule(gateway, "observe", 100,
+                 match(eth_type=ETH_TYPE_IP, **wire_fields(wire), **ahead_match(wire)),
+                 (ToController(OBSERVE_COPY_BYTES),), goto="balance",
+                 cookie=cookie(Purpose.OBSERVE, wire))
+            for wire in range(1, self.space.codes + 1)
+        ]
 
     def probe_rule(self, gateway: str) -> Rule:
         """A rule no packet matches (local experimental EtherType): for timing one flow-mod."""
@@ -175,18 +158,8 @@ class GatewayController:
                     cookie=cookie(Purpose.PROBE))
 
     def _restamp(self, gateway: str, acknowledged: bool = False) -> list[Op]:
-        snapshot_id = self.gateways[gateway].current
-        wanted = {r.match: r for r in self.observe_rules(gateway)}
-        installed = self._observing.get(gateway, {})
-        self._observing[gateway] = wanted
-        return [
-            ReplaceStamp(self.stamp_rule(gateway), snapshot_id, acknowledged),
-            ReplaceObserve(
-                gateway,
-                remove=tuple(r for key, r in installed.items() if key not in wanted),
-                add=tuple(r for key, r in wanted.items() if key not in installed),
-            ),
-        ]
+        return [ReplaceCurrent(self.current_rule(gateway), self.gateways[gateway].current,
+                               acknowledged)]
 
     def start_update(self, snapshot_id: int, now: float) -> tuple[IdUpdate, list[Op]]:
         """Raise every gateway to ``snapshot_id``; disconnected gateways fail at once.
@@ -196,7 +169,7 @@ class GatewayController:
         later ones, when :meth:`stamp_acked` says so.
         """
         update = IdUpdate(snapshot_id, now)
-        restamps: list[list[Op]] = []
+        ops: list[Op] = []
         for name, gateway in self.gateways.items():
             part = update.gateways[name] = GatewayTiming(name)
             gateway.set_id(snapshot_id)  # a gateway that reconnects later stamps the newest id
@@ -204,10 +177,9 @@ class GatewayController:
                 part.failure = "not connected"
                 continue
             if self.lanes[name].ask(part):
-                restamps.append(self._restamp(name, acknowledged=True))
+                ops += self._restamp(name, acknowledged=True)
         self.updates.append(update)
-        # Every stamp rule (and its barrier) first; the observe rules can follow.
-        return update, [ops[0] for ops in restamps] + [op for ops in restamps for op in ops[1:]]
+        return update, ops
 
     def stamp_sent(self, gateway: str, now: float) -> None:
         """An acknowledged stamp flow-mod left for ``gateway`` at ``now``."""

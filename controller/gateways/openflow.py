@@ -4,8 +4,9 @@
 values that name their tables; this module is the one place that knows how they become
 bytes on a switch connection: table names become the ids the pipeline declares
 (:mod:`controller.gateways.pipeline`), actions become OpenFlow (and, for the hashed
-spread over spines, Nicira bundle) actions, and a packet sent to the controller becomes
-the :class:`~controller.gateways.maglev.FlowKey` the balancer picks a backend by.
+spread over spines and the copies between fields, Nicira bundle and move) actions,
+and a packet sent to the controller becomes the
+:class:`~controller.gateways.maglev.FlowKey` the balancer picks a backend by.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from os_ken.ofproto import nicira_ext
 
 from controller.gateways.maglev import FlowKey
 from controller.gateways.pipeline import Table, table
-from controller.gateways.rules import HashSpread, Output, Rule, SetField, ToController
+from controller.gateways.registers import REGISTERS
+from controller.gateways.rules import HashSpread, Move, Output, Rule, SetField, ToController
 
-NICIRA_FIELDS = frozenset({"nw_ttl"})
+NICIRA_FIELDS = frozenset({"nw_ttl", *REGISTERS})
 """Match fields of the rules that are Nicira extensions, not OpenFlow 1.3 fields."""
 HASH_FIELDS_SYMMETRIC_L3L4_UDP = 3
 """OVS ``nx_hash_fields`` value hashing IP addresses, protocol and TCP/UDP/SCTP ports
@@ -63,6 +65,10 @@ def of_actions(datapath: Any, actions: tuple[Any, ...]) -> list[Any]:
             result.append(parser.OFPActionOutput(ofp.OFPP_CONTROLLER, max_len))
         elif isinstance(action, SetField):
             result.append(parser.OFPActionSetField(**{action.field: action.value}))
+        elif isinstance(action, Move):
+            result.append(parser.NXActionRegMove(
+                src_field=action.source, dst_field=action.destination, n_bits=action.bits,
+                src_ofs=action.source_offset, dst_ofs=action.destination_offset))
         elif isinstance(action, HashSpread):
             result.append(parser.NXActionBundle(
                 algorithm=nicira_ext.NX_BD_ALG_HRW, fields=HASH_FIELDS_SYMMETRIC_L3L4_UDP,

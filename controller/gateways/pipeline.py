@@ -9,16 +9,21 @@ the high 16 bits of a cookie are its :class:`Purpose`.
 
 Gateway pipeline::
 
-    classify --out-group--> stamp ---+
-        \\                           v
-         +--in-group--> observe --> balance --> forward --> fabric
+    current --> classify --out-group--> stamp ---+
+                    \\                           v
+                     +--in-group--> observe --> balance --> forward --> fabric
 
+* ``current``: the one rule that holds the gateway's current snapshot id: it
+  writes the id's wire code, its ``pkt_mark`` and the wire codes ahead of it
+  into registers (:mod:`controller.gateways.registers`). An id update rewrites
+  this rule and no other.
 * ``classify``: traffic from the border toward a VIP; in-group sources go to
   ``observe``, everything else to ``stamp``.
-* ``stamp``: one rule writes the gateway's current snapshot id into the TOS byte
+* ``stamp``: one fixed rule copies the code from its register into the TOS byte
   (DSCP and ECN bits, :func:`beaver.ids.tos_fields`).
 * ``observe``: in-group packets keep their own wire code; those carrying an id
-  ahead of the gateway's are copied to the controller (optimistic marking).
+  ahead of the gateway's are copied to the controller (optimistic marking):
+  one fixed rule per wire code, matching it when the registers mark it ahead.
 * ``balance``: one exact 5-tuple rule per flow rewrites VIP -> DIP; a miss
   goes to the controller, which picks the backend and installs the rule.
 * ``forward``: DIP -> the spine toward the backend's leaf.
@@ -40,11 +45,12 @@ class Table:
 
 
 GATEWAY_PIPELINE: tuple[Table, ...] = (
-    Table("classify", 0, ("stamp", "observe"), "split out-group from in-group traffic to VIPs"),
-    Table("stamp", 1, ("balance",), "write the gateway's snapshot id into the TOS byte"),
-    Table("observe", 2, ("balance",), "copy in-group packets with a newer id to the controller"),
-    Table("balance", 3, ("forward",), "VIP -> DIP per flow (5-tuple), miss to the controller"),
-    Table("forward", 4, (), "DIP -> port toward the backend's leaf"),
+    Table("current", 0, ("classify",), "hold the gateway's current snapshot id in registers"),
+    Table("classify", 1, ("stamp", "observe"), "split out-group from in-group traffic to VIPs"),
+    Table("stamp", 2, ("balance",), "write the gateway's snapshot id into the TOS byte"),
+    Table("observe", 3, ("balance",), "copy in-group packets with a newer id to the controller"),
+    Table("balance", 4, ("forward",), "VIP -> DIP per flow (5-tuple), miss to the controller"),
+    Table("forward", 5, (), "DIP -> port toward the backend's leaf"),
 )
 FABRIC_PIPELINE: tuple[Table, ...] = (
     Table("route", 0, (), "destination-based forwarding of a fabric switch"),
@@ -65,6 +71,7 @@ class Purpose(IntEnum):
     PASS = 0x0B09
     PROBE = 0x0B0A
     LOSS = 0x0B0B
+    CURRENT = 0x0B0C
 
 
 def cookie(purpose: Purpose, detail: int = 0) -> int:

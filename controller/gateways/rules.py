@@ -2,9 +2,10 @@
 
 A :class:`Rule` is what the os-ken app turns into one flow-mod: a table name
 (see :mod:`controller.gateways.pipeline`), a priority, an os-ken style match
-(``ipv4_dst`` may be ``(address, mask)``), apply-actions and an optional
-goto. Fabric rules are proactive and fixed: destination-based routing with
-no flooding (ARP is static in the hosts, so no rule floods anything).
+(``ipv4_dst`` may be ``(address, mask)``, a register ``(value, mask)``),
+apply-actions and an optional goto. Fabric rules are proactive and fixed:
+destination-based routing with no flooding (ARP is static in the hosts, so no
+rule floods anything).
 
 Paths:
 
@@ -54,6 +55,19 @@ class SetField:
 
 
 @dataclass(frozen=True)
+class Move:
+    """Copy ``bits`` bits of field ``source``, from bit ``source_offset`` up, into field
+    ``destination`` from bit ``destination_offset`` up (Open vSwitch's ``move``,
+    the Nicira ``NXAST_REG_MOVE`` action); the destination's other bits stay."""
+
+    source: str
+    destination: str
+    bits: int
+    source_offset: int = 0
+    destination_offset: int = 0
+
+
+@dataclass(frozen=True)
 class HashSpread:
     """Output to one of ``ports``, chosen per flow by a hash of its 5-tuple.
 
@@ -66,7 +80,7 @@ class HashSpread:
     ports: tuple[int, ...]
 
 
-Action = Output | ToController | SetField | HashSpread
+Action = Output | ToController | SetField | Move | HashSpread
 
 
 @dataclass(frozen=True)

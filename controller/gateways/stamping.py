@@ -1,7 +1,8 @@
 """One gateway's id updates in order: a few stamp flow-mods in flight, the rest merged.
 
-The controller raises a gateway's id with one stamp flow-mod and a barrier
-behind it; the barrier reply says the rule is in place. Updates to one
+The controller raises a gateway's id with one stamp flow-mod (its ``current``
+rule, which the stamp and observe rules read) and a barrier behind it; the
+barrier reply says the rule is in place. Updates to one
 gateway are pipelined: up to ``depth`` such flow-mods may await their
 barriers at once, so the update of snapshot k+1 leaves before k's barrier
 returned. Updates asked for while ``depth`` are in flight wait; when the
