@@ -53,7 +53,8 @@ from testbed.traffic import Iperf, client_phase, data_tx_bytes, delivered, phase
 
 NAME = "overhead"
 GATEWAYS = 2
-UPDATE_WINDOW = 16
+UPDATE_WINDOW = EmulationSettings.window
+"""Gateway updates in flight: the core's window of snapshots."""
 CLIENT_RATE_HZ = 200.0
 COLUMNS = ("protocol", "snapshot_rate_hz", "load_percent", "metric", "without", "with",
            "ratio", "calibration_ratio", "gateways", "seed")
