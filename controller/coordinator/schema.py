@@ -1,8 +1,8 @@
 """The snapshot database's tables, as SQL (documented for users in ``docs/schema.md``).
 
 :data:`SCHEMA` is version 1 (SQLite's ``user_version``, checked by
-:class:`controller.coordinator.store.Store`); ``oracle_verdicts`` and
-``events`` came later without changing it: they are created (``IF NOT
+:class:`controller.coordinator.store.Store`); ``oracle_verdicts``,
+``events`` and ``component_counters`` came later without changing it: they are created (``IF NOT
 EXISTS``) on their first write, and older readers ignore them.
 """
 
@@ -103,5 +103,15 @@ CREATE TABLE IF NOT EXISTS events (
     first_id     INTEGER,
     last_id      INTEGER,
     PRIMARY KEY (run, process, seq)
+);
+"""
+
+COUNTERS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS component_counters (
+    run        INTEGER NOT NULL REFERENCES runs(id),
+    component  TEXT NOT NULL,
+    counter    TEXT NOT NULL,
+    value      INTEGER NOT NULL,
+    PRIMARY KEY (run, component, counter)
 );
 """

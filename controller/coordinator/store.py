@@ -61,7 +61,12 @@ from pathlib import Path
 from typing import Any
 
 from beaver.records import GatewayTiming
-from controller.coordinator.schema import EVENTS_SCHEMA, SCHEMA, VERDICTS_SCHEMA
+from controller.coordinator.schema import (
+    COUNTERS_SCHEMA,
+    EVENTS_SCHEMA,
+    SCHEMA,
+    VERDICTS_SCHEMA,
+)
 from controller.coordinator.snapshot_records import (
     FinishedSnapshot,
     StoredInFlight,
@@ -82,15 +87,6 @@ commit. A commit with ``synchronous=FULL`` (SQLite's default) waits for the disk
 at a hundred snapshots a second held the coordinator's event loop for most of its time."""
 
 EVENT_KINDS = ("send", "receive", "capture")
-COUNTERS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS component_counters (
-    run        INTEGER NOT NULL REFERENCES runs(id),
-    component  TEXT NOT NULL,
-    counter    TEXT NOT NULL,
-    value      INTEGER NOT NULL,
-    PRIMARY KEY (run, component, counter)
-);
-"""
 
 
 class StoreError(RuntimeError):
