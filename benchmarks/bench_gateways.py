@@ -48,6 +48,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cpu_time import cpu_seconds  # noqa: E402  (beside this script)
+
 from controller.gateways.client import GatewayClient  # noqa: E402
 from controller.gateways.datapath import FALLBACK_PURGE_LOG, SYNC_MODES  # noqa: E402
 from stats import percentile  # noqa: E402
@@ -129,15 +131,6 @@ def iperf_while_updating(dc: DataCenter, seconds: float, first_id: int,
         stop.set()
         updater.join()
     return updated[0] / (time.monotonic() - started), throughput
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds the processes have used so far (``/proc/PID/stat``)."""
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_ms_per_update(groups: dict[str, list[int]],

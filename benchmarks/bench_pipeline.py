@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cpu_time import cpu_seconds  # noqa: E402  (beside this script)
 
 from beaver.ids import tos_space  # noqa: E402
 from controller.gateways.client import GatewayClient  # noqa: E402
@@ -41,12 +42,6 @@ from topologies.claims import NamePool  # noqa: E402
 STREAM = Path(__file__).with_name("stamp_stream.py")
 STREAM_PORT, STREAM_SPORT = 7002, 40100
 DECODE = tos_space()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pipelined(dc: DataCenter, count: int, depth: int) -> list[IdUpdate]:
@@ -94,10 +89,10 @@ def measure(dc: DataCenter, depth: int, count: int) -> dict[str, Any]:
             [sys.executable, str(STREAM), "send", vip, str(STREAM_PORT), "--sport",
              str(STREAM_SPORT + depth), "--duration", "60"], stdout=subprocess.PIPE, text=True)
         assert sender.stdout is not None and sender.stdout.readline().strip() == "sending"
-        before, began = cpu_seconds(dc.controller_process.pid), time.monotonic()
+        before, began = cpu_seconds([dc.controller_process.pid]), time.monotonic()
         updates = pipelined(dc, count, depth)
         elapsed = time.monotonic() - began
-        spent = cpu_seconds(dc.controller_process.pid) - before
+        spent = cpu_seconds([dc.controller_process.pid]) - before
         sender.terminate()
         sender.wait(timeout=10)
     finally:
