@@ -1,5 +1,9 @@
 """Where finished snapshots go: one SQLite file a user can query with sqlite3 or pandas.
 
+:class:`Store` is that file's writer; opening it (schema version, read-only
+connections) is :mod:`controller.coordinator.database`'s job, reading it
+:mod:`controller.coordinator.store_readers`'.
+
 The model (documented for users in ``docs/schema.md``):
 
 * ``runs``: one row per ``beaver run`` (protocol, parameters as JSON, the
@@ -52,122 +56,43 @@ came the same way.
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from beaver.records import GatewayTiming
-from controller.coordinator.schema import (
-    COUNTERS_SCHEMA,
-    EVENTS_SCHEMA,
-    SCHEMA,
-    VERDICTS_SCHEMA,
+from controller.coordinator.database import (
+    DEFAULT_DB,
+    SCHEMA_VERSION,
+    WRITE_SETTINGS,
+    NotATestbedDatabase,
+    StoreError,
 )
+from controller.coordinator.schema import COUNTERS_SCHEMA, EVENTS_SCHEMA, VERDICTS_SCHEMA
 from controller.coordinator.snapshot_records import (
     FinishedSnapshot,
     StoredInFlight,
     StoredLocal,
     json_text,
 )
+from controller.coordinator.store_readers import STORED_FAILURE, StoreReaders
 from oracle import Verdict
 
-DEFAULT_DB = Path("results") / "beaver.db"
-SCHEMA_VERSION = 1
-STORED_FAILURE = "failed"
-"""A stored gateway timing's ``failure``: the table keeps that an update failed, not why."""
+__all__ = [
+    "DEFAULT_DB", "NODE_COUNTERS", "SCHEMA_VERSION", "STORED_FAILURE", "WRITE_SETTINGS",
+    "FinishedSnapshot", "NotATestbedDatabase", "Store", "StoreError", "StoredInFlight",
+    "StoredLocal", "open_existing", "open_read_only",
+]
+
 NODE_COUNTERS = ("delivered", "rejected", "malformed", "sent", "markers_sent", "chain_count")
-
-WRITE_SETTINGS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
-"""How a writing connection commits: to the write-ahead log, without an fsync per
-commit. A commit with ``synchronous=FULL`` (SQLite's default) waits for the disk, which
-at a hundred snapshots a second held the coordinator's event loop for most of its time."""
-
 EVENT_KINDS = ("send", "receive", "capture")
 
 
-class StoreError(RuntimeError):
-    """A database this version of the testbed cannot use (reported as one line)."""
-
-
-class NotATestbedDatabase(StoreError):
-    """The file is not a snapshot database of this version (bad input: exit status 2)."""
-
-
-
-
-class Store:
-    """The snapshot database; one connection, used from one thread at a time."""
-
-    def __init__(self, path: str | Path = DEFAULT_DB, read_only: bool = False):
-        """Open (or, unless ``read_only``, create) the database at ``path``."""
-        self.path = Path(path)
-        self.read_only = read_only
-        try:
-            if not read_only:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise StoreError(f"cannot create {self.path.parent}: {error.strerror}") from None
-        try:
-            if read_only:
-                self._db = connect_read_only(self.path)
-            else:
-                self._db = sqlite3.connect(self.path, check_same_thread=False)
-            self._db.row_factory = sqlite3.Row
-            self._open_schema()
-        except sqlite3.DatabaseError as error:
-            self.close_quietly()
-            raise NotATestbedDatabase(
-                f"{self.path}: not a usable SQLite database ({error})") from None
-        except StoreError:
-            self.close_quietly()
-            raise
-
-    def close_quietly(self) -> None:
-        """Close the connection if it was opened (a refused file leaves none behind)."""
-        if hasattr(self, "_db"):
-            self._db.close()
-
-    def _open_schema(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
-            if not self.read_only:
-                self._write_settings()
-            return
-        if version == 0 and self.read_only:
-            raise NotATestbedDatabase(f"{self.path} is not a testbed database (no schema): "
-                                      "it was left unchanged")
-        if version != 0:
-            raise NotATestbedDatabase(
-                f"{self.path} has schema version {version}; this testbed reads version "
-                f"{SCHEMA_VERSION} only (it was left unchanged: use another --db)"
-            )
-        tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        if tables:
-            raise NotATestbedDatabase(
-                f"{self.path} holds tables but no testbed schema version; "
-                "it was left unchanged: use another --db"
-            )
-        self._write_settings()
-        self._db.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
-
-    def _write_settings(self) -> None:
-        for pragma in WRITE_SETTINGS:
-            self._db.execute(pragma)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- writing -------------------------------------------------------------------------
+class Store(StoreReaders):
+    """The snapshot database; one connection, used from one thread at a time. Opening is
+    :class:`~controller.coordinator.database.Database`'s, reading
+    :class:`~controller.coordinator.store_readers.StoreReaders`'; what follows writes."""
 
     def new_run(
         self,
@@ -302,31 +227,6 @@ class Store:
             self._db.execute("DELETE FROM events WHERE run = ?", (run,))
             self._db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
 
-    def events(self, run: int) -> list[dict[str, Any]]:
-        """The stored event logs of ``run``, process by process, each in its order
-        (none if the run kept no events)."""
-        if not self._has_table("events"):
-            return []
-        rows = self._db.execute(
-            "SELECT process, role, t, kind, message, first_id, last_id FROM events "
-            "WHERE run = ? ORDER BY process, seq", (run,))
-        return [dict(row) for row in rows]
-
-    def verdicts(self, run: int) -> dict[int, dict[str, Any]]:
-        """The stored verdicts of ``run`` by snapshot id (none if never judged)."""
-        if not self._has_table("oracle_verdicts"):
-            return {}
-        rows = self._db.execute(
-            "SELECT * FROM oracle_verdicts WHERE run = ? ORDER BY snapshot_id", (run,))
-        return {
-            row["snapshot_id"]: {
-                "captured": bool(row["captured"]), "consistent": bool(row["consistent"]),
-                "channel_exact": bool(row["channel_exact"]),
-                "channel_missing": row["channel_missing"], "channel_extra": row["channel_extra"],
-            }
-            for row in rows
-        }
-
     def set_component_counters(self, run: int, component: str,
                                counters: Mapping[str, int]) -> None:
         """A component's integer counters (replacing earlier values of the same names)."""
@@ -335,118 +235,6 @@ class Store:
             self._db.executemany(
                 "INSERT OR REPLACE INTO component_counters VALUES (?, ?, ?, ?)",
                 [(run, component, name, value) for name, value in sorted(counters.items())])
-
-    def component_counters(self, run: int) -> dict[str, dict[str, int]]:
-        """Per component of ``run``, its counters by name (none in files from before them)."""
-        if not self._has_table("component_counters"):
-            return {}
-        counters: dict[str, dict[str, int]] = {}
-        for row in self._db.execute("SELECT * FROM component_counters WHERE run = ? "
-                                    "ORDER BY component, counter", (run,)):
-            counters.setdefault(row["component"], {})[row["counter"]] = row["value"]
-        return counters
-
-    def _has_table(self, name: str) -> bool:
-        return self._db.execute("SELECT 1 FROM sqlite_master WHERE name = ?",
-                                (name,)).fetchone() is not None
-
-    def node_counters(self, run: int) -> dict[str, dict[str, Any]]:
-        rows = self._db.execute("SELECT * FROM node_counters WHERE run = ? ORDER BY node", (run,))
-        return {row["node"]: {k: row[k] for k in row.keys() if k not in ("run", "node")}
-                for row in rows}
-
-    # -- reading -------------------------------------------------------------------------
-
-    def latest_run(self, restore_checks: bool = False) -> int | None:
-        """The newest run of ``beaver run`` (with ``restore_checks``: of any kind)."""
-        query = "SELECT max(id) FROM runs"
-        if not restore_checks:
-            query += " WHERE json_extract(parameters, '$.restore_of') IS NULL"
-        row = self._db.execute(query).fetchone()
-        return None if row[0] is None else int(row[0])
-
-    def run(self, run: int) -> dict[str, Any]:
-        row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run,)).fetchone()
-        if row is None:
-            raise KeyError(f"no run {run} in {self.path}")
-        result = dict(row)
-        result["parameters"] = json.loads(result["parameters"])
-        return result
-
-    def rejections(self, run: int) -> dict[str, int]:
-        rows = self._db.execute(
-            "SELECT reason, count FROM rejections WHERE run = ? ORDER BY reason", (run,)
-        )
-        return {row["reason"]: row["count"] for row in rows}
-
-    def snapshot_rows(self, run: int) -> list[dict[str, Any]]:
-        """The summary row of every stored snapshot of ``run``, by id."""
-        rows = self._db.execute(
-            "SELECT snapshot_id, t0, t1, update_us, valid, complete, completed_at, "
-            "(SELECT count(*) FROM in_flight m WHERE m.run = s.run "
-            " AND m.snapshot_id = s.snapshot_id) AS in_flight "
-            "FROM snapshots s WHERE run = ? ORDER BY snapshot_id",
-            (run,),
-        )
-        return [dict(row) | {"valid": bool(row["valid"]), "complete": bool(row["complete"])}
-                for row in rows]
-
-    def in_flight_messages(self, run: int) -> list[tuple[int, Any]]:
-        """(snapshot id, message) of every in-flight row of ``run``."""
-        rows = self._db.execute(
-            "SELECT snapshot_id, message FROM in_flight WHERE run = ? ORDER BY snapshot_id",
-            (run,))
-        return [(row["snapshot_id"], json.loads(row["message"])) for row in rows]
-
-    def snapshot(self, run: int, snapshot_id: int) -> FinishedSnapshot:
-        row = self._db.execute(
-            "SELECT * FROM snapshots WHERE run = ? AND snapshot_id = ?", (run, snapshot_id)
-        ).fetchone()
-        if row is None:
-            raise KeyError(f"no snapshot {snapshot_id} in run {run} of {self.path}")
-        key = (run, snapshot_id)
-        states = tuple(
-            StoredLocal(r["node"], r["taken_at"], json.loads(r["state"]))
-            for r in self._db.execute(
-                "SELECT * FROM local_states WHERE run = ? AND snapshot_id = ? ORDER BY node", key
-            )
-        )
-        in_flight = tuple(
-            StoredInFlight(r["receiver"], r["sender"], r["received_at"], json.loads(r["message"]))
-            for r in self._db.execute(
-                "SELECT * FROM in_flight WHERE run = ? AND snapshot_id = ? "
-                "ORDER BY received_at, receiver, sender", key
-            )
-        )
-        gateways = tuple(
-            GatewayTiming(r["gateway"], r["sent_at"], r["acked_at"],
-                          STORED_FAILURE if r["failed"] else None)
-            for r in self._db.execute(
-                "SELECT * FROM gateway_timings WHERE run = ? AND snapshot_id = ? "
-                "ORDER BY gateway", key
-            )
-        )
-        return FinishedSnapshot(
-            snapshot_id=snapshot_id, t0=row["t0"], t1=row["t1"], valid=bool(row["valid"]),
-            complete=bool(row["complete"]), completed_at=row["completed_at"],
-            states=states, in_flight=in_flight, gateways=gateways,
-        )
-
-
-def connect_read_only(path: Path) -> sqlite3.Connection:
-    """A ``mode=ro`` connection. A WAL database in a folder this user may not write cannot
-    get its shared-memory index; when no write-ahead log exists (no writer has the file
-    open), it is read as immutable instead."""
-    uri = path.resolve().as_uri()
-    connection = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False)
-    try:
-        connection.execute("PRAGMA user_version").fetchone()
-        return connection
-    except sqlite3.OperationalError:
-        connection.close()
-        if path.with_name(path.name + "-wal").exists():
-            raise
-    return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False)
 
 
 def open_existing(path: str | Path) -> Store:
