@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from controller.gateways.datapath import SYNC_MODES, DatapathApplier, stale_flows
-from controller.gateways.stamping import MARKS, mark_reached, stamp_mark
+from controller.gateways.stamping import MARK_SPACE, stamp_mark
 
 
 class FakeUnixctl:
@@ -64,13 +64,14 @@ def flow(mark: int | None) -> str:
 
 
 def sync_once(tmp_path: Path, mode: str, refuse: frozenset[str] = frozenset(),
-              dumps: tuple[str, ...] = ("",), mark: int = 7) -> tuple[str | None, list[str]]:
+              dumps: tuple[str, ...] = ("",), snapshot_id: int = 7
+              ) -> tuple[str | None, list[str]]:
     path = tmp_path / "vswitchd.ctl"
     daemon = FakeUnixctl(path, refuse, dumps)
     applier = DatapathApplier("gw1", path, mode)
     results: queue.SimpleQueue[str | None] = queue.SimpleQueue()
     applier.start()
-    applier.after_sync(mark, results.put)
+    applier.after_sync(snapshot_id, results.put)
     failure = results.get(timeout=10)
     applier.stop()
     return failure, daemon.methods
@@ -87,30 +88,30 @@ def test_watch_reads_the_flows_until_every_marking_flow_has_the_new_mark(
     stale = flow(stamp_mark(6))
     fresh = flow(stamp_mark(7))
     dumps = (stale + "\n" + flow(None), stale, fresh + "\n" + flow(None))
-    failure, sent = sync_once(tmp_path, "watch", dumps=dumps, mark=stamp_mark(7))
+    failure, sent = sync_once(tmp_path, "watch", dumps=dumps, snapshot_id=7)
     assert failure is None
     assert sent == ["dpctl/dump-flows"] * 3
 
 
 def test_watch_takes_a_later_mark_and_no_flow_as_holding(tmp_path: Path) -> None:
     for dumps in ((flow(stamp_mark(9)),), ("",), (flow(None),)):
-        failure, sent = sync_once(tmp_path, "watch", dumps=dumps, mark=stamp_mark(7))
+        failure, sent = sync_once(tmp_path, "watch", dumps=dumps, snapshot_id=7)
         assert (failure, sent) == (None, ["dpctl/dump-flows"])
         (tmp_path / "vswitchd.ctl").unlink()
 
 
 def test_watch_purges_flows_that_do_not_follow_in_time(tmp_path: Path) -> None:
-    failure, sent = sync_once(tmp_path, "watch", dumps=(flow(stamp_mark(6)),),
-                              mark=stamp_mark(7))
+    failure, sent = sync_once(tmp_path, "watch", dumps=(flow(stamp_mark(6)),), snapshot_id=7)
     assert failure is None
     assert sent[-1] == "revalidator/purge" and set(sent[:-1]) == {"dpctl/dump-flows"}
 
 
 def test_marks_compare_as_serial_numbers_across_the_wrap() -> None:
-    assert stamp_mark(0) != 0 and stamp_mark(MARKS - 1) == MARKS
-    assert mark_reached(stamp_mark(MARKS), stamp_mark(MARKS - 1))
-    assert not mark_reached(stamp_mark(MARKS - 1), stamp_mark(MARKS))
-    assert stale_flows(flow(stamp_mark(MARKS)), stamp_mark(MARKS - 2)) == []
+    wrap = MARK_SPACE.codes  # the first id whose mark wraps around to 1
+    assert stamp_mark(0) != 0 and stamp_mark(wrap - 1) == wrap and stamp_mark(wrap) == 1
+    assert stale_flows(flow(stamp_mark(wrap)), wrap - 1) == []
+    assert stale_flows(flow(stamp_mark(wrap - 1)), wrap) != []
+    assert stale_flows(flow(stamp_mark(wrap)), wrap - 2) == []
 
 
 @pytest.mark.parametrize("mode", SYNC_MODES)

@@ -10,7 +10,7 @@ from controller.gateways.decisions import (
     ReplaceCurrent,
 )
 from controller.gateways.maglev import FlowKey, MaglevTable
-from controller.gateways.registers import current_actions
+from controller.gateways.registers import ahead_actions, current_actions
 from controller.gateways.rules import Output, Rule, SetField
 from controller.gateways.stamping import stamp_mark
 from topologies.addressing import DataCenterParams, build_plan
@@ -35,7 +35,7 @@ def holding(controller: GatewayController, snapshot_id: int) -> tuple[SetField, 
     """The actions of a ``current`` rule that holds ``snapshot_id``."""
     space = controller.space
     return current_actions(space.to_wire(snapshot_id), stamp_mark(snapshot_id),
-                           space.ahead_wires(snapshot_id))
+                           ahead_actions(space.ahead_wires(snapshot_id)))
 
 
 def test_the_gateways_use_the_emulation_s_eight_bit_codes() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,7 @@ from controller.gateways.decisions import (
     PacketOut,
     ReplaceCurrent,
 )
-from controller.gateways.openflow import flow_key, flow_mod, of_actions
+from controller.gateways.openflow import FlowModTemplate, flow_key, flow_mod, of_actions
 from controller.gateways.peers import tcp_peer_uid
 from controller.gateways.pipeline import (
     FABRIC_PIPELINE,
@@ -57,7 +58,7 @@ from controller.gateways.pipeline import (
     table,
 )
 from controller.gateways.rules import Rule
-from controller.gateways.stamping import stamp_mark
+from controller.gateways.updates import IdUpdate
 from topologies.addressing import AddressPlan
 from topologies.secret import RunSecret
 
@@ -105,6 +106,10 @@ class GatewayApp(app_manager.OSKenApp):
         self.barriers: dict[tuple[int, int], Callable[[float], None]] = {}
         self.probing: set[str] = set()
         """Gateways whose probe rule (see :meth:`roundtrip`) is installed."""
+        self.unsettled: deque[tuple[IdUpdate, threading.Event]] = deque()
+        """Updates not yet settled, oldest first, each with the event its answer waits for."""
+        self.current_messages: dict[str, FlowModTemplate] = {}
+        """Gateway -> its ``current`` rule's flow-mod, serialised once (see :meth:`_stamp`)."""
         self.control = ControlServer(self, self.settings.control_host, self.settings.control_port,
                                      self.settings.secret)
         self.appliers = {gateway: DatapathApplier(gateway, path, self.settings.datapath_sync)
@@ -201,6 +206,7 @@ class GatewayApp(app_manager.OSKenApp):
         self.probing.discard(name)
         self.decisions.on_disconnect(name)
         self.barriers = {k: v for k, v in self.barriers.items() if k[0] != datapath.id}
+        self._wake_settled()
         self.changed.notify_all()
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
@@ -245,6 +251,7 @@ class GatewayApp(app_manager.OSKenApp):
                 "ready_switches": sorted(self.ready),
                 "peers": {name: list(dp.address) for name, dp in sorted(self.datapaths.items())},
                 "gateways": [g.name for g in self.plan.gateways],
+                "coalesced_updates": self.decisions.coalesced(),
             }
 
     def ids(self) -> dict[str, int]:
@@ -260,22 +267,31 @@ class GatewayApp(app_manager.OSKenApp):
         order they were sent, so every gateway applies them in order.
         """
         deadline = time.monotonic() + (timeout or self.settings.update_timeout)  # type: ignore
+        settled = threading.Event()
         with self.lock:
             update, ops = self.decisions.start_update(snapshot_id, time.monotonic())
+            self.unsettled.append((update, settled))
             self._send_ops(ops)
+            self._wake_settled()
 
         def settle() -> dict[str, Any]:
+            settled.wait(max(0.0, deadline - time.monotonic()))
             with self.lock:
-                while not update.settled:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        self.decisions.expire(update, "no barrier reply before the timeout")
-                        break
-                    self.changed.wait(left)
+                if not update.settled:
+                    self.decisions.expire(update, "no barrier reply before the timeout")
+                    self._wake_settled()
                 self.decisions.forget(update)
                 return update.to_dict()
 
         return settle
+
+    def _wake_settled(self) -> None:
+        """Answer the updates that settled (lock held). Each gateway settles its updates in
+        the order they started, so an update settles no later than every newer one: only
+        the oldest can have settled last. (Should one still settle out of order, e.g. after
+        a reconnect, its answer comes at its deadline, settled, not expired.)"""
+        while self.unsettled and self.unsettled[0][0].settled:
+            self.unsettled.popleft()[1].set()
 
     def roundtrip(self, gateway: str) -> dict[str, float]:
         """One flow-mod that changes the table (a probe rule, added then deleted on the
@@ -288,10 +304,14 @@ class GatewayApp(app_manager.OSKenApp):
             delete = gateway in self.probing
             self.probing ^= {gateway}
             sent_at = time.monotonic()
-            self._send_rule(self.decisions.probe_rule(gateway), delete=delete)
-            mark = stamp_mark(self.decisions.gateways[gateway].current)
-            self._barrier(datapath, lambda now: self._apply(
-                gateway, datapath, now, mark, lambda at, failure: acked.append(at)))
+            probe = flow_mod(datapath, GATEWAY_PIPELINE, self.decisions.probe_rule(gateway),
+                             delete)
+            datapath.set_xid(probe)
+            probe.serialize()
+            current = self.decisions.gateways[gateway].current
+            barrier = self._barrier_request(datapath, lambda now: self._apply(
+                gateway, datapath, now, current, lambda at, failure: acked.append(at)))
+            datapath.send(probe.buf + barrier.buf)
             self.changed.wait_for(lambda: bool(acked),
                                   timeout=self.settings.update_timeout)  # type: ignore[union-attr]
             if not acked:
@@ -313,10 +333,23 @@ class GatewayApp(app_manager.OSKenApp):
 
     # -- sending ----------------------------------------------------------------------------
     def _barrier(self, datapath: Any, callback: Callable[[float], None]) -> None:
+        datapath.send(self._barrier_request(datapath, callback).buf)
+
+    def _barrier_request(self, datapath: Any, callback: Callable[[float], None]) -> Any:
+        """A barrier request for ``datapath``, serialised (``buf``, ``xid``); its reply
+        calls ``callback``."""
+        request = self._xid_holder(datapath)
+        request.serialize()
+        self.barriers[(datapath.id, request.xid)] = callback
+        return request
+
+    @staticmethod
+    def _xid_holder(datapath: Any) -> Any:
+        """A barrier request holding the connection's next xid (os-ken hands xids out to
+        message objects only)."""
         request = datapath.ofproto_parser.OFPBarrierRequest(datapath)
         datapath.set_xid(request)
-        self.barriers[(datapath.id, request.xid)] = callback
-        datapath.send_msg(request)
+        return request
 
     def _clear(self, datapath: Any) -> None:
         ofp, parser = datapath.ofproto, datapath.ofproto_parser
@@ -339,23 +372,39 @@ class GatewayApp(app_manager.OSKenApp):
                     actions=of_actions(datapath, op.actions), data=packet_in.data))
 
     def _replace_current(self, op: ReplaceCurrent) -> None:
+        """The new ``current`` rule, and for an update its barrier, in one write: the
+        flow-mod carries the barrier's xid (so an error about it names the update)."""
         gateway = op.rule.switch
         datapath = self.datapaths[gateway]
-        if op.acknowledged:
-            self.decisions.stamp_sent(gateway, time.monotonic())
-        self._send_rule(op.rule)
-        if op.acknowledged:
-            self._barrier(datapath, lambda now: self._apply(
-                gateway, datapath, now, stamp_mark(op.snapshot_id),
-                lambda at, failure: self._send_ops(
-                    self.decisions.stamp_acked(gateway, at, failure))))
+        if not op.acknowledged:
+            datapath.send(self._stamp(datapath, op.rule, self._xid_holder(datapath).xid))
+            return
+        self.decisions.stamp_sent(gateway, time.monotonic())
+        barrier = self._barrier_request(datapath, lambda now: self._apply(
+            gateway, datapath, now, op.snapshot_id,
+            lambda at, failure: self._acked(gateway, at, failure)))
+        datapath.send(self._stamp(datapath, op.rule, barrier.xid) + barrier.buf)
 
-    def _apply(self, gateway: str, datapath: Any, barrier_at: float, mark: int,
+    def _acked(self, gateway: str, at: float, failure: str | None) -> None:
+        """The oldest stamp flow-mod in flight to ``gateway`` holds (or failed; lock held)."""
+        self._send_ops(self.decisions.stamp_acked(gateway, at, failure))
+        self._wake_settled()
+
+    def _stamp(self, datapath: Any, rule: Rule, xid: int) -> bytearray:
+        """The flow-mod installing ``rule``, a gateway's ``current`` rule: its serialised
+        form rewritten (:class:`FlowModTemplate`), serialised anew only if its shape is new."""
+        template = self.current_messages.get(rule.switch)
+        if template is None or not template.fits(rule):
+            template = self.current_messages[rule.switch] = FlowModTemplate(
+                datapath, GATEWAY_PIPELINE, rule)
+        return template.encode(rule, xid)
+
+    def _apply(self, gateway: str, datapath: Any, barrier_at: float, snapshot_id: int,
                done: Callable[[float, str | None], None]) -> None:
         """The barrier of ``gateway`` came back on ``datapath`` (lock held): ``done(time,
-        failure)`` once its datapath flows follow the new rules (they stamp ``mark`` or a
-        later one): at once without an applier, else from its thread, if the connection is
-        still the same."""
+        failure)`` once its datapath flows follow the new rules (they stamp ``snapshot_id``
+        or a later one): at once without an applier, else from its thread, if the
+        connection is still the same."""
         applier = self.appliers.get(gateway)
         if applier is None:
             done(barrier_at, None)
@@ -368,7 +417,7 @@ class GatewayApp(app_manager.OSKenApp):
                     done(now, failure)
                 self.changed.notify_all()
 
-        applier.after_sync(mark, synced)
+        applier.after_sync(snapshot_id, synced)
 
     def _send_rule(self, rule: Rule, delete: bool = False) -> None:
         datapath = self.datapaths[rule.switch]

@@ -9,7 +9,9 @@ op         arguments                        answer
 status     -                                ready, switches, connected,
                                             ready_switches, gateways, peers
                                             (switch -> [address, port] it
-                                            connected from)
+                                            connected from), coalesced_updates
+                                            (gateway -> updates acked by a newer
+                                            one's flow-mod, see pipelining)
 ids        -                                ids: gateway -> current snapshot id
 set_id     id (int), timeout (s, optional)  update: snapshot_id, started_at,
                                             complete, failed, gateways: name ->
@@ -42,7 +44,13 @@ request before the previous answer came. The server reads and starts each
 request as it arrives (a ``set_id``'s flow-mods and barriers go out at
 once, behind those of every earlier ``set_id``, so each gateway applies the
 updates in the order they were asked for) and answers them in that same
-order, each as soon as it and every earlier one is settled. Since every
+order, each as soon as it and every earlier one is settled. A gateway
+with two flow-mods still being applied (their barriers or datapath syncs
+outstanding) gets no flow-mod for the updates asked for meanwhile: when the
+older is acknowledged, one flow-mod for the newest of them goes out, and
+its ack acknowledges every one of them (they are *coalesced*: a gateway
+stamping the newest id stamps nothing older than any of them;
+:mod:`controller.gateways.stamping`). Since every
 gateway applies updates in order, update k settles no later than k+1
 (unless k times out), so answering in order delays nobody.
 :class:`controller.gateways.client.GatewayClient` speaks this protocol.

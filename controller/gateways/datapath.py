@@ -56,7 +56,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from controller.gateways.stamping import mark_reached
+from beaver.ids import OutOfWindow
+from controller.gateways.stamping import MARK_SPACE
 
 log = logging.getLogger("beaver.controller.datapath")
 UNIXCTL_TIMEOUT = 5.0
@@ -74,15 +75,25 @@ FALLBACK_PURGE_LOG = "purging them"
 FLOW_MARK = re.compile(r"skb_mark\((0x[0-9a-fA-F]+|[0-9]+)")
 
 
-def stale_flows(dump: str, mark: int) -> list[str]:
-    """The flows of a ``dpctl/dump-flows`` output that mark packets older than ``mark``."""
+def stale_flows(dump: str, snapshot_id: int) -> list[str]:
+    """The flows of a ``dpctl/dump-flows`` output that mark packets with an id older than
+    ``snapshot_id`` (or with a mark that is no id near it)."""
     stale = []
     for line in dump.splitlines():
         _, separator, actions = line.partition(" actions:")
         marks = [int(found, 0) for found in FLOW_MARK.findall(actions)] if separator else []
-        if any(not mark_reached(found, mark) for found in marks):
+        if any(not _holds(mark, snapshot_id) for mark in marks):
             stale.append(line)
     return stale
+
+
+def _holds(mark: int, snapshot_id: int) -> bool:
+    """Whether a flow marking ``mark`` stamps ``snapshot_id`` or a later id."""
+    try:
+        marked = MARK_SPACE.from_wire(mark, snapshot_id)
+    except OutOfWindow:
+        return False
+    return marked is not None and marked >= snapshot_id
 
 
 class UnixctlError(RuntimeError):
@@ -158,26 +169,27 @@ class DatapathApplier:
     def stop(self) -> None:
         self._work.put(None)
 
-    def after_sync(self, mark: int, done: Callback) -> None:
+    def after_sync(self, snapshot_id: int, done: Callback) -> None:
         """Make the rules hold (:meth:`sync`), then ``done(None)``, or ``done(reason)``.
 
-        ``mark``: the :func:`~controller.gateways.stamping.stamp_mark` of the id the
-        gateway's stamp rule in the tables stamps now (or a later one).
+        ``snapshot_id``: the id the gateway's stamp rule in the tables stamps now (or an
+        older one).
         """
-        self._work.put((mark, done))
+        self._work.put((snapshot_id, done))
 
-    def sync(self, mark: int) -> None:
+    def sync(self, snapshot_id: int) -> None:
         """Return once packets see the rules that were in the tables when this was called."""
-        if self.mode == "watch" and self._watch(mark):
+        if self.mode == "watch" and self._watch(snapshot_id):
             return
         self.unixctl.call("revalidator/purge")
 
-    def _watch(self, mark: int) -> bool:
-        """True once no cached flow marks an id older than ``mark``; False after the timeout."""
+    def _watch(self, snapshot_id: int) -> bool:
+        """True once no cached flow marks an id older than ``snapshot_id``; False after the
+        timeout."""
         deadline = time.monotonic() + WATCH_TIMEOUT
         pause = WATCH_FIRST_PAUSE
         while True:
-            stale = stale_flows(self.unixctl.call("dpctl/dump-flows"), mark)
+            stale = stale_flows(self.unixctl.call("dpctl/dump-flows"), snapshot_id)
             if not stale:
                 return True
             if time.monotonic() >= deadline:
@@ -194,7 +206,7 @@ class DatapathApplier:
             if work is None:
                 self.unixctl.close()
                 return
-            # Requests that queued up meanwhile are all served by one sync, for the newest mark.
+            # Requests that queued up meanwhile are all served by one sync, for the newest id.
             batch = [work]
             while True:
                 try:
@@ -205,10 +217,7 @@ class DatapathApplier:
                     self._work.put(None)
                     break
                 batch.append(more)
-            newest = batch[0][0]
-            for mark, _ in batch[1:]:
-                if mark_reached(mark, newest):
-                    newest = mark
+            newest = max(snapshot_id for snapshot_id, _ in batch)
             try:
                 self.sync(newest)
                 failure = None

@@ -24,7 +24,12 @@ from controller.gateways.pipeline import (
     check_rules,
     cookie,
 )
-from controller.gateways.registers import STAMP_ACTIONS, ahead_match, current_actions
+from controller.gateways.registers import (
+    STAMP_ACTIONS,
+    ahead_actions,
+    ahead_match,
+    current_actions,
+)
 from controller.gateways.rules import (
     ETH_TYPE_IP,
     Action,
@@ -47,6 +52,7 @@ from topologies.addressing import AddressPlan, InGroupHost
 FLOW_IDLE_TIMEOUT = 120
 """Seconds an idle per-flow balance rule stays installed."""
 PROBE_ETH_TYPE = 0x88B5
+IP_PACKETS = match(eth_type=ETH_TYPE_IP)
 OBSERVE_COPY_BYTES = 128
 """Bytes of an in-group packet copied to the controller: headers are enough."""
 
@@ -96,6 +102,8 @@ class GatewayController:
         self.stamp_depth = stamp_depth
         """Stamp flow-mods per gateway that may await their barrier at once."""
         self.lanes = {name: StampLane[GatewayTiming](stamp_depth) for name in self.gateways}
+        self._ahead: dict[int, tuple[SetField, ...]] = {}
+        """Wire code -> the ``current`` rule's bitmap of the codes ahead of an id with it."""
         self._fabric_rules = fabric_rules(plan) + loss_rules(plan, data_loss)
         """Proactive fabric rules, with those dropping ``data_loss`` of in-group datagrams."""
 
@@ -131,14 +139,17 @@ class GatewayController:
         """The gateway's id in registers: its wire code, its ``pkt_mark`` (see
         ``stamping.stamp_mark``) and the wire codes ahead of it; the cookie holds the id."""
         state = self.gateways[gateway]
-        actions = current_actions(state.stamp(), stamp_mark(state.current),
-                                  self.space.ahead_wires(state.current))
-        return Rule(gateway, "current", 10, match(eth_type=ETH_TYPE_IP), actions,
+        code = state.stamp()
+        ahead = self._ahead.get(code)
+        if ahead is None:  # the codes ahead of an id depend on its wire code only
+            ahead = self._ahead[code] = ahead_actions(self.space.ahead_wires(state.current))
+        actions = current_actions(code, stamp_mark(state.current), ahead)
+        return Rule(gateway, "current", 10, IP_PACKETS, actions,
                     goto="classify", cookie=cookie(Purpose.CURRENT, state.current))
 
     def stamp_rule(self, gateway: str) -> Rule:
         """Stamp the id the ``current`` rule holds, and mark it in ``pkt_mark`` (fixed)."""
-        return Rule(gateway, "stamp", 10, match(eth_type=ETH_TYPE_IP), STAMP_ACTIONS,
+        return Rule(gateway, "stamp", 10, IP_PACKETS, STAMP_ACTIONS,
                     goto="balance", cookie=cookie(Purpose.STAMP))
 
     def observe_rules(self, gateway: str) -> list[Rule]:
@@ -221,6 +232,10 @@ class GatewayController:
 
     def ids(self) -> dict[str, int]:
         return {name: g.current for name, g in self.gateways.items()}
+
+    def coalesced(self) -> dict[str, int]:
+        """Per gateway, the updates so far whose flow-mod a newer update's replaced."""
+        return {name: lane.coalesced for name, lane in self.lanes.items()}
 
     def steer(self, only: str | None) -> Rule:
         """The border rule that sends every inbound flow through ``only`` (None: spread)."""

@@ -11,10 +11,11 @@ and a packet sent to the controller becomes the
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from os_ken.lib.packet import packet, tcp, udp
-from os_ken.ofproto import nicira_ext
+from os_ken.ofproto import nicira_ext, ofproto_v1_3
 
 from controller.gateways.maglev import FlowKey
 from controller.gateways.pipeline import Table, table
@@ -43,6 +44,77 @@ def flow_mod(datapath: Any, pipeline: tuple[Table, ...], rule: Rule, delete: boo
         idle_timeout=rule.idle_timeout, priority=rule.priority,
         out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
         match=_match(parser, rule), instructions=instructions)
+
+
+class FlowModTemplate:
+    """The flow-mod of one rule, serialised once by os-ken, rewritten for rules that differ
+    from it only in their cookie and the values of their set-field actions.
+
+    A gateway's ``current`` rule changes with every id update in exactly these
+    (:func:`controller.gateways.registers.ahead_actions` writes every register, so
+    its actions keep their layout), and serialising it with os-ken cost more of the
+    controller's CPU than anything else an update does per gateway (docs/dataplane.md).
+    :meth:`encode` copies the bytes and writes the xid, the cookie and each value where
+    the OpenFlow 1.3 layout puts them: the header's xid, ``ofp_flow_mod``'s cookie, and,
+    in the apply-actions instruction after the match (padded to 8 bytes), each
+    set-field action's OXM value after its type, length and OXM header.
+    """
+
+    _XID = struct.Struct("!I")
+    _COOKIE = struct.Struct("!Q")
+    _XID_AT, _COOKIE_AT = 4, 8
+
+    def __init__(self, datapath: Any, pipeline: tuple[Table, ...], rule: Rule) -> None:
+        message = flow_mod(datapath, pipeline, rule)
+        message.xid = 0
+        message.serialize()
+        self._bytes = bytes(message.buf)
+        self._shape = _shape(rule)
+        self._values = _set_field_values(self._bytes)
+        if len(self._values) != sum(isinstance(a, SetField) for a in rule.actions):
+            raise ValueError(f"cannot find every set-field value of {rule} in its flow-mod")
+
+    def fits(self, rule: Rule) -> bool:
+        """Whether ``rule`` differs from the template's only in cookie and set-field values."""
+        return _shape(rule) == self._shape
+
+    def encode(self, rule: Rule, xid: int) -> bytearray:
+        """The flow-mod adding ``rule`` (one that :meth:`fits`), with transaction id ``xid``."""
+        buffer = bytearray(self._bytes)
+        self._XID.pack_into(buffer, self._XID_AT, xid)
+        self._COOKIE.pack_into(buffer, self._COOKIE_AT, rule.cookie)
+        values = (action.value for action in rule.actions if isinstance(action, SetField))
+        for (offset, size), value in zip(self._values, values, strict=True):
+            buffer[offset:offset + size] = value.to_bytes(size, "big")
+        return buffer
+
+
+def _shape(rule: Rule) -> tuple[Any, ...]:
+    """``rule`` without what a :class:`FlowModTemplate` rewrites."""
+    return (rule.switch, rule.table, rule.priority, rule.match, rule.goto, rule.idle_timeout,
+            tuple(a.field if isinstance(a, SetField) else a for a in rule.actions))
+
+
+def _set_field_values(message: bytes) -> list[tuple[int, int]]:
+    """(offset, size) of each set-field value in a serialised OpenFlow 1.3 flow-mod's
+    apply-actions instruction, in order."""
+    ofp = ofproto_v1_3
+    match_at = ofp.OFP_FLOW_MOD_SIZE - ofp.OFP_MATCH_SIZE
+    (match_length,) = struct.unpack_from("!H", message, match_at + 2)
+    at, values = match_at + (match_length + 7) // 8 * 8, []
+    while at < len(message):
+        kind, length = struct.unpack_from("!HH", message, at)
+        if kind == ofp.OFPIT_APPLY_ACTIONS:
+            action = at + 8
+            while action < at + length:
+                action_kind, action_length = struct.unpack_from("!HH", message, action)
+                if action_kind == ofp.OFPAT_SET_FIELD:
+                    oxm_class, _, oxm_length = struct.unpack_from("!HBB", message, action + 4)
+                    header = 8 if oxm_class == ofp.OFPXMC_EXPERIMENTER else 4
+                    values.append((action + 4 + header, oxm_length + 4 - header))
+                action += action_length
+        at += length
+    return values
 
 
 def _match(parser: Any, rule: Rule) -> Any:

@@ -53,15 +53,22 @@ def _bit(code: int) -> tuple[str, int]:
     return AHEAD_REGISTERS[code // REGISTER_BITS], 1 << code % REGISTER_BITS
 
 
-def current_actions(code: int, mark: int, ahead: Iterable[int]) -> tuple[SetField, ...]:
-    """The ``current`` rule's actions for an id with wire code ``code``, pkt_mark ``mark``
-    and the wire codes ``ahead`` of it (registers left at 0 are not written)."""
+def ahead_actions(ahead: Iterable[int]) -> tuple[SetField, ...]:
+    """The bitmap of the wire codes ``ahead`` of an id, one set-field per register of
+    :data:`AHEAD_REGISTERS`. Every register is written, those left at 0 too, so that the
+    ``current`` rule has the same actions for every id, only their values differ (the
+    controller rewrites its serialised flow-mod in place: ``openflow.FlowModTemplate``)."""
     words = dict.fromkeys(AHEAD_REGISTERS, 0)
     for wire in ahead:
         register, bit = _bit(wire)
         words[register] |= bit
-    return (SetField(CODE_REGISTER, code), SetField(MARK_REGISTER, mark),
-            *(SetField(register, word) for register, word in words.items() if word))
+    return tuple(SetField(register, word) for register, word in words.items())
+
+
+def current_actions(code: int, mark: int, ahead: tuple[SetField, ...]) -> tuple[SetField, ...]:
+    """The ``current`` rule's actions for an id with wire code ``code``, pkt_mark ``mark``
+    and the bitmap ``ahead`` (:func:`ahead_actions`) of the codes ahead of it."""
+    return (SetField(CODE_REGISTER, code), SetField(MARK_REGISTER, mark), *ahead)
 
 
 def ahead_match(code: int) -> dict[str, tuple[int, int]]:

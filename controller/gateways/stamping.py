@@ -11,7 +11,9 @@ and its barrier acknowledges every waiting update at once. That is sound
 because ids only grow: a gateway stamping k+2 no longer stamps anything
 older than k, which is all an update to k must guarantee. Every flow-mod
 travels on the switch's one OpenFlow connection, so the gateway applies
-them in the order sent and never goes back to an older id.
+them in the order sent and never goes back to an older id. The merged
+updates are counted (:attr:`StampLane.coalesced`): each saved a flow-mod,
+a barrier and a datapath sync.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+
+from beaver.ids import IdSpace
 
 Part = TypeVar("Part")
 
@@ -31,6 +35,8 @@ class StampLane(Generic[Part]):
     in_flight: deque[list[Part]] = field(default_factory=deque)
     """Per stamp flow-mod sent and not yet acknowledged, the updates it carries."""
     waiting: list[Part] = field(default_factory=list)
+    coalesced: int = 0
+    """Updates so far that got no flow-mod of their own: a newer one's carried them."""
 
     def __post_init__(self) -> None:
         if self.depth < 1:
@@ -54,6 +60,7 @@ class StampLane(Generic[Part]):
         done = self.in_flight.popleft() if self.in_flight else []
         if self.waiting and len(self.in_flight) < self.depth:
             self.in_flight.append(self.waiting)
+            self.coalesced += len(self.waiting) - 1
             self.waiting = []
             return done, True
         return done, False
@@ -66,8 +73,10 @@ class StampLane(Generic[Part]):
         return parts
 
 
-MARKS = 1 << 31
-"""Distinct ``pkt_mark`` values the stamp rule uses (1..MARKS; 0 is every packet's own)."""
+MARK_SPACE = IdSpace(bits=31, window=(1 << 30) - 1)
+"""The ``pkt_mark`` values the stamp rule uses: snapshot ids as wire codes of 31 bits (the
+core's :class:`~beaver.ids.IdSpace`: 1..2**31-1, never 0, every packet's own mark), with
+the widest window they decode unambiguously in."""
 
 
 def stamp_mark(snapshot_id: int) -> int:
@@ -75,12 +84,8 @@ def stamp_mark(snapshot_id: int) -> int:
 
     The mark never leaves the gateway's switch daemon (no port sends it out); it is there
     so that each cached datapath flow of the stamp path shows which id it stamps
-    (:mod:`controller.gateways.datapath` reads them to know when an update holds). It is
-    never 0, the mark packets arrive with, so the flow's actions always set it.
+    (:mod:`controller.gateways.datapath` reads them, ``MARK_SPACE.from_wire``, to know
+    when an update holds). It is never 0, the mark packets arrive with, so the flow's
+    actions always set it.
     """
-    return snapshot_id % MARKS + 1
-
-
-def mark_reached(mark: int, wanted: int) -> bool:
-    """True if ``mark`` is ``wanted`` or a later one (serial arithmetic over the marks)."""
-    return (mark - wanted) % MARKS < MARKS // 2
+    return MARK_SPACE.to_wire(snapshot_id)
