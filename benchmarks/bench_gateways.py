@@ -19,7 +19,11 @@ For each number of gateways (default 1, 2, 4, 8), in one run:
 * what the updates do to forwarding: TCP retransmissions iperf3 reported
   without and with updates, datapath misses the gateways sent through an
   upcall per update while iperf3 ran, and how often a ``watch`` sync fell
-  back to purging (the controller's log).
+  back to purging (the controller's log);
+* with ``--in-flight N``, the updates during iperf3 are pipelined, N
+  outstanding at a time as the coordinator's window keeps them: how many
+  gateway parts the controller coalesced (acknowledged by a newer update's
+  flow-mod, so they cost no flow-mod, barrier or sync of their own).
 
 A gateway's part of an update is its one flow-mod (the ``current`` rule), the barrier and the
 sync of its datapath (:mod:`controller.gateways.datapath`); the single round
@@ -35,6 +39,7 @@ Needs root and Open vSwitch; prints one line per |G| and can write JSON::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -42,13 +47,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cpu_time import cpu_seconds  # noqa: E402  (beside this script)
+from pipelined import pipelined  # noqa: E402
 
 from controller.gateways.client import GatewayClient  # noqa: E402
 from controller.gateways.datapath import FALLBACK_PURGE_LOG, SYNC_MODES  # noqa: E402
@@ -101,26 +107,30 @@ def start_iperf_server(dc: DataCenter) -> subprocess.Popen[str]:
     return server
 
 
-def iperf_while_updating(dc: DataCenter, seconds: float, first_id: int,
-                         rate: float) -> tuple[float, tuple[float, int]]:
+def iperf_while_updating(dc: DataCenter, seconds: float, first_id: int, rate: float,
+                         in_flight: int = 1) -> tuple[float, tuple[float, int]]:
     """(id updates per second, iperf3 bit/s and retransmits) with id updates during the run.
 
-    ``rate`` 0: back to back; otherwise paced at ``rate`` updates per second.
+    ``rate`` 0: back to back; otherwise paced at ``rate`` updates per second (started at
+    that rate, ``in_flight`` outstanding at most).
     """
     stop = threading.Event()
     updated = [0]
 
+    def ids() -> Iterator[int]:
+        due = time.monotonic()
+        for snapshot_id in itertools.count(first_id):
+            if stop.is_set():
+                return
+            yield snapshot_id
+            if rate > 0:
+                due += 1 / rate
+                stop.wait(max(0.0, due - time.monotonic()))
+
     def keep_updating() -> None:
         with GatewayClient(dc.control_port, secret=dc.secret) as client:
-            snapshot_id = first_id
-            due = time.monotonic()
-            while not stop.is_set():
-                client.set_id(snapshot_id)
-                snapshot_id += 1
+            for _ in pipelined(client, ids(), in_flight):
                 updated[0] += 1
-                if rate > 0:
-                    due += 1 / rate
-                    stop.wait(max(0.0, due - time.monotonic()))
 
     updater = threading.Thread(target=keep_updating)
     started = time.monotonic()
@@ -157,8 +167,13 @@ def fallback_purges(dc: DataCenter) -> int:
     return dc.controller_log.read_text(errors="replace").count(FALLBACK_PURGE_LOG)
 
 
+def coalesced_updates(dc: DataCenter) -> int:
+    """Gateway parts of updates so far acknowledged by a newer update's flow-mod."""
+    return sum(dc.controller.status()["coalesced_updates"].values())
+
+
 def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rate: float,
-            prefix: str, datapath_sync: str) -> dict[str, Any]:
+            prefix: str, datapath_sync: str, in_flight: int = 1) -> dict[str, Any]:
     # One backend behind the VIP, so iperf3's control and data connections meet.
     params = DataCenterParams(spines=1, leaves=1, hosts_per_leaf=1, gateways=gateways,
                               externals=1, relays=0)
@@ -184,14 +199,17 @@ def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rat
         retransmits: dict[str, list[int]] = {"quiet": [], "updating": []}
         controller_busy: list[float] = []
         upcalls: list[float] = []
+        coalesced = 0
         try:
             for _ in range(rounds):  # alternate, so drifting background load hits all alike
                 bits, resent = iperf(dc, seconds)
                 quiet.append(bits)
                 retransmits["quiet"].append(resent)
                 used, began = cpu_seconds(controller), time.monotonic()
-                missed = gateway_upcalls(dc)
-                rate, (bits, resent) = iperf_while_updating(dc, seconds, next_id, update_rate)
+                missed, merged = gateway_upcalls(dc), coalesced_updates(dc)
+                rate, (bits, resent) = iperf_while_updating(dc, seconds, next_id, update_rate,
+                                                            in_flight)
+                coalesced += coalesced_updates(dc) - merged
                 elapsed = time.monotonic() - began
                 upcalls.append((gateway_upcalls(dc) - missed) / max(1.0, rate * elapsed))
                 controller_used = cpu_seconds(controller) - used
@@ -230,6 +248,8 @@ def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rat
         "iperf_retransmits_updating": statistics.median(retransmits["updating"]),
         "gateway_upcalls_per_update": statistics.median(upcalls),
         "fallback_purges": purged,
+        "in_flight": in_flight,
+        "coalesced_updates_during_iperf": coalesced,
         "load_average": os.getloadavg()[0],
     }
 
@@ -243,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="iperf3 runs without and with updates, alternated")
     parser.add_argument("--update-rate", type=float, default=0.0,
                         help="id updates per second during iperf3 (0: back to back)")
+    parser.add_argument("--in-flight", type=int, default=1,
+                        help="id updates outstanding at a time during iperf3 (pipelined)")
     parser.add_argument("--datapath-sync", default=SYNC_MODES[0],
                         help="comma-separated ways a gateway's update is made to hold in its "
                         f"datapath, each measured in turn ({', '.join(SYNC_MODES)})")
@@ -260,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_gateways: unknown --datapath-sync {', '.join(unknown)}; "
               f"one of {', '.join(SYNC_MODES)}", file=sys.stderr)
         return 2
+    if args.in_flight < 1:
+        print("bench_gateways: --in-flight must be at least 1", file=sys.stderr)
+        return 2
     problem = machine_problem()
     if problem:
         print(f"bench_gateways: {problem}", file=sys.stderr)
@@ -268,11 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'|G|':>4} {'sync':>6} {'update p50':>11} {'p99':>8} {'1 gateway p50':>14} {'p99':>8}"
           f" {'iperf Mb/s':>11} {'w/ updates':>11} {'ratio':>6} {'A/A':>6} {'upd/s':>7}"
           f" {'CPU ms/update ctl':>18} {'switchd':>8} {'ctl in iperf':>12}"
-          f" {'retransmits':>12} {'w/ upd':>7} {'upcalls/upd':>11} {'purged':>6} {'load':>5}")
+          f" {'retransmits':>12} {'w/ upd':>7} {'upcalls/upd':>11} {'purged':>6}"
+          f" {'coalesced':>9} {'load':>5}")
     for gateways, mode in ((g, m) for g in sizes for m in modes):
         try:
             row = measure(gateways, args.updates, args.iperf_seconds, args.rounds,
-                          args.update_rate, prefix="b", datapath_sync=mode)
+                          args.update_rate, prefix="b", datapath_sync=mode,
+                          in_flight=args.in_flight)
         except ValueError as error:
             print(f"bench_gateways: {error}", file=sys.stderr)
             return 2
@@ -288,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
               f" {row['controller_cpu_ms_per_update_during_iperf']:>12.2f}"
               f" {row['iperf_retransmits_quiet']:>12.0f} {row['iperf_retransmits_updating']:>7.0f}"
               f" {row['gateway_upcalls_per_update']:>11.2f}"
-              f" {row['fallback_purges']:>6} {row['load_average']:>5.1f}", flush=True)
+              f" {row['fallback_purges']:>6} {row['coalesced_updates_during_iperf']:>9}"
+              f" {row['load_average']:>5.1f}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -6,7 +6,9 @@ in flight (``--depths``, default 1, 4, 16):
 * rate: ``--updates`` id updates on one connection to the controller,
   that many outstanding at a time (``GatewayClient.send_set_id`` /
   ``next_update``): updates per second, the update p50 (first flow-mod sent
-  to last barrier reply), and the controller's CPU seconds per update;
+  to last barrier reply), the controller's CPU seconds per update, and how
+  many gateways' parts of them were coalesced (acknowledged by a newer
+  update's flow-mod, without one of their own: ``coalesced_updates``);
 * effect: a datagram stream through one gateway (``stamp_stream.py``, one
   datagram every 0.5 ms, its payload the send time) while the updates run:
   the share of datagrams sent after the gateway acknowledged id k that
@@ -31,10 +33,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cpu_time import cpu_seconds  # noqa: E402  (beside this script)
+from pipelined import pipelined_updates  # noqa: E402
 
 from beaver.ids import tos_space  # noqa: E402
-from controller.gateways.client import GatewayClient  # noqa: E402
-from controller.gateways.updates import IdUpdate  # noqa: E402
 from testbed.network import DataCenter, ovs_problem  # noqa: E402
 from topologies.addressing import DataCenterParams  # noqa: E402
 from topologies.claims import NamePool  # noqa: E402
@@ -42,20 +43,6 @@ from topologies.claims import NamePool  # noqa: E402
 STREAM = Path(__file__).with_name("stamp_stream.py")
 STREAM_PORT, STREAM_SPORT = 7002, 40100
 DECODE = tos_space()
-
-
-def pipelined(dc: DataCenter, count: int, depth: int) -> list[IdUpdate]:
-    """``count`` updates, ``depth`` outstanding at a time, on a connection of their own."""
-    results = []
-    with GatewayClient(dc.control_port, secret=dc.secret) as client:
-        newest = max(client.ids().values())
-        for snapshot_id in range(newest + 1, newest + count + 1):
-            if client.outstanding == depth:
-                results.append(client.next_update())
-            client.send_set_id(snapshot_id)
-        while client.outstanding:
-            results.append(client.next_update())
-    return results
 
 
 def stamped_late(arrivals: list[tuple[float, int]], acks: list[tuple[float, int]],
@@ -90,9 +77,11 @@ def measure(dc: DataCenter, depth: int, count: int) -> dict[str, Any]:
              str(STREAM_SPORT + depth), "--duration", "60"], stdout=subprocess.PIPE, text=True)
         assert sender.stdout is not None and sender.stdout.readline().strip() == "sending"
         before, began = cpu_seconds([dc.controller_process.pid]), time.monotonic()
-        updates = pipelined(dc, count, depth)
+        coalesced = sum(dc.controller.status()["coalesced_updates"].values())
+        updates = pipelined_updates(dc, count, depth)
         elapsed = time.monotonic() - began
         spent = cpu_seconds([dc.controller_process.pid]) - before
+        coalesced = sum(dc.controller.status()["coalesced_updates"].values()) - coalesced
         sender.terminate()
         sender.wait(timeout=10)
     finally:
@@ -108,6 +97,7 @@ def measure(dc: DataCenter, depth: int, count: int) -> dict[str, Any]:
     return {"depth": depth, "updates": count, "updates_per_s": count / elapsed,
             "update_p50_ms": statistics.median(spans) * 1e3,
             "controller_cpu_ms_per_update": spent / count * 1e3,
+            "coalesced_updates": coalesced,
             "datagrams_during": during, "datagrams_stamped_late": late,
             "late_share": late / during if during else None,
             "longest_late_ms": longest * 1e3}
@@ -144,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             late = row["late_share"]
             print(f"{depth:>3} in flight: {row['updates_per_s']:.0f} updates/s, update p50 "
                   f"{row['update_p50_ms']:.2f} ms, controller "
-                  f"{row['controller_cpu_ms_per_update']:.2f} ms CPU each; "
+                  f"{row['controller_cpu_ms_per_update']:.2f} ms CPU each, "
+                  f"{row['coalesced_updates']} gateway parts coalesced; "
                   f"{row['datagrams_stamped_late']} of {row['datagrams_during']}"
                   f" datagrams ({0 if late is None else late * 100:.1f} %) arrived with an id"
                   f" older than one acked before they left, up to {row['longest_late_ms']:.1f}"

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from beaver.ids import tos_fields, tos_space
+from benchmarks.pipelined import pipelined_updates
 from controller.gateways.client import GatewayClient
 from controller.gateways.maglev import FlowKey, MaglevTable
 from controller.gateways.registers import CODE_REGISTER
@@ -505,20 +506,6 @@ def test_leaving_on_an_exception_removes_everything(mininet_machine: None) -> No
 
 
 
-def pipelined_updates(dc: DataCenter, count: int, window: int) -> list[Any]:
-    """``count`` id updates, ``window`` outstanding at a time, on a connection of their own."""
-    results = []
-    with GatewayClient(dc.control_port, secret=dc.secret) as client:
-        newest = max(client.ids().values())
-        for snapshot_id in range(newest + 1, newest + count + 1):
-            if client.outstanding == window:
-                results.append(client.next_update())
-            client.send_set_id(snapshot_id)
-        while client.outstanding:
-            results.append(client.next_update())
-    return results
-
-
 def stamped_ids(dc: DataCenter, gateway: str, until: threading.Event) -> list[tuple[float, int]]:
     """(time the dump was asked for, the full id its ``current`` rule showed), until ``until``."""
     seen = []
@@ -531,23 +518,26 @@ def stamped_ids(dc: DataCenter, gateway: str, until: threading.Event) -> list[tu
     return seen
 
 
-def test_pipelined_updates_never_leave_a_gateway_stamping_an_older_id(dc: DataCenter) -> None:
-    """While updates are pipelined (8 outstanding), every look at a gateway's stamp rule
-    taken after the gateway acked id k shows k or newer, and the rule's id never goes back."""
-    gateway = dc.plan.gateways[0].name
+def pipelined_and_watched(dc: DataCenter, gateway: str, count: int,
+                          in_flight: int) -> tuple[list[Any], list[tuple[float, int]]]:
+    """``count`` updates, ``in_flight`` outstanding at a time, and the ids the gateway's
+    ``current`` rule showed meanwhile (:func:`stamped_ids`)."""
     done = threading.Event()
     with ThreadPoolExecutor(1) as pool:
         looks = pool.submit(stamped_ids, dc, gateway, done)
         try:
-            updates = pipelined_updates(dc, count=400, window=8)
+            updates = pipelined_updates(dc, count, in_flight)
         finally:
             done.set()
-        seen = looks.result(timeout=30)
+        return updates, looks.result(timeout=30)
+
+
+def assert_never_older_than_acked(updates: list[Any], gateway: str,
+                                  seen: list[tuple[float, int]]) -> None:
+    """Every look at the gateway's stamp rule taken after it acked id k shows k or newer,
+    and the rule's id never goes back."""
     assert all(u.complete for u in updates), [u.failed for u in updates if not u.complete]
     acked = sorted((u.gateways[gateway].acked_at, u.snapshot_id) for u in updates)
-    overlapping = sum(later.gateways[gateway].sent_at < earlier.gateways[gateway].acked_at
-                      for earlier, later in zip(updates[:-1], updates[1:], strict=True))
-    assert overlapping > 0, "no update was sent before the previous one was acked"
     during = [(asked, full) for asked, full in seen if acked[0][0] < asked < acked[-1][0]]
     assert len(during) >= 5, f"only {len(during)} looks at the stamp rule during the updates"
     ids = [full for _, full in seen]
@@ -555,3 +545,36 @@ def test_pipelined_updates_never_leave_a_gateway_stamping_an_older_id(dc: DataCe
     for asked, full in during:
         newest_acked = max(k for at, k in acked if at < asked)
         assert full >= newest_acked, (asked, full, newest_acked)
+
+
+def test_pipelined_updates_never_leave_a_gateway_stamping_an_older_id(dc: DataCenter) -> None:
+    """While updates are pipelined (8 outstanding), every look at a gateway's stamp rule
+    taken after the gateway acked id k shows k or newer, and the rule's id never goes back."""
+    gateway = dc.plan.gateways[0].name
+    updates, seen = pipelined_and_watched(dc, gateway, count=400, in_flight=8)
+    overlapping = sum(later.gateways[gateway].sent_at < earlier.gateways[gateway].acked_at
+                      for earlier, later in zip(updates[:-1], updates[1:], strict=True))
+    assert overlapping > 0, "no update was sent before the previous one was acked"
+    assert_never_older_than_acked(updates, gateway, seen)
+
+
+def test_updates_queued_behind_a_busy_gateway_are_coalesced_and_acked_in_order(
+        dc: DataCenter) -> None:
+    """With 64 updates outstanding, those that queue while a gateway applies older ones get
+    no flow-mod of their own: one for the newest goes out and its ack acknowledges them all.
+    Every update is still acknowledged by every gateway, in order, and no ack comes before
+    the gateway's stamp rule holds the id."""
+    gateway = dc.plan.gateways[0].name
+    before = dc.controller.status()["coalesced_updates"]
+    updates, seen = pipelined_and_watched(dc, gateway, count=2000, in_flight=64)
+    coalesced = {name: count - before[name]
+                 for name, count in dc.controller.status()["coalesced_updates"].items()}
+    assert coalesced[gateway] > 0, f"no update was coalesced: {coalesced}"
+    for name in coalesced:
+        parts = [u.gateways[name] for u in updates]
+        acks = [part.acked_at for part in parts]
+        assert acks == sorted(acks), f"{name} acknowledged updates out of order"
+        shared = sum(earlier.sent_at == later.sent_at
+                     for earlier, later in zip(parts[:-1], parts[1:], strict=True))
+        assert shared == coalesced[name], (name, shared, coalesced[name])
+    assert_never_older_than_acked(updates, gateway, seen)
