@@ -48,7 +48,14 @@ from controller.gateways.decisions import (
     PacketOut,
     ReplaceCurrent,
 )
-from controller.gateways.openflow import FlowModTemplate, flow_key, flow_mod, of_actions
+from controller.gateways.openflow import (
+    CurrentRuleMessages,
+    delete_all,
+    flow_key,
+    flow_mod,
+    packet_out,
+    xid_holder,
+)
 from controller.gateways.peers import tcp_peer_uid
 from controller.gateways.pipeline import (
     FABRIC_PIPELINE,
@@ -108,8 +115,7 @@ class GatewayApp(app_manager.OSKenApp):
         """Gateways whose probe rule (see :meth:`roundtrip`) is installed."""
         self.unsettled: deque[tuple[IdUpdate, threading.Event]] = deque()
         """Updates not yet settled, oldest first, each with the event its answer waits for."""
-        self.current_messages: dict[str, FlowModTemplate] = {}
-        """Gateway -> its ``current`` rule's flow-mod, serialised once (see :meth:`_stamp`)."""
+        self.current_messages = CurrentRuleMessages(GATEWAY_PIPELINE)
         self.control = ControlServer(self, self.settings.control_host, self.settings.control_port,
                                      self.settings.secret)
         self.appliers = {gateway: DatapathApplier(gateway, path, self.settings.datapath_sync)
@@ -148,7 +154,7 @@ class GatewayApp(app_manager.OSKenApp):
             if name in self.datapaths:  # reconnected; the old connection was seen closed
                 self._forget_connection(name, self.datapaths[name])
             self.datapaths[name] = datapath
-            self._clear(datapath)
+            datapath.send_msg(delete_all(datapath))
             self._send_ops(self.decisions.on_connect(name))
             self._barrier(datapath, lambda now: self._mark_ready(name))
         log.info("switch %s (dpid %#x) connected", name, datapath.id)
@@ -338,24 +344,10 @@ class GatewayApp(app_manager.OSKenApp):
     def _barrier_request(self, datapath: Any, callback: Callable[[float], None]) -> Any:
         """A barrier request for ``datapath``, serialised (``buf``, ``xid``); its reply
         calls ``callback``."""
-        request = self._xid_holder(datapath)
+        request = xid_holder(datapath)
         request.serialize()
         self.barriers[(datapath.id, request.xid)] = callback
         return request
-
-    @staticmethod
-    def _xid_holder(datapath: Any) -> Any:
-        """A barrier request holding the connection's next xid (os-ken hands xids out to
-        message objects only)."""
-        request = datapath.ofproto_parser.OFPBarrierRequest(datapath)
-        datapath.set_xid(request)
-        return request
-
-    def _clear(self, datapath: Any) -> None:
-        ofp, parser = datapath.ofproto, datapath.ofproto_parser
-        datapath.send_msg(parser.OFPFlowMod(datapath, table_id=ofp.OFPTT_ALL,
-                                            command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY,
-                                            out_group=ofp.OFPG_ANY))
 
     def _send_ops(self, ops: list[Op], packet_in: Any = None) -> None:
         for op in ops:
@@ -365,11 +357,7 @@ class GatewayApp(app_manager.OSKenApp):
                 self._replace_current(op)
             elif isinstance(op, PacketOut) and packet_in is not None:
                 datapath = self.datapaths[op.switch]
-                ofp = datapath.ofproto
-                datapath.send_msg(datapath.ofproto_parser.OFPPacketOut(
-                    datapath, buffer_id=ofp.OFP_NO_BUFFER,
-                    in_port=packet_in.match["in_port"],
-                    actions=of_actions(datapath, op.actions), data=packet_in.data))
+                datapath.send_msg(packet_out(datapath, op.actions, packet_in))
 
     def _replace_current(self, op: ReplaceCurrent) -> None:
         """The new ``current`` rule, and for an update its barrier, in one write: the
@@ -377,27 +365,20 @@ class GatewayApp(app_manager.OSKenApp):
         gateway = op.rule.switch
         datapath = self.datapaths[gateway]
         if not op.acknowledged:
-            datapath.send(self._stamp(datapath, op.rule, self._xid_holder(datapath).xid))
+            datapath.send(self.current_messages.encode(datapath, op.rule,
+                                                       xid_holder(datapath).xid))
             return
         self.decisions.stamp_sent(gateway, time.monotonic())
         barrier = self._barrier_request(datapath, lambda now: self._apply(
             gateway, datapath, now, op.snapshot_id,
             lambda at, failure: self._acked(gateway, at, failure)))
-        datapath.send(self._stamp(datapath, op.rule, barrier.xid) + barrier.buf)
+        datapath.send(self.current_messages.encode(datapath, op.rule, barrier.xid)
+                      + barrier.buf)
 
     def _acked(self, gateway: str, at: float, failure: str | None) -> None:
         """The oldest stamp flow-mod in flight to ``gateway`` holds (or failed; lock held)."""
         self._send_ops(self.decisions.stamp_acked(gateway, at, failure))
         self._wake_settled()
-
-    def _stamp(self, datapath: Any, rule: Rule, xid: int) -> bytearray:
-        """The flow-mod installing ``rule``, a gateway's ``current`` rule: its serialised
-        form rewritten (:class:`FlowModTemplate`), serialised anew only if its shape is new."""
-        template = self.current_messages.get(rule.switch)
-        if template is None or not template.fits(rule):
-            template = self.current_messages[rule.switch] = FlowModTemplate(
-                datapath, GATEWAY_PIPELINE, rule)
-        return template.encode(rule, xid)
 
     def _apply(self, gateway: str, datapath: Any, barrier_at: float, snapshot_id: int,
                done: Callable[[float, str | None], None]) -> None:

@@ -89,6 +89,44 @@ class FlowModTemplate:
         return buffer
 
 
+class CurrentRuleMessages:
+    """Per gateway, the flow-mod of its ``current`` rule as a :class:`FlowModTemplate`,
+    serialised anew only when a rule's shape is new."""
+
+    def __init__(self, pipeline: tuple[Table, ...]) -> None:
+        self.pipeline = pipeline
+        self._templates: dict[str, FlowModTemplate] = {}
+
+    def encode(self, datapath: Any, rule: Rule, xid: int) -> bytearray:
+        template = self._templates.get(rule.switch)
+        if template is None or not template.fits(rule):
+            template = self._templates[rule.switch] = FlowModTemplate(
+                datapath, self.pipeline, rule)
+        return template.encode(rule, xid)
+
+
+def xid_holder(datapath: Any) -> Any:
+    """A barrier request holding the connection's next xid (os-ken hands xids out to message
+    objects only)."""
+    request = datapath.ofproto_parser.OFPBarrierRequest(datapath)
+    datapath.set_xid(request)
+    return request
+
+
+def packet_out(datapath: Any, actions: tuple[Any, ...], packet_in: Any) -> Any:
+    """The packet-out sending the packet of ``packet_in`` on with ``actions``."""
+    return datapath.ofproto_parser.OFPPacketOut(
+        datapath, buffer_id=datapath.ofproto.OFP_NO_BUFFER, in_port=packet_in.match["in_port"],
+        actions=of_actions(datapath, actions), data=packet_in.data)
+
+
+def delete_all(datapath: Any) -> Any:
+    """The flow-mod deleting every rule of every table."""
+    ofp, parser = datapath.ofproto, datapath.ofproto_parser
+    return parser.OFPFlowMod(datapath, table_id=ofp.OFPTT_ALL, command=ofp.OFPFC_DELETE,
+                             out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY)
+
+
 def _shape(rule: Rule) -> tuple[Any, ...]:
     """``rule`` without what a :class:`FlowModTemplate` rewrites."""
     return (rule.switch, rule.table, rule.priority, rule.match, rule.goto, rule.idle_timeout,
