@@ -24,7 +24,14 @@ of the same run:
    four slices, without-with-with-without: both phases have the same mean
    time in the run and a drift at a steady pace cancels out of the ratio.
    The A/A calibration compares the outer without slices of each pair of
-   rounds with the inner ones (also the same mean time);
+   rounds with the inner ones (also the same mean time). Both parts also give
+   each process's extra CPU per snapshot (``bank_cpu_ms_per_snapshot``,
+   ``client_cpu_ms_per_snapshot``: its CPU in the with phases less its rate
+   without times their length, per snapshot started; ``/proc/PID/stat``, in
+   10 ms ticks), by part of the run: coordinator, each agent, relays, load
+   clients, controller, gateway and fabric switch daemons. ``--protocol
+   lai-yang`` runs both parts under Lai-Yang, which takes the same local
+   snapshots, reports and notifications but updates no gateway;
 3. bytes on the data links (every data-plane switch port's tx bytes, from
    ``ovs-ofctl dump-ports``; the management network is not counted) without
    snapshots and with ``--snapshot-rate`` snapshots per second, for each
@@ -47,13 +54,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from beaver.protocols import PROTOCOLS
-from controller.coordinator.store import Store
-from testbed.bursts import burst, judge_bursts
-from testbed.emulation import Emulation, EmulationSettings
-from testbed.network import machine_problem
-from testbed.traffic import client_phase, data_tx_bytes, delivered
-from testbed.traffic import phase as snapshots_for
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cpu_time import PartsCpu, emulation_parts  # noqa: E402  (beside this script)
+
+from beaver.protocols import PROTOCOLS  # noqa: E402
+from controller.coordinator.store import Store  # noqa: E402
+from testbed.bursts import burst, judge_bursts  # noqa: E402
+from testbed.emulation import Emulation, EmulationSettings  # noqa: E402
+from testbed.network import machine_problem  # noqa: E402
+from testbed.traffic import client_phase, data_tx_bytes, delivered  # noqa: E402
+from testbed.traffic import phase as snapshots_for  # noqa: E402
 
 PARTS = ("throughput", "latency", "bytes")
 ROUND = ("without", "with", "with", "without")
@@ -68,18 +79,21 @@ def start_rate(store: Store, run: int, first: int) -> float | None:
 
 def bank_rounds(emulation: Emulation, args: argparse.Namespace) -> dict[str, Any]:
     """Credits per second without and with snapshots, over ``args.rounds`` rounds of
-    :data:`ROUND` (each phase ``args.duration`` seconds in all), the A/A calibration, and
-    the snapshots started per second of the with slices."""
+    :data:`ROUND` (each phase ``args.duration`` seconds in all), the A/A calibration, the
+    snapshots started per second of the with slices and each part's CPU per snapshot."""
     assert emulation.service is not None
     seconds = args.duration / (2 * args.rounds)
     snapshots_for(emulation, args.settle, None)
     slices: list[tuple[str, float, float]] = []
     started = 0
+    cpu = PartsCpu(emulation_parts(emulation))
     for _ in range(args.rounds):
         for phase in ROUND:
             before, began = delivered(emulation), time.monotonic()
             newest = emulation.service.core.newest
-            snapshots_for(emulation, seconds, args.overhead_rate if phase == "with" else None)
+            with cpu.phase(phase):
+                snapshots_for(emulation, seconds,
+                              args.overhead_rate if phase == "with" else None)
             slices.append((phase, delivered(emulation) - before, time.monotonic() - began))
             started += emulation.service.core.newest - newest
 
@@ -93,12 +107,13 @@ def bank_rounds(emulation: Emulation, args: argparse.Namespace) -> dict[str, Any
             "calibration": rate(inner) / rate(outer) if args.rounds > 1 else None,
             "slices": [{"phase": phase, "credits_per_s": credits / took, "seconds": took}
                        for phase, credits, took in slices],
-            "snapshot_rate": started / sum(took for phase, _, took in slices if phase == "with")}
+            "snapshot_rate": started / sum(took for phase, _, took in slices if phase == "with"),
+            "cpu": cpu.ms_per_snapshot(started)}
 
 
 def bank_throughput(args: argparse.Namespace, store: Store) -> dict[str, Any]:
-    settings = EmulationSettings(workload_rate=args.bank_rate)
-    run = store.new_run("beaver", {"bench": "throughput"}, None, "measured")
+    settings = EmulationSettings(protocol=args.protocol, workload_rate=args.bank_rate)
+    run = store.new_run(args.protocol, {"bench": "throughput"}, None, "measured")
     with Emulation(settings, store, run) as emulation:
         emulation.tau_min(None)
         serial, parallel = (burst(emulation, args.probe, window)
@@ -118,21 +133,26 @@ def bank_throughput(args: argparse.Namespace, store: Store) -> dict[str, Any]:
             "bank_throughput_ratio": rates["with"] / rates["without"],
             "bank_calibration_ratio": rates["calibration"],
             "bank_snapshot_rate_hz": rates["snapshot_rate"],
-            "bank_slices": rates["slices"]}
+            "bank_slices": rates["slices"], "protocol": args.protocol,
+            "bank_cpu_ms_per_snapshot": rates["cpu"]}
 
 
 def client_latency(args: argparse.Namespace, store: Store, rate: float) -> dict[str, Any]:
-    settings = EmulationSettings(service="kv", workload_rate=args.kv_rate,
-                                 update_window=args.window)
-    run = store.new_run("beaver", {"bench": "latency"}, None, "given")
+    settings = EmulationSettings(protocol=args.protocol, service="kv",
+                                 workload_rate=args.kv_rate, update_window=args.window)
+    run = store.new_run(args.protocol, {"bench": "latency"}, None, "given")
     summaries = {}
     with Emulation(settings, store, run) as emulation:
         assert emulation.service is not None
         emulation.tau_min(1.0)  # validity does not matter here; the kv sends through no relay
+        cpu = PartsCpu(emulation_parts(emulation))
         for phase, asked in (("without", None), ("with", rate)):
             first = emulation.service.core.newest + 1
-            summaries[phase] = client_phase(emulation, args.client_rate, args.duration, asked)
+            with cpu.phase(phase):
+                summaries[phase] = client_phase(emulation, args.client_rate, args.duration,
+                                                asked)
         reached = start_rate(store, run, first)
+        taken = emulation.service.core.newest - first + 1
     without, with_ = summaries["without"], summaries["with"]
     return {
         "client_latency_ms_without": without["latency_ms"],
@@ -141,6 +161,7 @@ def client_latency(args: argparse.Namespace, store: Store, rate: float) -> dict[
         "client_replies_ratio": with_["replies"] / max(1, without["replies"]),
         "client_lost": {"without": without["lost"], "with": with_["lost"]},
         "client_snapshot_rate_hz": reached,
+        "client_cpu_ms_per_snapshot": cpu.ms_per_snapshot(taken),
     }
 
 
@@ -182,6 +203,12 @@ def parallel_gain(figures: dict[str, Any]) -> float:
     return figures["sustained_snapshot_rate_hz"] / serial if serial else float("nan")
 
 
+def print_cpu(part: str, cpu: dict[str, float]) -> None:
+    """One line: each part's extra CPU milliseconds per snapshot in a part of the benchmark."""
+    print(f"{part} phases, ms of CPU per snapshot: "
+          + ", ".join(f"{name} {ms:.2f}" for name, ms in cpu.items()), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_run.py", description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
@@ -199,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
                              "are cut into (default 2)")
     parser.add_argument("--settle", type=float, default=15.0,
                         help="seconds of bank workload before its phases (default 15)")
+    parser.add_argument("--protocol", default="beaver", choices=sorted(PROTOCOLS),
+                        help="protocol of the throughput and latency parts (default beaver; "
+                             "lai-yang takes the same reports and notifications but updates "
+                             "no gateway)")
     parser.add_argument("--bank-rate", type=float, default=100.0,
                         help="bank transfers per second per host (throughput part)")
     parser.add_argument("--kv-rate", type=float, default=20.0,
@@ -245,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"snapshots/s asked ({reached(figures['bank_snapshot_rate_hz'])} reached): "
                   f"ratio {figures['bank_throughput_ratio']:.3f}, A/A "
                   f"{reached(figures['bank_calibration_ratio'], '.3f')}", flush=True)
+            print_cpu("bank", figures["bank_cpu_ms_per_snapshot"])
         if "latency" in parts:
             figures |= client_latency(args, store, args.overhead_rate)
             without, with_ = figures["client_latency_ms_without"], figures["client_latency_ms_with"]
@@ -253,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"({reached(figures['client_snapshot_rate_hz'])}/s reached): p99 ratio "
                   f"{figures['client_p99_ratio']:.3f}, replies ratio "
                   f"{figures['client_replies_ratio']:.3f}", flush=True)
+            print_cpu("client", figures["client_cpu_ms_per_snapshot"])
         figures["bytes"] = []
         for protocol in protocols if "bytes" in parts else []:
             row = link_bytes(args, store, protocol)
