@@ -60,6 +60,7 @@ from cpu_time import PartsCpu, emulation_parts  # noqa: E402  (beside this scrip
 
 from beaver.protocols import PROTOCOLS  # noqa: E402
 from controller.coordinator.store import Store  # noqa: E402
+from controller.gateways.datapath import SYNC_MODES  # noqa: E402
 from testbed.bursts import burst, judge_bursts  # noqa: E402
 from testbed.emulation import Emulation, EmulationSettings  # noqa: E402
 from testbed.network import machine_problem  # noqa: E402
@@ -112,7 +113,9 @@ def bank_rounds(emulation: Emulation, args: argparse.Namespace) -> dict[str, Any
 
 
 def bank_throughput(args: argparse.Namespace, store: Store) -> dict[str, Any]:
-    settings = EmulationSettings(protocol=args.protocol, workload_rate=args.bank_rate)
+    settings = EmulationSettings(protocol=args.protocol, workload_rate=args.bank_rate,
+                                 relay_ports_per_backend=args.relay_ports_per_backend,
+                                 datapath_sync=args.datapath_sync)
     run = store.new_run(args.protocol, {"bench": "throughput"}, None, "measured")
     with Emulation(settings, store, run) as emulation:
         emulation.tau_min(None)
@@ -134,12 +137,15 @@ def bank_throughput(args: argparse.Namespace, store: Store) -> dict[str, Any]:
             "bank_calibration_ratio": rates["calibration"],
             "bank_snapshot_rate_hz": rates["snapshot_rate"],
             "bank_slices": rates["slices"], "protocol": args.protocol,
-            "bank_cpu_ms_per_snapshot": rates["cpu"]}
+            "bank_cpu_ms_per_snapshot": rates["cpu"],
+            "relay_ports_per_backend": args.relay_ports_per_backend,
+            "datapath_sync": args.datapath_sync or SYNC_MODES[0]}
 
 
 def client_latency(args: argparse.Namespace, store: Store, rate: float) -> dict[str, Any]:
     settings = EmulationSettings(protocol=args.protocol, service="kv",
-                                 workload_rate=args.kv_rate, update_window=args.window)
+                                 workload_rate=args.kv_rate, update_window=args.window,
+                                 datapath_sync=args.datapath_sync)
     run = store.new_run(args.protocol, {"bench": "latency"}, None, "given")
     summaries = {}
     with Emulation(settings, store, run) as emulation:
@@ -230,6 +236,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="protocol of the throughput and latency parts (default beaver; "
                              "lai-yang takes the same reports and notifications but updates "
                              "no gateway)")
+    parser.add_argument("--datapath-sync", choices=SYNC_MODES,
+                        help="how gateway acks wait for the datapath in the throughput and "
+                             f"latency parts (default: the controller's, {SYNC_MODES[0]})")
+    parser.add_argument("--relay-ports-per-backend", type=int,
+                        default=EmulationSettings.relay_ports_per_backend,
+                        help="flows per backend the relay answers the bank's VIP on (default "
+                             f"{EmulationSettings.relay_ports_per_backend}; 0: one flow, which "
+                             "sends every credit back to one backend)")
     parser.add_argument("--bank-rate", type=float, default=100.0,
                         help="bank transfers per second per host (throughput part)")
     parser.add_argument("--kv-rate", type=float, default=20.0,
@@ -250,9 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     parts = args.parts.split(",")
     unknown = sorted(set(protocols) - set(PROTOCOLS)) + sorted(set(parts) - set(PARTS))
     if (unknown or args.duration <= 0 or args.snapshot_rate <= 0 or args.overhead_rate <= 0
-            or args.rounds < 1 or args.settle < 0):
+            or args.rounds < 1 or args.settle < 0 or args.relay_ports_per_backend < 0):
         print(f"bench_run.py: unknown protocols or parts {unknown}, or non-positive "
-              "duration/rate/rounds, or a negative settle", file=sys.stderr)
+              "duration/rate/rounds, or a negative settle or relay ports", file=sys.stderr)
         return 2
     problem = machine_problem()
     if problem:

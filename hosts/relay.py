@@ -15,6 +15,21 @@ the bank sent. Hosts on the data network never see the secret; with
 ``--partner IP`` (the bank's VIP, which its replies leave with) the relay
 answers nobody else, so a stranger cannot have it seal a credit.
 
+A relay sends from its listening socket, one flow to the VIP, which the
+gateways' Maglev hash gives to one backend: every credit back would land
+there, and the bank's money would gather at that node. With
+``--source-ports P,P,...`` it answers each series of transfers (one node's
+transfers to it, :mod:`hosts.services.transfers`) on a flow of its own, as
+a partner bank keeps a connection per correspondent: the first series it
+sees from the first of those ports, the next from the next, and so on round
+the list (datagrams that carry no transfer go from the listening socket).
+The testbed chooses ports whose flows the gateways give to each backend in
+turn (:mod:`testbed.relay_ports`), so the nodes' series come back to
+different nodes and the money stays spread. A series keeps its flow, so one
+node receives all of it, in order: the ranges of transfer ids its state
+keeps stay few (a series spread over several nodes would leave every node
+a range per transfer it got).
+
 The delay is added by netem on ``--netem-dev`` when the kernel has netem,
 otherwise inside this process (a timer per datagram); the startup line
 says which. Relays send unmarked (TOS 0): they are not instrumented.
@@ -35,12 +50,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hosts import wire
 from hosts.loop import StoppableLoop, stop_on_signals
+from hosts.services.transfers import parse
 from hosts.truth import MESSAGE_ID, RELAY, TruthLog, message_id_of
 from topologies.secret import MAC_FIELD, RunSecret
 
@@ -83,9 +100,13 @@ class Relay(StoppableLoop):
 
     def __init__(self, sock: socket.socket, forward: tuple[str, int], delay: float,
                  truth: TruthLog | None = None, secret: RunSecret | None = None,
-                 partner: str | None = None):
+                 partner: str | None = None, senders: Sequence[socket.socket] = ()):
         super().__init__()
         self.sock = sock
+        self._senders = list(senders)
+        """The sockets the relay answers series of transfers from (none: the listening one)."""
+        self._flows: dict[str, socket.socket] = {}
+        """Each series of transfers seen so far, with the socket it is answered from."""
         self.forward = forward
         self.delay = delay
         self.truth = truth
@@ -94,8 +115,9 @@ class Relay(StoppableLoop):
         self.partner = partner
         """The only source address the relay answers (None: any)."""
         self.counters = RelayCounters()
-        self._due: list[tuple[float, int, bytes, str | None]] = []
-        """(when, arrival number, new datagram, its message id) by time."""
+        self._due: list[tuple[float, int, bytes, str | None, socket.socket]] = []
+        """(when, arrival number, new datagram, its message id, the socket it leaves from)
+        by time."""
         self.watch(sock, self._receive)
 
     def run(self) -> None:
@@ -125,15 +147,29 @@ class Relay(StoppableLoop):
                 self.truth.receive(message_id, now)
                 new_id = self.truth.new_message_id()
             heapq.heappush(self._due, (now + self.delay, self.counters.received,
-                                       relayed(message, new_id, self.secret), new_id))
+                                       relayed(message, new_id, self.secret), new_id,
+                                       self._sender_of(message)))
+
+    def _sender_of(self, message: dict[str, Any]) -> socket.socket:
+        """The socket the answer to ``message`` leaves from: its series' own."""
+        try:
+            series, _ = parse(message.get("transfer"))
+        except ValueError:
+            return self.sock
+        sender = self._flows.get(series)
+        if sender is None:
+            sender = self._senders[len(self._flows) % len(self._senders)] \
+                if self._senders else self.sock
+            self._flows[series] = sender
+        return sender
 
     def _forward_due(self, now: float) -> None:
         while self._due and self._due[0][0] <= now:
-            _, _, payload, message_id = heapq.heappop(self._due)
+            _, _, payload, message_id, sender = heapq.heappop(self._due)
             if self.truth is not None and message_id is not None:
                 self.truth.send(message_id, now)
             try:
-                self.sock.sendto(payload, self.forward)
+                sender.sendto(payload, self.forward)
                 self.counters.forwarded += 1
             except OSError as error:
                 log.warning("could not forward to %s:%d: %s", *self.forward, error)
@@ -152,6 +188,15 @@ def relayed(message: dict[str, Any], message_id: str | None = None,
     return wire.encode(secret.seal(fields) if secret is not None else fields)
 
 
+def parse_ports(text: str) -> list[int]:
+    """``P,P,...`` as a list of distinct UDP ports (empty text: none); ValueError if not."""
+    ports = [part.strip() for part in text.split(",") if part.strip()]
+    if not all(port.isdigit() and 0 < int(port) < 65536 for port in ports) \
+            or len(set(ports)) != len(ports):
+        raise ValueError(f"--source-ports must be distinct ports in 1..65535, got {text!r}")
+    return [int(port) for port in ports]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hosts.relay",
         description="an out-group relay: in-group datagrams become delayed ones to a VIP")
@@ -163,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partner", help="answer only datagrams from this IP (the bank's VIP)")
     parser.add_argument("--secret-file", type=Path,
                         help="the run's secret (topologies.secret): seal every datagram sent")
+    parser.add_argument("--source-ports", default="",
+                        help="comma-separated UDP ports to answer series of transfers from, "
+                             "one series per flow, round the list (default: all from the "
+                             "listening port)")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format=f"%(asctime)s relay {args.listen} %(levelname)s %(message)s")
@@ -170,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         listen, forward = wire.parse_address(args.listen), wire.parse_address(args.forward)
         if args.delay < 0:
             raise ValueError(f"--delay must be >= 0, got {args.delay}")
+        source_ports = parse_ports(args.source_ports)
         secret = RunSecret.load(args.secret_file) if args.secret_file else None
     except ValueError as error:
         print(f"hosts.relay: {error}", file=sys.stderr)
@@ -186,30 +236,40 @@ def main(argv: list[str] | None = None) -> int:
             how, in_process_delay, netem_added = f"by netem on {args.netem_dev}", 0.0, True
         else:
             how = f"in the relay process (netem on {args.netem_dev} unavailable: {problem})"
+    opened: list[socket.socket] = []
     try:
-        sock = wire.open_udp(listen)
+        for address in [listen, *((listen[0], port) for port in source_ports)]:
+            opened.append(wire.open_udp(address))
     except OSError as error:
-        print(f"hosts.relay: cannot listen on {args.listen}: {error}", file=sys.stderr)
+        print(f"hosts.relay: cannot listen on {args.listen} or send from its --source-ports: "
+              f"{error}", file=sys.stderr)
+        for sock in opened:
+            sock.close()
         if netem_added:
             remove_netem(args.netem_dev)
         return 1
+    sock, senders = opened[0], opened[1:]
     bound = "{}:{}".format(*sock.getsockname())
     try:
         truth = TruthLog(Path(args.truth_log), f"relay@{bound}", RELAY) if args.truth_log else None
     except OSError as error:
         print(f"hosts.relay: cannot write {args.truth_log}: {error.strerror}", file=sys.stderr)
-        sock.close()
+        for opened_sock in opened:
+            opened_sock.close()
         if netem_added:
             remove_netem(args.netem_dev)
         return 1
-    relay = Relay(sock, forward, in_process_delay, truth, secret, args.partner)
+    relay = Relay(sock, forward, in_process_delay, truth, secret, args.partner, senders)
     try:
         with stop_on_signals(relay):
-            print(f"relay ready: {bound} -> {args.forward}, WAN delay {args.delay * 1e3:.3f} ms "
-                  f"emulated {how}", flush=True)
+            spread = (f", series of transfers answered from {len(senders)} source ports"
+                      if senders else "")
+            print(f"relay ready: {bound} -> {args.forward}{spread}, WAN delay "
+                  f"{args.delay * 1e3:.3f} ms emulated {how}", flush=True)
             relay.run()
     finally:
-        sock.close()
+        for opened_sock in opened:
+            opened_sock.close()
         if truth is not None:
             truth.close()
         if netem_added:

@@ -8,7 +8,9 @@ and the os-ken gateway controller), the coordinator service
 namespace's management address, reaching the gateways through a
 :class:`~controller.gateways.client.GatewayClient` connection of its own, on which
 its id updates are pipelined), one relay
-per relay host (external partner banks with the WAN delay) and one agent per
+per relay host (external partner banks with the WAN delay, sending from
+source ports whose flows reach every backend alike: :mod:`testbed.relay_ports`)
+and one agent per
 in-group host running the service (the bank, or the key-value store), then,
 for a service loaded by external clients (the key-value store), one load client
 (:mod:`hosts.client`) per client host of the plan, sending requests to the
@@ -57,6 +59,7 @@ from hosts.agent import RELAY_PORT, SERVICE_PORT
 from hosts.services.registry import DEFAULT_SERVICE, SERVICES
 from testbed.gateway_updater import ControllerGateways
 from testbed.network import PROJECT_ROOT, DataCenter
+from testbed.relay_ports import PER_BACKEND, spread_source_ports
 from testbed.scoped import Scoped
 from testbed.tau_policy import TauChoice, choose_tau_min
 from testbed.watch import Check, Failure, Watch, bridges_gone, exit_reason
@@ -102,6 +105,12 @@ class EmulationSettings:
     ready_timeout: float = 30.0
     data_loss: float = 0.0
     """Share of in-group datagrams the fabric's leaves drop (the runtime retransmits them)."""
+    datapath_sync: str | None = None
+    """How the gateways' acks wait for their datapath (the controller's
+    ``--datapath-sync``, :mod:`controller.gateways.datapath`; None: its default)."""
+    relay_ports_per_backend: int = PER_BACKEND
+    """Flows per backend the relays answer the VIP on (:mod:`testbed.relay_ports`; 0: one
+    flow, from the relay's listening socket, which the gateways give to one backend)."""
 
     def params(self) -> DataCenterParams:
         """The data center: the in-group on up to 2 leaves, one relay, one client (its prefix
@@ -187,7 +196,8 @@ class Emulation(Scoped):
         self.run = run
         self.datacenter = DataCenter(settings.params(), update_timeout=settings.update_timeout,
                                      window=settings.window, names=NamePool(*RUN_NAMES),
-                                     data_loss=settings.data_loss)
+                                     data_loss=settings.data_loss,
+                                     datapath_sync=settings.datapath_sync)
         self.service: SnapshotService | None = None
         self.updates: GatewayClient | None = None
         """The service's own connection to the controller, carrying its pipelined updates."""
@@ -237,6 +247,7 @@ class Emulation(Scoped):
                 "--netem-dev", self.datacenter.host(relay.name).defaultIntf().name,
                 "--truth-log", str(self.logs / f"{relay.name}.truth"),
                 "--secret-file", str(self.datacenter.secret_file), "--partner", vip,
+                "--source-ports", ",".join(map(str, self._relay_ports(relay.ip, vip))),
             ])
             self.relays.append(process)
             process.wait_line("relay ready", settings.ready_timeout)
@@ -258,6 +269,13 @@ class Emulation(Scoped):
             self._start_clients(f"{vip}:{SERVICE_PORT}")
         self.watch = Watch(self._liveness_checks(), self._component_failed)
         self.watch.start()
+
+    def _relay_ports(self, relay_ip: str, vip: str) -> list[int]:
+        per_backend = self.settings.relay_ports_per_backend
+        if per_backend == 0:
+            return []
+        return spread_source_ports(relay_ip, vip, SERVICE_PORT,
+                                   list(self.plan.services[0].backends), per_backend)
 
     def _liveness_checks(self) -> dict[str, Check]:
         """What must stay alive while snapshots are taken (:mod:`testbed.watch`)."""
