@@ -52,6 +52,21 @@ from topologies.addressing import DataCenterParams  # noqa: E402
 from topologies.claims import NamePool  # noqa: E402
 
 THREAD_ROLES = ("main", "urcu", "revalidator", "other")
+COLUMNS = (  # header, key of the row, digits
+    ("|G|", "gateways", 0), ("CPU ms/update", "update_cpu_ms", 3),
+    ("main", "update_main_cpu_ms", 3), ("urcu", "update_urcu_cpu_ms", 3),
+    ("reval", "update_revalidator_cpu_ms", 3), ("other", "update_other_cpu_ms", 3),
+    ("wakeups", "update_main_wakeups", 2), ("all gw", "update_all_gateway_daemons_cpu_ms", 2),
+    ("no-op ms", "noop_request_cpu_ms", 3), ("wakeups", "noop_request_main_wakeups", 2),
+    ("purge ms", "purge_cpu_ms", 3), ("dump ms", "dump_flows_cpu_ms", 3),
+    ("if change ms", "interface_change_cpu_ms_per_daemon", 2),
+    ("idle %", "idle_cpu_percent", 2), ("load", "load_average", 1),
+)
+"""The printed table: one column per figure of a row."""
+
+
+def column_width(header: str) -> int:
+    return max(len(header), 6) + 1
 
 
 def thread_role(pid: int, tid: int) -> str:
@@ -189,10 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     problem = machine_problem()
     if problem:
         print(f"bench_switchd: {problem}", file=sys.stderr)
-        return 2
-    print(f"{'|G|':>4} {'CPU ms/update':>14} {'main':>6} {'urcu':>6} {'reval':>6} {'other':>6}"
-          f" {'wakeups':>8} {'all gw':>7} {'no-op ms':>9} {'wakeups':>8} {'purge ms':>9}"
-          f" {'dump ms':>8} {'if change ms':>13} {'idle %':>7} {'load':>5}")
+        return 1
+    print(" ".join(f"{header:>{column_width(header)}}" for header, _, _ in COLUMNS))
     results = []
     for gateways in sizes:
         try:
@@ -201,14 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench_switchd: {error}", file=sys.stderr)
             return 2
         results.append(row)
-        print(f"{gateways:>4} {row['update_cpu_ms']:>14.3f} {row['update_main_cpu_ms']:>6.3f}"
-              f" {row['update_urcu_cpu_ms']:>6.3f} {row['update_revalidator_cpu_ms']:>6.3f}"
-              f" {row['update_other_cpu_ms']:>6.3f} {row['update_main_wakeups']:>8.2f}"
-              f" {row['update_all_gateway_daemons_cpu_ms']:>7.2f}"
-              f" {row['noop_request_cpu_ms']:>9.3f} {row['noop_request_main_wakeups']:>8.2f}"
-              f" {row['purge_cpu_ms']:>9.3f} {row['dump_flows_cpu_ms']:>8.3f}"
-              f" {row['interface_change_cpu_ms_per_daemon']:>13.2f}"
-              f" {row['idle_cpu_percent']:>7.2f} {row['load_average']:>5.1f}", flush=True)
+        print(" ".join(f"{row[key]:>{column_width(header)}.{digits}f}"
+                       for header, key, digits in COLUMNS), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
