@@ -8,7 +8,7 @@ import pytest
 from os_ken.ofproto import ofproto_protocol, ofproto_v1_3
 
 from controller.gateways.decisions import GatewayController
-from controller.gateways.openflow import FlowModTemplate, flow_mod
+from controller.gateways.openflow import BarrierRequests, FlowModTemplate, flow_mod
 from controller.gateways.pipeline import GATEWAY_PIPELINE
 from controller.gateways.rules import Rule, SetField
 from topologies.addressing import DataCenterParams, build_plan
@@ -53,3 +53,14 @@ def test_a_rule_of_another_shape_does_not_fit_the_template() -> None:
         assert not template.fits(changed)
     with pytest.raises(ValueError):
         template.encode(replace(rule, actions=fewer), 1)
+
+
+def test_barrier_requests_are_os_kens_with_a_fresh_xid_each() -> None:
+    barriers = BarrierRequests()
+    xids = [barriers.next_xid() for _ in range(100)]
+    assert len(set(xids)) == len(xids)
+    for xid in (*xids, 0, 0xFFFFFFFF):
+        expected = DATAPATH.ofproto_parser.OFPBarrierRequest(DATAPATH)
+        expected.xid = xid
+        expected.serialize()
+        assert barriers.request(xid) == bytes(expected.buf)

@@ -49,12 +49,12 @@ from controller.gateways.decisions import (
     ReplaceCurrent,
 )
 from controller.gateways.openflow import (
+    BarrierRequests,
     CurrentRuleMessages,
     delete_all,
     flow_key,
     flow_mod,
     packet_out,
-    xid_holder,
 )
 from controller.gateways.peers import tcp_peer_uid
 from controller.gateways.pipeline import (
@@ -116,6 +116,7 @@ class GatewayApp(app_manager.OSKenApp):
         self.unsettled: deque[tuple[IdUpdate, threading.Event]] = deque()
         """Updates not yet settled, oldest first, each with the event its answer waits for."""
         self.current_messages = CurrentRuleMessages(GATEWAY_PIPELINE)
+        self.barrier_requests = BarrierRequests()
         self.control = ControlServer(self, self.settings.control_host, self.settings.control_port,
                                      self.settings.secret)
         self.appliers = {gateway: DatapathApplier(gateway, path, self.settings.datapath_sync)
@@ -312,12 +313,11 @@ class GatewayApp(app_manager.OSKenApp):
             sent_at = time.monotonic()
             probe = flow_mod(datapath, GATEWAY_PIPELINE, self.decisions.probe_rule(gateway),
                              delete)
-            datapath.set_xid(probe)
-            probe.serialize()
             current = self.decisions.gateways[gateway].current
-            barrier = self._barrier_request(datapath, lambda now: self._apply(
+            probe.xid, barrier = self._barrier_request(datapath, lambda now: self._apply(
                 gateway, datapath, now, current, lambda at, failure: acked.append(at)))
-            datapath.send(probe.buf + barrier.buf)
+            probe.serialize()
+            datapath.send(probe.buf + barrier)
             self.changed.wait_for(lambda: bool(acked),
                                   timeout=self.settings.update_timeout)  # type: ignore[union-attr]
             if not acked:
@@ -339,15 +339,14 @@ class GatewayApp(app_manager.OSKenApp):
 
     # -- sending ----------------------------------------------------------------------------
     def _barrier(self, datapath: Any, callback: Callable[[float], None]) -> None:
-        datapath.send(self._barrier_request(datapath, callback).buf)
+        datapath.send(self._barrier_request(datapath, callback)[1])
 
-    def _barrier_request(self, datapath: Any, callback: Callable[[float], None]) -> Any:
-        """A barrier request for ``datapath``, serialised (``buf``, ``xid``); its reply
-        calls ``callback``."""
-        request = xid_holder(datapath)
-        request.serialize()
-        self.barriers[(datapath.id, request.xid)] = callback
-        return request
+    def _barrier_request(self, datapath: Any,
+                         callback: Callable[[float], None]) -> tuple[int, bytes]:
+        """(xid, bytes) of a barrier request for ``datapath``; its reply calls ``callback``."""
+        xid = self.barrier_requests.next_xid()
+        self.barriers[(datapath.id, xid)] = callback
+        return xid, self.barrier_requests.request(xid)
 
     def _send_ops(self, ops: list[Op], packet_in: Any = None) -> None:
         for op in ops:
@@ -366,14 +365,13 @@ class GatewayApp(app_manager.OSKenApp):
         datapath = self.datapaths[gateway]
         if not op.acknowledged:
             datapath.send(self.current_messages.encode(datapath, op.rule,
-                                                       xid_holder(datapath).xid))
+                                                       self.barrier_requests.next_xid()))
             return
         self.decisions.stamp_sent(gateway, time.monotonic())
-        barrier = self._barrier_request(datapath, lambda now: self._apply(
+        xid, barrier = self._barrier_request(datapath, lambda now: self._apply(
             gateway, datapath, now, op.snapshot_id,
             lambda at, failure: self._acked(gateway, at, failure)))
-        datapath.send(self.current_messages.encode(datapath, op.rule, barrier.xid)
-                      + barrier.buf)
+        datapath.send(self.current_messages.encode(datapath, op.rule, xid) + barrier)
 
     def _acked(self, gateway: str, at: float, failure: str | None) -> None:
         """The oldest stamp flow-mod in flight to ``gateway`` holds (or failed; lock held)."""

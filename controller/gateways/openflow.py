@@ -11,11 +11,13 @@ and a packet sent to the controller becomes the
 
 from __future__ import annotations
 
+import itertools
+import random
 import struct
 from typing import Any
 
 from os_ken.lib.packet import packet, tcp, udp
-from os_ken.ofproto import nicira_ext, ofproto_v1_3
+from os_ken.ofproto import nicira_ext, ofproto_protocol, ofproto_v1_3, ofproto_v1_3_parser
 
 from controller.gateways.maglev import FlowKey
 from controller.gateways.pipeline import Table, table
@@ -54,39 +56,46 @@ class FlowModTemplate:
     (:func:`controller.gateways.registers.ahead_actions` writes every register, so
     its actions keep their layout), and serialising it with os-ken cost more of the
     controller's CPU than anything else an update does per gateway (docs/dataplane.md).
-    :meth:`encode` copies the bytes and writes the xid, the cookie and each value where
-    the OpenFlow 1.3 layout puts them: the header's xid, ``ofp_flow_mod``'s cookie, and,
-    in the apply-actions instruction after the match (padded to 8 bytes), each
-    set-field action's OXM value after its type, length and OXM header.
+    :meth:`encode` packs, in one call of a :class:`struct.Struct` made from the serialised
+    message, its bytes with the xid, the cookie and each value where the OpenFlow 1.3
+    layout puts them: the header's xid, ``ofp_flow_mod``'s cookie, and, in the
+    apply-actions instruction after the match (padded to 8 bytes), each set-field
+    action's OXM value after its type, length and OXM header.
     """
-
-    _XID = struct.Struct("!I")
-    _COOKIE = struct.Struct("!Q")
-    _XID_AT, _COOKIE_AT = 4, 8
 
     def __init__(self, datapath: Any, pipeline: tuple[Table, ...], rule: Rule) -> None:
         message = flow_mod(datapath, pipeline, rule)
         message.xid = 0
         message.serialize()
-        self._bytes = bytes(message.buf)
+        serialised = bytes(message.buf)
         self._shape = _shape(rule)
-        self._values = _set_field_values(self._bytes)
-        if len(self._values) != sum(isinstance(a, SetField) for a in rule.actions):
+        values = _set_field_values(serialised)
+        self._count = len(values)
+        if self._count != sum(isinstance(a, SetField) for a in rule.actions):
             raise ValueError(f"cannot find every set-field value of {rule} in its flow-mod")
+        layout, self._kept, at = "!", [], 0
+        for offset, size in [XID_FIELD, COOKIE_FIELD, *values]:
+            if size not in INTEGERS:
+                raise ValueError(f"a {size}-byte set-field value in {rule} is not an integer")
+            layout += f"{offset - at}s{INTEGERS[size]}"
+            self._kept.append(serialised[at:offset])
+            at = offset + size
+        self._struct = struct.Struct(f"{layout}{len(serialised) - at}s")
+        self._kept.append(serialised[at:])
 
     def fits(self, rule: Rule) -> bool:
         """Whether ``rule`` differs from the template's only in cookie and set-field values."""
         return _shape(rule) == self._shape
 
-    def encode(self, rule: Rule, xid: int) -> bytearray:
+    def encode(self, rule: Rule, xid: int) -> bytes:
         """The flow-mod adding ``rule`` (one that :meth:`fits`), with transaction id ``xid``."""
-        buffer = bytearray(self._bytes)
-        self._XID.pack_into(buffer, self._XID_AT, xid)
-        self._COOKIE.pack_into(buffer, self._COOKIE_AT, rule.cookie)
-        values = (action.value for action in rule.actions if isinstance(action, SetField))
-        for (offset, size), value in zip(self._values, values, strict=True):
-            buffer[offset:offset + size] = value.to_bytes(size, "big")
-        return buffer
+        values = [action.value for action in rule.actions if isinstance(action, SetField)]
+        if len(values) != self._count:
+            raise ValueError(f"{rule} has not the template's {self._count} set-field actions")
+        fields: list[Any] = [None] * (2 * self._count + 5)
+        fields[0::2] = self._kept
+        fields[1::2] = [xid, rule.cookie, *values]
+        return self._struct.pack(*fields)
 
 
 class CurrentRuleMessages:
@@ -97,7 +106,7 @@ class CurrentRuleMessages:
         self.pipeline = pipeline
         self._templates: dict[str, FlowModTemplate] = {}
 
-    def encode(self, datapath: Any, rule: Rule, xid: int) -> bytearray:
+    def encode(self, datapath: Any, rule: Rule, xid: int) -> bytes:
         template = self._templates.get(rule.switch)
         if template is None or not template.fits(rule):
             template = self._templates[rule.switch] = FlowModTemplate(
@@ -105,12 +114,26 @@ class CurrentRuleMessages:
         return template.encode(rule, xid)
 
 
-def xid_holder(datapath: Any) -> Any:
-    """A barrier request holding the connection's next xid (os-ken hands xids out to message
-    objects only)."""
-    request = datapath.ofproto_parser.OFPBarrierRequest(datapath)
-    datapath.set_xid(request)
-    return request
+class BarrierRequests:
+    """The controller's barrier requests: serialised by os-ken once, each with the next xid of
+    one counter for every connection (the controller alone sends barriers, so a barrier
+    reply with an xid answers the request with it, on no other connection either)."""
+
+    def __init__(self) -> None:
+        request = ofproto_v1_3_parser.OFPBarrierRequest(
+            ofproto_protocol.ProtocolDesc(ofproto_v1_3.OFP_VERSION))
+        request.xid = 0
+        request.serialize()
+        self._serialised = bytes(request.buf)
+        self._xids = itertools.count(random.randrange(ofproto_v1_3.MAX_XID))
+
+    def next_xid(self) -> int:
+        return next(self._xids) & ofproto_v1_3.MAX_XID
+
+    def request(self, xid: int) -> bytes:
+        """The barrier request with ``xid``."""
+        at, size = XID_FIELD
+        return self._serialised[:at] + xid.to_bytes(size, "big") + self._serialised[at + size:]
 
 
 def packet_out(datapath: Any, actions: tuple[Any, ...], packet_in: Any) -> Any:
@@ -127,10 +150,16 @@ def delete_all(datapath: Any) -> Any:
                              out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY)
 
 
+XID_FIELD, COOKIE_FIELD = (4, 4), (8, 8)
+"""(offset, size) of an OpenFlow message's xid and of a flow-mod's cookie."""
+INTEGERS = {1: "B", 2: "H", 4: "I", 8: "Q"}
+"""Size in bytes -> the :mod:`struct` code of an unsigned big-endian integer."""
+
+
 def _shape(rule: Rule) -> tuple[Any, ...]:
     """``rule`` without what a :class:`FlowModTemplate` rewrites."""
     return (rule.switch, rule.table, rule.priority, rule.match, rule.goto, rule.idle_timeout,
-            tuple(a.field if isinstance(a, SetField) else a for a in rule.actions))
+            [a.field if isinstance(a, SetField) else a for a in rule.actions])
 
 
 def _set_field_values(message: bytes) -> list[tuple[int, int]]:
