@@ -49,7 +49,7 @@ from typing import Any
 
 from beaver import untrusted
 from beaver.records import InFlight, LocalSnapshot
-from topologies.secret import MAC_FIELD, RunSecret
+from topologies.secret import RunSecret
 
 MAX_LINE = 4 * 1024 * 1024
 """Longest line accepted (bytes): a local state must fit in it."""
@@ -77,10 +77,6 @@ _FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 
 
-_MAC_SUFFIX = b',"' + MAC_FIELD.encode() + b'":"'
-"""How the ``mac`` field of a sealed line starts: it is the line's last field."""
-
-
 def encode(kind: str, secret: RunSecret | None = None, **fields: Any) -> bytes:
     """One message as a line of JSON; given the run's secret, sealed with it: a last field
     ``mac`` holds the HMAC of the line's bytes before it (with the object closed), so
@@ -89,22 +85,14 @@ def encode(kind: str, secret: RunSecret | None = None, **fields: Any) -> bytes:
         raise ValueError(f"unknown management message type {kind!r}")
     line = json.dumps({"type": kind, **fields}, separators=(",", ":")).encode()
     if secret is not None:
-        line = line[:-1] + _MAC_SUFFIX + secret.sign(line).encode() + b'"}'
+        line = secret.seal_line(line)
     return line + b"\n"
 
 
 def authentic(line: bytes, secret: RunSecret) -> bool:
     """Whether ``line`` was sealed by :func:`encode` with ``secret`` (checked on its bytes,
     before any parsing)."""
-    line = line.rstrip(b"\n")
-    cut = line.rfind(_MAC_SUFFIX)
-    if cut < 0 or not line.endswith(b'"}'):
-        return False
-    try:
-        tag = line[cut + len(_MAC_SUFFIX):-2].decode("ascii")
-    except UnicodeDecodeError:
-        return False
-    return secret.verify(line[:cut] + b"}", tag)
+    return secret.authentic_line(line)
 
 
 def decode(line: bytes | str, *, sealed: bool = False) -> dict[str, Any]:

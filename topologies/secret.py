@@ -12,6 +12,10 @@ Messages are authenticated with HMAC-SHA256 under the secret:
 field to a JSON-able message (the tag of its canonical JSON without
 ``mac``: sorted keys, no spaces) and :meth:`RunSecret.open` checks and
 strips it, raising :class:`Unauthenticated` when it is missing or wrong.
+:meth:`RunSecret.seal_line` seals a line of JSON instead: a last field ``mac``
+holds the tag of the line's own bytes before it (with the object closed), which
+:meth:`RunSecret.authentic_line` checks on the bytes as they arrive, before
+anything parses them, and neither end serialises the message a second time.
 Comparison is constant-time.
 """
 
@@ -28,6 +32,8 @@ from typing import Any
 SECRET_FILE = "secret"
 SECRET_BYTES = 32
 MAC_FIELD = "mac"
+SEALED_MAC = b',"' + MAC_FIELD.encode() + b'":"'
+"""How the ``mac`` field of a sealed line starts: it is the line's last field."""
 
 
 class Unauthenticated(ValueError):
@@ -74,6 +80,24 @@ class RunSecret:
         """``message`` with its ``mac``."""
         body = {k: v for k, v in message.items() if k != MAC_FIELD}
         return {**body, MAC_FIELD: self.sign(canonical(body))}
+
+    def seal_line(self, line: bytes) -> bytes:
+        """``line``, the JSON of an object with at least one field, with a last field
+        ``mac``: the HMAC of ``line`` itself."""
+        return line[:-1] + SEALED_MAC + self.sign(line).encode() + b'"}'
+
+    def authentic_line(self, line: bytes) -> bool:
+        """Whether ``line`` (a trailing newline aside) was sealed by :meth:`seal_line` with
+        this secret, checked on its bytes before any parsing."""
+        line = line.rstrip(b"\n")
+        cut = line.rfind(SEALED_MAC)
+        if cut < 0 or not line.endswith(b'"}'):
+            return False
+        try:
+            tag = line[cut + len(SEALED_MAC):-2].decode("ascii")
+        except UnicodeDecodeError:
+            return False
+        return self.verify(line[:cut] + b"}", tag)
 
     def open(self, message: dict[str, Any]) -> dict[str, Any]:
         """``message`` without its ``mac``, which must be right; else Unauthenticated."""

@@ -62,10 +62,10 @@ class GatewayClient:
                 ) from None
             self._reader = self._socket.makefile("rb")
         try:
-            request = {"op": op, **arguments}
+            line = json.dumps({"op": op, **arguments}).encode()
             if self.secret is not None:
-                request = self.secret.seal(request)
-            self._socket.sendall(json.dumps(request).encode() + b"\n")
+                line = self.secret.seal_line(line)
+            self._socket.sendall(line + b"\n")
         except OSError as error:
             self.close()
             raise ControllerError(f"controller at {self.address} failed: {error}") from None

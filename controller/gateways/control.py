@@ -25,8 +25,10 @@ roundtrip  gateway (name)                   sent_at, acked_at of one flow-mod (a
                                             deleted) and its barrier
 =========  ===============================  ======================================
 
-Given the run's secret (:mod:`topologies.secret`), every request must carry
-its HMAC (``mac``); one without is answered ``ok: false`` ("refused: ...")
+Given the run's secret (:mod:`topologies.secret`), every request must be a
+sealed line (``RunSecret.seal_line``: its last field ``mac`` is the HMAC of
+the line's bytes before it), checked before the line is parsed; one without
+a valid HMAC is answered ``ok: false`` ("refused: ...")
 and logged, so a local user who can connect to 127.0.0.1 but cannot read the
 secret can ask nothing.
 
@@ -68,7 +70,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from beaver import untrusted
-from topologies.secret import RunSecret, Unauthenticated
+from topologies.secret import MAC_FIELD, SEALED_MAC, RunSecret, Unauthenticated
 
 log = logging.getLogger("beaver.controller.gateways.control")
 
@@ -138,9 +140,11 @@ def reply_to(target: ControlTarget, line: bytes, secret: RunSecret | None,
              client: tuple[str, int], rejected: Counter[str]) -> Reply:
     """The reply to one request line; a refusal is logged and counted in ``rejected``."""
     try:
-        request = untrusted.loads_object(line, MAX_REQUEST)
-        if secret is not None:
-            request = secret.open(request)
+        if secret is not None and len(line) <= MAX_REQUEST and not secret.authentic_line(line):
+            raise Unauthenticated("wrong HMAC" if SEALED_MAC in line else "no HMAC")
+        # a sealed line comes from a holder of the secret: its nesting need not be counted
+        request = untrusted.loads_object(line, MAX_REQUEST, count_depth=secret is None)
+        request.pop(MAC_FIELD, None)
     except (Unauthenticated, untrusted.Rejected) as error:
         reason = error.reason if isinstance(error, untrusted.Rejected) else UNAUTHENTICATED
         rejected[reason] += 1
