@@ -31,10 +31,11 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Iterable
+from math import isfinite
 
 from beaver.ids import IdSpace, InvalidId, require_id
 from beaver.records import Command, InFlight, LocalSnapshot, NotifyNode, NotifyNodes, UpdateGateway
-from beaver.refusals import InvalidInput, ReportChecks, require_time
+from beaver.refusals import InvalidInput, InvalidReport, ReportChecks, require_time
 from beaver.snapshot_status import GlobalSnapshot, Notify, SnapshotStatus
 from beaver.wire_floor import DEFAULT_PACKET_LIFETIME, WireFloor
 
@@ -288,9 +289,41 @@ class Coordinator(WireFloor, ReportChecks):
         """Take a node's local snapshot; returns the snapshots it completed.
 
         The report is checked whole first: a refused one changes nothing."""
-        require_time(now)
+        if type(now) is not float or not isfinite(now):
+            require_time(now)
         self._check_local(local)
+        if now > self._clock:
+            self._tick(now)
+        return self._take_local(local, now)
+
+    def add_locals(
+        self, locals_: list[LocalSnapshot], now: float
+    ) -> tuple[list[int], list[InvalidReport]]:
+        """Take several nodes' local snapshots at ``now``, as :meth:`add_local` one after the
+        other would; returns the snapshots they completed and the refusals.
+
+        Every report is checked before any is taken, each against the reports before it
+        in the batch: a refused one changes nothing, the others are taken in order."""
+        require_time(now)
+        taken, refused, batch_last = [], [], {}
+        check = self._check_local
+        for local in locals_:
+            node = getattr(local, "node", None)
+            try:
+                check(local, batch_last.get(node) if type(node) is str else None)
+            except InvalidReport as refusal:
+                refused.append(refusal)
+                continue
+            taken.append(local)
+            batch_last[local.node] = local.last_id
         self._tick(now)
+        done = []
+        for local in taken:
+            done += self._take_local(local, now)
+        return done, refused
+
+    def _take_local(self, local: LocalSnapshot, now: float) -> list[int]:
+        """Record a checked local snapshot; returns the snapshots it completed."""
         node, first, last = local.node, local.first_id, local.last_id
         self._last_reported[node] = last
         self._locals[node].append(local)
@@ -303,6 +336,8 @@ class Coordinator(WireFloor, ReportChecks):
         if self.counts_channels and (local.sent or local.received):
             balance = sum(local.sent.values()) - sum(local.received.values())
             self._balance_from[first] = self._balance_from.get(first, 0) + balance
+        if self._everyone_through in through:
+            return []
         done = []
         while self._everyone_through not in through:
             k = self._everyone_through = self._everyone_through + 1
@@ -369,6 +404,9 @@ class Coordinator(WireFloor, ReportChecks):
         below = min(k + 1, self.oldest_unfinished)  # a node's locals that end below it all go
         for node, locals_ in self._locals.items():
             gone = bisect_left(locals_, below, key=_last_id)
+            if below > k:  # every local left ends above k: all are kept
+                del locals_[:gone]
+                continue
             self._locals[node] = [
                 local for local in locals_[gone:]
                 if local.last_id > k

@@ -130,7 +130,9 @@ class IdSpace:
 
     def to_wire(self, full_id: int) -> int:
         """The wire code of a full id (never :data:`UNMARKED`)."""
-        return require_id(full_id) % self.codes + 1
+        if type(full_id) is not int or full_id < 0:
+            require_id(full_id)
+        return full_id % self.codes + 1
 
     def from_wire(self, wire: int, reference: int) -> int | None:
         """The full id a wire code stands for, seen by a process at full id ``reference``.
@@ -141,7 +143,8 @@ class IdSpace:
         :class:`InvalidId` for a code that does not fit in ``bits`` or a
         reference that is not a snapshot id.
         """
-        require_id(reference, "reference id")
+        if type(reference) is not int or reference < 0:
+            require_id(reference, "reference id")
         if type(wire) is not int:
             raise InvalidId(f"wire id must be an int, got {type(wire).__name__} {wire!r}")
         if wire == UNMARKED:

@@ -71,7 +71,9 @@ class PiggybackNode:
 
     def notify(self, snapshot_id: int, now: float) -> Receipt:
         """The coordinator says snapshot ``snapshot_id`` exists (so idle nodes snapshot too)."""
-        if require_id(snapshot_id) <= self.current:
+        if type(snapshot_id) is not int or snapshot_id < 0:
+            require_id(snapshot_id)
+        if snapshot_id <= self.current:
             return NOTHING
         return Receipt(snapshots=(self._take(snapshot_id, now),))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from math import isfinite
 from typing import NoReturn
 
 from beaver.records import InFlight, LocalSnapshot
@@ -52,14 +53,23 @@ class ReportChecks:
     _known: frozenset[str]
     _last_reported: dict[str, int]
 
-    def _check_local(self, local: LocalSnapshot) -> None:
-        problem = self._malformed(local)
-        if problem:
-            self._refuse(InvalidReport(problem))
-        last = self._last_reported.get(local.node)
+    def _check_local(self, local: LocalSnapshot, last: int | None = None) -> None:
+        """Refuse ``local`` unless it is the next report of a known node; ``last``: the id
+        its node reported last, if not the one recorded (a report earlier in a batch)."""
+        if not (type(local) is LocalSnapshot and type(local.node) is str
+                and type(local.first_id) is int and type(local.last_id) is int
+                and type(local.taken_at) is float and isfinite(local.taken_at)
+                and type(local.sent) is dict and type(local.received) is dict):
+            problem = self._malformed(local)  # the common shape passed above; others here
+            if problem:
+                self._refuse(InvalidReport(problem))
+        if last is None:
+            last = self._last_reported.get(local.node)
         if last is None:
             self._refuse(ForgedReport(f"local snapshot from unknown node {local.node!r}"))
-        self._check_started(f"local snapshot from {local.node}", local.first_id, local.last_id)
+        if not 1 <= local.first_id <= local.last_id <= self.newest:
+            self._check_started(f"local snapshot from {local.node}", local.first_id,
+                                local.last_id)
         if local.first_id != last + 1:
             self._refuse(InvalidReport(
                 f"local snapshot {local.first_id}..{local.last_id} from {local.node}: "

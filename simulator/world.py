@@ -266,10 +266,15 @@ class World(InGroupTraffic, OutGroupTraffic):
     def wave_end(self, snapshot_id: int) -> None:
         """The last notification of ``snapshot_id`` arrived: every node told takes it now."""
         now, nodes, down = self.engine.now, self.nodes, self._down_until
-        behind = [i for i in self.waves.told_by(now)
-                  if nodes[i].current < snapshot_id and down[i] <= now]
-        for i in behind:
-            self._catch_up(i)
+        take_due, clock = self.waves.take_due, self._clock
+        receipts = []
+        for i in self.waves.told_by(now):
+            state = nodes[i]
+            if state.current < snapshot_id and down[i] <= now:
+                due, arrived = take_due(i, state.current, now)
+                if due:
+                    receipts.append((i, state.notify(due, arrived + clock[i])))
+        self._settle_all(receipts)
         self.waves.retire(snapshot_id)
 
     def _catch_up(self, node: int) -> None:
@@ -316,6 +321,23 @@ class World(InGroupTraffic, OutGroupTraffic):
         for peer, marker in receipt.outgoing:
             self.extra_messages += 1
             self._on_channel(node, self.index[peer], self._deliver_marker, marker)
+
+    def _settle_all(self, receipts: list[tuple[int, Receipt]]) -> None:
+        """:meth:`_settle` for the receipts of several nodes at one moment: their local
+        snapshots go to the coordinator as one batch when that is all they hold and reports
+        reach it at once (then nothing else happens between them)."""
+        if self._report != self.control.deliver_report or any(
+                receipt.in_flight or receipt.outgoing for _, receipt in receipts):
+            for node, receipt in receipts:
+                self._settle(node, receipt)
+            return
+        reported, batch = self._cuts.reported, []
+        for node, receipt in receipts:
+            for local in receipt.snapshots:
+                reported(node, local)
+                batch.append(local)
+        if batch:
+            self.control.deliver_locals(batch)
 
     def completed(self, snapshot_ids: list[int]) -> None:
         """The coordinator completed ``snapshot_ids``: hand them to ``on_complete``, and start
