@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cpu_time import cpu_seconds  # noqa: E402  (beside this script)
 from pipelined import pipelined_updates  # noqa: E402
 
-from beaver.ids import tos_space  # noqa: E402
+from beaver.ids import OutOfWindow, tos_space  # noqa: E402
 from testbed.network import DataCenter, ovs_problem  # noqa: E402
 from topologies.addressing import DataCenterParams  # noqa: E402
 from topologies.claims import NamePool  # noqa: E402
@@ -45,21 +45,33 @@ STREAM_PORT, STREAM_SPORT = 7002, 40100
 DECODE = tos_space()
 
 
-def stamped_late(arrivals: list[tuple[float, int]], acks: list[tuple[float, int]],
-                 first_id: int) -> tuple[int, int, float]:
+def stamped_late(arrivals: list[tuple[float, int, float]], acks: list[tuple[float, int]],
+                 sends: list[tuple[float, int]]) -> tuple[int, int, float]:
     """(datagrams sent while updates ran, those that carried an id older than one the
-    gateway had acknowledged before they were sent, the longest such delay in s)."""
-    reference, late, during, longest = first_id, 0, 0, 0.0
+    gateway had acknowledged before they were sent, the longest such delay in s).
+
+    ``arrivals``: (sent, code, arrived) per datagram; ``acks`` and ``sends``: (time, id)
+    of the gateway's acks and flow-mods. A datagram that is on time carries an id from
+    the newest one acknowledged before it was sent to the newest one whose flow-mod left
+    before it arrived (a datagram held up in a queue can get a much newer one); it is late
+    if no id of that range has its code."""
+    late, during, longest = 0, 0, 0.0
     acked_at = {k: at for at, k in acks}
-    for sent, wire in sorted(arrivals):
-        reference = DECODE.from_wire(wire, reference)
+    for sent, wire, arrived in sorted(arrivals):
         if not acks[0][0] < sent < acks[-1][0]:
             continue
         during += 1
         newest = max(k for at, k in acks if at < sent)
-        if reference < newest:
-            late += 1
-            longest = max(longest, sent - acked_at[reference + 1])
+        top = max(k for at, k in sends if at < arrived)
+        if wire in {DECODE.to_wire(k) for k in range(newest, top + 1)}:
+            continue
+        late += 1
+        try:
+            stamped = DECODE.from_wire(wire, newest)
+        except OutOfWindow:  # older than the window: how much later is not known
+            continue
+        if stamped is not None and stamped < newest:
+            longest = max(longest, sent - acked_at[stamped + 1])
     return during, late, longest
 
 
@@ -88,11 +100,13 @@ def measure(dc: DataCenter, depth: int, count: int) -> dict[str, Any]:
         receiver.terminate()
         out, _ = receiver.communicate(timeout=10)
         dc.controller.steer(None)
-    arrivals = [(float(sent), int(wire)) for sent, wire in
+    arrivals = [(float(sent), int(wire), float(arrived)) for sent, wire, arrived in
                 (line.split() for line in out.split("\n")[:-1])]
     acks = sorted((u.gateways[gateway].acked_at, u.snapshot_id) for u in updates
                   if u.gateways[gateway].acked_at is not None)
-    during, late, longest = stamped_late(arrivals, acks, updates[0].snapshot_id - 1)
+    sends = sorted((u.gateways[gateway].sent_at, u.snapshot_id) for u in updates
+                   if u.gateways[gateway].sent_at is not None)
+    during, late, longest = stamped_late(arrivals, acks, sends)
     spans = [u.last_acked - u.first_sent for u in updates if u.last_acked is not None]
     return {"depth": depth, "updates": count, "updates_per_s": count / elapsed,
             "update_p50_ms": statistics.median(spans) * 1e3,
@@ -118,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.gateways < 1 or args.updates < 2 or min(depths) < 1:
         print("bench_pipeline: --gateways, --updates and --depths must be positive",
               file=sys.stderr)
+        return 2
+    if max(depths) > DECODE.window:
+        print(f"bench_pipeline: at most {DECODE.window} updates in flight (the window the "
+              "datagrams' ids are decoded in)", file=sys.stderr)
         return 2
     problem = ovs_problem()
     if problem:

@@ -4,8 +4,9 @@
 whose payload is their send time (``time.monotonic()``, one clock for every
 namespace of the machine) until D seconds are over; it prints ``sending``
 after the first and ``done`` at the end.
-``receive PORT`` prints ``ready``, then ``SENT_AT CODE`` for every datagram
-(its wire code: the TOS byte read with ``IP_RECVTOS``), until it is terminated.
+``receive PORT`` prints ``ready``, then ``SENT_AT CODE ARRIVED_AT`` for every
+datagram (its wire code: the TOS byte read with ``IP_RECVTOS``; the time it was
+read), until it is terminated.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def receive(port: int) -> None:
             data, ancillary, _, _ = sock.recvmsg(64, socket.CMSG_SPACE(1))
             tos = next(c[2][0] for c in ancillary if (c[0], c[1]) == (socket.IPPROTO_IP,
                                                                         socket.IP_TOS))
-            print(f"{data.decode()} {tos_to_code(tos)}", flush=True)
+            print(f"{data.decode()} {tos_to_code(tos)} {time.monotonic()!r}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
