@@ -20,6 +20,8 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
+_push = heapq.heappush
+
 
 class Engine:
     """Runs scheduled calls in time order; ``now`` is the time of the running one."""
@@ -32,11 +34,11 @@ class Engine:
 
     def at(self, time: float, action: Callable[..., Any], *args: Any) -> None:
         """Run ``action(*args)`` at simulated ``time`` (callers keep ``time >= now``)."""
-        heapq.heappush(self._queue, (time, next(self._tickets), action, args))
+        _push(self._queue, (time, next(self._tickets), action, args))
 
     def after(self, delay: float, action: Callable[..., Any], *args: Any) -> None:
         """Run ``action(*args)`` ``delay >= 0`` seconds from now."""
-        heapq.heappush(self._queue, (self.now + delay, next(self._tickets), action, args))
+        _push(self._queue, (self.now + delay, next(self._tickets), action, args))
 
     def run(
         self,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from beaver.records import Marker, Receipt
+from beaver.records import NOTHING, Marker, Receipt
 
 
 class InGroupTraffic:
@@ -46,8 +46,11 @@ class InGroupTraffic:
         if faults.data_duplicate and self._random() < faults.data_duplicate:
             self.counts.data_duplicated += 1
         channel = sender * len(self.nodes) + receiver
-        arrival = max(arrival, self._channel_clear.get(channel, 0.0))
-        self._channel_clear[channel] = arrival
+        clear = self._channel_clear
+        held = clear.get(channel, 0.0)
+        if held > arrival:
+            arrival = held
+        clear[channel] = arrival
         self.engine.at(arrival, action, sender, receiver, *args)
         return arrival
 
@@ -65,7 +68,7 @@ class InGroupTraffic:
         if receiver >= sender:
             receiver += 1
         wire = self.nodes[sender].send(self.names[receiver], now + self._clock[sender])
-        message = self._new_message()
+        self._next_message = message = self._next_message + 1
         self._sequences[sender].append(message)
         self._sent[sender] += 1
         arrival = self._on_channel(sender, receiver, self._deliver, message, wire)
@@ -96,7 +99,8 @@ class InGroupTraffic:
             self._catch_up(receiver)
         node = self.nodes[receiver]
         receipt = node.receive(wire, self.names[sender], now + self._clock[receiver], message)
-        self._settle(receiver, receipt)
+        if receipt is not NOTHING:
+            self._settle(receiver, receipt)
         self._record_receive(receiver, message, receipt)
         if node.current > self.coordinator.newest:
             self.unstarted_adoptions += 1
@@ -120,7 +124,8 @@ class InGroupTraffic:
             self._catch_up(receiver)
         node = self.nodes[receiver]
         receipt = node.receive(wire, None, now + self._clock[receiver], message)
-        self._settle(receiver, receipt)
+        if receipt is not NOTHING:
+            self._settle(receiver, receipt)
         self._record_receive(receiver, message, receipt)
         if node.current > self.coordinator.newest:
             self.unstarted_adoptions += 1
