@@ -4,13 +4,17 @@ For each number of gateways (default 1, 8), in one data center each, on the
 ``ovs-vswitchd`` of the first gateway (its threads read from
 ``/proc/PID/task``):
 
-* per id update (``set_id`` on every gateway, back to back, no user traffic):
-  CPU milliseconds of the daemon's main thread (which also forwards the veth
-  ports' packets), its RCU thread (``urcu``), its revalidator and the rest,
-  and how often the main thread blocked in ``poll()`` and woke again
-  (voluntary context switches: one per pass of its main loop that found
-  nothing left to do); beside it the CPU all gateways' daemons used per
-  update;
+* per id update (``set_id`` on every gateway, back to back; no user traffic,
+  or with ``--stream-mbps`` an iperf3 stream through the gateways at that
+  rate, so that their flow caches hold flows): CPU milliseconds of the
+  daemon's main thread (which also forwards the veth ports' packets), its
+  RCU thread (``urcu``), its revalidator and the rest, how often the main
+  thread blocked in ``poll()`` and woke again (voluntary context switches:
+  one per pass of its main loop that found nothing left to do), the
+  requests the controller sent it over its unixctl socket and the flow
+  translations it made (``coverage/show``: upcalls and revalidations);
+  beside it the CPU all gateways' daemons used per update. Each datapath
+  sync of ``--datapath-sync`` gets a data center of its own;
 * per request that does nothing (``version`` over the daemon's unixctl
   socket): what one extra pass of the main loop costs; per
   ``revalidator/purge`` alone (the default datapath sync of each update)
@@ -28,6 +32,8 @@ to about 0.01 ms. Needs root and Open vSwitch; prints one line per |G| and can
 write JSON::
 
     sudo .venv/bin/python benchmarks/bench_switchd.py --gateways 1,8 --json switchd.json
+    sudo .venv/bin/python benchmarks/bench_switchd.py --gateways 1 --stream-mbps 30 \\
+        --datapath-sync purge,watch
 """
 
 from __future__ import annotations
@@ -44,19 +50,24 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_gateways import IPERF_PORT, start_iperf_server  # noqa: E402  (beside this script)
 from cpu_time import cpu_seconds  # noqa: E402  (beside this script)
 
-from controller.gateways.datapath import Unixctl  # noqa: E402
+from controller.gateways.datapath import SYNC_MODES, Unixctl  # noqa: E402
 from testbed.network import DataCenter, machine_problem  # noqa: E402
+from testbed.switchd import SwitchDaemon  # noqa: E402
 from topologies.addressing import DataCenterParams  # noqa: E402
 from topologies.claims import NamePool  # noqa: E402
 
 THREAD_ROLES = ("main", "urcu", "revalidator", "other")
+COVERAGE_INTERVAL = 1.2
+"""Seconds to wait before reading the coverage counters, so every thread has added its own."""
 COLUMNS = (  # header, key of the row, digits
     ("|G|", "gateways", 0), ("CPU ms/update", "update_cpu_ms", 3),
     ("main", "update_main_cpu_ms", 3), ("urcu", "update_urcu_cpu_ms", 3),
     ("reval", "update_revalidator_cpu_ms", 3), ("other", "update_other_cpu_ms", 3),
-    ("wakeups", "update_main_wakeups", 2), ("all gw", "update_all_gateway_daemons_cpu_ms", 2),
+    ("wakeups", "update_main_wakeups", 2), ("requests", "update_requests", 2),
+    ("xlates", "update_translations", 2), ("all gw", "update_all_gateway_daemons_cpu_ms", 2),
     ("no-op ms", "noop_request_cpu_ms", 3), ("wakeups", "noop_request_main_wakeups", 2),
     ("purge ms", "purge_cpu_ms", 3), ("dump ms", "dump_flows_cpu_ms", 3),
     ("if change ms", "interface_change_cpu_ms_per_daemon", 2),
@@ -125,6 +136,17 @@ def extra_cpu_ms(pids: list[int], count: int, run: Callable[[], None]) -> float:
     return ((busy - before) - (cpu_seconds(pids) - busy)) / count * 1e3
 
 
+def coverage_totals(daemon: SwitchDaemon) -> dict[str, int]:
+    """The daemon's event counters so far (``coverage/show``; each thread adds its own to
+    them about once a second)."""
+    totals = {}
+    for line in daemon.appctl("coverage/show").splitlines():
+        name, _, total = line.partition("total:")
+        if total:
+            totals[name.split()[0]] = int(total)
+    return totals
+
+
 def change_interfaces(prefix: str, count: int) -> None:
     """Add, set up and delete a veth pair of this benchmark ``count`` times (root namespace)."""
     name, peer = f"{prefix}chg0", f"{prefix}chg1"
@@ -137,10 +159,12 @@ def change_interfaces(prefix: str, count: int) -> None:
             subprocess.run(["ip", "link", "del", name], check=True)
 
 
-def measure(gateways: int, updates: int, calls: int, changes: int) -> dict[str, Any]:
+def measure(gateways: int, updates: int, calls: int, changes: int, datapath_sync: str,
+            stream_mbps: float) -> dict[str, Any]:
     params = DataCenterParams(spines=1, leaves=1, hosts_per_leaf=1, gateways=gateways,
                               externals=1, relays=0)
-    with DataCenter(params, names=NamePool("b", "172.24.0.0/16")) as dc:
+    with DataCenter(params, names=NamePool("b", "172.24.0.0/16"),
+                    datapath_sync=datapath_sync) as dc:
         assert dc.daemons is not None
         first = dc.switch_daemon(dc.plan.gateways[0].name)
         assert first.switch is not None
@@ -160,14 +184,34 @@ def measure(gateways: int, updates: int, calls: int, changes: int) -> dict[str, 
             dump = per_call(pid, calls, lambda i: unixctl.call("dpctl/dump-flows"))
         finally:
             unixctl.close()
-        update = per_call(pid, updates, lambda i: dc.controller.set_id(1000 + i))
-        all_gateways = extra_cpu_ms(
-            gateway_pids, updates,
-            lambda: [dc.controller.set_id(10**6 + i) for i in range(updates)])
+        stream = None
+        if stream_mbps:  # user traffic through the gateways, so their flow caches hold flows
+            server = start_iperf_server(dc)
+            stream = dc.host(dc.plan.externals[0].name).popen(
+                ["iperf3", "-c", dc.plan.services[0].vip, "-p", str(IPERF_PORT), "-t", "3600",
+                 "-b", f"{stream_mbps}M"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(COVERAGE_INTERVAL)
+            counted = coverage_totals(first)
+            update = per_call(pid, updates, lambda i: dc.controller.set_id(1000 + i))
+            time.sleep(COVERAGE_INTERVAL)
+            counts = coverage_totals(first)
+            all_gateways = extra_cpu_ms(
+                gateway_pids, updates,
+                lambda: [dc.controller.set_id(10**6 + i) for i in range(updates)])
+        finally:
+            if stream is not None:
+                for process in (stream, server):
+                    process.terminate()
+                    process.wait(timeout=10)
+        for event, key in (("unixctl_received", "requests"), ("xlate_actions", "translations")):
+            update[key] = (counts.get(event, 0) - counted.get(event, 0)) / updates
         change = extra_cpu_ms(every_pid, changes * len(every_pid),
                               lambda: change_interfaces(dc.plan.prefix, changes))
     return {
         "gateways": gateways,
+        "datapath_sync": datapath_sync,
+        "stream_mbps": stream_mbps,
         "updates": updates,
         **{f"update_{key}": value for key, value in update.items()},
         "update_all_gateway_daemons_cpu_ms": all_gateways,
@@ -189,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="unixctl requests (no-op, purge) per |G|")
     parser.add_argument("--interface-changes", type=int, default=30,
                         help="veth pairs added and deleted per |G|")
+    parser.add_argument("--datapath-sync", default=SYNC_MODES[0],
+                        help="comma-separated ways a gateway's update is made to hold in its "
+                        f"datapath, each in a data center of its own ({', '.join(SYNC_MODES)})")
+    parser.add_argument("--stream-mbps", type=float, default=0.0,
+                        help="iperf3 through the gateways at this rate during the updates, so "
+                        "their flow caches hold flows (0: no user traffic)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     try:
@@ -197,25 +247,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_switchd: --gateways must be integers, got {args.gateways!r}",
               file=sys.stderr)
         return 2
-    if min(args.updates, args.calls, args.interface_changes) < 1:
-        print("bench_switchd: --updates, --calls and --interface-changes must be >= 1",
-              file=sys.stderr)
+    if min(args.updates, args.calls, args.interface_changes) < 1 or args.stream_mbps < 0:
+        print("bench_switchd: --updates, --calls and --interface-changes must be >= 1, "
+              "--stream-mbps >= 0", file=sys.stderr)
+        return 2
+    modes = args.datapath_sync.split(",")
+    unknown = sorted(set(modes) - set(SYNC_MODES))
+    if unknown:
+        print(f"bench_switchd: unknown --datapath-sync {', '.join(unknown)}; "
+              f"one of {', '.join(SYNC_MODES)}", file=sys.stderr)
         return 2
     problem = machine_problem()
     if problem:
         print(f"bench_switchd: {problem}", file=sys.stderr)
         return 1
-    print(" ".join(f"{header:>{column_width(header)}}" for header, _, _ in COLUMNS))
+    print(f"{'sync':>6} " + " ".join(f"{header:>{column_width(header)}}"
+                                     for header, _, _ in COLUMNS))
     results = []
-    for gateways in sizes:
+    for gateways, mode in ((g, m) for g in sizes for m in modes):
         try:
-            row = measure(gateways, args.updates, args.calls, args.interface_changes)
+            row = measure(gateways, args.updates, args.calls, args.interface_changes, mode,
+                          args.stream_mbps)
         except ValueError as error:
             print(f"bench_switchd: {error}", file=sys.stderr)
             return 2
         results.append(row)
-        print(" ".join(f"{row[key]:>{column_width(header)}.{digits}f}"
-                       for header, key, digits in COLUMNS), flush=True)
+        print(f"{mode:>6} " + " ".join(f"{row[key]:>{column_width(header)}.{digits}f}"
+                                       for header, key, digits in COLUMNS), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
