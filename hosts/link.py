@@ -6,6 +6,12 @@ The link numbers every later report with ``seq``, tags it with the session
 (that nonce), seals every message with the run's secret, and splits what the
 coordinator sends into checked messages; a malformed line is logged and
 skipped, never fatal.
+
+Reports are held until :meth:`ManagementLink.flush`, which writes all of them
+in one ``sendall``: the runtime flushes once per turn of its loop, so the
+local snapshots and in-flight records one datagram or one notification
+produced (several snapshots close together) leave in one TCP segment, and
+the coordinator reads them in one wake-up. Each stays its own sealed line.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ class ManagementLink:
         self.broken = False
         """Whether a write failed: the coordinator is gone."""
         self._buffer = b""
+        self._unsent: list[bytes] = []
+        """Sealed lines not written yet (:meth:`flush`)."""
 
     def _next_seq(self) -> int:
         self.seq += 1
@@ -53,10 +61,16 @@ class ManagementLink:
                                                 session=self.session))
 
     def _write(self, line: bytes) -> None:
-        if self.broken:
+        if not self.broken:
+            self._unsent.append(line)
+
+    def flush(self) -> None:
+        """Write every line held so far, in one ``sendall``."""
+        if not self._unsent or self.broken:
             return
+        lines, self._unsent = b"".join(self._unsent), []
         try:
-            self.sock.sendall(line)
+            self.sock.sendall(lines)
         except OSError as error:
             self.broken = True
             log.warning("lost the management connection: %s", error)
@@ -83,6 +97,8 @@ class ManagementLink:
         return messages
 
     def close(self) -> None:
+        """Write what is held, then close."""
+        self.flush()
         self.sock.close()
 
 

@@ -127,6 +127,7 @@ class Runtime(StoppableLoop):
         while not self.stopped:
             self.step(self._timeout())
         self.report_counters()
+        self.link.flush()
 
     def step(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for traffic, handle it, then run due work."""
@@ -138,6 +139,7 @@ class Runtime(StoppableLoop):
         if now >= self._next_report:
             self.report_counters()
             self._next_report = now + self.report_interval
+        self.link.flush()
         if self.link.broken:
             self.stopped = True
 

@@ -8,6 +8,7 @@ TOS byte, as in the emulation) is really written and read on lo (IP_TOS / IP_REC
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from typing import Any
 
@@ -16,9 +17,11 @@ from test_hosts_fakes import FakeCoordinator, Peer, wait_until
 
 from beaver.ids import tos_space
 from beaver.protocols import protocol
+from beaver.records import LocalSnapshot
 from hosts import link, wire
 from hosts.runtime import Runtime
 from hosts.services import Address, Send
+from topologies import management
 from topologies.secret import RunSecret
 
 SPACE = tos_space()
@@ -253,3 +256,22 @@ def test_chandy_lamport_sends_markers_and_reports_when_channels_close():
         assert harness.runtime.counters.markers_sent == 1
     finally:
         harness.close()
+
+
+def test_reports_of_one_turn_leave_in_one_write_each_its_own_sealed_line() -> None:
+    secret = RunSecret(b"a secret for batching reports")
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    management_link = link.ManagementLink(ours, secret, "session")
+    try:
+        for k in (1, 2, 3):
+            management_link.send_local(LocalSnapshot("a", k, k, float(k), {"n": k}, {}, {}))
+        with pytest.raises(BlockingIOError):
+            theirs.recv(1 << 16)  # held until the runtime's turn ends
+        management_link.flush()
+        lines = theirs.recv(1 << 16).splitlines(keepends=True)
+    finally:
+        management_link.close()
+        theirs.close()
+    assert len(lines) == 3 and all(management.authentic(line, secret) for line in lines)
+    assert [management.decode(line)["first_id"] for line in lines] == [1, 2, 3]
