@@ -136,10 +136,8 @@ def bank_throughput(args: argparse.Namespace, store: Store) -> dict[str, Any]:
             "bank_throughput_ratio": rates["with"] / rates["without"],
             "bank_calibration_ratio": rates["calibration"],
             "bank_snapshot_rate_hz": rates["snapshot_rate"],
-            "bank_slices": rates["slices"], "protocol": args.protocol,
-            "bank_cpu_ms_per_snapshot": rates["cpu"],
-            "relay_ports_per_backend": args.relay_ports_per_backend,
-            "datapath_sync": args.datapath_sync or SYNC_MODES[0]}
+            "bank_slices": rates["slices"], "bank_cpu_ms_per_snapshot": rates["cpu"],
+            "relay_ports_per_backend": args.relay_ports_per_backend}
 
 
 def client_latency(args: argparse.Namespace, store: Store, rate: float) -> dict[str, Any]:
@@ -272,10 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"bench_run.py: {problem}", file=sys.stderr)
         return 1
-    figures: dict[str, Any] = {}
+    figures: dict[str, Any] = {"protocol": args.protocol,
+                               "datapath_sync": args.datapath_sync or SYNC_MODES[0]}
     with tempfile.TemporaryDirectory(prefix="bench-run-") as scratch, \
             Store(Path(scratch) / "bench.db") as store:
-        if "throughput" in parts or "latency" in parts:
+        if "throughput" in parts:
             figures |= bank_throughput(args, store)
             print(f"sustained snapshot rate {figures['sustained_snapshot_rate_hz']:.0f} Hz with "
                   f"{args.window} gateway updates in flight, "
