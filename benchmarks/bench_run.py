@@ -237,11 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datapath-sync", choices=SYNC_MODES,
                         help="how gateway acks wait for the datapath in the throughput and "
                              f"latency parts (default: the controller's, {SYNC_MODES[0]})")
-    parser.add_argument("--relay-ports-per-backend", type=int,
+    parser.add_argument("--relay-ports-per-backend", type=int, choices=(0, 1),
                         default=EmulationSettings.relay_ports_per_backend,
-                        help="flows per backend the relay answers the bank's VIP on (default "
-                             f"{EmulationSettings.relay_ports_per_backend}; 0: one flow, which "
-                             "sends every credit back to one backend)")
+                        help="1 (default): the relay answers each node's transfers on a flow "
+                             "of its own, which the gateways give to another node; 0: on one "
+                             "flow, which sends every credit back to one backend")
     parser.add_argument("--bank-rate", type=float, default=100.0,
                         help="bank transfers per second per host (throughput part)")
     parser.add_argument("--kv-rate", type=float, default=20.0,
@@ -262,9 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     parts = args.parts.split(",")
     unknown = sorted(set(protocols) - set(PROTOCOLS)) + sorted(set(parts) - set(PARTS))
     if (unknown or args.duration <= 0 or args.snapshot_rate <= 0 or args.overhead_rate <= 0
-            or args.rounds < 1 or args.settle < 0 or args.relay_ports_per_backend < 0):
+            or args.rounds < 1 or args.settle < 0):
         print(f"bench_run.py: unknown protocols or parts {unknown}, or non-positive "
-              "duration/rate/rounds, or a negative settle or relay ports", file=sys.stderr)
+              "duration/rate/rounds, or a negative settle", file=sys.stderr)
         return 2
     problem = machine_problem()
     if problem:

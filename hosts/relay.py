@@ -18,17 +18,16 @@ answers nobody else, so a stranger cannot have it seal a credit.
 A relay sends from its listening socket, one flow to the VIP, which the
 gateways' Maglev hash gives to one backend: every credit back would land
 there, and the bank's money would gather at that node. With
-``--source-ports P,P,...`` it answers each series of transfers (one node's
-transfers to it, :mod:`hosts.services.transfers`) on a flow of its own, as
-a partner bank keeps a connection per correspondent: the first series it
-sees from the first of those ports, the next from the next, and so on round
-the list (datagrams that carry no transfer go from the listening socket).
-The testbed chooses ports whose flows the gateways give to each backend in
-turn (:mod:`testbed.relay_ports`), so the nodes' series come back to
-different nodes and the money stays spread. A series keeps its flow, so one
-node receives all of it, in order: the ranges of transfer ids its state
-keeps stay few (a series spread over several nodes would leave every node
-a range per transfer it got).
+``--answer-ports NODE=PORT,...`` it answers each node's transfers (the
+node a transfer's series comes from, :mod:`hosts.services.transfers`) from
+a socket bound to that node's port, one flow per node, as a partner bank
+keeps a connection per correspondent; a datagram of a node not named, or
+without a transfer, goes from the listening socket. The testbed picks the
+ports so that each node's money comes back to another node
+(:mod:`testbed.relay_ports`). A node's answers keep one flow, so one node
+receives all of them, in order: the ranges of transfer ids a state keeps
+stay few (answers spread over several nodes would leave every node a range
+per transfer it got).
 
 The delay is added by netem on ``--netem-dev`` when the kernel has netem,
 otherwise inside this process (a timer per datagram); the startup line
@@ -50,14 +49,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hosts import wire
 from hosts.loop import StoppableLoop, stop_on_signals
-from hosts.services.transfers import parse
+from hosts.services.transfers import origin_of, parse
 from hosts.truth import MESSAGE_ID, RELAY, TruthLog, message_id_of
 from topologies.secret import MAC_FIELD, RunSecret
 
@@ -100,13 +99,12 @@ class Relay(StoppableLoop):
 
     def __init__(self, sock: socket.socket, forward: tuple[str, int], delay: float,
                  truth: TruthLog | None = None, secret: RunSecret | None = None,
-                 partner: str | None = None, senders: Sequence[socket.socket] = ()):
+                 partner: str | None = None,
+                 answer_from: Mapping[str, socket.socket] | None = None):
         super().__init__()
         self.sock = sock
-        self._senders = list(senders)
-        """The sockets the relay answers series of transfers from (none: the listening one)."""
-        self._flows: dict[str, socket.socket] = {}
-        """Each series of transfers seen so far, with the socket it is answered from."""
+        self.answer_from = dict(answer_from or {})
+        """Per in-group node, the socket its transfers are answered from (others: ``sock``)."""
         self.forward = forward
         self.delay = delay
         self.truth = truth
@@ -151,17 +149,12 @@ class Relay(StoppableLoop):
                                        self._sender_of(message)))
 
     def _sender_of(self, message: dict[str, Any]) -> socket.socket:
-        """The socket the answer to ``message`` leaves from: its series' own."""
+        """The socket the answer to ``message`` leaves from: that of its transfer's node."""
         try:
             series, _ = parse(message.get("transfer"))
         except ValueError:
             return self.sock
-        sender = self._flows.get(series)
-        if sender is None:
-            sender = self._senders[len(self._flows) % len(self._senders)] \
-                if self._senders else self.sock
-            self._flows[series] = sender
-        return sender
+        return self.answer_from.get(origin_of(series), self.sock)
 
     def _forward_due(self, now: float) -> None:
         while self._due and self._due[0][0] <= now:
@@ -188,13 +181,19 @@ def relayed(message: dict[str, Any], message_id: str | None = None,
     return wire.encode(secret.seal(fields) if secret is not None else fields)
 
 
-def parse_ports(text: str) -> list[int]:
-    """``P,P,...`` as a list of distinct UDP ports (empty text: none); ValueError if not."""
-    ports = [part.strip() for part in text.split(",") if part.strip()]
-    if not all(port.isdigit() and 0 < int(port) < 65536 for port in ports) \
-            or len(set(ports)) != len(ports):
-        raise ValueError(f"--source-ports must be distinct ports in 1..65535, got {text!r}")
-    return [int(port) for port in ports]
+def parse_answer_ports(text: str) -> dict[str, int]:
+    """``NODE=PORT,...`` as {node: port}, distinct ports in 1..65535 (empty text: none);
+    ValueError if not."""
+    ports: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        node, _, port = item.partition("=")
+        if not node or not port.isdigit() or not 0 < int(port) < 65536 or node in ports:
+            raise ValueError(f"--answer-ports must be NODE=PORT,... with ports in 1..65535, "
+                             f"got {text!r}")
+        ports[node] = int(port)
+    if len(set(ports.values())) != len(ports):
+        raise ValueError(f"--answer-ports must name distinct ports, got {text!r}")
+    return ports
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,10 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partner", help="answer only datagrams from this IP (the bank's VIP)")
     parser.add_argument("--secret-file", type=Path,
                         help="the run's secret (topologies.secret): seal every datagram sent")
-    parser.add_argument("--source-ports", default="",
-                        help="comma-separated UDP ports to answer series of transfers from, "
-                             "one series per flow, round the list (default: all from the "
-                             "listening port)")
+    parser.add_argument("--answer-ports", default="",
+                        help="NODE=PORT,...: answer each node's transfers from its own UDP "
+                             "port, one flow per node (default: all from the listening port)")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format=f"%(asctime)s relay {args.listen} %(levelname)s %(message)s")
@@ -219,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         listen, forward = wire.parse_address(args.listen), wire.parse_address(args.forward)
         if args.delay < 0:
             raise ValueError(f"--delay must be >= 0, got {args.delay}")
-        source_ports = parse_ports(args.source_ports)
+        answer_ports = parse_answer_ports(args.answer_ports)
         secret = RunSecret.load(args.secret_file) if args.secret_file else None
     except ValueError as error:
         print(f"hosts.relay: {error}", file=sys.stderr)
@@ -238,17 +236,17 @@ def main(argv: list[str] | None = None) -> int:
             how = f"in the relay process (netem on {args.netem_dev} unavailable: {problem})"
     opened: list[socket.socket] = []
     try:
-        for address in [listen, *((listen[0], port) for port in source_ports)]:
+        for address in [listen, *((listen[0], port) for port in answer_ports.values())]:
             opened.append(wire.open_udp(address))
     except OSError as error:
-        print(f"hosts.relay: cannot listen on {args.listen} or send from its --source-ports: "
+        print(f"hosts.relay: cannot listen on {args.listen} or send from its --answer-ports: "
               f"{error}", file=sys.stderr)
         for sock in opened:
             sock.close()
         if netem_added:
             remove_netem(args.netem_dev)
         return 1
-    sock, senders = opened[0], opened[1:]
+    sock, answer_from = opened[0], dict(zip(answer_ports, opened[1:], strict=True))
     bound = "{}:{}".format(*sock.getsockname())
     try:
         truth = TruthLog(Path(args.truth_log), f"relay@{bound}", RELAY) if args.truth_log else None
@@ -259,11 +257,11 @@ def main(argv: list[str] | None = None) -> int:
         if netem_added:
             remove_netem(args.netem_dev)
         return 1
-    relay = Relay(sock, forward, in_process_delay, truth, secret, args.partner, senders)
+    relay = Relay(sock, forward, in_process_delay, truth, secret, args.partner, answer_from)
     try:
         with stop_on_signals(relay):
-            spread = (f", series of transfers answered from {len(senders)} source ports"
-                      if senders else "")
+            spread = (f", {len(answer_from)} nodes' transfers answered from ports of their own"
+                      if answer_from else "")
             print(f"relay ready: {bound} -> {args.forward}{spread}, WAN delay "
                   f"{args.delay * 1e3:.3f} ms emulated {how}", flush=True)
             relay.run()

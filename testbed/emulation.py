@@ -8,8 +8,9 @@ and the os-ken gateway controller), the coordinator service
 namespace's management address, reaching the gateways through a
 :class:`~controller.gateways.client.GatewayClient` connection of its own, on which
 its id updates are pipelined), one relay
-per relay host (external partner banks with the WAN delay, sending from
-source ports whose flows reach every backend alike: :mod:`testbed.relay_ports`)
+per relay host (external partner banks with the WAN delay, answering each
+node's transfers on a flow the gateways give to another node:
+:mod:`testbed.relay_ports`)
 and one agent per
 in-group host running the service (the bank, or the key-value store), then,
 for a service loaded by external clients (the key-value store), one load client
@@ -59,7 +60,7 @@ from hosts.agent import RELAY_PORT, SERVICE_PORT
 from hosts.services.registry import DEFAULT_SERVICE, SERVICES
 from testbed.gateway_updater import ControllerGateways
 from testbed.network import PROJECT_ROOT, DataCenter
-from testbed.relay_ports import PER_BACKEND, spread_source_ports
+from testbed.relay_ports import answer_ports
 from testbed.scoped import Scoped
 from testbed.tau_policy import TauChoice, choose_tau_min
 from testbed.watch import Check, Failure, Watch, bridges_gone, exit_reason
@@ -108,9 +109,10 @@ class EmulationSettings:
     datapath_sync: str | None = None
     """How the gateways' acks wait for their datapath (the controller's
     ``--datapath-sync``, :mod:`controller.gateways.datapath`; None: its default)."""
-    relay_ports_per_backend: int = PER_BACKEND
-    """Flows per backend the relays answer the VIP on (:mod:`testbed.relay_ports`; 0: one
-    flow, from the relay's listening socket, which the gateways give to one backend)."""
+    relay_ports_per_backend: int = 1
+    """1: the relays answer each node's transfers from a port of its own, whose flow the
+    gateways give to another node (:mod:`testbed.relay_ports`); 0: from one flow, the
+    relay's listening socket, which the gateways give to one backend."""
 
     def params(self) -> DataCenterParams:
         """The data center: the in-group on up to 2 leaves, one relay, one client (its prefix
@@ -247,7 +249,7 @@ class Emulation(Scoped):
                 "--netem-dev", self.datacenter.host(relay.name).defaultIntf().name,
                 "--truth-log", str(self.logs / f"{relay.name}.truth"),
                 "--secret-file", str(self.datacenter.secret_file), "--partner", vip,
-                "--source-ports", ",".join(map(str, self._relay_ports(relay.ip, vip))),
+                "--answer-ports", self._relay_answer_ports(relay.ip, vip),
             ])
             self.relays.append(process)
             process.wait_line("relay ready", settings.ready_timeout)
@@ -270,12 +272,11 @@ class Emulation(Scoped):
         self.watch = Watch(self._liveness_checks(), self._component_failed)
         self.watch.start()
 
-    def _relay_ports(self, relay_ip: str, vip: str) -> list[int]:
-        per_backend = self.settings.relay_ports_per_backend
-        if per_backend == 0:
-            return []
-        return spread_source_ports(relay_ip, vip, SERVICE_PORT,
-                                   list(self.plan.services[0].backends), per_backend)
+    def _relay_answer_ports(self, relay_ip: str, vip: str) -> str:
+        if not self.settings.relay_ports_per_backend:
+            return ""
+        ports = answer_ports(relay_ip, vip, SERVICE_PORT, list(self.plan.services[0].backends))
+        return ",".join(f"{node}={port}" for node, port in ports.items())
 
     def _liveness_checks(self) -> dict[str, Check]:
         """What must stay alive while snapshots are taken (:mod:`testbed.watch`)."""

@@ -1,4 +1,4 @@
-"""A relay's answers reach every backend of the VIP alike: ports chosen by Maglev, sent in turn."""
+"""A relay answers each node's transfers on a flow of its own, which lands at another node."""
 
 from __future__ import annotations
 
@@ -6,47 +6,45 @@ import json
 import subprocess
 import sys
 import threading
-from collections import Counter
 
 import pytest
 from test_hosts_fakes import free_udp_port, wait_until
 
 from controller.gateways.maglev import FlowKey, MaglevTable
 from hosts import wire
-from hosts.relay import Relay, parse_ports
-from testbed.relay_ports import UDP, spread_source_ports
+from hosts.relay import Relay, parse_answer_ports
+from testbed.relay_ports import UDP, answer_ports
 
 BACKENDS = ["h1", "h2", "h3", "h4"]
 
 
-def test_the_chosen_ports_give_each_backend_its_share_in_turn() -> None:
-    ports = spread_source_ports("10.200.0.2", "10.100.0.1", 9000, BACKENDS, per_backend=3)
+def test_each_node_is_answered_on_a_flow_that_reaches_the_next_node() -> None:
+    ports = answer_ports("10.200.0.2", "10.100.0.1", 9000, BACKENDS)
     table = MaglevTable(BACKENDS)
-    owners = [table.lookup(FlowKey(UDP, "10.200.0.2", "10.100.0.1", port, 9000))
-              for port in ports]
-    assert len(set(ports)) == 12
-    assert Counter(owners) == dict.fromkeys(BACKENDS, 3)
-    assert owners[:4] == sorted(BACKENDS) and owners[4:8] == sorted(BACKENDS)
-    one_flow = Counter(table.lookup(FlowKey(UDP, "10.200.0.2", "10.100.0.1", 9100, 9000))
-                       for _ in ports)
+    lands = {node: table.lookup(FlowKey(UDP, "10.200.0.2", "10.100.0.1", port, 9000))
+             for node, port in ports.items()}
+    assert lands == {"h1": "h2", "h2": "h3", "h3": "h4", "h4": "h1"}
+    one_flow = {table.lookup(FlowKey(UDP, "10.200.0.2", "10.100.0.1", 9100, 9000))
+                for _ in BACKENDS}
     assert len(one_flow) == 1, "from one port, every answer goes to one backend"
+    assert answer_ports("10.200.0.2", "10.100.0.1", 9000, ["h1"]).keys() == {"h1"}
 
 
-def test_a_relay_answers_each_series_from_a_port_of_its_own_in_turn() -> None:
+def test_a_relay_answers_each_node_from_its_port() -> None:
     bank_side = wire.open_udp(("127.0.0.71", 0))
     listening = wire.open_udp(("127.0.0.72", 0))
-    ports = [free_udp_port("127.0.0.72") for _ in range(3)]
-    senders = [wire.open_udp(("127.0.0.72", port)) for port in ports]
-    relay = Relay(listening, bank_side.getsockname(), delay=0.0, senders=senders)
+    ports = {node: free_udp_port("127.0.0.72") for node in ("a", "b")}
+    answer_from = {node: wire.open_udp(("127.0.0.72", port)) for node, port in ports.items()}
+    relay = Relay(listening, bank_side.getsockname(), delay=0.0, answer_from=answer_from)
     listening_port = listening.getsockname()[1]
     thread = threading.Thread(target=relay.run, daemon=True)
     thread.start()
     answered_from = []
-    series = ["a.0>x", "b.0>x", "a.0>x", "c.0>x", "d.0>x", "b.0>x", "a.0>x", "e.0>x"]
+    transfers = ["a.0>x:1", "b.0>x:1", "a.1>x:1", "c.0>x:1", None, "b.0>x:2"]
     try:
-        for n, one in enumerate([*series, None]):
-            transfer = {} if one is None else {"transfer": f"{one}:{n + 1}"}
-            bank_side.sendto(json.dumps({"kind": "credit", "amount": 1, **transfer}).encode(),
+        for transfer in transfers:
+            fields = {} if transfer is None else {"transfer": transfer}
+            bank_side.sendto(json.dumps({"kind": "credit", "amount": 1, **fields}).encode(),
                              listening.getsockname())
             _, _, source = wait_until(lambda: wire.receive(bank_side), "the relayed datagram",
                                       lambda: None)
@@ -54,20 +52,22 @@ def test_a_relay_answers_each_series_from_a_port_of_its_own_in_turn() -> None:
     finally:
         relay.request_stop()
         thread.join(timeout=5)
-        for sock in (bank_side, listening, *senders):
+        for sock in (bank_side, listening, *answer_from.values()):
             sock.close()
-    a, b, c = ports
-    assert answered_from[:-1] == [a, b, a, c, a, b, a, b], "a series keeps its flow"
-    assert answered_from[-1] == listening_port, "no transfer: from the listening port"
+    a, b = ports["a"], ports["b"]
+    assert answered_from == [a, b, a, listening_port, listening_port, b], (
+        "a node's transfers keep its flow; a node not named, or no transfer: the listening "
+        "port")
 
 
-def test_source_ports_are_checked() -> None:
-    assert parse_ports("") == [] and parse_ports("30001, 30002") == [30001, 30002]
-    for bad in ("30001,30001", "0", "70000", "x"):
+def test_answer_ports_are_checked() -> None:
+    assert parse_answer_ports("") == {}
+    assert parse_answer_ports("h1=30001, h2=30002") == {"h1": 30001, "h2": 30002}
+    for bad in ("h1=30001,h2=30001", "h1=0", "h1=70000", "h1", "=5", "h1=1,h1=2"):
         with pytest.raises(ValueError):
-            parse_ports(bad)
+            parse_answer_ports(bad)
     done = subprocess.run([sys.executable, "-m", "hosts.relay", "--listen", "127.0.0.73:9100",
-                           "--forward", "127.0.0.74:9000", "--source-ports", "1,1"],
+                           "--forward", "127.0.0.74:9000", "--answer-ports", "h1=1,h2=1"],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
-    assert "--source-ports" in done.stderr
+    assert "--answer-ports" in done.stderr
