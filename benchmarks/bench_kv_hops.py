@@ -28,7 +28,6 @@ import argparse
 import json
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -101,6 +100,15 @@ def hops(client_pcap: Path, backend_pcaps: list[Path], client_ip: str,
     return result
 
 
+def wait_for_header(pcap: Path, timeout: float) -> None:
+    """Until tcpdump has written the capture file's header (TimeoutError after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while not (pcap.exists() and pcap.stat().st_size >= 24):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"tcpdump wrote no capture to {pcap} within {timeout:g} s")
+        time.sleep(0.05)
+
+
 def summary(samples: dict[str, list[float]]) -> dict[str, Any]:
     def ms(values: list[float], share: float) -> float | None:
         value = percentile(values, share)
@@ -121,17 +129,13 @@ def measure(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
             client = next(x for x in plan.externals if x.role == "client")
             captured = {name: scratch / f"{name}.pcap"
                         for name in [client.name, *plan.services[0].backends]}
-            dumps = []
+            dumps = [emulation.launch(name, [  # recorded, and stopped when the run ends
+                "tcpdump", "-i", datacenter.host(name).defaultIntf().name, "-U", "-n",
+                "-w", str(pcap), "udp", "port", str(SERVICE_PORT)], module=False)
+                for name, pcap in captured.items()]
             try:
-                for name, pcap in captured.items():
-                    host = datacenter.host(name)
-                    dumps.append(host.popen(
-                        ["tcpdump", "-i", host.defaultIntf().name, "-U", "-n", "-w", str(pcap),
-                         "udp", "port", str(SERVICE_PORT)],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-                for dump in dumps:  # tcpdump says "listening on" once its capture is open
-                    assert dump.stderr is not None
-                    dump.stderr.readline()
+                for pcap in captured.values():  # its file header is written once it captures
+                    wait_for_header(pcap, 10.0)
                 windows = {}  # on the captures' clock: the kernel's real time
                 for phase, rate in (("without", None), ("with", args.rate)):
                     began = time.time()
@@ -140,8 +144,8 @@ def measure(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
                     windows[phase] = (began, time.time())
             finally:
                 for dump in dumps:
-                    dump.terminate()
-                    dump.wait(10)
+                    dump.popen.terminate()
+                    dump.stop()
             backends = [captured[name] for name in plan.services[0].backends]
             for phase, window in windows.items():
                 figures[phase] = summary(hops(captured[client.name], backends, client.ip,
