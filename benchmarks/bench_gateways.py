@@ -55,9 +55,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cpu_time import cpu_seconds  # noqa: E402  (beside this script)
 from pipelined import pipelined  # noqa: E402
+from sweep_arguments import add_sweep_arguments, sweep  # noqa: E402  (beside this script)
 
 from controller.gateways.client import GatewayClient  # noqa: E402
-from controller.gateways.datapath import FALLBACK_PURGE_LOG, SYNC_MODES  # noqa: E402
+from controller.gateways.datapath import FALLBACK_PURGE_LOG  # noqa: E402
 from stats import percentile  # noqa: E402
 from testbed.network import DataCenter, machine_problem  # noqa: E402
 from topologies.addressing import DataCenterParams  # noqa: E402
@@ -256,7 +257,7 @@ def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rat
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Gateway id-update latency and throughput.")
-    parser.add_argument("--gateways", default="1,2,4,8", help="comma-separated |G| values")
+    add_sweep_arguments(parser, gateways="1,2,4,8")
     parser.add_argument("--updates", type=int, default=200, help="id updates per |G|")
     parser.add_argument("--iperf-seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=3,
@@ -265,22 +266,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="id updates per second during iperf3 (0: back to back)")
     parser.add_argument("--in-flight", type=int, default=1,
                         help="id updates outstanding at a time during iperf3 (pipelined)")
-    parser.add_argument("--datapath-sync", default=SYNC_MODES[0],
-                        help="comma-separated ways a gateway's update is made to hold in its "
-                        f"datapath, each measured in turn ({', '.join(SYNC_MODES)})")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     try:
-        sizes = [int(g) for g in args.gateways.split(",")]
-    except ValueError:
-        print(f"bench_gateways: --gateways must be integers, got {args.gateways!r}",
-              file=sys.stderr)
-        return 2
-    modes = args.datapath_sync.split(",")
-    unknown = sorted(set(modes) - set(SYNC_MODES))
-    if unknown:
-        print(f"bench_gateways: unknown --datapath-sync {', '.join(unknown)}; "
-              f"one of {', '.join(SYNC_MODES)}", file=sys.stderr)
+        sizes, modes = sweep(args.gateways, args.datapath_sync)
+    except ValueError as error:
+        print(f"bench_gateways: {error}", file=sys.stderr)
         return 2
     if args.in_flight < 1:
         print("bench_gateways: --in-flight must be at least 1", file=sys.stderr)
@@ -288,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     problem = machine_problem()
     if problem:
         print(f"bench_gateways: {problem}", file=sys.stderr)
-        return 2
+        return 1
     results = []
     print(f"{'|G|':>4} {'sync':>6} {'update p50':>11} {'p99':>8} {'1 gateway p50':>14} {'p99':>8}"
           f" {'iperf Mb/s':>11} {'w/ updates':>11} {'ratio':>6} {'A/A':>6} {'upd/s':>7}"

@@ -52,8 +52,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_gateways import IPERF_PORT, start_iperf_server  # noqa: E402  (beside this script)
 from cpu_time import cpu_seconds  # noqa: E402  (beside this script)
+from sweep_arguments import add_sweep_arguments, sweep  # noqa: E402  (beside this script)
 
-from controller.gateways.datapath import SYNC_MODES, Unixctl  # noqa: E402
+from controller.gateways.datapath import Unixctl  # noqa: E402
 from testbed.network import DataCenter, machine_problem  # noqa: E402
 from testbed.switchd import SwitchDaemon  # noqa: E402
 from topologies.addressing import DataCenterParams  # noqa: E402
@@ -227,35 +228,25 @@ def measure(gateways: int, updates: int, calls: int, changes: int, datapath_sync
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="A gateway switch daemon's CPU per update.")
-    parser.add_argument("--gateways", default="1,8", help="comma-separated |G| values")
+    add_sweep_arguments(parser, gateways="1,8")
     parser.add_argument("--updates", type=int, default=1000, help="id updates per |G|")
     parser.add_argument("--calls", type=int, default=1000,
                         help="unixctl requests (no-op, purge) per |G|")
     parser.add_argument("--interface-changes", type=int, default=30,
                         help="veth pairs added and deleted per |G|")
-    parser.add_argument("--datapath-sync", default=SYNC_MODES[0],
-                        help="comma-separated ways a gateway's update is made to hold in its "
-                        f"datapath, each in a data center of its own ({', '.join(SYNC_MODES)})")
     parser.add_argument("--stream-mbps", type=float, default=0.0,
                         help="iperf3 through the gateways at this rate during the updates, so "
                         "their flow caches hold flows (0: no user traffic)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     try:
-        sizes = [int(g) for g in args.gateways.split(",")]
-    except ValueError:
-        print(f"bench_switchd: --gateways must be integers, got {args.gateways!r}",
-              file=sys.stderr)
+        sizes, modes = sweep(args.gateways, args.datapath_sync)
+    except ValueError as error:
+        print(f"bench_switchd: {error}", file=sys.stderr)
         return 2
     if min(args.updates, args.calls, args.interface_changes) < 1 or args.stream_mbps < 0:
         print("bench_switchd: --updates, --calls and --interface-changes must be >= 1, "
               "--stream-mbps >= 0", file=sys.stderr)
-        return 2
-    modes = args.datapath_sync.split(",")
-    unknown = sorted(set(modes) - set(SYNC_MODES))
-    if unknown:
-        print(f"bench_switchd: unknown --datapath-sync {', '.join(unknown)}; "
-              f"one of {', '.join(SYNC_MODES)}", file=sys.stderr)
         return 2
     problem = machine_problem()
     if problem:
