@@ -39,7 +39,10 @@ follow from such a packet.
 Per-node state the world keeps (counters, clock offsets, crash times,
 pending notifications) lives in flat lists indexed by node number, and
 delays come from vectorised samplers: the cost of an event is a few list
-lookups and one core call.
+lookups and one core call. At a notification wave's end, the local
+snapshots of the nodes that take one then reach the coordinator as one
+batch (``Coordinator.add_locals``: each report checked as ``add_local``
+checks it, the batch taken as if one after the other).
 """
 
 from __future__ import annotations
