@@ -316,8 +316,9 @@ class Coordinator(WireFloor, ReportChecks):
                 continue
             taken.append(local)
             batch_last[local.node] = local.last_id
-        self._tick(now)
         done = []
+        if taken:
+            self._tick(now)
         for local in taken:
             done += self._take_local(local, now)
         return done, refused
