@@ -61,6 +61,7 @@ from controller.gateways.client import GatewayClient  # noqa: E402
 from controller.gateways.datapath import FALLBACK_PURGE_LOG  # noqa: E402
 from stats import percentile  # noqa: E402
 from testbed.network import DataCenter, machine_problem  # noqa: E402
+from testbed.switchd import GATEWAY_DAEMONS  # noqa: E402
 from topologies.addressing import DataCenterParams  # noqa: E402
 from topologies.claims import NamePool  # noqa: E402
 
@@ -160,7 +161,8 @@ def cpu_ms_per_update(groups: dict[str, list[int]],
 
 def gateway_upcalls(dc: DataCenter) -> int:
     """Datapath misses the gateways' daemons have sent through an upcall so far."""
-    return sum(dc.switch_daemon(g.name).upcalls() for g in dc.plan.gateways)
+    assert dc.daemons is not None
+    return sum(daemon.upcalls() for daemon in dc.daemons.of_gateways())
 
 
 def fallback_purges(dc: DataCenter) -> int:
@@ -174,12 +176,13 @@ def coalesced_updates(dc: DataCenter) -> int:
 
 
 def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rate: float,
-            prefix: str, datapath_sync: str, in_flight: int = 1) -> dict[str, Any]:
+            prefix: str, datapath_sync: str, in_flight: int = 1,
+            gateway_daemons: str | None = None) -> dict[str, Any]:
     # One backend behind the VIP, so iperf3's control and data connections meet.
     params = DataCenterParams(spines=1, leaves=1, hosts_per_leaf=1, gateways=gateways,
                               externals=1, relays=0)
     with DataCenter(params, names=NamePool(prefix, "172.24.0.0/16"),
-                    datapath_sync=datapath_sync) as dc:
+                    datapath_sync=datapath_sync, gateway_daemons=gateway_daemons) as dc:
         gateway_names = [g.name for g in dc.plan.gateways]
         roundtrips = [dc.controller.roundtrip(gateway_names[i % gateways])
                       for i in range(updates)]
@@ -230,6 +233,7 @@ def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rat
     return {
         "gateways": gateways,
         "datapath_sync": datapath_sync,
+        "gateway_daemons": dc.gateway_daemons,
         "updates": updates,
         "update_rate_requested": update_rate,
         "update_p50_ms": percentile(latencies, 0.5) * 1e3,
@@ -266,12 +270,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="id updates per second during iperf3 (0: back to back)")
     parser.add_argument("--in-flight", type=int, default=1,
                         help="id updates outstanding at a time during iperf3 (pipelined)")
+    parser.add_argument("--gateway-daemons",
+                        help="comma-separated: all gateways on one switch daemon, or each on "
+                        f"its own, each in a data center of its own ({', '.join(GATEWAY_DAEMONS)};"
+                        " default: the data center's, shared unless the sync is watch)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     try:
         sizes, modes = sweep(args.gateways, args.datapath_sync)
     except ValueError as error:
         print(f"bench_gateways: {error}", file=sys.stderr)
+        return 2
+    gateway_daemons = args.gateway_daemons.split(",") if args.gateway_daemons else [None]
+    unknown = sorted(set(gateway_daemons) - {*GATEWAY_DAEMONS, None})
+    if unknown:
+        print(f"bench_gateways: unknown --gateway-daemons {', '.join(unknown)}; "
+              f"one of {', '.join(GATEWAY_DAEMONS)}", file=sys.stderr)
         return 2
     if args.in_flight < 1:
         print("bench_gateways: --in-flight must be at least 1", file=sys.stderr)
@@ -281,21 +295,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_gateways: {problem}", file=sys.stderr)
         return 1
     results = []
-    print(f"{'|G|':>4} {'sync':>6} {'update p50':>11} {'p99':>8} {'1 gateway p50':>14} {'p99':>8}"
+    print(f"{'|G|':>4} {'sync,daemons':>13} {'update p50':>11} {'p99':>8}"
+          f" {'1 gateway p50':>14} {'p99':>8}"
           f" {'iperf Mb/s':>11} {'w/ updates':>11} {'ratio':>6} {'A/A':>6} {'upd/s':>7}"
           f" {'CPU ms/update ctl':>18} {'switchd':>8} {'ctl in iperf':>12}"
           f" {'retransmits':>12} {'w/ upd':>7} {'upcalls/upd':>11} {'purged':>6}"
           f" {'coalesced':>9} {'load':>5}")
-    for gateways, mode in ((g, m) for g in sizes for m in modes):
+    for gateways, daemons, mode in itertools.product(sizes, gateway_daemons, modes):
         try:
             row = measure(gateways, args.updates, args.iperf_seconds, args.rounds,
                           args.update_rate, prefix="b", datapath_sync=mode,
-                          in_flight=args.in_flight)
+                          in_flight=args.in_flight, gateway_daemons=daemons)
         except ValueError as error:
             print(f"bench_gateways: {error}", file=sys.stderr)
             return 2
         results.append(row)
-        print(f"{gateways:>4} {mode:>6} {row['update_p50_ms']:>9.2f}ms"
+        label = f"{mode},{row['gateway_daemons']}"
+        print(f"{gateways:>4} {label:>13} {row['update_p50_ms']:>9.2f}ms"
               f" {row['update_p99_ms']:>6.2f}ms"
               f" {row['roundtrip_p50_ms']:>12.2f}ms {row['roundtrip_p99_ms']:>6.2f}ms"
               f" {row['iperf_quiet_mbps']:>11.1f} {row['iperf_updating_mbps']:>11.1f}"

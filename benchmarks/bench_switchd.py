@@ -165,13 +165,12 @@ def measure(gateways: int, updates: int, calls: int, changes: int, datapath_sync
     params = DataCenterParams(spines=1, leaves=1, hosts_per_leaf=1, gateways=gateways,
                               externals=1, relays=0)
     with DataCenter(params, names=NamePool("b", "172.24.0.0/16"),
-                    datapath_sync=datapath_sync) as dc:
+                    datapath_sync=datapath_sync, gateway_daemons="own") as dc:
         assert dc.daemons is not None
         first = dc.switch_daemon(dc.plan.gateways[0].name)
         assert first.switch is not None
         pid = first.switch.pid
-        gateway_pids = [dc.switch_daemon(g.name).switch.pid  # type: ignore[union-attr]
-                        for g in dc.plan.gateways]
+        gateway_pids = [d.switch.pid for d in dc.daemons.of_gateways() if d.switch is not None]
         every_pid = [d.switch.pid for d in dc.daemons.daemons.values() if d.switch is not None]
         for snapshot_id in range(1, 51):  # the gateway's flows and the controller warmed up
             dc.controller.set_id(snapshot_id)

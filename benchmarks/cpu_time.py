@@ -41,12 +41,11 @@ def emulation_parts(emulation: Any) -> dict[str, list[int]]:
     parts["relays"] = [relay.popen.pid for relay in emulation.relays]
     parts["clients"] = [client.popen.pid for client in emulation.clients]
     parts["controller"] = [datacenter.controller_process.pid]
-    daemons = datacenter.daemons.daemons
-    for part, names in (("gateway daemons", datacenter.daemons.gateways),
-                        ("fabric daemon", [datacenter.daemons.FABRIC])):
-        parts[part] = [process.pid for name in names
-                       for process in (daemons[name].switch, daemons[name].database)
-                       if process is not None]
+    daemons = datacenter.daemons
+    for part, chosen in (("gateway daemons", daemons.of_gateways()),
+                         ("fabric daemon", [daemons.daemons[daemons.FABRIC]])):
+        parts[part] = [process.pid for daemon in chosen
+                       for process in (daemon.switch, daemon.database) if process is not None]
     return parts
 
 

@@ -3,7 +3,7 @@
 ``DataCenter(params)`` checks the parameters before creating anything (bad
 ones raise one ``ValueError``). Entering it writes the address plan to a
 temporary directory, starts the data center's own switch daemons there (one
-``ovsdb-server`` + ``ovs-vswitchd`` per gateway and one for the fabric,
+``ovsdb-server`` + ``ovs-vswitchd`` for the gateways and one for the fabric,
 :mod:`testbed.switchd`), starts ``python -m controller.gateways`` (kept by its
 PID), builds and starts the Mininet network on those daemons, and waits until
 every switch has connected and its proactive rules are installed. Leaving
@@ -47,11 +47,14 @@ from typing import Any
 
 from beaver.ids import tos_space
 from controller.gateways.client import ControllerError, GatewayClient
+from controller.gateways.datapath import check_sync
 from controller.gateways.rules import dropped_ttls
 from testbed.scoped import Scoped
 from testbed.switchd import (
+    GATEWAY_DAEMONS,
     SwitchDaemon,
     SwitchDaemons,
+    check_gateway_daemons,
     daemon_problem,
     terminate,
 )
@@ -113,7 +116,13 @@ class DataCenter(Scoped):
                  update_timeout: float = 2.0, window: int | None = None,
                  mininet_log: str = "warning", state_dir: Path | None = None,
                  names: NamePool | None = None, data_loss: float = 0.0,
-                 datapath_sync: str | None = None) -> None:
+                 datapath_sync: str | None = None,
+                 gateway_daemons: str | None = None) -> None:
+        if gateway_daemons is None:
+            gateway_daemons = "own" if datapath_sync == "watch" else GATEWAY_DAEMONS[0]
+        check_gateway_daemons(gateway_daemons)  # checked now, before anything is created
+        if datapath_sync is not None:
+            check_sync(datapath_sync, shared_daemon=gateway_daemons == "shared")
         self.params = params or DataCenterParams()
         self.plan: AddressPlan = build_plan(self.params)
         self.controller_port = controller_port
@@ -126,6 +135,9 @@ class DataCenter(Scoped):
         self.data_loss = data_loss
         self.datapath_sync = datapath_sync
         """The controller's ``--datapath-sync`` (None: its default)."""
+        self.gateway_daemons = gateway_daemons
+        """All gateways on one switch daemon, or each on its own (:data:`GATEWAY_DAEMONS`;
+        None: shared, but each on its own with the ``watch`` sync, which needs that)."""
         """Share of in-group datagrams the leaves drop (``rules.loss_rules``)."""
         self.window = window
         """Snapshot ids in flight (the window of :func:`beaver.ids.tos_space`); None: its
@@ -180,7 +192,8 @@ class DataCenter(Scoped):
         self.record.add_directory(self.workdir)
         self.plan_file.write_text(self.plan.to_json())
         self.secret = RunSecret.create(self.workdir)
-        self.daemons = SwitchDaemons(self.workdir / "ovs", [g.name for g in self.plan.gateways])
+        self.daemons = SwitchDaemons(self.workdir / "ovs", [g.name for g in self.plan.gateways],
+                                     self.gateway_daemons)
         self.daemons.rundir.mkdir()
         self.daemons.start(self.record.add_process)
         self._start_controller_on_free_ports()

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from emulated_cli import REPO, bridges_of, switch_daemons_of
 
+from testbed.switchd import SwitchDaemons
 from topologies.leftovers import System
 from topologies.record import STATE_DIR_VARIABLE, Record, process_start
 
@@ -96,7 +97,7 @@ def test_sigkilled_run_keeps_its_snapshots_and_clean_removes_its_network(
         survivors = {p.role for p in record.processes if p.pid in left["processes"]}
         assert "controller" in survivors, "the controller outlived the run"
         assert {"ovs-vswitchd of switch daemon fabric", "ovsdb-server of switch daemon fabric",
-                f"ovs-vswitchd of switch daemon {prefix}gw1"} <= survivors, \
+                f"ovs-vswitchd of switch daemon {SwitchDaemons.SHARED}"} <= survivors, \
             "the switch daemons outlived the run"
         assert sorted(switch_daemons_of(prefix)) == sorted(
             p.pid for p in record.processes if "switch daemon" in p.role and p.pid in left[

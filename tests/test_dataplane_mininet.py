@@ -32,6 +32,7 @@ from emulated_cli import bridges_of, switch_daemons_of, workdirs_of
 from beaver.ids import tos_space
 from controller.gateways.datapath import SYNC_MODES, stale_flows
 from testbed.network import DataCenter
+from testbed.switchd import GATEWAY_DAEMONS
 from topologies.addressing import DataCenterParams
 from topologies.claims import NamePool
 
@@ -91,16 +92,18 @@ def assert_all_gone(pids: list[int], workdir: Path, prefix: str) -> None:
     assert switch_daemons_of(prefix) == [] and bridges_of(prefix) == [] == workdirs_of(prefix)
 
 
+@pytest.mark.parametrize("gateway_daemons", GATEWAY_DAEMONS)
 def test_leaving_normally_or_on_an_exception_removes_every_daemon_and_file(
-        mininet_machine: None) -> None:
+        mininet_machine: None, gateway_daemons: str) -> None:
     for ending in ("normal", "exception"):
         with pytest.raises(RuntimeError, match="boom") if ending == "exception" else \
                 contextlib.nullcontext():
-            with DataCenter(SMALL, names=NAMES) as dc:
+            with DataCenter(SMALL, names=NAMES, gateway_daemons=gateway_daemons) as dc:
                 assert dc.workdir is not None
                 workdir, prefix = dc.workdir, dc.plan.prefix
                 processes = daemon_processes(dc)
-                assert len(processes) == 2 * (1 + SMALL.gateways)
+                gateway_daemon_count = SMALL.gateways if gateway_daemons == "own" else 1
+                assert len(processes) == 2 * (1 + gateway_daemon_count)
                 assert sorted(switch_daemons_of(prefix)) == sorted(p.pid for p in processes)
                 files = {p.name for p in (workdir / "ovs").rglob("*")}
                 assert {"conf.db", "db.sock", "vswitchd.ctl", f"{prefix}gw1.mgmt"} <= files

@@ -16,7 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from controller.gateways.datapath import SYNC_MODES, DatapathApplier, stale_flows
+from controller.gateways.datapath import (
+    SYNC_MODES,
+    DatapathApplier,
+    appliers_by_gateway,
+    stale_flows,
+)
 from controller.gateways.stamping import MARK_SPACE, stamp_mark
 
 
@@ -125,3 +130,29 @@ def test_an_unknown_mode_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="sync mode"):
         DatapathApplier("gw1", tmp_path / "vswitchd.ctl", "flush")
     assert set(SYNC_MODES) == {"purge", "watch"}
+
+
+def test_gateways_on_one_daemon_share_its_applier_and_its_purge(tmp_path: Path) -> None:
+    """Gateways of a shared daemon get one applier; barriers that came back while it was
+    busy are all served by one purge (which empties every gateway's flows of that daemon)."""
+    shared, own = tmp_path / "shared.ctl", tmp_path / "own.ctl"
+    daemon = FakeUnixctl(shared)
+    FakeUnixctl(own)
+    appliers = appliers_by_gateway({"gw1": shared, "gw2": shared, "gw3": own})
+    assert appliers["gw1"] is appliers["gw2"] is not appliers["gw3"]
+    results: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+    applier = appliers["gw1"]
+    applier.after_sync(7, results.put)  # queued before the thread runs: served together
+    applier.after_sync(7, results.put)
+    applier.start()
+    assert [results.get(timeout=10), results.get(timeout=10)] == [None, None]
+    applier.stop()
+    assert daemon.methods == ["revalidator/purge"]
+
+
+def test_watching_needs_a_daemon_per_gateway(tmp_path: Path) -> None:
+    shared = tmp_path / "shared.ctl"
+    with pytest.raises(ValueError, match="daemon per gateway"):
+        appliers_by_gateway({"gw1": shared, "gw2": shared}, "watch")
+    own = appliers_by_gateway({"gw1": shared, "gw2": tmp_path / "other.ctl"}, "watch")
+    assert own["gw1"] is not own["gw2"]

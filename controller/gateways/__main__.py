@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from beaver.ids import TOS_WINDOW, tos_space
-from controller.gateways.datapath import SYNC_MODES
+from controller.gateways.datapath import SYNC_MODES, check_sync
 from controller.gateways.rules import dropped_ttls
 from topologies.addressing import AddressPlan
 from topologies.secret import RunSecret
@@ -73,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"got {option!r}", file=sys.stderr)
             return 2
         controls[gateway] = Path(path)
+    try:
+        check_sync(args.datapath_sync, len(set(controls.values())) < len(controls))
+    except ValueError as error:
+        print(f"python -m controller.gateways: {error}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from os_ken import cfg

@@ -40,7 +40,7 @@ from os_ken.ofproto import ofproto_v1_3
 
 from beaver.ids import IdSpace, tos_space, tos_to_code
 from controller.gateways.control import ControlServer
-from controller.gateways.datapath import SYNC_MODES, DatapathApplier
+from controller.gateways.datapath import SYNC_MODES, appliers_by_gateway
 from controller.gateways.decisions import (
     GatewayController,
     Install,
@@ -119,12 +119,12 @@ class GatewayApp(app_manager.OSKenApp):
         self.barrier_requests = BarrierRequests()
         self.control = ControlServer(self, self.settings.control_host, self.settings.control_port,
                                      self.settings.secret)
-        self.appliers = {gateway: DatapathApplier(gateway, path, self.settings.datapath_sync)
-                         for gateway, path in self.settings.datapath_controls.items()}
+        self.appliers = appliers_by_gateway(self.settings.datapath_controls,
+                                            self.settings.datapath_sync)
 
     def start(self) -> Any:
         thread = super().start()
-        for applier in self.appliers.values():
+        for applier in set(self.appliers.values()):
             applier.start()
         self.control.start()
         threading.Thread(target=self._watch_connections, daemon=True, name="watch").start()
@@ -133,7 +133,7 @@ class GatewayApp(app_manager.OSKenApp):
 
     def stop(self) -> None:
         self.control.stop()
-        for applier in self.appliers.values():
+        for applier in set(self.appliers.values()):
             applier.stop()
         super().stop()
 

@@ -36,12 +36,16 @@ the flow-mod starts has often ended by then, and the next one comes only
 after ``min(other_config:max-idle, 500 ms)`` (Open vSwitch 3.1 does not
 apply ``max-revalidator`` to that timer).
 
-The gateway runs on a switch daemon of its own (:mod:`testbed.switchd`), so
-either touches only that gateway's few cached flows.
+Each gateway runs on a switch daemon of its own by default
+(:mod:`testbed.switchd`), so either touches only that gateway's few cached
+flows; all gateways may instead share one daemon, whose purge then empties
+every gateway's flows at once.
 
-One :class:`DatapathApplier` per gateway does this on its own thread, so
-gateways finish their updates independently and no lock is held while a
-daemon answers.
+One :class:`DatapathApplier` per daemon (:func:`appliers`) does this on its
+own thread, so daemons finish their updates independently and no lock is
+held while a daemon answers; the gateways of a shared daemon whose
+barriers came back while a sync was under way are all served by the next
+one.
 """
 
 from __future__ import annotations
@@ -150,12 +154,34 @@ class Unixctl:
             self._socket = None
 
 
+def check_sync(mode: str, shared_daemon: bool) -> None:
+    """ValueError unless ``mode`` is a sync that works with the gateways' daemons."""
+    if mode not in SYNC_MODES:
+        raise ValueError(f"unknown datapath sync mode {mode!r}; one of {', '.join(SYNC_MODES)}")
+    if mode == "watch" and shared_daemon:
+        raise ValueError("the watch sync needs a switch daemon per gateway: a shared daemon's "
+                         "flow dump does not say which gateway a flow is of")
+
+
+def appliers_by_gateway(controls: dict[str, Path],
+                        mode: str = SYNC_MODES[0]) -> dict[str, DatapathApplier]:
+    """Gateway -> the applier of the daemon running it (``controls``: gateway -> the daemon's
+    unixctl socket): one applier per daemon, shared by the gateways on it."""
+    by_socket: dict[Path, list[str]] = {}
+    for gateway, path in controls.items():
+        by_socket.setdefault(path, []).append(gateway)
+    check_sync(mode, any(len(gateways) > 1 for gateways in by_socket.values()))
+    shared = {path: DatapathApplier("+".join(gateways), path, mode)
+              for path, gateways in by_socket.items()}
+    return {gateway: shared[path] for gateway, path in controls.items()}
+
+
 class DatapathApplier:
-    """One gateway's worker: make its new rules hold in its datapath, then run the callback."""
+    """One daemon's worker: make its gateways' new rules hold in its datapath, then run the
+    callbacks."""
 
     def __init__(self, gateway: str, control_socket: Path, mode: str = SYNC_MODES[0]) -> None:
-        if mode not in SYNC_MODES:
-            raise ValueError(f"unknown datapath sync mode {mode!r}; one of {SYNC_MODES}")
+        check_sync(mode, shared_daemon=False)
         self.gateway = gateway
         self.mode = mode
         self.unixctl = Unixctl(control_socket)
