@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from emulated_cli import REPO, bridges_of, last_json
 
+from testbed.switchd import SwitchDaemons
 from topologies.record import STATE_DIR_VARIABLE, Record
 
 pytestmark = pytest.mark.mininet
@@ -30,12 +31,12 @@ pytestmark = pytest.mark.mininet
 
 def break_component(record: Record, role: str) -> tuple[str, str]:
     """Kill the recorded process whose role starts with ``role``, or delete the first
-    gateway bridge (``role == "bridge"``, on that gateway's switch daemon); returns the
+    gateway bridge (``role == "bridge"``, on the gateways' switch daemon); returns the
     failure the run should report."""
     if role == "bridge":
         gateway = next(b.name for b in record.bridges if b.name.startswith(f"{record.prefix}gw"))
-        [database] = [Path(d) / "ovs" / gateway / "db.sock" for d in record.directories
-                      if (Path(d) / "ovs" / gateway / "db.sock").exists()]
+        sockets = [Path(d) / "ovs" / SwitchDaemons.SHARED / "db.sock" for d in record.directories]
+        [database] = [path for path in sockets if path.exists()]
         subprocess.run(["ovs-vsctl", f"--db=unix:{database}", "del-br", gateway], check=True)
         return "bridges", f"bridge {gateway} is gone"
     victim = next(p for p in record.processes if p.role.startswith(role))
