@@ -292,8 +292,7 @@ class Coordinator(WireFloor, ReportChecks):
         if type(now) is not float or not isfinite(now):
             require_time(now)
         self._check_local(local)
-        if now > self._clock:
-            self._tick(now)
+        self._tick(now)
         return self._take_local(local, now)
 
     def add_locals(

@@ -36,12 +36,11 @@ the flow-mod starts has often ended by then, and the next one comes only
 after ``min(other_config:max-idle, 500 ms)`` (Open vSwitch 3.1 does not
 apply ``max-revalidator`` to that timer).
 
-Each gateway runs on a switch daemon of its own by default
-(:mod:`testbed.switchd`), so either touches only that gateway's few cached
-flows; all gateways may instead share one daemon, whose purge then empties
-every gateway's flows at once.
+The gateways share one switch daemon by default (:mod:`testbed.switchd`),
+so a purge empties every gateway's few cached flows at once; with a daemon
+per gateway, either mode touches only that gateway's flows.
 
-One :class:`DatapathApplier` per daemon (:func:`appliers`) does this on its
+One :class:`DatapathApplier` per daemon (:func:`appliers_by_gateway`) does this on its
 own thread, so daemons finish their updates independently and no lock is
 held while a daemon answers; the gateways of a shared daemon whose
 barriers came back while a sync was under way are all served by the next
