@@ -12,10 +12,12 @@ import json
 import queue
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from controller.gateways import datapath
 from controller.gateways.datapath import (
     SYNC_MODES,
     DatapathApplier,
@@ -156,3 +158,68 @@ def test_watching_needs_a_daemon_per_gateway(tmp_path: Path) -> None:
         appliers_by_gateway({"gw1": shared, "gw2": shared}, "watch")
     own = appliers_by_gateway({"gw1": shared, "gw2": tmp_path / "other.ctl"}, "watch")
     assert own["gw1"] is not own["gw2"]
+
+
+def test_a_shared_daemon_syncs_once_after_the_last_barrier_of_an_update(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parts of one update on a shared daemon get one purge, after the last of their
+    barriers came back: a part whose barrier came back first waits for the others out
+    then, not for barriers sent later."""
+    monkeypatch.setattr(datapath, "SIBLING_WAIT", 60.0)  # only the barriers end the wait
+    path = tmp_path / "shared.ctl"
+    daemon = FakeUnixctl(path)
+    applier = appliers_by_gateway({"gw1": path, "gw2": path})["gw1"]
+    applier.start()
+    results: queue.SimpleQueue[tuple[str, str | None]] = queue.SimpleQueue()
+    first, second = applier.expect("gw1"), applier.expect("gw2")
+    applier.after_sync(7, lambda failure: results.put(("gw1", failure)), first)
+    later = applier.expect("gw1")  # the next update's barrier: not waited for
+    with pytest.raises(queue.Empty):
+        results.get(timeout=0.2)
+    assert daemon.methods == []
+    applier.after_sync(7, lambda failure: results.put(("gw2", failure)), second)
+    assert sorted([results.get(timeout=10), results.get(timeout=10)]) == [
+        ("gw1", None), ("gw2", None)]
+    applier.after_sync(8, lambda failure: results.put(("gw1", failure)), later)
+    assert results.get(timeout=10) == ("gw1", None)
+    applier.stop()
+    assert daemon.methods == ["revalidator/purge"] * 2
+
+
+def test_a_barrier_that_never_comes_back_delays_the_sync_only_so_long(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A part whose sibling's barrier is lost is synced after ``SIBLING_WAIT``; later
+    syncs wait for that barrier no more."""
+    path = tmp_path / "shared.ctl"
+    daemon = FakeUnixctl(path)
+    applier = appliers_by_gateway({"gw1": path, "gw2": path})["gw1"]
+    applier.start()
+    results: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+    applier.expect("gw1")  # lost
+    asked = time.monotonic()
+    applier.after_sync(7, results.put, applier.expect("gw2"))
+    assert results.get(timeout=10) is None
+    assert time.monotonic() - asked >= datapath.SIBLING_WAIT
+    monkeypatch.setattr(datapath, "SIBLING_WAIT", 60.0)
+    applier.after_sync(8, results.put, applier.expect("gw2"))  # waits for gw1's no more
+    assert results.get(timeout=10) is None
+    applier.stop()
+    assert daemon.methods == ["revalidator/purge"] * 2
+
+
+def test_a_gateway_seen_gone_no_longer_delays_the_sync(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(datapath, "SIBLING_WAIT", 60.0)
+    path = tmp_path / "shared.ctl"
+    daemon = FakeUnixctl(path)
+    applier = appliers_by_gateway({"gw1": path, "gw2": path})["gw1"]
+    applier.start()
+    results: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+    applier.expect("gw1")
+    applier.after_sync(8, results.put, applier.expect("gw2"))
+    with pytest.raises(queue.Empty):
+        results.get(timeout=0.2)
+    applier.withdraw("gw1")  # gw1's connection is gone: its barriers will never come back
+    assert results.get(timeout=10) is None
+    applier.stop()
+    assert daemon.methods == ["revalidator/purge"]

@@ -213,6 +213,8 @@ class GatewayApp(app_manager.OSKenApp):
         self.probing.discard(name)
         self.decisions.on_disconnect(name)
         self.barriers = {k: v for k, v in self.barriers.items() if k[0] != datapath.id}
+        if name in self.appliers:
+            self.appliers[name].withdraw(name)
         self._wake_settled()
         self.changed.notify_all()
 
@@ -314,8 +316,8 @@ class GatewayApp(app_manager.OSKenApp):
             probe = flow_mod(datapath, GATEWAY_PIPELINE, self.decisions.probe_rule(gateway),
                              delete)
             current = self.decisions.gateways[gateway].current
-            probe.xid, barrier = self._barrier_request(datapath, lambda now: self._apply(
-                gateway, datapath, now, current, lambda at, failure: acked.append(at)))
+            probe.xid, barrier = self._synced_barrier(
+                gateway, datapath, current, lambda at, failure: acked.append(at))
             probe.serialize()
             datapath.send(probe.buf + barrier)
             self.changed.wait_for(lambda: bool(acked),
@@ -368,9 +370,9 @@ class GatewayApp(app_manager.OSKenApp):
                                                        self.barrier_requests.next_xid()))
             return
         self.decisions.stamp_sent(gateway, time.monotonic())
-        xid, barrier = self._barrier_request(datapath, lambda now: self._apply(
-            gateway, datapath, now, op.snapshot_id,
-            lambda at, failure: self._acked(gateway, at, failure)))
+        xid, barrier = self._synced_barrier(
+            gateway, datapath, op.snapshot_id,
+            lambda at, failure: self._acked(gateway, at, failure))
         datapath.send(self.current_messages.encode(datapath, op.rule, xid) + barrier)
 
     def _acked(self, gateway: str, at: float, failure: str | None) -> None:
@@ -378,8 +380,19 @@ class GatewayApp(app_manager.OSKenApp):
         self._send_ops(self.decisions.stamp_acked(gateway, at, failure))
         self._wake_settled()
 
+    def _synced_barrier(self, gateway: str, datapath: Any, snapshot_id: int,
+                        done: Callable[[float, str | None], None]) -> tuple[int, bytes]:
+        """(xid, bytes) of a barrier for ``gateway`` (lock held) whose reply calls
+        ``done(time, failure)`` once the datapath follows the rules sent before it
+        (:meth:`_apply`); the gateway's applier expects it, so that the syncs of the
+        gateways on its daemon wait for each other's barriers."""
+        applier = self.appliers.get(gateway)
+        ticket = applier.expect(gateway) if applier is not None else None
+        return self._barrier_request(datapath, lambda now: self._apply(
+            gateway, datapath, now, snapshot_id, ticket, done))
+
     def _apply(self, gateway: str, datapath: Any, barrier_at: float, snapshot_id: int,
-               done: Callable[[float, str | None], None]) -> None:
+               ticket: int | None, done: Callable[[float, str | None], None]) -> None:
         """The barrier of ``gateway`` came back on ``datapath`` (lock held): ``done(time,
         failure)`` once its datapath flows follow the new rules (they stamp ``snapshot_id``
         or a later one): at once without an applier, else from its thread, if the
@@ -396,7 +409,7 @@ class GatewayApp(app_manager.OSKenApp):
                     done(now, failure)
                 self.changed.notify_all()
 
-        applier.after_sync(snapshot_id, synced)
+        applier.after_sync(snapshot_id, synced, ticket)
 
     def _send_rule(self, rule: Rule, delete: bool = False) -> None:
         datapath = self.datapaths[rule.switch]

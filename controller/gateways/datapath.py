@@ -42,16 +42,23 @@ per gateway, either mode touches only that gateway's flows.
 
 One :class:`DatapathApplier` per daemon (:func:`appliers_by_gateway`) does this on its
 own thread, so daemons finish their updates independently and no lock is
-held while a daemon answers; the gateways of a shared daemon whose
-barriers came back while a sync was under way are all served by the next
-one.
+held while a daemon answers. The gateways of a shared daemon are served
+by one sync per update: each barrier whose reply will ask for a sync takes
+a ticket when it is sent (:meth:`DatapathApplier.expect`), and when the
+first reply asks for a sync, the applier waits until every barrier out at
+that moment came back (or ``SIBLING_WAIT`` passed; barriers sent later are
+not waited for). So an update's parts on one daemon, sent together, get
+one purge after the last of their barriers instead of one after the first
+and another for the rest (measured: 2.2 purges per update at |G| = 8
+before, docs/dataplane.md), and pipelined updates whose barriers were out
+together share it. Waiting longer is always sound: a sync serves every
+barrier that came back before it started.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import queue
 import re
 import socket
 import threading
@@ -73,6 +80,9 @@ WATCH_TIMEOUT = 0.2
 WATCH_FIRST_PAUSE = 0.0005
 WATCH_LONGEST_PAUSE = 0.004
 """Seconds between two reads of the flows: doubling from the first, up to the longest."""
+SIBLING_WAIT = 0.02
+"""Seconds a sync waits at most for barriers sent before the newest that came back (a
+barrier later than this, or one whose connection is gone, gets a sync of its own)."""
 FALLBACK_PURGE_LOG = "purging them"
 """What the controller logs when a ``watch`` sync falls back to purging."""
 FLOW_MARK = re.compile(r"skb_mark\((0x[0-9a-fA-F]+|[0-9]+)")
@@ -184,7 +194,16 @@ class DatapathApplier:
         self.gateway = gateway
         self.mode = mode
         self.unixctl = Unixctl(control_socket)
-        self._work: queue.SimpleQueue[tuple[int, Callback] | None] = queue.SimpleQueue()
+        self._changed = threading.Condition()
+        self._work: list[tuple[int, Callback, int | None]] = []
+        """Syncs asked for and not yet started: (snapshot id, callback, ticket)."""
+        self._first_asked = 0.0
+        self._last_ticket = 0
+        self._awaited = 0
+        """The newest ticket the syncs asked for wait for: the last one out at the first."""
+        self._outstanding: dict[int, str] = {}
+        """Ticket -> gateway of every barrier sent whose reply has not asked for its sync."""
+        self._stopped = False
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f"apply-{gateway}")
 
@@ -192,15 +211,45 @@ class DatapathApplier:
         self._thread.start()
 
     def stop(self) -> None:
-        self._work.put(None)
+        with self._changed:
+            self._stopped = True
+            self._changed.notify()
 
-    def after_sync(self, snapshot_id: int, done: Callback) -> None:
+    def expect(self, gateway: str) -> int:
+        """A barrier to ``gateway`` whose reply will ask for a sync is being sent: its ticket
+        (pass it to :meth:`after_sync`)."""
+        with self._changed:
+            self._last_ticket += 1
+            self._outstanding[self._last_ticket] = gateway
+            return self._last_ticket
+
+    def withdraw(self, gateway: str) -> None:
+        """``gateway``'s connection is gone: its barriers out will never come back."""
+        with self._changed:
+            self._outstanding = {t: g for t, g in self._outstanding.items() if g != gateway}
+            if self._work and self._batch_complete():
+                self._changed.notify()
+
+    def after_sync(self, snapshot_id: int, done: Callback, ticket: int | None = None) -> None:
         """Make the rules hold (:meth:`sync`), then ``done(None)``, or ``done(reason)``.
 
         ``snapshot_id``: the id the gateway's stamp rule in the tables stamps now (or an
-        older one).
+        older one); ``ticket``: the barrier's from :meth:`expect` (None: sync without
+        waiting for other barriers).
         """
-        self._work.put((snapshot_id, done))
+        with self._changed:
+            self._outstanding.pop(ticket, None)  # type: ignore[arg-type]
+            first = not self._work
+            if first:  # the batch waits for the barriers out now, not for any sent later
+                self._first_asked = time.monotonic()
+                self._awaited = self._last_ticket
+            self._work.append((snapshot_id, done, ticket))
+            if first or self._batch_complete():  # the first starts the thread's wait
+                self._changed.notify()
+
+    def _batch_complete(self) -> bool:
+        """Whether every barrier that was out when the first sync was asked for came back."""
+        return not self._outstanding or min(self._outstanding) > self._awaited
 
     def sync(self, snapshot_id: int) -> None:
         """Return once packets see the rules that were in the tables when this was called."""
@@ -225,29 +274,35 @@ class DatapathApplier:
             time.sleep(pause)
             pause = min(2 * pause, WATCH_LONGEST_PAUSE)
 
-    def _run(self) -> None:
-        while True:
-            work = self._work.get()
-            if work is None:
-                self.unixctl.close()
-                return
-            # Requests that queued up meanwhile are all served by one sync, for the newest id.
-            batch = [work]
+    def _next_batch(self) -> list[tuple[int, Callback, int | None]] | None:
+        """The syncs to serve with the next one (every one asked for by then), once their
+        batch is complete, waited ``SIBLING_WAIT`` for or the applier stopped; None once
+        stopped with nothing left."""
+        with self._changed:
             while True:
-                try:
-                    more = self._work.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._work.put(None)
-                    break
-                batch.append(more)
-            newest = max(snapshot_id for snapshot_id, _ in batch)
+                left = None
+                if self._work:
+                    left = self._first_asked + SIBLING_WAIT - time.monotonic()
+                    if left <= 0 or self._stopped or self._batch_complete():
+                        # Barriers still out are late: no later batch waits for them.
+                        self._outstanding = {ticket: gateway for ticket, gateway
+                                             in self._outstanding.items()
+                                             if ticket > self._awaited}
+                        batch, self._work = self._work, []
+                        return batch
+                if self._stopped:
+                    return None
+                self._changed.wait(left)
+
+    def _run(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            newest = max(snapshot_id for snapshot_id, _, _ in batch)
             try:
                 self.sync(newest)
                 failure = None
             except UnixctlError as error:
                 failure = f"datapath sync failed: {error}"
                 log.error("gateway %s: %s", self.gateway, failure)
-            for _, callback in batch:
+            for _, callback, _ in batch:
                 callback(failure)
+        self.unixctl.close()
