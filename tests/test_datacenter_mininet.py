@@ -560,13 +560,14 @@ def test_pipelined_updates_never_leave_a_gateway_stamping_an_older_id(dc: DataCe
 
 def test_updates_queued_behind_a_busy_gateway_are_coalesced_and_acked_in_order(
         dc: DataCenter) -> None:
-    """With 64 updates outstanding, those that queue while a gateway applies older ones get
-    no flow-mod of their own: one for the newest goes out and its ack acknowledges them all.
-    Every update is still acknowledged by every gateway, in order, and no ack comes before
-    the gateway's stamp rule holds the id."""
+    """With 64 of 5,000 updates outstanding (enough for several looks at the rule while they
+    run), those that queue while a gateway applies older ones get no flow-mod of their own:
+    one for the newest goes out and its ack acknowledges them all. Every update is still
+    acknowledged by every gateway, in order, and no ack comes before the gateway's stamp
+    rule holds the id."""
     gateway = dc.plan.gateways[0].name
     before = dc.controller.status()["coalesced_updates"]
-    updates, seen = pipelined_and_watched(dc, gateway, count=2000, in_flight=64)
+    updates, seen = pipelined_and_watched(dc, gateway, count=5000, in_flight=64)
     coalesced = {name: count - before[name]
                  for name, count in dc.controller.status()["coalesced_updates"].items()}
     assert coalesced[gateway] > 0, f"no update was coalesced: {coalesced}"

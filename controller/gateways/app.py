@@ -13,7 +13,9 @@ came back: all rules before it were applied. A gateway's part of an id
 update counts as acknowledged when its barrier came back *and* its datapath
 flows follow the new rules (:mod:`controller.gateways.datapath`), so that every
 packet it forwards from then on is stamped with the new id; that last step
-runs on the gateway's own thread, without the lock.
+runs on the applier thread of its daemon, without the lock. Messages to a gateway
+leave from the thread that decided them (:mod:`controller.gateways.sending`),
+not through os-ken's send thread, once its connection is set up.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ from controller.gateways.pipeline import (
     table,
 )
 from controller.gateways.rules import Rule
+from controller.gateways.sending import DirectSends
 from controller.gateways.updates import IdUpdate
 from topologies.addressing import AddressPlan
 from topologies.secret import RunSecret
@@ -117,6 +120,8 @@ class GatewayApp(app_manager.OSKenApp):
         """Updates not yet settled, oldest first, each with the event its answer waits for."""
         self.current_messages = CurrentRuleMessages(GATEWAY_PIPELINE)
         self.barrier_requests = BarrierRequests()
+        self.sends = DirectSends()
+        """Writes to gateways from the caller's thread (:mod:`controller.gateways.sending`)."""
         self.control = ControlServer(self, self.settings.control_host, self.settings.control_port,
                                      self.settings.secret)
         self.appliers = appliers_by_gateway(self.settings.datapath_controls,
@@ -155,9 +160,12 @@ class GatewayApp(app_manager.OSKenApp):
             if name in self.datapaths:  # reconnected; the old connection was seen closed
                 self._forget_connection(name, self.datapaths[name])
             self.datapaths[name] = datapath
-            datapath.send_msg(delete_all(datapath))
+            if name in self.decisions.gateways:
+                self.sends.adopt(datapath)
+            self.sends.send_msg(datapath, delete_all(datapath))
             self._send_ops(self.decisions.on_connect(name))
             self._barrier(datapath, lambda now: self._mark_ready(name))
+            self.sends.go_direct(datapath, self._barrier)
         log.info("switch %s (dpid %#x) connected", name, datapath.id)
 
     def _refusal(self, datapath: Any, name: str) -> str | None:
@@ -213,6 +221,7 @@ class GatewayApp(app_manager.OSKenApp):
         self.probing.discard(name)
         self.decisions.on_disconnect(name)
         self.barriers = {k: v for k, v in self.barriers.items() if k[0] != datapath.id}
+        self.sends.forget(datapath)
         if name in self.appliers:
             self.appliers[name].withdraw(name)
         self._wake_settled()
@@ -319,7 +328,7 @@ class GatewayApp(app_manager.OSKenApp):
             probe.xid, barrier = self._synced_barrier(
                 gateway, datapath, current, lambda at, failure: acked.append(at))
             probe.serialize()
-            datapath.send(probe.buf + barrier)
+            self.sends.send(datapath, probe.buf + barrier)
             self.changed.wait_for(lambda: bool(acked),
                                   timeout=self.settings.update_timeout)  # type: ignore[union-attr]
             if not acked:
@@ -341,7 +350,7 @@ class GatewayApp(app_manager.OSKenApp):
 
     # -- sending ----------------------------------------------------------------------------
     def _barrier(self, datapath: Any, callback: Callable[[float], None]) -> None:
-        datapath.send(self._barrier_request(datapath, callback)[1])
+        self.sends.send(datapath, self._barrier_request(datapath, callback)[1])
 
     def _barrier_request(self, datapath: Any,
                          callback: Callable[[float], None]) -> tuple[int, bytes]:
@@ -358,7 +367,7 @@ class GatewayApp(app_manager.OSKenApp):
                 self._replace_current(op)
             elif isinstance(op, PacketOut) and packet_in is not None:
                 datapath = self.datapaths[op.switch]
-                datapath.send_msg(packet_out(datapath, op.actions, packet_in))
+                self.sends.send_msg(datapath, packet_out(datapath, op.actions, packet_in))
 
     def _replace_current(self, op: ReplaceCurrent) -> None:
         """The new ``current`` rule, and for an update its barrier, in one write: the
@@ -366,14 +375,14 @@ class GatewayApp(app_manager.OSKenApp):
         gateway = op.rule.switch
         datapath = self.datapaths[gateway]
         if not op.acknowledged:
-            datapath.send(self.current_messages.encode(datapath, op.rule,
-                                                       self.barrier_requests.next_xid()))
+            self.sends.send(datapath, self.current_messages.encode(
+                datapath, op.rule, self.barrier_requests.next_xid()))
             return
         self.decisions.stamp_sent(gateway, time.monotonic())
         xid, barrier = self._synced_barrier(
             gateway, datapath, op.snapshot_id,
             lambda at, failure: self._acked(gateway, at, failure))
-        datapath.send(self.current_messages.encode(datapath, op.rule, xid) + barrier)
+        self.sends.send(datapath, self.current_messages.encode(datapath, op.rule, xid) + barrier)
 
     def _acked(self, gateway: str, at: float, failure: str | None) -> None:
         """The oldest stamp flow-mod in flight to ``gateway`` holds (or failed; lock held)."""
@@ -414,4 +423,4 @@ class GatewayApp(app_manager.OSKenApp):
     def _send_rule(self, rule: Rule, delete: bool = False) -> None:
         datapath = self.datapaths[rule.switch]
         pipeline = GATEWAY_PIPELINE if rule.switch in self.decisions.gateways else FABRIC_PIPELINE
-        datapath.send_msg(flow_mod(datapath, pipeline, rule, delete))
+        self.sends.send_msg(datapath, flow_mod(datapath, pipeline, rule, delete))
