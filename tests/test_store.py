@@ -104,25 +104,31 @@ WRITER = textwrap.dedent("""
 """)
 
 
-def test_sigkill_leaves_every_finished_snapshot_readable(tmp_path: Path) -> None:
-    path = tmp_path / "beaver.db"
-    code = WRITER.format(path=str(path))
+def killed_after(code: str, committed: int) -> int:
+    """Run ``code`` (printing how many snapshots it committed so far, one number a line)
+    and SIGKILL it once it printed ``committed``; returns the last number it printed."""
     writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                               cwd=Path(__file__).parent)  # python -c imports from its cwd
     try:
         assert writer.stdout is not None
         acknowledged = 0
-        for line in writer.stdout:  # wait until the writer committed 50 snapshots
+        for line in writer.stdout:
             acknowledged = int(line)
-            if acknowledged >= 50:
+            if acknowledged >= committed:
                 break
-        assert acknowledged >= 50, f"the writer stopped early (exit {writer.poll()})"
+        assert acknowledged >= committed, f"the writer stopped early (exit {writer.poll()})"
         writer.send_signal(signal.SIGKILL)
         writer.wait(timeout=10)
     finally:
         if writer.poll() is None:
             writer.kill()
             writer.wait()
+    return acknowledged
+
+
+def test_sigkill_leaves_every_finished_snapshot_readable(tmp_path: Path) -> None:
+    path = tmp_path / "beaver.db"
+    acknowledged = killed_after(WRITER.format(path=str(path)), 50)
     with open_existing(path) as store:
         rows = store.snapshot_rows(1)
         ids = [r["snapshot_id"] for r in rows]

@@ -58,6 +58,8 @@ class _Agent:
     writer: asyncio.StreamWriter
     session: str
     last_seq: int = 0
+    notified: int = 0
+    """The newest snapshot id a ``notify`` on this connection named."""
 
 
 class AgentLinks:
@@ -85,6 +87,8 @@ class AgentLinks:
         self._agents: dict[str, _Agent] = {}
         self._notify_delays = random.Random(seed)
         self._pending_notifies: set[asyncio.TimerHandle] = set()
+        self._due_notifies: dict[str, int] = {}
+        """Per node, the newest id whose notification is due in this turn of the loop."""
         self._server: asyncio.Server | None = None
 
     async def serve(self, host: str, port: int) -> tuple[str, int]:
@@ -107,33 +111,56 @@ class AgentLinks:
         the spread models that skew. Beaver does not depend on it (stamped
         traffic makes nodes snapshot first); a protocol that learns of
         snapshots only from notifications does. A notification the node no
-        longer needs, now or when its time comes (it reported the snapshot
-        already), is not sent.
+        longer needs, now or when its time comes, is not sent: it reported the
+        snapshot already, or its connection carried a notification of a newer
+        id first (a node told about id k takes one local snapshot covering every
+        id up to k, under every protocol of the core). The notifications due in
+        one turn of the loop leave together, the newest id for each node only.
         """
         if not self.notify_needed(node, snapshot_id):
             self.notifies["skipped"] += 1
             return
         delay = self._notify_delays.uniform(0, self.notify_spread) if self.notify_spread else 0
         if not delay:
-            self._send_notify(node, snapshot_id)
+            self._notify_due(node, snapshot_id)
             return
 
         def send_later() -> None:
             self._pending_notifies.discard(handle)
-            self._send_notify(node, snapshot_id)
+            self._notify_due(node, snapshot_id)
 
         handle = asyncio.get_running_loop().call_later(delay, send_later)
         self._pending_notifies.add(handle)
 
+    def _notify_due(self, node: str, snapshot_id: int) -> None:
+        """A notification's time came: it leaves at the end of this turn of the loop,
+        unless one of a newer id for the same node does."""
+        due = self._due_notifies
+        if not due:
+            asyncio.get_running_loop().call_soon(self._send_due_notifies)
+        if due.get(node, 0) < snapshot_id:
+            if node in due:
+                self.notifies["skipped"] += 1
+            due[node] = snapshot_id
+        else:
+            self.notifies["skipped"] += 1
+
+    def _send_due_notifies(self) -> None:
+        due, self._due_notifies = self._due_notifies, {}
+        for node, snapshot_id in due.items():
+            self._send_notify(node, snapshot_id)
+
     def _send_notify(self, node: str, snapshot_id: int) -> None:
-        if not self.notify_needed(node, snapshot_id):
+        agent = self._agents.get(node)
+        if not self.notify_needed(node, snapshot_id) or (
+                agent is not None and agent.notified >= snapshot_id):
             self.notifies["skipped"] += 1
             return
-        agent = self._agents.get(node)
         if agent is None or agent.writer.is_closing():
             log.warning("snapshot %d: no agent of %s to notify", snapshot_id, node)
             return
         agent.writer.write(management.encode("notify", snapshot_id=snapshot_id))
+        agent.notified = snapshot_id
         self.notifies["sent"] += 1
 
     def cancel_notifies(self) -> None:
@@ -141,6 +168,7 @@ class AgentLinks:
         for handle in self._pending_notifies:
             handle.cancel()
         self._pending_notifies.clear()
+        self._due_notifies.clear()
 
     async def close(self) -> None:
         """Cancel pending notifies, stop listening, tell every agent to stop."""

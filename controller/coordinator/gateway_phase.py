@@ -9,17 +9,21 @@ applies them in the order sent, and the answers (each gateway's
 :class:`~beaver.records.GatewayTiming`) come back in that order.
 
 :class:`UpdatePipeline` keeps up to ``window`` updates outstanding (1: each
-snapshot's update is sent only after the previous one was answered) and
-reads the answers on one task. For each it gives the core the
-acknowledgements in the order they came (the last one is t1) and fails
-every gateway without one (:func:`phase_outcome`); the timings are kept for
-the store.
+snapshot's update is sent only after the previous one was answered). One
+reader thread, started with the first update and kept while the answers
+come, blocks on them and hands them to the loop in batches: whatever it read
+before the loop next ran is taken in one wake-up, so a burst of answers
+costs one thread hop, not one (and a thread pool's hand-off) per update. For
+each answer the loop gives the core the acknowledgements in the order they
+came (the last one is t1) and fails every gateway without one
+(:func:`phase_outcome`); the timings are kept for the store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -79,8 +83,10 @@ def phase_outcome(
 class UpdatePipeline:
     """Up to ``window`` gateway updates outstanding; ``done`` gets each outcome, in order.
 
-    Used from one asyncio loop: :meth:`send` on it, the answers read off it
-    (in a worker thread) by one task.
+    :meth:`send` and ``done`` run on one asyncio loop; the answers are read off
+    the updater by a reader thread, which starts with the first update sent
+    and ends once the updater fails (a later update starts a new one) or the
+    pipeline is cancelled.
     """
 
     def __init__(self, core: Coordinator, updater: GatewayUpdater, window: int,
@@ -90,7 +96,8 @@ class UpdatePipeline:
         self.core, self.updater, self.window, self.done = core, updater, window, done
         self.outstanding: deque[int] = deque()
         """Snapshots whose update was sent and not answered yet, oldest first."""
-        self._reading: asyncio.Task[None] | None = None
+        self._reader: _AnswerReader | None = None
+        self._cancelled = False
 
     @property
     def full(self) -> bool:
@@ -105,24 +112,81 @@ class UpdatePipeline:
             self.done(k, *phase_outcome(self.core, k, (), f"update failed: {error}"))
             return
         self.outstanding.append(k)
-        if self._reading is None or self._reading.done():
-            self._reading = asyncio.ensure_future(self._read())
+        if self._reader is None:
+            self._reader = _AnswerReader(self.updater, asyncio.get_running_loop(),
+                                         self._take_answers)
+        self._reader.expect_one()
 
-    async def _read(self) -> None:
-        while self.outstanding:
-            try:
-                reported = list(await asyncio.to_thread(self.updater.next_update))
-            except Exception as error:  # the connection broke: every outstanding update failed
+    def _take_answers(self, reader: _AnswerReader) -> None:
+        """On the loop: every answer the reader read so far, oldest first."""
+        while not self._cancelled and reader is self._reader and reader.answers:
+            reported = reader.answers.popleft()
+            if isinstance(reported, Exception):  # the connection broke: all outstanding failed
                 log.warning("gateway updates of snapshots %s failed: %s",
-                            list(self.outstanding), error)
+                            list(self.outstanding), reported)
+                self._reader = None
                 while self.outstanding:
                     k = self.outstanding.popleft()
-                    self.done(k, *phase_outcome(self.core, k, (), f"update failed: {error}"))
+                    self.done(k, *phase_outcome(self.core, k, (), f"update failed: {reported}"))
                 return
             k = self.outstanding.popleft()
             self.done(k, *phase_outcome(self.core, k, reported))
 
     def cancel(self) -> None:
-        """Stop reading answers (the service is shutting down)."""
-        if self._reading is not None:
-            self._reading.cancel()
+        """Stop taking answers (the service is shutting down)."""
+        self._cancelled = True
+        if self._reader is not None:
+            self._reader.stop()
+            self._reader = None
+
+
+class _AnswerReader:
+    """A thread reading one updater's answers, one per update it was told to expect.
+
+    Each answer (a list of timings, or the exception that ended the reading)
+    joins :attr:`answers`; ``hand_over(reader)`` is scheduled on the loop when
+    the first answer not yet handed over arrives, so the answers that come while
+    the loop is busy are taken together.
+    """
+
+    def __init__(self, updater: GatewayUpdater, loop: asyncio.AbstractEventLoop,
+                 hand_over: Callable[[_AnswerReader], None]):
+        self.updater, self.loop, self.hand_over = updater, loop, hand_over
+        self.answers: deque[list[GatewayTiming] | Exception] = deque()
+        self._expected = threading.Semaphore(0)
+        """Updates sent whose answer this thread has not read yet."""
+        self._hand_over_due = False
+        self._stopped = False
+        threading.Thread(target=self._run, name="gateway answers", daemon=True).start()
+
+    def expect_one(self) -> None:
+        """One more update was sent: read its answer."""
+        self._expected.release()
+
+    def stop(self) -> None:
+        """Read no more answers (one being read is dropped once it comes)."""
+        self._stopped = True
+        self._expected.release()
+
+    def _run(self) -> None:
+        while True:
+            self._expected.acquire()
+            if self._stopped:
+                return
+            try:
+                answer: list[GatewayTiming] | Exception = list(self.updater.next_update())
+            except Exception as error:  # the connection broke: nothing more comes on it
+                answer = error
+            self.answers.append(answer)
+            if not self._hand_over_due:
+                self._hand_over_due = True
+                try:
+                    self.loop.call_soon_threadsafe(self._due)
+                except RuntimeError:  # the loop is closed: the service is gone
+                    return
+            if isinstance(answer, Exception):
+                return
+
+    def _due(self) -> None:
+        self._hand_over_due = False  # before taking: an answer read from now on asks again
+        self.hand_over(self)

@@ -2,9 +2,9 @@
 
 A snapshot is written as the core assembled it, with each node's capture
 time (from its local snapshot reports) and each gateway's timing. Snapshots
-that finish together (one report completes them all) are written in one
-transaction (:meth:`~controller.coordinator.store.Store.add_snapshots`); a
-snapshot is never held back for later ones. A node's state is encoded once
+that finish together (in one turn of the coordinator's loop) are written in
+one transaction (:meth:`~controller.coordinator.store.Store.add_snapshots`);
+a snapshot is never held back for later ones. A node's state is encoded once
 per local snapshot, when the report comes, however many snapshots that
 local snapshot covers. Once every snapshot up to some id is stored, the core
 forgets them (:meth:`~beaver.coordinator.Coordinator.forget`), and so does

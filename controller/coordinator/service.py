@@ -16,9 +16,10 @@ is the core's (:mod:`beaver.coordinator`). Its parts, one job each:
   leaves before k's is answered); with 1, a snapshot starts only once the
   previous one's gateway phase is over. The core's window (every live id
   within the wire window) still bounds how many are unfinished;
-* :mod:`controller.coordinator.persistence`: the snapshots that finish
-  together are written to the :class:`~controller.coordinator.store.Store` in
-  one transaction, then the core forgets them;
+* :mod:`controller.coordinator.persistence`: the snapshots that finish in
+  one turn of the loop (the reports and answers one wake-up brought) are
+  written to the :class:`~controller.coordinator.store.Store` in one
+  transaction at the end of that turn, then the core forgets them;
 * :mod:`controller.coordinator.tau`: tau_min, set before the first snapshot
   (given, or measured by :meth:`SnapshotService.wait_chain_time` from the
   shortest external causal chain the agents' ``counters`` carry) and, with
@@ -40,7 +41,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -134,6 +135,10 @@ class SnapshotService:
         """Per node, the snapshot id of the last ``restored`` acknowledgement."""
         self._open: dict[int, dict[str, GatewayTiming]] = {}
         """Started snapshots not stored yet, with their gateways' timings."""
+        self._finishing: set[int] = set()
+        """Open snapshots that may have finished in this turn of the loop."""
+        self._store_due = False
+        """Whether storing the finished ones is scheduled for the end of this turn."""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="snapshots",
                                         daemon=True)
@@ -351,13 +356,13 @@ class SnapshotService:
         if k in self._open:
             self._open[k] = timings
         self._carry_out(commands)
+        self._may_have_finished((k,))
         self._change.wake()
 
     def _carry_out(self, commands: list[Command]) -> None:
         for command in commands:
             if isinstance(command, NotifyNode):
                 self.agents.notify(command.node, command.snapshot_id)
-        self._collect_finished()
 
     # -- reports ---------------------------------------------------------------------------
 
@@ -372,18 +377,32 @@ class SnapshotService:
             self.restored[node] = message["snapshot_id"]
         elif kind == "local":
             local = management.local_snapshot(node, message)
-            self.core.add_local(local, time.monotonic())
+            completed = self.core.add_local(local, time.monotonic())
             self.writer.taken(local)
-            self._collect_finished()
+            self._may_have_finished(completed)
         else:
-            self.core.add_in_flight(management.in_flight(node, message), time.monotonic())
-            self._collect_finished()
+            self._may_have_finished(
+                self.core.add_in_flight(management.in_flight(node, message), time.monotonic()))
         self._change.wake()
 
     # -- storing ---------------------------------------------------------------------------
 
-    def _collect_finished(self) -> None:
-        finished = [k for k in sorted(self._open) if self.core.status(k).finished]
+    def _may_have_finished(self, snapshot_ids: Collection[int]) -> None:
+        """Snapshots that may have finished now (the core completed them, or their gateway
+        phase ended): the ones that did are stored once this turn of the loop is over, all
+        that finished in it together, in one transaction."""
+        if not snapshot_ids:
+            return
+        self._finishing.update(snapshot_ids)
+        if not self._store_due:
+            self._store_due = True
+            self._loop.call_soon(self._store_finished)
+
+    def _store_finished(self) -> None:
+        self._store_due = False
+        finished = sorted(k for k in self._finishing
+                          if k in self._open and self.core.status(k).finished)
+        self._finishing.clear()  # an unfinished one comes back when its other half does
         if finished:
             self._store(finished)
             self._report_progress()

@@ -27,9 +27,9 @@ The model (documented for users in ``docs/schema.md``):
   ``malformed_by.<reason>``).
 
 Durability: the file is in WAL mode and every finished snapshot is written
-in one transaction (with the others that finished at the same moment, as one
-report completes several), so a run killed at any instant (even SIGKILL) leaves a
-readable database holding every snapshot finished before the kill. A commit
+in one transaction (with the others that finished in the same turn of the
+coordinator's loop), so a run killed at any instant (even SIGKILL) leaves a
+readable database holding every snapshot stored before the kill, each whole. A commit
 is in the write-ahead log, in the kernel's page cache, when it returns; the
 connection runs with ``synchronous=NORMAL``, so the log is flushed to the disk
 at checkpoints, not at every commit (:data:`WRITE_SETTINGS`): a crash of the

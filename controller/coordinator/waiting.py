@@ -23,25 +23,34 @@ class ComponentFailed(RuntimeError):
 
 
 class Changes:
-    """The loop's one "something changed" signal, and the first failure reported."""
+    """The loop's one "something changed" signal, and the first failure reported.
+
+    A wait is a bare future of the loop with a timer beside it (no task, no
+    ``asyncio.wait_for`` per wait): the coordinator waits and is woken once
+    per turn of its loop while snapshots start and finish.
+    """
 
     def __init__(self) -> None:
-        self._changed: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiters: set[asyncio.Future[None]] = set()
         self.failure: str | None = None
         """The first component failure reported: every wait ends with it."""
 
     def open(self) -> None:
-        """Make the signal; call it on the loop's thread before the first wait."""
-        self._changed = asyncio.Event()
+        """Bind the signal to the running loop; call it on the loop's thread before the
+        first wait."""
+        self._loop = asyncio.get_running_loop()
 
     def wake(self) -> None:
-        assert self._changed is not None
-        self._changed.set()
+        assert self._loop is not None
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def fail(self, what: str) -> None:
         self.failure = self.failure or what
-        if self._changed is not None:
-            self._changed.set()
+        if self._loop is not None:
+            self.wake()
 
     async def wait_for(
         self, condition: Callable[[], bool], timeout: float, explain: Callable[[], str],
@@ -49,7 +58,7 @@ class Changes:
     ) -> None:
         """Wait until ``condition()`` holds, checking it after every change and at
         ``wake_at()`` (a ``time.monotonic()`` time, or None)."""
-        assert self._changed is not None
+        assert self._loop is not None
         deadline = time.monotonic() + timeout
         while not condition():
             if self.failure is not None:
@@ -61,8 +70,21 @@ class Changes:
             wake = wake_at()
             if wake is not None:
                 remaining = max(0.0, min(remaining, wake - now))
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                continue
+            await self._changed(remaining)
+
+    async def _changed(self, timeout: float) -> None:
+        """Return after the next :meth:`wake`, or after ``timeout`` seconds."""
+        assert self._loop is not None
+        waiter = self._loop.create_future()
+        timer = self._loop.call_later(timeout, _wake_up, waiter)
+        self._waiters.add(waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiters.discard(waiter)
+
+
+def _wake_up(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
