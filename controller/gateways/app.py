@@ -36,6 +36,7 @@ from os_ken.controller.handler import (
     DEAD_DISPATCHER,
     MAIN_DISPATCHER,
     set_ev_cls,
+    set_ev_handler,
 )
 from os_ken.lib.packet import ipv4, packet
 from os_ken.ofproto import ofproto_v1_3
@@ -128,6 +129,13 @@ class GatewayApp(app_manager.OSKenApp):
                                             self.settings.datapath_sync)
 
     def start(self) -> Any:
+        # Barrier replies are handled by the connection's receiving thread, as os-ken's own
+        # handshake handlers are, not queued to this app's event thread: one thread fewer
+        # woken per gateway and update (docs/dataplane.md).
+        app_manager.lookup_service_brick("ofp_event").register_handler(
+            ofp_event.EventOFPBarrierReply,
+            set_ev_handler(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)(
+                lambda event: self.barrier_reply(event)))
         thread = super().start()
         for applier in set(self.appliers.values()):
             applier.start()
@@ -227,8 +235,8 @@ class GatewayApp(app_manager.OSKenApp):
         self._wake_settled()
         self.changed.notify_all()
 
-    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     def barrier_reply(self, event: Any) -> None:
+        """A barrier reply, on the thread that received it (see :meth:`start`)."""
         now = time.monotonic()
         with self.lock:
             callback = self.barriers.pop((event.msg.datapath.id, event.msg.xid), None)
