@@ -36,16 +36,21 @@ snapshot takes to finish).
 Ids and codes are ``int`` (not ``bool``, not ``float``): anything else is
 refused with :class:`InvalidId` before any state changes.
 
-In an IPv4 header (the emulation) the code is the whole TOS byte,
-:data:`TOS_BITS` = 8 bits: the six DSCP bits and the two ECN bits below
-them (:func:`code_to_tos`, :func:`tos_to_code`; :func:`tos_fields` splits
-it into the DSCP and ECN fields a switch matches and writes). The
-emulation's space is :func:`tos_space`, by default with a window of
-:data:`TOS_WINDOW`. The paper's prototype also takes six TTL bits (14
-bits, a window of up to 8191); the emulation cannot: the TTL of in-group
-datagrams carries the per-datagram entropy the fabric's loss rules drop by
-(:data:`topologies.addressing.INGROUP_TTLS`). The simulator keeps the
-:class:`IdSpace` defaults (6 bits, a window of 16).
+In an IPv4 header (the emulation) a code takes :data:`IPV4_ID_BITS` = 10
+bits: the whole TOS byte (the six DSCP bits and the two ECN bits below
+them) holds its low eight bits, and the two lowest bits of the TTL its top
+two (:func:`ipv4_marks` splits a code into the TOS and TTL a packet
+carries, :func:`ipv4_code` joins them; :func:`tos_fields` splits the TOS
+byte into the DSCP and ECN fields a switch matches and writes). Every
+stamped TTL has its high bit set (at least 128), and the five bits between
+carry the per-datagram *entropy* the fabric's loss rules drop by
+(:data:`TTL_ENTROPY`; 0 where nothing draws it). The emulation's space is
+:func:`ipv4_space`, by default with a window of :data:`IPV4_WINDOW`; a
+gateway recognises ids at most :data:`IPV4_LEAD` ahead of its own (its
+observe rules match the TOS byte alone: :mod:`controller.gateways.registers`).
+The paper's prototype takes six TTL bits (14 bits); the emulation keeps
+five for the entropy. The simulator keeps the :class:`IdSpace` defaults (6
+bits, a window of 16).
 """
 
 from __future__ import annotations
@@ -56,33 +61,66 @@ from functools import cached_property
 UNMARKED = 0
 """The wire code of traffic that carries no snapshot id."""
 TOS_BITS = 8
-"""Bits of a wire code in an IPv4 header: the whole TOS byte (DSCP and ECN)."""
+"""Bits of the TOS byte (DSCP and ECN): the low bits of an IPv4 wire code."""
 ECN_BITS = 2
 """The low bits of the TOS byte, its ECN field; the DSCP field is the bits above them."""
-TOS_WINDOW = 64
-"""The emulation's default window: 4 times the 16 the 6-bit DSCP allowed, so 4 times the
-snapshots can be in flight, while half the 255 codes (126) still decode to no id within
-the window of any receiver, as with 6 bits and 16 (30 of 63): a corrupt mark is refused
-about as often as before. The largest window 8 bits allow is 127 (every code decodes)."""
+TTL_ID_BITS = 2
+"""The TTL's lowest bits, which carry the top bits of an IPv4 wire code."""
+IPV4_ID_BITS = TOS_BITS + TTL_ID_BITS
+"""Bits of a wire code in an IPv4 header: the TOS byte and two TTL bits (1,023 codes)."""
+TTL_HIGH_BIT = 0x80
+"""Set in every TTL a stamped packet carries, so that it stays at least 128."""
+TTL_ENTROPY_BITS = 5
+"""The TTL bits between its high bit and the id's bits."""
+TTL_ENTROPY = range(1 << TTL_ENTROPY_BITS)
+"""The per-datagram entropy an in-group datagram's TTL carries (0..31): the loss rules
+drop a share of datagrams by it, in steps of 1/32 (``beaver run --data-loss``)."""
+IPV4_WINDOW = 384
+"""The emulation's default window. With a packet lifetime of 200 ms and snapshots that
+take ~130 ms to finish at high rates, ids alive at once number rate * 0.33 s: 384 allows
+~1,100 starts/s, while 254 of the 1,023 codes (a quarter) still decode to no id within
+the window of any receiver, so a corrupt mark is refused that often. The largest window
+10 bits allow is 511 (every code decodes)."""
+IPV4_LEAD = 127
+"""How far an id may be ahead of a gateway's id for the gateway to recognise it: its
+observe rules see the TOS byte only, and a code's low 8 bits name it uniquely among the
+127 ids ahead (see :mod:`controller.gateways.registers`)."""
 
 
-def code_to_tos(code: int) -> int:
-    """The TOS byte carrying wire code ``code`` (DSCP and ECN bits); ValueError unless it
-    fits :data:`TOS_BITS`."""
-    if type(code) is not int or not 0 <= code < 1 << TOS_BITS:
-        raise ValueError(f"a wire code in the TOS byte is 0..{(1 << TOS_BITS) - 1}, got {code!r}")
+def _require_code(code: object, bits: int, what: str) -> int:
+    if type(code) is not int or not 0 <= code < 1 << bits:
+        raise ValueError(f"{what} is 0..{(1 << bits) - 1}, got {code!r}")
     return code
 
 
-def tos_to_code(tos: int) -> int:
-    """The wire code a TOS byte carries (all eight bits: DSCP and ECN)."""
-    return code_to_tos(tos)
+def ipv4_marks(code: int, entropy: int = 0) -> tuple[int, int]:
+    """The (TOS, TTL) of an IPv4 packet carrying wire code ``code`` and TTL entropy
+    ``entropy``: the code's low 8 bits are the TOS byte, its top 2 the TTL's lowest bits,
+    ``entropy`` the 5 TTL bits above them, and the TTL's high bit is set. ValueError
+    unless ``code`` fits :data:`IPV4_ID_BITS` and ``entropy`` :data:`TTL_ENTROPY`."""
+    _require_code(code, IPV4_ID_BITS, "a wire code in an IPv4 header")
+    _require_code(entropy, TTL_ENTROPY_BITS, "TTL entropy")
+    ttl = TTL_HIGH_BIT | entropy << TTL_ID_BITS | code >> TOS_BITS
+    return code & (1 << TOS_BITS) - 1, ttl
 
 
-def tos_fields(code: int) -> tuple[int, int]:
-    """The (DSCP, ECN) header fields of the TOS byte carrying ``code``: the upper six bits
-    and the lower two, as a switch matches and writes them."""
-    tos = code_to_tos(code)
+def ipv4_code(tos: int, ttl: int) -> int:
+    """The wire code an IPv4 packet with this TOS byte and TTL carries (any TTL: its
+    lowest bits are read); ValueError unless both are bytes."""
+    _require_code(tos, TOS_BITS, "a TOS byte")
+    _require_code(ttl, 8, "a TTL")
+    return (ttl & (1 << TTL_ID_BITS) - 1) << TOS_BITS | tos
+
+
+def ttl_entropy(ttl: int) -> int:
+    """The entropy a TTL made by :func:`ipv4_marks` carries."""
+    return _require_code(ttl, 8, "a TTL") >> TTL_ID_BITS & (1 << TTL_ENTROPY_BITS) - 1
+
+
+def tos_fields(tos: int) -> tuple[int, int]:
+    """The (DSCP, ECN) header fields of TOS byte ``tos``: the upper six bits and the lower
+    two, as a switch matches and writes them."""
+    _require_code(tos, TOS_BITS, "a TOS byte")
     return tos >> ECN_BITS, tos & ((1 << ECN_BITS) - 1)
 
 
@@ -105,13 +143,21 @@ def require_id(value: object, what: str = "snapshot id") -> int:
 
 @dataclass(frozen=True)
 class IdSpace:
-    """The wire encoding of snapshot ids: ``bits`` header bits, ``window`` ids in flight."""
+    """The wire encoding of snapshot ids: ``bits`` header bits, ``window`` ids in flight.
+
+    ``lead``: how far ahead of a gateway's id an id may be for the gateway to recognise it
+    (its :meth:`ahead_wires`); the coordinator starts no id further ahead of a gateway's
+    acknowledged one. None: the window.
+    """
 
     bits: int = 6
     window: int = 16
+    lead: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("bits", "window"):
+        if self.lead is None:
+            object.__setattr__(self, "lead", self.window)
+        for name in ("bits", "window", "lead"):
             if type(getattr(self, name)) is not int:
                 value = getattr(self, name)
                 raise InvalidId(f"id {name} must be an int, got {type(value).__name__} {value!r}")
@@ -122,6 +168,8 @@ class IdSpace:
                 f"window must be in 1..{(self.codes - 1) // 2} for {self.bits} bits, "
                 f"got {self.window}"
             )
+        if not 1 <= self.lead <= self.window:
+            raise InvalidId(f"lead must be in 1..{self.window} (the window), got {self.lead}")
 
     @cached_property
     def codes(self) -> int:
@@ -163,14 +211,18 @@ class IdSpace:
         )
 
     def ahead_wires(self, full_id: int) -> list[int]:
-        """Wire codes of the ids newer than ``full_id`` that a process may still see.
+        """Wire codes of the ids newer than ``full_id`` that a gateway at it may still see
+        (up to ``lead`` ahead).
 
         A gateway at ``full_id`` adopts these when in-group traffic carries them
         (optimistic marking); a switch can match them one rule each.
         """
-        return [self.to_wire(full_id + step) for step in range(1, self.window + 1)]
+        return [self.to_wire(full_id + step) for step in range(1, self.lead + 1)]
 
 
-def tos_space(window: int = TOS_WINDOW) -> IdSpace:
-    """The emulation's id space: codes in the TOS byte, ``window`` ids in flight."""
-    return IdSpace(bits=TOS_BITS, window=window)
+def ipv4_space(window: int = IPV4_WINDOW) -> IdSpace:
+    """The emulation's id space: 10-bit codes in the TOS byte and two TTL bits, ``window``
+    ids in flight, gateways recognising ids up to :data:`IPV4_LEAD` ahead (the window, if
+    smaller)."""
+    lead = IPV4_LEAD if type(window) is int and window > IPV4_LEAD else None
+    return IdSpace(bits=IPV4_ID_BITS, window=window, lead=lead)

@@ -14,7 +14,9 @@ still forward traffic stamped with the last id it acknowledged, so that id
 counts as alive too. The *live floor* is the oldest id a process may still
 stamp; the coordinator remembers when the floor rose, and an id below it
 stays alive for ``packet_lifetime`` after that. Snapshot k starts only when
-k is at most ``window`` ahead of every alive id. This is the assumption
+k is at most ``window`` ahead of every alive id, and at most the space's
+``lead`` ahead of every gateway's acknowledged id (a gateway recognises
+in-group ids only that far ahead of its own: :class:`beaver.ids.IdSpace`). This is the assumption
 that makes wire ids unambiguous, as TCP's maximum segment lifetime makes
 sequence numbers reusable: a packet stamped with an id is delivered (or
 lost) within ``packet_lifetime`` of being stamped. A runtime that breaks
@@ -77,13 +79,21 @@ class WireFloor:
         return oldest
 
     def can_start(self, now: float) -> bool:
-        """Whether one more snapshot at ``now`` keeps every alive id within the wire window."""
-        return self.newest + 1 - self.oldest_on_wire(now) <= self.window
+        """Whether one more snapshot at ``now`` keeps every alive id within the wire window
+        and every gateway's acknowledged id within the lead of it."""
+        return (self.newest + 1 - self.oldest_on_wire(now) <= self.window
+                and not self._lagging_gateways())
+
+    def _lagging_gateways(self) -> list[str]:
+        """The gateways whose acknowledged id the next snapshot would lead by more than the
+        space's ``lead``."""
+        lead = self.space.lead
+        return [g for g, k in self._gateway_ids.items() if self.newest + 1 - k > lead]
 
     def next_start_at(self) -> float | None:
         """When the packet lifetime alone next lets a snapshot start (maybe already past);
         None while a snapshot must finish or a gateway acknowledge first."""
-        if self.newest + 1 - self._live_floor > self.window:
+        if self.newest + 1 - self._live_floor > self.window or self._lagging_gateways():
             return None
         for rose_at, floor in self._floors:
             if self.newest + 1 - floor <= self.window:
@@ -92,7 +102,7 @@ class WireFloor:
 
     def _start_holdup(self, now: float) -> str:
         """What a start at ``now`` waits for (when :meth:`can_start` says no)."""
-        lagging = [g for g, k in self._gateway_ids.items() if self.newest + 1 - k > self.window]
+        lagging = self._lagging_gateways()
         if lagging:
             return f"gateway {', '.join(lagging)} to acknowledge a newer id"
         if self.newest + 1 - self._live_floor > self.window:

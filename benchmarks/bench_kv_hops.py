@@ -38,7 +38,7 @@ from beaver.protocols import PROTOCOLS
 from controller.coordinator.store import Store
 from hosts.agent import SERVICE_PORT
 from stats import percentile
-from testbed.emulation import Emulation, EmulationSettings
+from testbed.emulation import MAX_UPDATE_WINDOW, Emulation, EmulationSettings
 from testbed.network import machine_problem
 from testbed.traffic import client_phase
 
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-rate", type=float, default=200.0,
                         help="client requests per second")
     parser.add_argument("--protocol", default="beaver", choices=sorted(PROTOCOLS))
-    parser.add_argument("--window", type=int, default=EmulationSettings.window,
+    parser.add_argument("--window", type=int, default=MAX_UPDATE_WINDOW,
                         help="gateway updates in flight")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args(argv)

@@ -35,14 +35,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cpu_time import cpu_seconds  # noqa: E402  (beside this script)
 from pipelined import pipelined_updates  # noqa: E402
 
-from beaver.ids import OutOfWindow, tos_space  # noqa: E402
+from beaver.ids import OutOfWindow, ipv4_space  # noqa: E402
 from testbed.network import DataCenter, ovs_problem  # noqa: E402
 from topologies.addressing import DataCenterParams  # noqa: E402
 from topologies.claims import NamePool  # noqa: E402
 
 STREAM = Path(__file__).with_name("stamp_stream.py")
 STREAM_PORT, STREAM_SPORT = 7002, 40100
-DECODE = tos_space()
+DECODE = ipv4_space()
 
 
 def stamped_late(arrivals: list[tuple[float, int, float]], acks: list[tuple[float, int]],

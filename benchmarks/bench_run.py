@@ -62,7 +62,7 @@ from beaver.protocols import PROTOCOLS  # noqa: E402
 from controller.coordinator.store import Store  # noqa: E402
 from controller.gateways.datapath import SYNC_MODES  # noqa: E402
 from testbed.bursts import burst, judge_bursts  # noqa: E402
-from testbed.emulation import Emulation, EmulationSettings  # noqa: E402
+from testbed.emulation import MAX_UPDATE_WINDOW, Emulation, EmulationSettings  # noqa: E402
 from testbed.network import machine_problem  # noqa: E402
 from testbed.traffic import client_phase, data_tx_bytes, delivered  # noqa: E402
 from testbed.traffic import phase as snapshots_for  # noqa: E402
@@ -218,10 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     parser.add_argument("--probe", type=int, default=200,
                         help="snapshots asked for at once to find the sustained rate")
-    parser.add_argument("--window", type=int, default=EmulationSettings.window,
+    parser.add_argument("--window", type=int, default=MAX_UPDATE_WINDOW,
                         help="gateway updates in flight for the parallel rate (default "
-                             f"{EmulationSettings.window}, the core's window of snapshots in "
-                             "flight)")
+                             f"{MAX_UPDATE_WINDOW}, as many as the emulation allows)")
     parser.add_argument("--overhead-rate", type=float, default=100.0,
                         help="snapshots per second in the throughput and latency phases "
                              "(default 100)")

@@ -5,7 +5,7 @@ whose payload is their send time (``time.monotonic()``, one clock for every
 namespace of the machine) until D seconds are over; it prints ``sending``
 after the first and ``done`` at the end.
 ``receive PORT`` prints ``ready``, then ``SENT_AT CODE ARRIVED_AT`` for every
-datagram (its wire code: the TOS byte read with ``IP_RECVTOS``; the time it was
+datagram (its wire code: the TOS byte and TTL bits, :mod:`hosts.wire`; the time it was
 read), until it is terminated.
 """
 
@@ -16,7 +16,7 @@ import socket
 import sys
 import time
 
-from beaver.ids import tos_to_code
+from hosts.wire import marked_code, report_marks
 
 
 def send(host: str, port: int, sport: int, duration: float, interval: float) -> None:
@@ -33,14 +33,12 @@ def send(host: str, port: int, sport: int, duration: float, interval: float) -> 
 
 def receive(port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+        report_marks(sock)
         sock.bind(("0.0.0.0", port))
         print("ready", flush=True)
         while True:
-            data, ancillary, _, _ = sock.recvmsg(64, socket.CMSG_SPACE(1))
-            tos = next(c[2][0] for c in ancillary if (c[0], c[1]) == (socket.IPPROTO_IP,
-                                                                        socket.IP_TOS))
-            print(f"{data.decode()} {tos_to_code(tos)} {time.monotonic()!r}", flush=True)
+            data, ancillary, _, _ = sock.recvmsg(64, 2 * socket.CMSG_SPACE(4))
+            print(f"{data.decode()} {marked_code(ancillary)} {time.monotonic()!r}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

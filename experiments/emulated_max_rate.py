@@ -37,13 +37,13 @@ from controller.coordinator.store import Store
 from experiments.base import ExperimentError, Plan, Progress, Row
 from experiments.emulated import emulated_experiment
 from testbed.bursts import burst, judge_bursts
-from testbed.emulation import Emulation, EmulationSettings
+from testbed.emulation import MAX_UPDATE_WINDOW, Emulation, EmulationSettings
 from testbed.truth import TruthLogError
 
 NAME = "emulated-max-rate"
 
-PARALLEL_WINDOW = EmulationSettings.window
-"""Gateway updates in flight in the parallel burst: the core's window of snapshots."""
+PARALLEL_WINDOW = MAX_UPDATE_WINDOW
+"""Gateway updates in flight in the parallel burst: as many as the emulation allows."""
 PHASES = (("serial", 1), ("parallel", PARALLEL_WINDOW), ("serial-again", 1))
 COLUMNS = ("gateways", "parallel", "rate_hz", "phase", "window", "seed", "snapshots",
            "stored", "accepted", "inconsistent_accepted", "invariant_violations",

@@ -48,13 +48,13 @@ from controller.coordinator.store import Store
 from experiments.base import ExperimentError, Plan, Progress, Row
 from experiments.emulated import emulated_experiment
 from testbed.bursts import burst
-from testbed.emulation import Emulation, EmulationSettings
+from testbed.emulation import MAX_UPDATE_WINDOW, Emulation, EmulationSettings
 from testbed.traffic import Iperf, client_phase, data_tx_bytes, delivered, phase
 
 NAME = "overhead"
 GATEWAYS = 2
-UPDATE_WINDOW = EmulationSettings.window
-"""Gateway updates in flight: the core's window of snapshots."""
+UPDATE_WINDOW = MAX_UPDATE_WINDOW
+"""Gateway updates in flight: as many as the emulation allows."""
 CLIENT_RATE_HZ = 200.0
 COLUMNS = ("protocol", "snapshot_rate_hz", "load_percent", "metric", "without", "with",
            "ratio", "calibration_ratio", "gateways", "seed")

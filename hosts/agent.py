@@ -29,7 +29,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from beaver.ids import TOS_WINDOW, tos_space
+from beaver.ids import IPV4_WINDOW, ipv4_space
 from beaver.protocols import PROTOCOLS, protocol
 from hosts import link, wire
 from hosts.loop import stop_on_signals
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--relay-port", type=int, default=RELAY_PORT)
     parser.add_argument("--external-share", type=float, default=BankConfig.external_share,
                         help="share of the workload sent through a relay (bank transfers)")
-    parser.add_argument("--window", type=int, default=TOS_WINDOW,
+    parser.add_argument("--window", type=int, default=IPV4_WINDOW,
                         help="snapshots in flight (must match the coordinator)")
     parser.add_argument("--seed", type=int, help="workload seed (default: from the node name)")
     parser.add_argument("--connect-timeout", type=float, default=10.0)
@@ -104,7 +104,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         host = plan.host(args.node)
         coordinator = wire.parse_address(args.coordinator)
-        space = tos_space(args.window)
+        space = ipv4_space(args.window)
         secret = RunSecret.load(args.secret_file)
     except (KeyError, ValueError) as error:
         raise BadArguments(str(error).strip("'\"")) from None

@@ -3,13 +3,15 @@
 ``python -m hosts.probe serve --udp 5000 --tcp 5001`` prints ``ready``
 once both sockets are bound, then one JSON line per datagram or connection:
 ``{"proto", "src", "sport", "dport", "code"}`` and echoes the payload back.
-``code`` is the wire code, the whole TOS byte read per datagram with
-``IP_RECVTOS``; it is null for TCP (a stream socket does not report it).
+``code`` is the 10-bit wire code, the TOS byte and the TTL's two lowest bits
+read per datagram with ``IP_RECVTOS`` and ``IP_RECVTTL`` (:mod:`hosts.wire`);
+it is null for TCP (a stream socket does not report them).
 
 ``python -m hosts.probe send udp|tcp HOST PORT --sport S --count N
 [--flows F] [--code C]`` sends ``N`` datagrams (or one TCP exchange) from
-source port ``S`` (then ``S+1``... for ``F`` flows) and prints one JSON line
-per reply: ``{"reply_from", "payload"}``, then ``done``.
+source port ``S`` (then ``S+1``... for ``F`` flows), wire code ``C`` in their
+TOS byte and TTL (no entropy), and prints one JSON line per reply:
+``{"reply_from", "payload"}``, then ``done``.
 """
 
 from __future__ import annotations
@@ -20,14 +22,15 @@ import select
 import socket
 import sys
 
-from beaver.ids import TOS_BITS, code_to_tos, tos_to_code
+from beaver.ids import IPV4_ID_BITS, ipv4_marks
+from hosts.wire import marked_code, report_marks
 
 BUFFER = 2048
 
 
 def serve(udp_port: int, tcp_port: int) -> None:
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+    report_marks(udp)
     udp.bind(("0.0.0.0", udp_port))
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -37,10 +40,8 @@ def serve(udp_port: int, tcp_port: int) -> None:
     while True:
         readable, _, _ = select.select([udp, tcp], [], [])
         if udp in readable:
-            data, ancillary, _, source = udp.recvmsg(BUFFER, socket.CMSG_SPACE(1))
-            tos = next((c[2][0] for c in ancillary
-                        if (c[0], c[1]) == (socket.IPPROTO_IP, socket.IP_TOS)), None)
-            report("udp", source, udp_port, None if tos is None else tos_to_code(tos))
+            data, ancillary, _, source = udp.recvmsg(BUFFER, 2 * socket.CMSG_SPACE(4))
+            report("udp", source, udp_port, marked_code(ancillary))
             udp.sendto(data, source)
         if tcp in readable:
             connection, source = tcp.accept()
@@ -68,7 +69,9 @@ def send_flow(proto: str, host: str, port: int, sport: int, count: int, code: in
     kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, code_to_tos(code))
+        tos, ttl = ipv4_marks(code)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
         sock.bind(("0.0.0.0", sport))
         sock.settimeout(timeout)
         if proto == "tcp":
@@ -102,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     client.add_argument("--count", type=int, default=1, help="datagrams per flow (UDP)")
     client.add_argument("--flows", type=int, default=1,
                         help="flows one after another, from source ports sport, sport+1, ...")
-    client.add_argument("--code", type=int, default=0, choices=range(1 << TOS_BITS),
-                        metavar=f"0..{(1 << TOS_BITS) - 1}", help="wire code: the TOS byte sent")
+    client.add_argument("--code", type=int, default=0, choices=range(1 << IPV4_ID_BITS),
+                        metavar=f"0..{(1 << IPV4_ID_BITS) - 1}",
+                        help="wire code: the TOS byte and the TTL's two lowest bits sent")
     client.add_argument("--timeout", type=float, default=2.0)
     args = parser.parse_args(argv)
     try:

@@ -24,10 +24,11 @@ node's UDP data socket and its management connection, so a local snapshot (the s
    says deliver.
 
 Every datagram the service sends is stamped with ``node.send(peer, now)`` in
-its TOS byte; one to an in-group peer takes the channel's next ``seq`` and is sent
-again until acknowledged (``retransmissions`` counts those), each time with a
-TTL drawn from :data:`topologies.addressing.INGROUP_TTLS`, the entropy the
-fabric's loss rules drop by (``beaver run --data-loss``). Peers come up at
+its TOS byte and TTL (:mod:`hosts.wire`); one to an in-group peer takes the
+channel's next ``seq`` and is sent again until acknowledged
+(``retransmissions`` counts those), each time with TTL entropy drawn from
+:data:`beaver.ids.TTL_ENTROPY`, what the fabric's loss rules drop by
+(``beaver run --data-loss``). Peers come up at
 different times, so a runtime starts by sending each peer a ``join``
 datagram and answers a peer's first ``join`` with its own (any datagram from
 a peer shows it is up); the service sends to a peer
@@ -57,7 +58,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
-from beaver.ids import UNMARKED
+from beaver.ids import TTL_ENTROPY, UNMARKED
 from beaver.protocols import SnapshotNode
 from beaver.records import Marker, Receipt
 from hosts import delivery, wire
@@ -67,7 +68,6 @@ from hosts.loop import StoppableLoop
 from hosts.runtime_counters import BAD_ACK, NO_SEQ, SEQ_WINDOW, Counters
 from hosts.services import Address, Send, Service
 from hosts.truth import MESSAGE_ID, TruthLog, message_id_of
-from topologies.addressing import INGROUP_TTLS
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class Runtime(StoppableLoop):
         self.channels: dict[str, Channel[tuple[dict[str, Any], int]]] = {
             peer: Channel() for peer in self.peers if peer != node.name}
         """Per in-group peer, the reliable channel; it holds (message, wire code) pairs."""
-        self._ttl = random.Random()
+        self._entropies = random.Random()
         self._announced = False
         self._next_report = clock() + report_interval
         self.watch(data, self._on_data)
@@ -160,11 +160,11 @@ class Runtime(StoppableLoop):
     def _retransmit(self, now: float) -> None:
         for peer, channel in self.channels.items():
             for payload, code in channel.due(now):
-                self._send_payload(payload, self.peers[peer], code, self._ingroup_ttl())
+                self._send_payload(payload, self.peers[peer], code, self._entropy())
                 self.counters.retransmissions += 1
 
-    def _ingroup_ttl(self) -> int:
-        return self._ttl.choice(INGROUP_TTLS)
+    def _entropy(self) -> int:
+        return self._entropies.choice(TTL_ENTROPY)
 
     # -- data channel ---------------------------------------------------------------------
 
@@ -212,7 +212,7 @@ class Runtime(StoppableLoop):
         except delivery.OutOfWindow as error:
             self._malformed(wire.MalformedDatagram(SEQ_WINDOW, str(error)), source)
             return
-        self._transmit(channel.ack(), self.peers[sender], UNMARKED, now, self._ingroup_ttl())
+        self._transmit(channel.ack(), self.peers[sender], UNMARKED, now, self._entropy())
         if ready is None:
             self.counters.duplicates += 1
             return
@@ -314,19 +314,19 @@ class Runtime(StoppableLoop):
         channel = self.channels[peer]
         seq = channel.next_seq()
         payload = self._transmit({**message, delivery.SEQ: seq}, self.peers[peer], code, now,
-                                 self._ingroup_ttl())
+                                 self._entropy())
         channel.keep(seq, payload, code, now)
 
     def _transmit(self, message: dict[str, Any], address: Address, code: int, now: float,
-                  ttl: int | None = None) -> bytes:
+                  entropy: int = 0) -> bytes:
         payload = wire.encode({**message, "sent_at": now})
-        self._send_payload(payload, address, code, ttl)
+        self._send_payload(payload, address, code, entropy)
         return payload
 
     def _send_payload(self, payload: bytes, address: Address, code: int,
-                      ttl: int | None) -> None:
+                      entropy: int) -> None:
         try:
-            wire.send(self.data, payload, address, code, ttl)
+            wire.send(self.data, payload, address, code, entropy)
         except OSError as error:
             log.warning("could not send to %s:%d: %s", *address, error)
 

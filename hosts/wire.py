@@ -1,4 +1,4 @@
-"""Data-channel datagrams: JSON objects over UDP, snapshot ids in the TOS byte.
+"""Data-channel datagrams: JSON objects over UDP, snapshot ids in the TOS byte and TTL.
 
 Every datagram the hosts exchange (bank credits, key-value requests and
 replies, relayed transfers, Chandy-Lamport markers, joins) is one UTF-8 JSON
@@ -7,11 +7,14 @@ the sender; one clock for every namespace of a host) to what it sends; a relay
 copies it into ``chain_started`` on the datagram it makes, so the in-group
 receiver learns how long the external causal chain took.
 
-The snapshot id travels in the IP header: its wire code is the whole TOS
-byte, DSCP and ECN bits (:func:`beaver.ids.code_to_tos`). A receiver reads
-TOS per datagram with ``IP_RECVTOS`` and ``recvmsg``; a sender sets it per
-datagram with an ``IP_TOS`` control message on ``sendmsg`` (for UDP, Linux
-sends the ECN bits as given: nothing on the way negotiates or rewrites them).
+The snapshot id travels in the IP header: its 10-bit wire code is the whole
+TOS byte, DSCP and ECN bits, and the TTL's two lowest bits; the TTL also
+carries the datagram's loss entropy (:func:`beaver.ids.ipv4_marks`). A
+receiver reads both per datagram with ``IP_RECVTOS``, ``IP_RECVTTL`` and
+``recvmsg``; a sender sets both per datagram with ``IP_TOS`` and ``IP_TTL``
+control messages on ``sendmsg`` (for UDP, Linux sends the ECN bits as given:
+nothing on the way negotiates or rewrites them; no switch of the fabric
+decrements the TTL).
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ import json
 import logging
 import socket
 import struct
+import sys
 from typing import Any
 
 from beaver import untrusted
-from beaver.ids import code_to_tos, tos_to_code
+from beaver.ids import ipv4_code, ipv4_marks
 
 MAX_DATAGRAM = 65507
 """Largest UDP payload over IPv4."""
@@ -33,7 +37,10 @@ MARKER = "marker"
 JOIN = "join"
 """The kind of the datagram a runtime sends its peers when it starts (the runtime's too)."""
 
-_TOS_CMSG_SPACE = socket.CMSG_SPACE(struct.calcsize("i"))
+IP_RECVTTL = 12
+"""Linux's socket option for the TTL of each received datagram (not in :mod:`socket`)."""
+_MARKS_CMSG_SPACE = 2 * socket.CMSG_SPACE(struct.calcsize("i"))
+"""Room for the TOS and the TTL control messages of one datagram."""
 
 
 NO_KIND = "no_kind"
@@ -79,10 +86,11 @@ def decode(payload: bytes) -> dict[str, Any]:
 
 
 def open_udp(address: tuple[str, int]) -> socket.socket:
-    """A non-blocking UDP socket bound to ``address`` that reports each datagram's TOS."""
+    """A non-blocking UDP socket bound to ``address`` that reports each datagram's TOS and
+    TTL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+        report_marks(sock)
         sock.bind(address)
         sock.setblocking(False)
     except OSError:
@@ -91,26 +99,41 @@ def open_udp(address: tuple[str, int]) -> socket.socket:
     return sock
 
 
+def report_marks(sock: socket.socket) -> None:
+    """Ask ``sock`` (UDP) to report each datagram's TOS and TTL (:func:`marked_code`)."""
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+    sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+
+
+def marked_code(ancillary: list[tuple[int, int, bytes]]) -> int | None:
+    """The wire code of a datagram received with these control messages (a socket set up by
+    :func:`report_marks`); None if they lack its TOS or TTL."""
+    tos = ttl = None
+    for level, kind, data in ancillary:
+        if level == socket.IPPROTO_IP and kind == socket.IP_TOS and data:
+            tos = data[0]
+        elif level == socket.IPPROTO_IP and kind == socket.IP_TTL and data:
+            ttl = int.from_bytes(data[:4], sys.byteorder)  # an int; the TTL fits its low byte
+    return None if tos is None or ttl is None else ipv4_code(tos, ttl)
+
+
 def send(sock: socket.socket, payload: bytes, address: tuple[str, int], code: int,
-         ttl: int | None = None) -> None:
-    """Send one datagram with wire code ``code`` in its header (and ``ttl``, if given)."""
-    control = [(socket.IPPROTO_IP, socket.IP_TOS, struct.pack("i", code_to_tos(code)))]
-    if ttl is not None:
-        control.append((socket.IPPROTO_IP, socket.IP_TTL, struct.pack("i", ttl)))
+         entropy: int = 0) -> None:
+    """Send one datagram with wire code ``code`` and TTL entropy ``entropy`` in its header."""
+    tos, ttl = ipv4_marks(code, entropy)
+    control = [(socket.IPPROTO_IP, socket.IP_TOS, struct.pack("i", tos)),
+               (socket.IPPROTO_IP, socket.IP_TTL, struct.pack("i", ttl))]
     sock.sendmsg([payload], control, 0, address)
 
 
 def receive(sock: socket.socket) -> tuple[bytes, int, tuple[str, int]] | None:
-    """One datagram as (payload, wire code, source address); None when none is waiting."""
+    """One datagram as (payload, wire code, source address); None when none is waiting.
+    A datagram whose header was not reported counts as unmarked (code 0)."""
     try:
-        payload, ancillary, _flags, source = sock.recvmsg(MAX_DATAGRAM, _TOS_CMSG_SPACE)
+        payload, ancillary, _flags, source = sock.recvmsg(MAX_DATAGRAM, _MARKS_CMSG_SPACE)
     except BlockingIOError:
         return None
-    tos = 0
-    for level, kind, data in ancillary:
-        if level == socket.IPPROTO_IP and kind == socket.IP_TOS and data:
-            tos = data[0]
-    return payload, tos_to_code(tos), source
+    return payload, marked_code(ancillary) or 0, source
 
 
 def parse_address(text: str) -> tuple[str, int]:

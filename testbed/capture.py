@@ -4,7 +4,8 @@
 that face the backends: every UDP datagram to the service port whose source
 is outside the in-group, i.e. every datagram that crossed a gateway. It
 keeps each one's time (converted to ``time.monotonic()``, the clock of the
-gateway app's timings) and wire code (the TOS byte).
+gateway app's timings) and wire code (the TOS byte and the TTL's two lowest
+bits: :func:`beaver.ids.ipv4_code`).
 
 :func:`mismatches` judges them against the gateway app's timings (the
 stored ``gateway_timings``: when each gateway's update to id k was sent and
@@ -12,7 +13,7 @@ acknowledged). A gateway may stamp k from the moment its update to k was
 sent until the acknowledgement of a later update: the flow-mod lands
 somewhere between sending and the barrier reply. A datagram captured at t
 was stamped up to ``slack`` seconds earlier (its way from the gateway to
-the backend), so its TOS byte must be the wire code of an id some gateway may
+the backend), so its wire code must be that of an id some gateway may
 have stamped at some moment of [t - slack, t] (the capture cannot tell
 which gateway carried it). Anything else is a mismatch.
 """
@@ -24,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from beaver.ids import IdSpace, tos_to_code
+from beaver.ids import IdSpace, ipv4_code
 from topologies.addressing import INGROUP_NET
 
 SLACK = 0.05
@@ -108,7 +109,7 @@ class Capture:
 
         if IP in packet:
             self.packets.append(Captured(float(packet.time) + self._offset,
-                                         tos_to_code(packet[IP].tos), packet[IP].src,
+                                         ipv4_code(packet[IP].tos, packet[IP].ttl), packet[IP].src,
                                          str(packet.sniffed_on)))
 
     def __enter__(self) -> Capture:

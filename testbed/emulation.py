@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from beaver.ids import TOS_WINDOW, tos_space
+from beaver.ids import IPV4_LEAD, IPV4_WINDOW, ipv4_space
 from controller.coordinator.service import SnapshotService
 from controller.coordinator.store import Store
 from controller.gateways.client import ControllerError, GatewayClient
@@ -73,6 +73,11 @@ RUN_NAMES = ("r", "172.29.0.0/16")
 CLIENT_DURATION = 24 * 3600.0
 """Seconds of load a client is asked for: it runs until it is stopped."""
 
+
+MAX_UPDATE_WINDOW = IPV4_LEAD
+"""Gateway updates in flight at most: a gateway recognises in-group ids only that far ahead
+of its own (:data:`beaver.ids.IPV4_LEAD`), and the coordinator starts no id further ahead
+of a gateway's acknowledged one, so more would only wait."""
 
 @dataclass(frozen=True)
 class EmulationSettings:
@@ -97,11 +102,12 @@ class EmulationSettings:
     """Share of the workload sent through the relays, for a service that uses them."""
     notify_spread: float = 0.1
     """Seconds over which the coordinator's notifications of one snapshot reach the nodes."""
-    window: int = TOS_WINDOW
-    """Snapshot ids in flight: the core's window, wire codes in the TOS byte
-    (:func:`beaver.ids.tos_space`)."""
+    window: int = IPV4_WINDOW
+    """Snapshot ids alive at once: the core's window, 10-bit wire codes in the TOS byte and
+    two TTL bits (:func:`beaver.ids.ipv4_space`)."""
     update_window: int = 1
-    """Snapshots whose gateway update may be outstanding at once (1: one at a time)."""
+    """Snapshots whose gateway update may be outstanding at once (1: one at a time; at most
+    :data:`MAX_UPDATE_WINDOW`)."""
     update_timeout: float = 1.0
     ready_timeout: float = 30.0
     data_loss: float = 0.0
@@ -234,7 +240,7 @@ class Emulation(Scoped):
             settings.protocol, self.nodes, self.store, self.run,
             secret=self.datacenter.secret,
             gateways=ControllerGateways(self.updates),
-            space=tos_space(settings.window),
+            space=ipv4_space(settings.window),
             update_timeout=settings.update_timeout, update_window=settings.update_window,
             notify_spread=settings.notify_spread,
             listen=(self.plan.root_mgmt_ip, 0),

@@ -45,10 +45,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from beaver.ids import tos_space
+from beaver.ids import ipv4_space
 from controller.gateways.client import ControllerError, GatewayClient
 from controller.gateways.datapath import check_sync
-from controller.gateways.rules import dropped_ttls
+from controller.gateways.rules import dropped_entropies
 from testbed.scoped import Scoped
 from testbed.switchd import (
     GATEWAY_DAEMONS,
@@ -130,8 +130,8 @@ class DataCenter(Scoped):
         self.ready_timeout = ready_timeout
         self.update_timeout = update_timeout
         if window is not None:
-            tos_space(window)  # checked now, before anything is created
-        dropped_ttls(data_loss)  # checked now too
+            ipv4_space(window)  # checked now, before anything is created
+        dropped_entropies(data_loss)  # checked now too
         self.data_loss = data_loss
         self.datapath_sync = datapath_sync
         """The controller's ``--datapath-sync`` (None: its default)."""
@@ -140,7 +140,7 @@ class DataCenter(Scoped):
         None: shared, but each on its own with the ``watch`` sync, which needs that)."""
         """Share of in-group datagrams the leaves drop (``rules.loss_rules``)."""
         self.window = window
-        """Snapshot ids in flight (the window of :func:`beaver.ids.tos_space`); None: its
+        """Snapshot ids in flight (the window of :func:`beaver.ids.ipv4_space`); None: its
         default."""
         self.mininet_log = mininet_log
         self.state_dir = state_dir

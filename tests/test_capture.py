@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from beaver.ids import tos_space
+from beaver.ids import ipv4_space
 from testbed.capture import Captured, Update, mismatches, stamping_periods
 
-SPACE = tos_space()
+SPACE = ipv4_space()
 UPDATES = [Update("g1", 1, 10.0, 10.5), Update("g2", 1, 10.0, 11.0),
            Update("g1", 2, 20.0, 20.5), Update("g2", 2, 20.0, None)]
 

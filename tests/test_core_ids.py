@@ -9,15 +9,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from beaver.ids import (
+    IPV4_ID_BITS,
+    IPV4_LEAD,
+    IPV4_WINDOW,
     TOS_BITS,
-    TOS_WINDOW,
+    TTL_ENTROPY,
     UNMARKED,
     IdSpace,
+    InvalidId,
     OutOfWindow,
-    code_to_tos,
+    ipv4_code,
+    ipv4_marks,
+    ipv4_space,
     tos_fields,
-    tos_space,
-    tos_to_code,
+    ttl_entropy,
 )
 
 SPACES = [
@@ -155,45 +160,89 @@ def test_ahead_wires_are_the_codes_of_the_next_window_ids(space: IdSpace, full_i
     )
 
 
-def test_every_full_id_round_trips_through_the_tos_byte_on_all_255_codes() -> None:
-    space = tos_space()
+def test_every_full_id_round_trips_through_the_tos_byte_and_ttl_on_all_1023_codes() -> None:
+    space = ipv4_space()
     reference = 1_000
-    ids = range(reference - space.window, reference + space.window + 1)
     codes = {space.to_wire(k) for k in range(reference, reference + space.codes)}
-    assert codes == set(range(1, 256)), "every nonzero TOS byte is a code"
-    for full_id in ids:
-        tos = code_to_tos(space.to_wire(full_id))
-        assert 0 < tos <= 0xFF
-        assert space.from_wire(tos_to_code(tos), reference) == full_id
+    assert codes == set(range(1, 1 << IPV4_ID_BITS)), "every nonzero 10-bit value is a code"
+    for full_id in range(reference - space.window, reference + space.window + 1):
+        for entropy in (0, 17, TTL_ENTROPY[-1]):
+            tos, ttl = ipv4_marks(space.to_wire(full_id), entropy)
+            assert 0 <= tos <= 0xFF and 128 <= ttl <= 0xFF, "a stamped TTL keeps its high bit"
+            assert ttl_entropy(ttl) == entropy
+            assert space.from_wire(ipv4_code(tos, ttl), reference) == full_id
+
+
+def test_the_code_splits_into_the_tos_byte_and_the_ttls_lowest_bits() -> None:
+    assert ipv4_marks(0) == (0, 128), "unmarked: TOS 0, TTL 128"
+    assert ipv4_marks(0x2A5) == (0xA5, 0x82)
+    assert ipv4_marks(0x3FF, 31) == (0xFF, 0xFF)
+    assert ipv4_marks(0x100, 1) == (0, 0x85)
+    marks = {ipv4_marks(code, entropy) for code in range(1 << IPV4_ID_BITS)
+             for entropy in TTL_ENTROPY}
+    assert len(marks) == (1 << IPV4_ID_BITS) * len(TTL_ENTROPY), "no two share a header"
+    # a TTL nobody stamped (Linux's default 64) still reads as its two lowest bits
+    assert ipv4_code(0x12, 64) == 0x12 and ipv4_code(0x12, 67) == 0x312
 
 
 def test_the_tos_byte_splits_into_dscp_and_ecn_without_losing_a_bit() -> None:
-    fields = [tos_fields(code) for code in range(1 << TOS_BITS)]
+    fields = [tos_fields(tos) for tos in range(1 << TOS_BITS)]
     assert len(set(fields)) == 256
     assert all(0 <= dscp < 64 and 0 <= ecn < 4 for dscp, ecn in fields)
     assert tos_fields(0x18) == (6, 0) and tos_fields(0x01) == (0, 1)
     assert tos_fields(0xFF) == (63, 3) and tos_fields(0x43) == (16, 3)
 
 
-@pytest.mark.parametrize("bad", [-1, 256, 1 << 14, True, 1.0, "4"])
-def test_a_code_that_is_not_a_tos_byte_is_refused(bad: object) -> None:
+@pytest.mark.parametrize("bad", [-1, 1024, 1 << 14, True, 1.0, "4", None])
+def test_a_code_that_does_not_fit_ten_bits_is_refused(bad: object) -> None:
     with pytest.raises(ValueError):
-        code_to_tos(bad)  # type: ignore[arg-type]
+        ipv4_marks(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [-1, 32, True, 1.5])
+def test_entropy_that_does_not_fit_five_bits_is_refused(bad: object) -> None:
     with pytest.raises(ValueError):
-        tos_to_code(bad)  # type: ignore[arg-type]
+        ipv4_marks(5, bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("tos", "ttl"), [(256, 128), (-1, 128), (0, 256), (0, -1),
+                                          (True, 128), (0, 128.0), ("1", 128)])
+def test_header_bytes_that_are_not_bytes_are_refused(tos: object, ttl: object) -> None:
+    with pytest.raises(ValueError):
+        ipv4_code(tos, ttl)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [256, -1, True, 1.0])
+def test_a_tos_field_split_refuses_what_is_not_a_byte(bad: object) -> None:
+    with pytest.raises(ValueError):
+        tos_fields(bad)  # type: ignore[arg-type]
 
 
 def test_the_emulation_space_leaves_codes_no_correct_process_sends() -> None:
-    space = tos_space()
-    assert (space.bits, space.codes, space.window) == (8, 255, TOS_WINDOW)
+    space = ipv4_space()
+    assert (space.bits, space.codes, space.window) == (10, 1023, IPV4_WINDOW)
+    assert space.lead == IPV4_LEAD == 127
     refused = 0
     for code in range(1, space.codes + 1):
         try:
-            space.from_wire(code, 500)
+            space.from_wire(code, 5_000)
         except OutOfWindow:
             refused += 1
     assert refused == space.codes - (2 * space.window + 1) > 0
-    assert tos_space(127).window == 127
+    assert ipv4_space(511).window == 511
+    assert ipv4_space(64).lead == 64, "a window below the lead is the lead"
     with pytest.raises(ValueError):
-        tos_space(128)
+        ipv4_space(512)
 
+
+def test_a_gateway_sees_only_the_lead_ahead() -> None:
+    space = ipv4_space()
+    ahead = space.ahead_wires(1_000)
+    assert len(ahead) == IPV4_LEAD
+    assert [space.from_wire(w, 1_000) for w in ahead] == list(range(1_001, 1_001 + IPV4_LEAD))
+
+
+@pytest.mark.parametrize("lead", [0, 17, True, 1.0])
+def test_a_lead_outside_the_window_is_refused(lead: object) -> None:
+    with pytest.raises(InvalidId):
+        IdSpace(bits=6, window=16, lead=lead)  # type: ignore[arg-type]

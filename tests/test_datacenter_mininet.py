@@ -10,6 +10,7 @@ says what it waited for.
 
 from __future__ import annotations
 
+import itertools
 import json
 import queue
 import socket
@@ -23,11 +24,12 @@ from typing import Any
 
 import pytest
 
-from beaver.ids import tos_fields, tos_space
+from beaver.ids import TTL_ENTROPY, ipv4_marks, ipv4_space
 from benchmarks.pipelined import pipelined_updates
 from controller.gateways.client import GatewayClient
 from controller.gateways.maglev import FlowKey, MaglevTable
 from controller.gateways.registers import CODE_REGISTER
+from controller.gateways.rules import dropped_entropies
 from testbed.network import PROJECT_ROOT, DataCenter
 from topologies.addressing import DataCenterParams
 from topologies.claims import NamePool
@@ -38,7 +40,7 @@ UDP_PORT, TCP_PORT = 7000, 7001
 PARAMS = DataCenterParams(hosts_per_leaf=2, gateways=2)
 NAMES = NamePool("m", "172.28.0.0/16")
 """Names and management subnets claimed free, so concurrent test runs do not clash."""
-SPACE = tos_space()
+SPACE = ipv4_space()
 
 
 class Lines:
@@ -184,12 +186,14 @@ def test_flow_dumps_name_the_pipeline_tables(dc: DataCenter) -> None:
     dump = dc.ofctl("dump-flows", dc.plan.gateways[0].name)
     for name in ("current", "classify", "stamp", "observe", "balance", "forward"):
         assert f"table={name}," in dump
-    # The current rule holds the id's wire code; the stamp rule copies it into the TOS byte.
-    code = SPACE.to_wire(max(dc.controller.ids().values()))
-    assert f"set_field:{code:#x}->{CODE_REGISTER}" in dump
+    # The current rule holds the id's wire code as its TOS byte and TTL; the stamp rule
+    # copies them into the packet.
+    tos, ttl = ipv4_marks(SPACE.to_wire(max(dc.controller.ids().values())))
+    assert f"set_field:{ttl << 8 | tos:#x}->{CODE_REGISTER}" in dump
     register = f"NXM_NX_{CODE_REGISTER.upper()}"
     assert f"move:{register}[2..7]->OXM_OF_IP_DSCP[]" in dump
     assert f"move:{register}[0..1]->NXM_NX_IP_ECN[]" in dump
+    assert f"move:{register}[8..15]->NXM_NX_IP_TTL[]" in dump
 
 
 def test_udp_reaches_predicted_backend_and_replies_bypass_gateways(
@@ -312,18 +316,20 @@ def test_backends_see_current_id_and_the_new_one_after_set_id(
             assert {r["code"] for _, r in backends.arrivals(2)} == {SPACE.to_wire(snapshot_id)}
 
 
-def beyond_dscp(first: int, last: int) -> int:
-    """The first id in first..last whose wire code needs the ECN bits and more than the six
-    DSCP bits (a code >= 64 with ECN bits set)."""
-    return next(k for k in range(first, last + 1)
-                if SPACE.to_wire(k) >= 64 and tos_fields(SPACE.to_wire(k))[1])
+def with_code(first: int, mask: int) -> int:
+    """The first id from ``first`` on whose wire code has every bit of ``mask`` set."""
+    return next(k for k in range(first, first + SPACE.codes) if SPACE.to_wire(k) & mask == mask)
 
 
-def test_a_gateway_stamps_the_whole_tos_byte_and_the_backend_reads_it_back(
+TTL_AND_ECN_BITS = 0x303
+"""A code with both TTL bits and both ECN bits set needs every header field it takes."""
+
+
+def test_a_gateway_stamps_all_ten_bits_and_the_backend_reads_them_back(
         dc: DataCenter, backends: Backends) -> None:
     client = dc.plan.externals[0].name
     current = max(dc.controller.ids().values())
-    newest = beyond_dscp(current + 1, current + SPACE.codes)
+    newest = with_code(current + 1, TTL_AND_ECN_BITS)
     assert dc.controller.set_id(newest).complete
     send(dc, client, "udp", sport=40008, count=2)
     assert {r["code"] for _, r in backends.arrivals(2)} == {SPACE.to_wire(newest)}
@@ -332,13 +338,17 @@ def test_a_gateway_stamps_the_whole_tos_byte_and_the_backend_reads_it_back(
 def test_ingroup_traffic_with_newer_id_raises_the_gateway(
         dc: DataCenter, backends: Backends, spread: GatewayClient) -> None:
     first, second = (g.name for g in dc.plan.gateways)
-    current = max(spread.ids().values())
+    # From an id whose code's TOS byte is near its top, the ids ahead wrap the TOS byte
+    # and change the TTL bits: the bitmap of TOS bytes still sees them.
+    start = max(spread.ids().values())
+    current = next(k for k in range(start, start + SPACE.codes) if SPACE.to_wire(k) == 0x2F0)
     assert spread.set_id(current).complete
     spread.steer(first)
     # A sender the flow does not hash back to (a host cannot receive its own packet).
     sender = next(h.name for h in dc.plan.hosts
                   if predicted_backend(dc, h.dip, 17, 40007, UDP_PORT) != h.name)
-    newer = beyond_dscp(current + 1, current + SPACE.window)  # an observe rule catches it
+    newer = with_code(current + 1, TTL_AND_ECN_BITS)
+    assert newer - current <= SPACE.lead, "an observe rule catches it"
     send(dc, sender, "udp", sport=40007, code=SPACE.to_wire(newer), count=1)
     [(_, report)] = backends.arrivals(1)
     assert report["code"] == SPACE.to_wire(newer), "in-group packets keep their own id"
@@ -481,7 +491,7 @@ def test_invalid_parameter_fails_before_anything_is_created(mininet_machine: Non
     with pytest.raises(ValueError, match="spines=0"):
         DataCenter(DataCenterParams(spines=0, prefix="tx"))
     with pytest.raises(ValueError, match="window"):
-        DataCenter(DataCenterParams(prefix="tx"), window=128)  # 8 bits decode at most 127
+        DataCenter(DataCenterParams(prefix="tx"), window=512)  # 10 bits decode at most 511
     after = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout
     assert after == bridges
 
@@ -579,3 +589,62 @@ def test_updates_queued_behind_a_busy_gateway_are_coalesced_and_acked_in_order(
                      for earlier, later in zip(parts[:-1], parts[1:], strict=True))
         assert shared == coalesced[name], (name, shared, coalesced[name])
     assert_never_older_than_acked(updates, gateway, seen)
+
+
+RECEIVE_MARKED = """
+import sys
+from hosts import wire
+sock = wire.open_udp(("0.0.0.0", int(sys.argv[1])))
+sock.setblocking(True)
+print("ready", flush=True)
+while True:
+    payload, code, _ = wire.receive(sock)
+    print(payload.decode(), code, flush=True)
+"""
+SEND_MARKED = """
+import socket, sys
+from hosts import wire
+from beaver.ids import TTL_ENTROPY
+host, port, codes = sys.argv[1], int(sys.argv[2]), [int(c) for c in sys.argv[3:]]
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for code in codes:
+    for entropy in TTL_ENTROPY:
+        wire.send(sock, f"{code} {entropy}".encode(), (host, port), code, entropy)
+wire.send(sock, b"end 0", (host, port), 0)
+"""
+LOSSY = DataCenterParams(spines=1, leaves=1, hosts_per_leaf=2, gateways=1, externals=1,
+                         relays=0)
+
+
+def test_the_loss_rules_drop_the_same_entropy_of_every_id_and_the_rest_arrive_whole(
+        mininet_machine: None) -> None:
+    """In-group datagrams with every TTL entropy and codes using every header bit: exactly
+    those whose entropy the loss rules name are dropped, whatever id they carry, and every
+    other arrives with its whole 10-bit code."""
+    share = 0.1
+    codes = [0x001, 0x0FF, 0x100, 0x2A5, 0x3FF]
+    with DataCenter(LOSSY, names=NamePool("l", "172.24.0.0/16"), data_loss=share) as lossy:
+        sender, receiver = lossy.plan.hosts
+        server = lossy.host(receiver.name).popen(
+            [sys.executable, "-c", RECEIVE_MARKED, str(UDP_PORT)], cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            lines = Lines(server, receiver.name)
+            assert lines.next(10, "the receiver to print ready") == "ready"
+            sent = lossy.host(sender.name).popen(
+                [sys.executable, "-c", SEND_MARKED, receiver.dip, str(UDP_PORT),
+                 *map(str, codes)], cwd=PROJECT_ROOT, stderr=subprocess.PIPE, text=True)
+            assert sent.wait(timeout=20) == 0, sent.stderr.read() if sent.stderr else ""
+            arrived = []
+            while (line := lines.next(10, "the last datagram (entropy 0 is never dropped)")
+                   ) != "end 0 0":
+                code, entropy, read = map(int, line.split())
+                assert read == code, f"datagram {code} {entropy} arrived with code {read}"
+                arrived.append((code, entropy))
+        finally:
+            server.terminate()
+            server.wait(timeout=5)
+    lost = set(itertools.product(codes, TTL_ENTROPY)) - set(arrived)
+    assert len(arrived) == len(set(arrived))
+    assert lost == set(itertools.product(codes, dropped_entropies(share)))
+    assert len(lost) / (len(codes) * len(TTL_ENTROPY)) == 3 / 32

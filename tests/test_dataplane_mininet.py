@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 from emulated_cli import bridges_of, switch_daemons_of, workdirs_of
 
-from beaver.ids import tos_space
+from beaver.ids import ipv4_space
 from controller.gateways.datapath import SYNC_MODES, stale_flows
 from testbed.network import DataCenter
 from testbed.switchd import GATEWAY_DAEMONS
@@ -59,17 +59,17 @@ while (now := time.monotonic()) < end:
 """
 STREAM_RECEIVER = """
 import json, socket, struct, sys
-from beaver.ids import tos_to_code
+from hosts.wire import marked_code, report_marks
 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-sock.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+report_marks(sock)
 sock.bind(("0.0.0.0", int(sys.argv[1])))
 sock.settimeout(float(sys.argv[2]))
 print("ready", flush=True)
 seen = []
 try:
     while True:
-        data, ancillary, _, _ = sock.recvmsg(64, socket.CMSG_SPACE(1))
-        seen.append((struct.unpack("!d", data[:8])[0], tos_to_code(ancillary[0][2][0])))
+        data, ancillary, _, _ = sock.recvmsg(64, 2 * socket.CMSG_SPACE(4))
+        seen.append((struct.unpack("!d", data[:8])[0], marked_code(ancillary)))
         if len(seen) == 20:
             print("flowing", flush=True)
 except TimeoutError:
@@ -131,7 +131,7 @@ def start_stream(dc: DataCenter, seconds: float) -> tuple[Any, Any]:
 @pytest.mark.parametrize("sync", SYNC_MODES)
 def test_a_datagram_sent_after_the_ack_carries_the_new_id(mininet_machine: None,
                                                           sync: str) -> None:
-    space = tos_space()
+    space = ipv4_space()
     with DataCenter(SMALL, names=NAMES, datapath_sync=sync) as dc:
         seconds = 2.0 + UPDATES * (PACE + 0.02)
         receiver, sender = start_stream(dc, seconds)

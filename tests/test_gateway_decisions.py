@@ -38,12 +38,12 @@ def holding(controller: GatewayController, snapshot_id: int) -> tuple[SetField, 
                            ahead_actions(space.ahead_wires(snapshot_id)))
 
 
-def test_the_gateways_use_the_emulation_s_eight_bit_codes() -> None:
+def test_the_gateways_use_the_emulation_s_ten_bit_codes_and_observe_by_tos_byte() -> None:
     controller = connected_controller()
-    assert controller.space.codes == 255
+    assert controller.space.codes == 1023
     observe = controller.observe_rules(GATEWAYS[0])
-    assert len(observe) == controller.space.codes
-    assert {tos_of_match(r) for r in observe} == {tos_fields(code) for code in range(1, 256)}
+    assert len(observe) == 256, "one observe rule per TOS byte, TOS 0 too (codes 256, 512..)"
+    assert {tos_of_match(r) for r in observe} == {tos_fields(tos) for tos in range(256)}
 
 
 def test_an_update_is_one_flow_mod_per_gateway_on_its_current_rule() -> None:

@@ -13,12 +13,8 @@ import pytest
 from test_hosts_fakes import wait_until
 from test_hosts_runtime import SPACE, Harness
 
-from beaver.ids import tos_to_code
 from hosts import delivery, wire
 from hosts.delivery import Channel
-
-IP_RECVTTL = 12
-"""Linux's socket option for the TTL of each received datagram (not in :mod:`socket`)."""
 
 
 def test_a_channel_delivers_in_order_once_and_acknowledges_what_it_holds():
@@ -56,7 +52,7 @@ def beaver():
 def _raw(harness: Harness, what: str) -> tuple[dict, int, int]:
     """The next datagram to peer b as it is on the wire: message, wire code, TTL (no ack sent)."""
     sock = harness.peer.sock
-    sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+    wire.report_marks(sock)
 
     def one():
         harness.pump()
@@ -68,7 +64,7 @@ def _raw(harness: Harness, what: str) -> tuple[dict, int, int]:
         if message["kind"] == delivery.ACK:
             return None
         found = {kind: data[0] for level, kind, data in ancillary if level == socket.IPPROTO_IP}
-        return message, tos_to_code(found.get(socket.IP_TOS, 0)), found[socket.IP_TTL]
+        return message, wire.marked_code(ancillary), found[socket.IP_TTL]
 
     return wait_until(one, what, lambda: None)
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from test_hosts_fakes import FakeCoordinator, Peer, wait_until
 
-from beaver.ids import tos_space
+from beaver.ids import ipv4_space
 from beaver.protocols import protocol
 from beaver.records import LocalSnapshot
 from hosts import link, wire
@@ -24,7 +24,7 @@ from hosts.services import Address, Send
 from topologies import management
 from topologies.secret import RunSecret
 
-SPACE = tos_space()
+SPACE = ipv4_space()
 
 
 class Echo:

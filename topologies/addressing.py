@@ -42,11 +42,6 @@ VIP_NET = ipaddress.IPv4Network("10.100.0.0/16")
 EXTERNAL_NET = ipaddress.IPv4Network("10.200.0.0/16")
 DATA_PREFIX_LEN = 8
 """Hosts see one flat data subnet (10.0.0.0/8): the switches route, static ARP resolves."""
-INGROUP_TTLS = range(128, 256)
-"""In-group nodes send each datagram to a peer with a TTL drawn uniformly from these
-values (no switch of the fabric decrements it). It is the entropy the fabric's loss rules
-drop a share of datagrams by (``beaver run --data-loss``): OpenFlow has no random choice
-and OVS hashes whole flows, so the per-datagram randomness travels in the packet."""
 
 ROLES = ("spine", "leaf", "gateway", "border", "internet")
 EXTERNAL_ROLES = ("client", "relay")

@@ -43,7 +43,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from beaver.ids import tos_space
+from beaver.ids import ipv4_space
 from cli.progress import Progress
 from cli.runs.arguments import add_arguments, run_parameters, settings_of
 from cli.runs.summary import summarize
@@ -146,7 +146,7 @@ def wire_check(emulation: Emulation, capture: Capture) -> dict[str, Any]:
     store, run = emulation.store, emulation.run
     snapshots = [store.snapshot(run, row["snapshot_id"]) for row in store.snapshot_rows(run)]
     return dict(capture.report(stored_updates(snapshots),
-                               tos_space(emulation.settings.window)))
+                               ipv4_space(emulation.settings.window)))
 
 
 def given_up(result: TakeResult) -> dict[str, Any]:

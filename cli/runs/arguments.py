@@ -13,7 +13,7 @@ from controller.coordinator.store import DEFAULT_DB
 from controller.gateways.rules import lost_share
 from hosts.services.kind import Option
 from hosts.services.registry import DEFAULT_SERVICE, SERVICES
-from testbed.emulation import MAX_INGROUP, EmulationSettings
+from testbed.emulation import MAX_INGROUP, MAX_UPDATE_WINDOW, EmulationSettings
 
 MAX_SNAPSHOTS = 100_000
 MAX_RATE = 1000.0
@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=int, default=1,
                         help="snapshots whose gateway update may be in flight at once, updates "
                              "pipelined (1: each waits for the previous one's acks; at most "
-                             f"{EmulationSettings.window}, the id window; default 1)")
+                             f"{MAX_UPDATE_WINDOW}, how far a gateway recognises ids ahead of "
+                             "its own; default 1)")
     parser.add_argument("--wan-delay-ms", type=float, default=EmulationSettings.wan_delay * 1e3,
                         help="delay a relay adds to an external transfer (default "
                              f"{EmulationSettings.wan_delay * 1e3:g} ms: partners in another "
@@ -46,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(option.flag, type=float, default=option.default, help=option.help)
     parser.add_argument("--data-loss", type=float, default=0.0, metavar="P",
                         help="share of in-group datagrams the fabric's switches drop, "
-                             "0 <= P < 1 (default 0; the agents retransmit)")
+                             "0 <= P < 1, in steps of 1/32, rounded (default 0; the agents "
+                             "retransmit)")
     parser.add_argument("--capture", action="store_true",
                         help="capture at the backends' ports and check every datagram that "
                              "crossed a gateway carries the id its gateway stamped then")
@@ -70,8 +72,8 @@ def settings_of(args: argparse.Namespace) -> EmulationSettings:
         problems.append(f"--rate must be a positive number <= {MAX_RATE:g} (each start updates "
                         f"every gateway and notifies every agent; the summary says the rate "
                         f"reached)")
-    if not 1 <= args.window <= EmulationSettings.window:
-        problems.append(f"--window must be in 1..{EmulationSettings.window}")
+    if not 1 <= args.window <= MAX_UPDATE_WINDOW:
+        problems.append(f"--window must be in 1..{MAX_UPDATE_WINDOW}")
     if not (math.isfinite(args.wan_delay_ms) and args.wan_delay_ms >= 0):
         problems.append("--wan-delay-ms must be >= 0")
     if not (math.isfinite(args.notify_spread_ms) and args.notify_spread_ms >= 0):

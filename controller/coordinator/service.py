@@ -116,9 +116,9 @@ class SnapshotService:
             tau_min=tau_min, space=space, update_timeout=update_timeout,
             packet_lifetime=PACKET_LIFETIME,
         )
-        if not 1 <= update_window <= self.core.window:
-            raise ValueError(f"update window must be in 1..{self.core.window} (the core's "
-                             f"window of snapshots in flight), got {update_window}")
+        if not 1 <= update_window <= self.core.space.lead:
+            raise ValueError(f"update window must be in 1..{self.core.space.lead} (how far "
+                             f"the core lets an id lead a gateway's), got {update_window}")
         self.updates = (UpdatePipeline(self.core, gateways, update_window, self._phase_done)
                         if gateways is not None else None)
         self.tau = TauMin(self.core, store, run)
@@ -198,8 +198,8 @@ class SnapshotService:
                 raise RuntimeError("this service updates no gateways")
             if self.updates.outstanding:
                 raise RuntimeError("gateway updates are outstanding")
-            if not 1 <= window <= self.core.window:
-                raise ValueError(f"update window must be in 1..{self.core.window}, "
+            if not 1 <= window <= self.core.space.lead:
+                raise ValueError(f"update window must be in 1..{self.core.space.lead}, "
                                  f"got {window}")
             self.updates.window = window
         self._call(assign())

@@ -16,9 +16,9 @@ import logging
 import sys
 from pathlib import Path
 
-from beaver.ids import TOS_WINDOW, tos_space
+from beaver.ids import IPV4_WINDOW, ipv4_space
 from controller.gateways.datapath import SYNC_MODES, check_sync
-from controller.gateways.rules import dropped_ttls
+from controller.gateways.rules import dropped_entropies
 from topologies.addressing import AddressPlan
 from topologies.secret import RunSecret
 
@@ -33,7 +33,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--listen-host", default="127.0.0.1")
     parser.add_argument("--update-timeout", type=float, default=2.0,
                         help="seconds to wait for a gateway's barrier reply")
-    parser.add_argument("--window", type=int, default=TOS_WINDOW,
+    parser.add_argument("--window", type=int, default=IPV4_WINDOW,
                         help="snapshot ids in flight (the agents' and coordinator's window)")
     parser.add_argument("--secret-file", type=Path,
                         help="the run's secret: control requests must carry its HMAC")
@@ -59,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
-        space = tos_space(args.window)
+        space = ipv4_space(args.window)
         secret = RunSecret.load(args.secret_file) if args.secret_file else None
-        dropped_ttls(args.data_loss)
+        dropped_entropies(args.data_loss)
     except (OSError, ValueError) as error:
         print(f"python -m controller.gateways: {error}", file=sys.stderr)
         return 2

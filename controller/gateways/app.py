@@ -41,7 +41,7 @@ from os_ken.controller.handler import (
 from os_ken.lib.packet import ipv4, packet
 from os_ken.ofproto import ofproto_v1_3
 
-from beaver.ids import IdSpace, tos_space, tos_to_code
+from beaver.ids import IdSpace, ipv4_code, ipv4_space
 from controller.gateways.control import ControlServer
 from controller.gateways.datapath import SYNC_MODES, appliers_by_gateway
 from controller.gateways.decisions import (
@@ -83,7 +83,7 @@ class AppSettings:
     control_host: str
     control_port: int
     update_timeout: float = 2.0
-    space: IdSpace = field(default_factory=tos_space)
+    space: IdSpace = field(default_factory=ipv4_space)
     secret: RunSecret | None = None
     """The run's secret: control requests must carry its HMAC (None: not checked)."""
     openflow: tuple[str, int] | None = None
@@ -261,7 +261,7 @@ class GatewayApp(app_manager.OSKenApp):
             return
         with self.lock:
             if purpose_of(msg.cookie) is Purpose.OBSERVE:
-                self._send_ops(self.decisions.on_ingroup_copy(name, tos_to_code(ip.tos)))
+                self._send_ops(self.decisions.on_ingroup_copy(name, ipv4_code(ip.tos, ip.ttl)))
             elif msg.table_id == table(GATEWAY_PIPELINE, "balance").table_id:
                 ops = self.decisions.on_balance_miss(name, flow_key(msg.data, ip))
                 self._send_ops(ops, packet_in=msg)

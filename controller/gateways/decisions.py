@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from beaver.gateway import Gateway
-from beaver.ids import IdSpace, tos_space
+from beaver.ids import TOS_BITS, IdSpace, ipv4_space
 from beaver.records import GatewayTiming
 from controller.gateways.maglev import DEFAULT_SIZE, FlowKey, MaglevTable
 from controller.gateways.pipeline import (
@@ -43,7 +43,7 @@ from controller.gateways.rules import (
     loss_rules,
     match,
     spine_for_leaf,
-    wire_fields,
+    tos_match,
 )
 from controller.gateways.stamping import StampLane, stamp_mark
 from controller.gateways.updates import IdUpdate
@@ -92,7 +92,7 @@ class GatewayController:
                  maglev_size: int = DEFAULT_SIZE, stamp_depth: int = 2,
                  data_loss: float = 0.0) -> None:
         self.plan = plan
-        self.space = space or tos_space()
+        self.space = space or ipv4_space()
         self.gateways = {g.name: Gateway(g.name, self.space) for g in plan.gateways}
         self.tables = {
             s.name: MaglevTable(s.backends, maglev_size) for s in plan.services if s.backends
@@ -153,14 +153,16 @@ class GatewayController:
                     goto="balance", cookie=cookie(Purpose.STAMP))
 
     def observe_rules(self, gateway: str) -> list[Rule]:
-        """One fixed rule per wire code: copy an in-group packet carrying it to the
-        controller when the ``current`` rule marks the code ahead of the gateway's id."""
+        """One fixed rule per TOS byte: copy an in-group packet carrying it to the
+        controller when the ``current`` rule marks it as that of a code ahead of the
+        gateway's id (the controller decodes the whole code: see
+        :mod:`controller.gateways.registers`)."""
         return [
             Rule(gateway, "observe", 100,
-                 match(eth_type=ETH_TYPE_IP, **wire_fields(wire), **ahead_match(wire)),
+                 match(eth_type=ETH_TYPE_IP, **tos_match(tos), **ahead_match(tos)),
                  (ToController(OBSERVE_COPY_BYTES),), goto="balance",
-                 cookie=cookie(Purpose.OBSERVE, wire))
-            for wire in range(1, self.space.codes + 1)
+                 cookie=cookie(Purpose.OBSERVE, tos))
+            for tos in range(1 << TOS_BITS)
         ]
 
     def probe_rule(self, gateway: str) -> Rule:

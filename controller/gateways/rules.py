@@ -19,10 +19,16 @@ Paths:
 * in-group -> in-group: leaf -> spine (chosen by destination leaf) -> leaf.
 
 Loss on purpose (:func:`loss_rules`, ``beaver run --data-loss``): in-group
-nodes draw each datagram's TTL from :data:`~topologies.addressing.INGROUP_TTLS`;
-every leaf drops in-group -> in-group datagrams whose TTL is one of the first
-:func:`dropped_ttls`, so each datagram is lost with that share, independently
-of its flow (OVS would pick a select group's bucket once per flow).
+nodes draw each datagram's TTL entropy from :data:`beaver.ids.TTL_ENTROPY`
+(5 bits of the TTL; its lowest 2 carry the snapshot id's top bits,
+:func:`beaver.ids.ipv4_marks`); every leaf drops in-group -> in-group
+datagrams whose entropy is one of the last ``round(share * 32)`` values (at
+most 31: entropy 0, which datagrams that draw none carry, such as the
+runtime's joins, is never dropped), one rule per such TTL (:func:`dropped_ttls`:
+each entropy value with every combination of the id's bits, as OVS cannot mask
+``nw_ttl``), so each datagram is lost with that share, in steps of 1/32,
+independently of its flow and of the id it carries (OVS would pick a select
+group's bucket once per flow).
 """
 
 from __future__ import annotations
@@ -31,9 +37,9 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from beaver.ids import tos_fields
+from beaver.ids import IPV4_ID_BITS, TOS_BITS, TTL_ENTROPY, ipv4_marks, tos_fields
 from controller.gateways.pipeline import Purpose, cookie
-from topologies.addressing import INGROUP_TTLS, AddressPlan, InGroupHost, Switch
+from topologies.addressing import AddressPlan, InGroupHost, Switch
 
 ETH_TYPE_IP = 0x0800
 
@@ -103,10 +109,10 @@ def match(**fields: Any) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted(fields.items()))
 
 
-def wire_fields(code: int) -> dict[str, int]:
-    """The OpenFlow 1.3 fields that hold snapshot wire code ``code``: the TOS byte's
-    DSCP and ECN bits (:func:`beaver.ids.tos_fields`), matched and written together."""
-    dscp, ecn = tos_fields(code)
+def tos_match(tos: int) -> dict[str, int]:
+    """The OpenFlow 1.3 fields that hold TOS byte ``tos`` (the low 8 bits of a wire code):
+    its DSCP and ECN bits (:func:`beaver.ids.tos_fields`), matched together."""
+    dscp, ecn = tos_fields(tos)
     return {"ip_dscp": dscp, "ip_ecn": ecn}
 
 
@@ -182,16 +188,26 @@ def fabric_rules(plan: AddressPlan) -> list[Rule]:
     return rules
 
 
-def dropped_ttls(share: float) -> range:
-    """The TTLs the loss rules drop: the first ``round(share * 128)`` in-group TTLs."""
+def dropped_entropies(share: float) -> range:
+    """The TTL entropy values whose datagrams the loss rules drop: the last
+    ``round(share * 32)``, at most 31 (entropy 0 is never dropped)."""
     if not 0 <= share < 1:
         raise ValueError(f"the share of datagrams lost must be in [0, 1), got {share}")
-    return INGROUP_TTLS[:round(share * len(INGROUP_TTLS))]
+    values = len(TTL_ENTROPY)
+    return TTL_ENTROPY[values - min(round(share * values), values - 1):]
+
+
+def dropped_ttls(share: float) -> list[int]:
+    """The TTLs the loss rules drop: every TTL whose entropy is dropped, whatever id bits
+    it carries."""
+    codes_by_ttl_bits = [bits << TOS_BITS for bits in range(1 << IPV4_ID_BITS - TOS_BITS)]
+    return sorted(ipv4_marks(code, entropy)[1]
+                  for entropy in dropped_entropies(share) for code in codes_by_ttl_bits)
 
 
 def lost_share(share: float) -> float:
     """The share of in-group datagrams the loss rules for ``share`` really drop."""
-    return len(dropped_ttls(share)) / len(INGROUP_TTLS)
+    return len(dropped_entropies(share)) / len(TTL_ENTROPY)
 
 
 def loss_rules(plan: AddressPlan, share: float) -> list[Rule]:
