@@ -75,12 +75,13 @@ TTL_ENTROPY_BITS = 5
 TTL_ENTROPY = range(1 << TTL_ENTROPY_BITS)
 """The per-datagram entropy an in-group datagram's TTL carries (0..31): the loss rules
 drop a share of datagrams by it, in steps of 1/32 (``beaver run --data-loss``)."""
-IPV4_WINDOW = 384
-"""The emulation's default window. With a packet lifetime of 200 ms and snapshots that
-take ~130 ms to finish at high rates, ids alive at once number rate * 0.33 s: 384 allows
-~1,100 starts/s, while 254 of the 1,023 codes (a quarter) still decode to no id within
-the window of any receiver, so a corrupt mark is refused that often. The largest window
-10 bits allow is 511 (every code decodes)."""
+IPV4_WINDOW = 448
+"""The emulation's default window. Ids alive at once number about rate * (packet lifetime +
+the time a snapshot takes to finish): at 1,000 starts/s with the emulation's 200 ms and
+finish times of 150-250 ms under load (docs/dataplane.md), 350-450. 448 allows that, while
+126 of the 1,023 codes (as many as the 8-bit default left of 255) still decode to no id
+within the window of any receiver, so a corrupt mark is refused that often. The largest
+window 10 bits allow is 511 (every code decodes)."""
 IPV4_LEAD = 127
 """How far an id may be ahead of a gateway's id for the gateway to recognise it: its
 observe rules see the TOS byte only, and a code's low 8 bits name it uniquely among the

@@ -11,7 +11,7 @@ than it can start them (:mod:`testbed.bursts`):
    ratio of the two serial rates is the noise floor of this machine beside
    the parallel / serial ratio.
 
-``rate_hz`` is the start rate (first t0 to last) of the burst. The core
+``rate_hz`` is the start rate of the burst once its windows are full. The core
 also bounds it: a wire code is reused only a packet lifetime
 (:data:`controller.coordinator.service.PACKET_LIFETIME`) after its id
 stopped being stamped, so at most ``window`` ids start per lifetime. Each
@@ -55,7 +55,7 @@ def plan(quick: bool, seeds: int) -> Plan:
         quick=quick,
         seeds=seeds,
         grid={"gateways": [2] if quick else [1, 2, 4, 8]},
-        fixed={"snapshots_per_burst": 150 if quick else 400, "ingroup": 4,
+        fixed={"snapshots_per_burst": 800 if quick else 1600, "ingroup": 4,
                "service": "bank", "protocol": "beaver", "phases": [p for p, _ in PHASES],
                "parallel_window": PARALLEL_WINDOW,
                "packet_lifetime_ms": PACKET_LIFETIME * 1e3},

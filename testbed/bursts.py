@@ -4,10 +4,12 @@ A *burst* asks the coordinator for snapshots far faster than it can start
 them, with up to ``window`` gateway updates in flight (1: one at a time);
 the coordinator then starts one whenever the core's window and the update
 pipeline allow, so the rate at which it starts them is what the emulation
-sustains. The first ``window`` starts of a burst fill an empty pipeline at
-once and say nothing about that rate, so it is counted from the t0 of the
-start after them to the last (:func:`stats.start_rate`); a burst needs more
-than ``window + 1`` snapshots for a rate. Several bursts may run in one emulation (the
+sustains. The first starts of a burst fill an empty pipeline and an empty
+id window at once (up to the core's window of ids may start before any
+must leave the wire: :mod:`beaver.wire_floor`) and say nothing about that
+rate, so it is counted from the t0 of the start after the larger of the
+two windows to the last (:func:`stats.start_rate`); a burst needs more
+than that many plus one snapshots for a rate. Several bursts may run in one emulation (the
 serial and the pipelined rate of the same run, and a repeat of the first
 as an A/A calibration).
 
@@ -39,7 +41,8 @@ class Burst:
     started: int
     stored: int
     start_rate_hz: float | None
-    """Starts per second after the first ``window`` (None: too few snapshots)."""
+    """Starts per second after the first ``window`` or the core's window of ids, whichever
+    is larger (None: too few snapshots)."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ def burst(emulation: Emulation, snapshots: int, window: int, timeout: float = 12
     starts = [row["t0"] for row in service.store.snapshot_rows(service.run)
               if first <= row["snapshot_id"] <= last]
     return Burst(window, first, last, result.started, result.stored,
-                 start_rate(starts, skip=window))
+                 start_rate(starts, skip=max(window, service.core.window)))
 
 
 def judge_bursts(emulation: Emulation, store: Store, run: int,

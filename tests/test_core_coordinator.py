@@ -225,6 +225,26 @@ def test_a_gateway_whose_updates_keep_failing_holds_the_window() -> None:
     assert not coordinator.can_start(7.0), "g2 may still stamp 2; 6 would be 4 ids ahead"
 
 
+def test_no_id_starts_further_ahead_of_a_gateways_acknowledged_id_than_the_lead() -> None:
+    """A gateway recognises in-group ids only ``lead`` ahead of its own (the emulation's
+    observe rules see 127): while one lags, no start takes an id beyond that, however
+    wide the window; its ack frees the start, and the holdup names it."""
+    coordinator = Coordinator(NODES, gateways=["g1", "g2"], packet_lifetime=0.0,
+                              space=IdSpace(bits=6, window=31, lead=4))
+    for k in range(1, 5):
+        coordinator.start(float(k))
+        coordinator.gateway_acked("g1", k, float(k))
+        finish_without_messages(coordinator, k)
+    assert coordinator.newest == 4 and coordinator.oldest_unfinished == 1
+    assert not coordinator.can_start(5.0) and coordinator.next_start_at() is None
+    with pytest.raises(RuntimeError, match="wait for gateway g2 to acknowledge"):
+        coordinator.start(5.0)
+    coordinator.gateway_acked("g2", 2, 5.0)
+    assert coordinator.can_start(5.0) and coordinator.start(5.0)[0] == 5
+    assert coordinator.start(5.0)[0] == 6
+    assert not coordinator.can_start(5.0), "7 would lead g2's acknowledged 2 by 5"
+
+
 def test_stale_stamps_of_a_failing_gateway_never_alias_to_unstarted_ids() -> None:
     """g2 forwards client traffic but never gets its updates; snapshots go on while they may."""
     space = IdSpace()
