@@ -55,7 +55,7 @@ def plan(quick: bool, seeds: int) -> Plan:
         quick=quick,
         seeds=seeds,
         grid={"gateways": [2] if quick else [1, 2, 4, 8]},
-        fixed={"snapshots_per_burst": 800 if quick else 1600, "ingroup": 4,
+        fixed={"snapshots_per_burst": 800 if quick else 1000, "ingroup": 4,
                "service": "bank", "protocol": "beaver", "phases": [p for p, _ in PHASES],
                "parallel_window": PARALLEL_WINDOW,
                "packet_lifetime_ms": PACKET_LIFETIME * 1e3},
