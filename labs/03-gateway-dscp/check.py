@@ -36,7 +36,7 @@ NEEDS: dict[int, list[tuple[str, str]]] = {
          r"time[sd]? out|dropped|drop")],
     6: [("what the observe rules do with a newer id (optimistic marking)",
          r"optimistic"),
-        ("why 64 codes (the snapshot window)", r"window")],
+        ("why only 127 ids ahead count (the window, the lead)", r"window|lead")],
 }
 
 
