@@ -29,13 +29,13 @@ before any state changes.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
 from collections.abc import Iterable
 from math import isfinite
 
 from beaver.ids import IdSpace, InvalidId, require_id
 from beaver.records import Command, InFlight, LocalSnapshot, NotifyNode, NotifyNodes, UpdateGateway
-from beaver.refusals import InvalidInput, InvalidReport, ReportChecks, require_time
+from beaver.refusals import InvalidInput, ReportChecks, require_time
+from beaver.reported_states import ReportedStates
 from beaver.snapshot_status import GlobalSnapshot, Notify, SnapshotStatus
 from beaver.wire_floor import DEFAULT_PACKET_LIFETIME, WireFloor
 
@@ -87,7 +87,7 @@ class Coordinator(WireFloor, ReportChecks):
         """The newest id each gateway acknowledged (it stamps at least that one)."""
         self._known = frozenset(self.nodes)
         self._last_reported = dict.fromkeys(self.nodes, 0)
-        self._locals: dict[str, list[LocalSnapshot]] = {node: [] for node in self.nodes}
+        self._states = ReportedStates(self.nodes)
         self._in_flight: dict[int, list[InFlight]] = {}
         self._reported_through: dict[int, int] = {0: len(self.nodes)}
         """How many nodes' last reported id is each id (ids no node stopped at: absent)."""
@@ -292,49 +292,24 @@ class Coordinator(WireFloor, ReportChecks):
         if type(now) is not float or not isfinite(now):
             require_time(now)
         self._check_local(local)
-        self._tick(now)
-        return self._take_local(local, now)
-
-    def add_locals(
-        self, locals_: list[LocalSnapshot], now: float
-    ) -> tuple[list[int], list[InvalidReport]]:
-        """Take several nodes' local snapshots at ``now``, as :meth:`add_local` one after the
-        other would; returns the snapshots they completed and the refusals.
-
-        Every report is checked before any is taken, each against the reports before it
-        in the batch: a refused one changes nothing, the others are taken in order."""
-        require_time(now)
-        taken, refused, batch_last = [], [], {}
-        check = self._check_local
-        for local in locals_:
-            node = getattr(local, "node", None)
-            try:
-                check(local, batch_last.get(node) if type(node) is str else None)
-            except InvalidReport as refusal:
-                refused.append(refusal)
-                continue
-            taken.append(local)
-            batch_last[local.node] = local.last_id
-        done = []
-        if taken:
+        if now > self._clock:
             self._tick(now)
-        for local in taken:
-            done += self._take_local(local, now)
-        return done, refused
+        return self._take_local(local, now)
 
     def _take_local(self, local: LocalSnapshot, now: float) -> list[int]:
         """Record a checked local snapshot; returns the snapshots it completed."""
-        node, first, last = local.node, local.first_id, local.last_id
+        node, first, last, _, state, sent, received = local
         self._last_reported[node] = last
-        self._locals[node].append(local)
+        self._states.add(node, first, last, state)
         through = self._reported_through
-        if through[first - 1] == 1:
-            del through[first - 1]
+        left = through[first - 1] - 1
+        if left:
+            through[first - 1] = left
         else:
-            through[first - 1] -= 1
+            del through[first - 1]
         through[last] = through.get(last, 0) + 1
-        if self.counts_channels and (local.sent or local.received):
-            balance = sum(local.sent.values()) - sum(local.received.values())
+        if (sent or received) and self.counts_channels:
+            balance = sum(sent.values()) - sum(received.values())
             self._balance_from[first] = self._balance_from.get(first, 0) + balance
         if self._everyone_through in through:
             return []
@@ -390,31 +365,11 @@ class Coordinator(WireFloor, ReportChecks):
     def assemble(self, k: int) -> GlobalSnapshot:
         """The global snapshot k from what the nodes reported (complete or not)."""
         status = self.status(k)
-        states = {}
-        for node, locals_ in self._locals.items():
-            for local in reversed(locals_):
-                if local.covers(k):
-                    states[node] = local.state
-                    break
+        states = self._states.covering(k)
         return GlobalSnapshot(k, status, states, tuple(self._in_flight.get(k, ())))
 
     def forget(self, k: int) -> None:
         """Drop the stored states and messages of finished snapshots up to ``k``."""
-        unfinished = self._unfinished
-        below = min(k + 1, self.oldest_unfinished)  # a node's locals that end below it all go
-        for node, locals_ in self._locals.items():
-            gone = bisect_left(locals_, below, key=_last_id)
-            if below > k:  # every local left ends above k: all are kept
-                del locals_[:gone]
-                continue
-            self._locals[node] = [
-                local for local in locals_[gone:]
-                if local.last_id > k
-                or any(s in unfinished for s in range(local.first_id, local.last_id + 1))
-            ]
+        self._states.forget(k, self._unfinished)
         for old in [s for s in self._in_flight if s <= k and s not in self._unfinished]:
             del self._in_flight[old]
-
-
-def _last_id(local: LocalSnapshot) -> int:
-    return local.last_id

@@ -75,7 +75,7 @@ class PiggybackNode:
             require_id(snapshot_id)
         if snapshot_id <= self.current:
             return NOTHING
-        return Receipt(snapshots=(self._take(snapshot_id, now),))
+        return Receipt(True, False, (self._take(snapshot_id, now),))
 
     def _take(self, snapshot_id: int, now: float) -> LocalSnapshot:
         # node, first_id, last_id, taken_at, state, sent, received (positional: a hot path)

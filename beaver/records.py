@@ -6,39 +6,54 @@ belongs to the channel state of one or more snapshots. Coordinators answer
 events with :class:`Command` values (update a gateway, tell a node); the
 simulator, the os-ken app and the host runtime carry them out. Nothing here
 does I/O.
+
+The records a node makes at every local snapshot and message (:class:`LocalSnapshot`,
+:class:`InFlight`, :class:`Receipt`) are named tuples: as immutable as frozen
+dataclasses, and several times cheaper to make, which a simulated run making
+hundreds of thousands of them feels.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class LocalSnapshot:
+class _LocalSnapshotFields(NamedTuple):
+    node: str
+    first_id: int
+    last_id: int
+    taken_at: float
+    state: Any
+    sent: dict[str, int]
+    received: dict[str, int]
+
+
+class LocalSnapshot(_LocalSnapshotFields):
     """A node's state recorded once for snapshots ``first_id``..``last_id``.
 
     A node that jumps several ids at once records one state for all of them:
     nothing happened at the node between those snapshots. ``sent`` and
     ``received`` count the in-group messages per peer since the node's
     previous local snapshot (all of them carry ids below ``first_id``), which
-    is what lets a coordinator decide when channel state is complete.
+    is what lets a coordinator decide when channel state is complete (each
+    defaults to a new empty dict).
     """
 
-    node: str
-    first_id: int
-    last_id: int
-    taken_at: float
-    state: Any
-    sent: dict[str, int] = field(default_factory=dict)
-    received: dict[str, int] = field(default_factory=dict)
+    __slots__ = ()
+
+    def __new__(cls, node: str, first_id: int, last_id: int, taken_at: float, state: Any,
+                sent: dict[str, int] | None = None,
+                received: dict[str, int] | None = None) -> LocalSnapshot:
+        return tuple.__new__(cls, (node, first_id, last_id, taken_at, state,
+                                   {} if sent is None else sent,
+                                   {} if received is None else received))
 
     def covers(self, snapshot_id: int) -> bool:
         return self.first_id <= snapshot_id <= self.last_id
 
 
-@dataclass(frozen=True, slots=True)
-class InFlight:
+class InFlight(NamedTuple):
     """An in-group message that was in flight across the cuts of ``first_id``..``last_id``.
 
     It was sent before the sender's snapshot ``first_id`` and received after
@@ -63,8 +78,7 @@ class Marker:
     snapshot_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class Receipt:
+class Receipt(NamedTuple):
     """What a node decided about one received message.
 
     The runtime reports ``snapshots`` and ``in_flight`` to the coordinator,

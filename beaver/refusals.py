@@ -36,10 +36,6 @@ def require_time(value: object, what: str = "time") -> float:
     return value  # type: ignore[return-value]
 
 
-def _is_count(value: object) -> bool:
-    return type(value) is int and value >= 0
-
-
 class ReportChecks:
     """The coordinator's checks of local snapshots and in-flight records.
 
@@ -53,37 +49,41 @@ class ReportChecks:
     _known: frozenset[str]
     _last_reported: dict[str, int]
 
-    def _check_local(self, local: LocalSnapshot, last: int | None = None) -> None:
-        """Refuse ``local`` unless it is the next report of a known node; ``last``: the id
-        its node reported last, if not the one recorded (a report earlier in a batch)."""
-        if not (type(local) is LocalSnapshot and type(local.node) is str
-                and type(local.first_id) is int and type(local.last_id) is int
-                and type(local.taken_at) is float and isfinite(local.taken_at)
-                and type(local.sent) is dict and type(local.received) is dict):
-            problem = self._malformed(local)  # the common shape passed above; others here
+    def _check_local(self, local: LocalSnapshot) -> None:
+        """Refuse ``local`` unless it is the next report of a known node."""
+        well_formed = type(local) is LocalSnapshot
+        if well_formed:  # the common shape, read in one go
+            node, first, last, taken_at, _, sent, received = local
+            well_formed = (type(node) is str and type(first) is int and type(last) is int
+                           and type(taken_at) is float and isfinite(taken_at)
+                           and type(sent) is dict and type(received) is dict)
+        if not well_formed:
+            problem = self._malformed(local)  # other shapes are judged here
             if problem:
                 self._refuse(InvalidReport(problem))
-        if last is None:
-            last = self._last_reported.get(local.node)
-        if last is None:
-            self._refuse(ForgedReport(f"local snapshot from unknown node {local.node!r}"))
-        if not 1 <= local.first_id <= local.last_id <= self.newest:
-            self._check_started(f"local snapshot from {local.node}", local.first_id,
-                                local.last_id)
-        if local.first_id != last + 1:
+            node, first, last = local.node, local.first_id, local.last_id
+            sent, received = local.sent, local.received
+        last_reported = self._last_reported.get(node)
+        if last_reported is None:
+            self._refuse(ForgedReport(f"local snapshot from unknown node {node!r}"))
+        if not 1 <= first <= last <= self.newest:
+            self._check_started(f"local snapshot from {node}", first, last)
+        if first != last_reported + 1:
             self._refuse(InvalidReport(
-                f"local snapshot {local.first_id}..{local.last_id} from {local.node}: "
-                f"expected one starting at {last + 1} (duplicate or out of order)"))
-        sent, received = local.sent, local.received
+                f"local snapshot {first}..{last} from {node}: "
+                f"expected one starting at {last_reported + 1} (duplicate or out of order)"))
         if not (sent or received):
             return
-        if not all(map(_is_count, (*sent.values(), *received.values()))):
-            self._refuse(InvalidReport(f"local snapshot from {local.node} has message counts "
-                                       f"that are not ints >= 0 (negative or not whole)"))
+        for counts in (sent, received):
+            for count in counts.values():
+                if type(count) is not int or count < 0:
+                    self._refuse(InvalidReport(
+                        f"local snapshot from {node} has message counts that are not "
+                        f"ints >= 0 (negative or not whole)"))
         known = self._known
         if not (known.issuperset(sent) and known.issuperset(received)):
             strangers = sorted(map(repr, {*sent, *received} - known))
-            self._refuse(InvalidReport(f"local snapshot from {local.node} counts messages with "
+            self._refuse(InvalidReport(f"local snapshot from {node} counts messages with "
                                        f"{', '.join(strangers)}, not in-group nodes"))
 
     def _check_in_flight(self, record: InFlight) -> None:

@@ -204,10 +204,3 @@ class ControlPlane:
             return
         if done:
             self.world.completed(done)
-
-    def deliver_locals(self, locals_: list[LocalSnapshot]) -> None:
-        """The coordinator takes the local snapshots of several nodes now, as one batch."""
-        done, refused = self.coordinator.add_locals(locals_, self.engine.now)
-        self.world.rejected_reports += len(refused)
-        if done:
-            self.world.completed(done)

@@ -47,11 +47,15 @@ class CutLog:
             raise LogError(f"{self._names[node]} reported a state its capture callback did not "
                            f"return: {state!r:.80}")
         captures = self._captures[node]
-        early = self._early.get(node)
-        if early is None and local.first_id == len(captures) + 1:
-            if captures and state.position < captures[-1]:
-                self._check_order(node, state.position)
-            captures.extend([state.position] * (local.last_id - local.first_id + 1))
+        early = self._early.get(node) if self._early else None
+        first, position = local.first_id, state.position
+        if early is None and first == len(captures) + 1:
+            if captures and position < captures[-1]:
+                self._check_order(node, position)
+            if first == local.last_id:
+                captures.append(position)
+            else:
+                captures.extend([position] * (local.last_id - first + 1))
             return
         early = self._early.setdefault(node, {})
         for k in range(max(local.first_id, len(captures) + 1), local.last_id + 1):

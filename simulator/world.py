@@ -39,10 +39,7 @@ follow from such a packet.
 Per-node state the world keeps (counters, clock offsets, crash times,
 pending notifications) lives in flat lists indexed by node number, and
 delays come from vectorised samplers: the cost of an event is a few list
-lookups and one core call. At a notification wave's end, the local
-snapshots of the nodes that take one then reach the coordinator as one
-batch (``Coordinator.add_locals``: each report checked as ``add_local``
-checks it, the batch taken as if one after the other).
+lookups and one core call.
 """
 
 from __future__ import annotations
@@ -149,6 +146,7 @@ class World(InGroupTraffic, OutGroupTraffic):
         """Per relay, the earliest time its next message may cross a gateway."""
         self.waves = Waves(count)
         self._pending_at = self.waves.pending_at
+        self._take_due = self.waves.take_due
         self.control = ControlPlane(self)
         self._report = self.control.report if self.faults.control_loss else (
             self.control.deliver_report)
@@ -277,13 +275,14 @@ class World(InGroupTraffic, OutGroupTraffic):
                 due, arrived = take_due(i, state.current, now)
                 if due:
                     receipts.append((i, state.notify(due, arrived + clock[i])))
-        self._settle_all(receipts)
+        for node, receipt in receipts:
+            self._settle(node, receipt)
         self.waves.retire(snapshot_id)
 
     def _catch_up(self, node: int) -> None:
         """``node`` takes the notifications that reached it (their arrival is the moment)."""
         state = self.nodes[node]
-        snapshot_id, arrived = self.waves.take_due(node, state.current, self.engine.now)
+        snapshot_id, arrived = self._take_due(node, state.current, self.engine.now)
         if snapshot_id:
             self._settle(node, state.notify(snapshot_id, arrived + self._clock[node]))
 
@@ -324,23 +323,6 @@ class World(InGroupTraffic, OutGroupTraffic):
         for peer, marker in receipt.outgoing:
             self.extra_messages += 1
             self._on_channel(node, self.index[peer], self._deliver_marker, marker)
-
-    def _settle_all(self, receipts: list[tuple[int, Receipt]]) -> None:
-        """:meth:`_settle` for the receipts of several nodes at one moment: their local
-        snapshots go to the coordinator as one batch when that is all they hold and reports
-        reach it at once (then nothing else happens between them)."""
-        if self._report != self.control.deliver_report or any(
-                receipt.in_flight or receipt.outgoing for _, receipt in receipts):
-            for node, receipt in receipts:
-                self._settle(node, receipt)
-            return
-        reported, batch = self._cuts.reported, []
-        for node, receipt in receipts:
-            for local in receipt.snapshots:
-                reported(node, local)
-                batch.append(local)
-        if batch:
-            self.control.deliver_locals(batch)
 
     def completed(self, snapshot_ids: list[int]) -> None:
         """The coordinator completed ``snapshot_ids``: hand them to ``on_complete``, and start

@@ -370,35 +370,6 @@ def test_invalid_reports_are_refused_counted_and_leave_the_state_intact(report) 
     assert coordinator.rejected_reports == 1
 
 
-def test_a_batch_of_local_snapshots_is_taken_as_if_one_after_the_other() -> None:
-    batch = [local("a", 1, 2, sent={"b": 1}), local("b", 1), local("c", 1),
-             local("b", 2, received={"a": 1}), local("c", 2, 3)]
-    one_by_one, batched = Coordinator(NODES), Coordinator(NODES)
-    for coordinator in (one_by_one, batched):
-        for _ in range(3):
-            coordinator.start(0.0)
-    done = [k for report in batch for k in one_by_one.add_local(report, 1.0)]
-    assert done == [2]  # 1 waits for the message a sent b across cut 1
-    assert batched.add_locals(batch, 1.0) == (done, [])
-    assert observable(batched) == observable(one_by_one)
-
-
-def test_refused_reports_in_a_batch_change_nothing_and_the_others_are_taken() -> None:
-    alone, batched = busy_coordinator(), busy_coordinator()
-    alone.add_in_flight(InFlight("b", "a", 2, 2, "m", 6.0), 6.0)
-    batched.add_in_flight(InFlight("b", "a", 2, 2, "m", 6.0), 6.0)
-    assert alone.add_local(local("c", 3), 7.0) == []
-    assert alone.add_local(local("b", 3, received={"a": 1}), 7.0) == [3]
-    bad = [report for report in INVALID_REPORTS.values() if isinstance(report, LocalSnapshot)]
-    b_three = local("b", 3, received={"a": 1})
-    done, refused = batched.add_locals([*bad[:3], local("c", 3), *bad[3:], b_three, "not a report"],
-                                       7.0)
-    assert done == [3]
-    assert len(refused) == len(bad) + 1 and all(isinstance(r, InvalidReport) for r in refused)
-    assert batched.rejected_reports == len(refused)
-    assert observable(batched) == observable(alone)
-
-
 # -- assembly and forgetting ---------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from beaver.gateway import Gateway
 from beaver.ids import IdSpace, InvalidId
 from beaver.node import PiggybackNode
 from beaver.records import InFlight, LocalSnapshot
-from beaver.refusals import InvalidInput, InvalidReport
+from beaver.refusals import InvalidInput
 
 NODES = ("a", "b", "c")
 JUNK = st.one_of(
@@ -48,12 +48,10 @@ def local_reports(draw: st.DrawFn) -> LocalSnapshot:
 
 @st.composite
 def calls(draw: st.DrawFn) -> tuple:
-    kind = draw(st.sampled_from(["start", "ack", "fail", "local", "locals", "in_flight",
-                                 "expire", "lower", "can_start"]))
+    kind = draw(st.sampled_from(["start", "ack", "fail", "local", "in_flight", "expire",
+                                 "lower", "can_start"]))
     if kind == "local":
         return kind, draw(local_reports()), draw(TIMES)
-    if kind == "locals":
-        return kind, draw(st.lists(st.one_of(local_reports(), JUNK), max_size=4)), draw(TIMES)
     if kind == "in_flight":
         first = draw(IDS)
         record = InFlight(draw(NAMES), draw(NAMES), first, draw(st.one_of(st.just(first), IDS)),
@@ -75,25 +73,6 @@ def apply(coordinator: Coordinator, call: tuple) -> None:
     method(*args)
 
 
-def check_batch(coordinator: Coordinator, reports: list, now: object) -> None:
-    """A batch is taken as its reports one after the other would be, refusals included."""
-    alone, before = copy.deepcopy(coordinator), state_of(coordinator)
-    try:
-        done, refused = coordinator.add_locals(reports, now)
-    except REFUSALS:
-        assert state_of(coordinator) == before
-        return
-    expected, refusals = [], 0
-    for report in reports:
-        try:
-            expected += alone.add_local(report, now)
-        except InvalidReport:
-            refusals += 1
-    assert (done, len(refused)) == (expected, refusals)
-    assert state_of(coordinator) == state_of(alone)
-    assert coordinator.rejected_reports == alone.rejected_reports
-
-
 @settings(max_examples=150, deadline=None)
 @given(st.lists(calls(), max_size=40))
 def test_the_coordinator_takes_or_refuses_anything_and_a_refusal_changes_nothing(sequence):
@@ -101,9 +80,6 @@ def test_the_coordinator_takes_or_refuses_anything_and_a_refusal_changes_nothing
                               space=IdSpace(bits=4, window=3), packet_lifetime=0.5)
     for call in sequence:
         before = state_of(coordinator)
-        if call[0] == "locals":
-            check_batch(coordinator, *call[1:])
-            continue
         try:
             apply(coordinator, call)
         except REFUSALS:
@@ -111,25 +87,6 @@ def test_the_coordinator_takes_or_refuses_anything_and_a_refusal_changes_nothing
         except RuntimeError as error:  # start with a full window: says what to wait for
             assert "wait for" in str(error)
             assert state_of(coordinator) == before, call
-
-
-PLAUSIBLE_LOCALS = st.builds(
-    lambda node, first, extra, taken_at, sent, received: LocalSnapshot(
-        node, first, first + extra, taken_at, "state", sent, received),
-    st.sampled_from(NODES), st.integers(1, 4), st.integers(0, 2), st.floats(0, 10),
-    st.dictionaries(st.sampled_from(NODES), st.integers(0, 2), max_size=2),
-    st.dictionaries(st.sampled_from(NODES), st.integers(0, 2), max_size=2))
-
-
-@settings(max_examples=150, deadline=None)
-@given(st.lists(st.lists(st.one_of(PLAUSIBLE_LOCALS, local_reports()), max_size=6), max_size=5),
-       st.lists(st.floats(0, 10), min_size=5, max_size=5))
-def test_a_batch_of_reports_is_taken_as_one_after_the_other(batches, times):
-    coordinator = Coordinator(NODES, tau_min=1.0)
-    for _ in range(5):
-        coordinator.start(0.0)
-    for batch, now in zip(batches, sorted(times), strict=False):
-        check_batch(coordinator, batch, now)
 
 
 @settings(max_examples=200, deadline=None)
