@@ -120,3 +120,14 @@ def test_a_run_killed_mid_way_leaves_every_stored_snapshot_whole(tmp_path: Path)
             assert [s.node for s in snapshot.states] == list(NODES)
             assert [g.gateway for g in snapshot.gateways] == ["g1", "g2"]
             assert bank_total(snapshot) == INITIAL_BALANCE * len(NODES)
+
+
+def test_a_notification_made_useless_before_its_time_is_dropped_then(store: Store) -> None:
+    # Under Beaver stamped traffic reaches nodes before most of a long spread is over: once
+    # a node reported a snapshot, its notification waiting for its point of the spread is
+    # dropped at once, so none is left waiting when the last snapshot is stored.
+    service, result, _ = run_service(store, "beaver", gateways=FakeGateways(), count=20,
+                                     rate=200.0, notify_spread=2.0)
+    assert result.stalled is None and result.stored == 20
+    notifies = service.agents.notifies
+    assert notifies["sent"] + notifies["skipped"] == 20 * len(NODES)

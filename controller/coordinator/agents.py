@@ -86,7 +86,8 @@ class AgentLinks:
         self._on_change = on_change
         self._agents: dict[str, _Agent] = {}
         self._notify_delays = random.Random(seed)
-        self._pending_notifies: set[asyncio.TimerHandle] = set()
+        self._pending_notifies: dict[str, dict[int, asyncio.TimerHandle]] = {}
+        """Per node, the notifications waiting for their point of the spread, by id."""
         self._due_notifies: dict[str, int] = {}
         """Per node, the newest id whose notification is due in this turn of the loop."""
         self._server: asyncio.Server | None = None
@@ -115,9 +116,12 @@ class AgentLinks:
         snapshot already, or its connection carried a notification of a newer
         id first (a node told about id k takes one local snapshot covering every
         id up to k, under every protocol of the core). The notifications due in
-        one turn of the loop leave together, the newest id for each node only.
+        one turn of the loop leave together, the newest id for each node only;
+        one that such a notification or the node's own report made useless
+        before its time is cancelled then, so it costs the loop no wake-up.
         """
-        if not self.notify_needed(node, snapshot_id):
+        pending = self._pending_notifies.setdefault(node, {})
+        if not self.notify_needed(node, snapshot_id) or snapshot_id in pending:
             self.notifies["skipped"] += 1
             return
         delay = self._notify_delays.uniform(0, self.notify_spread) if self.notify_spread else 0
@@ -126,11 +130,23 @@ class AgentLinks:
             return
 
         def send_later() -> None:
-            self._pending_notifies.discard(handle)
+            del pending[snapshot_id]
             self._notify_due(node, snapshot_id)
 
-        handle = asyncio.get_running_loop().call_later(delay, send_later)
-        self._pending_notifies.add(handle)
+        pending[snapshot_id] = asyncio.get_running_loop().call_later(delay, send_later)
+
+    def _drop_useless_notifies(self, node: str) -> None:
+        """Cancel the node's notifications waiting for their time that can no longer change
+        anything (after it reported, or a newer one was sent to it)."""
+        pending = self._pending_notifies.get(node)
+        if not pending:
+            return
+        agent = self._agents.get(node)
+        notified = agent.notified if agent is not None else 0
+        for snapshot_id in [k for k in pending
+                            if k <= notified or not self.notify_needed(node, k)]:
+            pending.pop(snapshot_id).cancel()
+            self.notifies["skipped"] += 1
 
     def _notify_due(self, node: str, snapshot_id: int) -> None:
         """A notification's time came: it leaves at the end of this turn of the loop,
@@ -162,11 +178,13 @@ class AgentLinks:
         agent.writer.write(management.encode("notify", snapshot_id=snapshot_id))
         agent.notified = snapshot_id
         self.notifies["sent"] += 1
+        self._drop_useless_notifies(node)
 
     def cancel_notifies(self) -> None:
         """Drop the notifies not sent yet (a take that gave up needs none of them)."""
-        for handle in self._pending_notifies:
-            handle.cancel()
+        for pending in self._pending_notifies.values():
+            for handle in pending.values():
+                handle.cancel()
         self._pending_notifies.clear()
         self._due_notifies.clear()
 
@@ -268,6 +286,9 @@ class AgentLinks:
             self._reject("forged", agent.node, str(error))
         except InvalidReport as error:
             self._reject("invalid", agent.node, str(error))
+        else:
+            if kind == "local":
+                self._drop_useless_notifies(agent.node)
 
     def _reject(self, reason: str, source: str, detail: str) -> None:
         self.rejections[reason] += 1
