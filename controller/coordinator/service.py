@@ -135,8 +135,8 @@ class SnapshotService:
         """Per node, the snapshot id of the last ``restored`` acknowledgement."""
         self._open: dict[int, dict[str, GatewayTiming]] = {}
         """Started snapshots not stored yet, with their gateways' timings."""
-        self._finishing: set[int] = set()
-        """Open snapshots that may have finished in this turn of the loop."""
+        self._finished: set[int] = set()
+        """Open snapshots that finished in this turn of the loop."""
         self._store_due = False
         """Whether storing the finished ones is scheduled for the end of this turn."""
         self._loop = asyncio.new_event_loop()
@@ -389,20 +389,21 @@ class SnapshotService:
 
     def _may_have_finished(self, snapshot_ids: Collection[int]) -> None:
         """Snapshots that may have finished now (the core completed them, or their gateway
-        phase ended): the ones that did are stored once this turn of the loop is over, all
-        that finished in it together, in one transaction."""
-        if not snapshot_ids:
+        phase ended; an unfinished one comes back when its other half does): the ones that
+        did are stored once this turn of the loop is over, all that finished in it
+        together, in one transaction."""
+        finished = [k for k in snapshot_ids if k in self._open and self.core.status(k).finished]
+        if not finished:
             return
-        self._finishing.update(snapshot_ids)
+        self._finished.update(finished)
         if not self._store_due:
             self._store_due = True
             self._loop.call_soon(self._store_finished)
 
     def _store_finished(self) -> None:
         self._store_due = False
-        finished = sorted(k for k in self._finishing
-                          if k in self._open and self.core.status(k).finished)
-        self._finishing.clear()  # an unfinished one comes back when its other half does
+        finished = sorted(k for k in self._finished if k in self._open)  # not given up since
+        self._finished.clear()
         if finished:
             self._store(finished)
             self._report_progress()

@@ -152,35 +152,33 @@ class Store(StoreReaders):
 
     def add_snapshots(self, run: int, protocol: str,
                       snapshots: Iterable[FinishedSnapshot]) -> None:
-        """Write snapshots that finished together, all or nothing, in one transaction."""
+        """Write snapshots that finished together, all or nothing, in one transaction (one
+        statement per table for all of them)."""
+        snapshots = list(snapshots)
+        stored_at = datetime.now(UTC).isoformat(timespec="milliseconds")
         with self._db:
-            for snapshot in snapshots:
-                self._insert_snapshot(run, protocol, snapshot)
-
-    def _insert_snapshot(self, run: int, protocol: str, snapshot: FinishedSnapshot) -> None:
-        k = snapshot.snapshot_id
-        self._db.execute(
-            "INSERT INTO snapshots (run, snapshot_id, protocol, t0, t1, update_us, valid, "
-            "complete, completed_at, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (run, k, protocol, snapshot.t0, snapshot.t1, snapshot.update_us,
-             int(snapshot.valid), int(snapshot.complete), snapshot.completed_at,
-             datetime.now(UTC).isoformat(timespec="milliseconds")),
-        )
-        self._db.executemany(
-            "INSERT INTO local_states VALUES (?, ?, ?, ?, ?)",
-            [(run, k, s.node, s.taken_at, s.state_json or json_text(s.state))
-             for s in snapshot.states],
-        )
-        self._db.executemany(
-            "INSERT INTO in_flight VALUES (?, ?, ?, ?, ?, ?)",
-            [(run, k, m.receiver, m.sender, m.received_at, json_text(m.message))
-             for m in snapshot.in_flight],
-        )
-        self._db.executemany(
-            "INSERT INTO gateway_timings VALUES (?, ?, ?, ?, ?, ?)",
-            [(run, k, g.gateway, g.sent_at, g.acked_at, int(g.failed))
-             for g in snapshot.gateways],
-        )
+            self._db.executemany(
+                "INSERT INTO snapshots (run, snapshot_id, protocol, t0, t1, update_us, valid, "
+                "complete, completed_at, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run, s.snapshot_id, protocol, s.t0, s.t1, s.update_us, int(s.valid),
+                  int(s.complete), s.completed_at, stored_at) for s in snapshots],
+            )
+            self._db.executemany(
+                "INSERT INTO local_states VALUES (?, ?, ?, ?, ?)",
+                [(run, s.snapshot_id, local.node, local.taken_at,
+                  local.state_json or json_text(local.state))
+                 for s in snapshots for local in s.states],
+            )
+            self._db.executemany(
+                "INSERT INTO in_flight VALUES (?, ?, ?, ?, ?, ?)",
+                [(run, s.snapshot_id, m.receiver, m.sender, m.received_at, json_text(m.message))
+                 for s in snapshots for m in s.in_flight],
+            )
+            self._db.executemany(
+                "INSERT INTO gateway_timings VALUES (?, ?, ?, ?, ?, ?)",
+                [(run, s.snapshot_id, g.gateway, g.sent_at, g.acked_at, int(g.failed))
+                 for s in snapshots for g in s.gateways],
+            )
 
     def set_rejections(self, run: int, counts: Mapping[str, int]) -> None:
         with self._db:
