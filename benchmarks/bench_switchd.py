@@ -26,6 +26,10 @@ For each number of gateways (default 1, 8), in one data center each, on the
   links and addresses, which other users' data centers cause too;
 * idle: the daemon's CPU with nothing to do.
 
+With ``--gateway-daemons shared`` the gateways' bridges share one daemon
+(the data center's default), and the first gateway's daemon is all of
+theirs.
+
 Each CPU figure is the busy span less the same span idle. ``/proc`` counts
 CPU in 10 ms ticks, so ``--updates 1000`` makes the per-update figures good
 to about 0.01 ms. Needs root and Open vSwitch; prints one line per |G| and can
@@ -56,7 +60,7 @@ from sweep_arguments import add_sweep_arguments, sweep  # noqa: E402  (beside th
 
 from controller.gateways.datapath import Unixctl  # noqa: E402
 from testbed.network import DataCenter, machine_problem  # noqa: E402
-from testbed.switchd import SwitchDaemon  # noqa: E402
+from testbed.switchd import GATEWAY_DAEMONS, SwitchDaemon  # noqa: E402
 from topologies.addressing import DataCenterParams  # noqa: E402
 from topologies.claims import NamePool  # noqa: E402
 
@@ -161,11 +165,11 @@ def change_interfaces(prefix: str, count: int) -> None:
 
 
 def measure(gateways: int, updates: int, calls: int, changes: int, datapath_sync: str,
-            stream_mbps: float) -> dict[str, Any]:
+            stream_mbps: float, gateway_daemons: str = "own") -> dict[str, Any]:
     params = DataCenterParams(spines=1, leaves=1, hosts_per_leaf=1, gateways=gateways,
                               externals=1, relays=0)
     with DataCenter(params, names=NamePool("b", "172.24.0.0/16"),
-                    datapath_sync=datapath_sync, gateway_daemons="own") as dc:
+                    datapath_sync=datapath_sync, gateway_daemons=gateway_daemons) as dc:
         assert dc.daemons is not None
         first = dc.switch_daemon(dc.plan.gateways[0].name)
         assert first.switch is not None
@@ -211,6 +215,7 @@ def measure(gateways: int, updates: int, calls: int, changes: int, datapath_sync
     return {
         "gateways": gateways,
         "datapath_sync": datapath_sync,
+        "gateway_daemons": gateway_daemons,
         "stream_mbps": stream_mbps,
         "updates": updates,
         **{f"update_{key}": value for key, value in update.items()},
@@ -236,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stream-mbps", type=float, default=0.0,
                         help="iperf3 through the gateways at this rate during the updates, so "
                         "their flow caches hold flows (0: no user traffic)")
+    parser.add_argument("--gateway-daemons", choices=GATEWAY_DAEMONS, default="own",
+                        help="each gateway on a switch daemon of its own (default), or all on "
+                        "one (the data center's default), whose figures are then all the "
+                        "gateways'")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     try:
@@ -257,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     for gateways, mode in ((g, m) for g in sizes for m in modes):
         try:
             row = measure(gateways, args.updates, args.calls, args.interface_changes, mode,
-                          args.stream_mbps)
+                          args.stream_mbps, args.gateway_daemons)
         except ValueError as error:
             print(f"bench_switchd: {error}", file=sys.stderr)
             return 2
