@@ -216,7 +216,7 @@ def print_cpu(part: str, cpu: dict[str, float]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_run.py", description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
-    parser.add_argument("--probe", type=int, default=800,
+    parser.add_argument("--probe", type=int, default=2400,
                         help="snapshots asked for at once to find the sustained rate")
     parser.add_argument("--window", type=int, default=MAX_UPDATE_WINDOW,
                         help="gateway updates in flight for the parallel rate (default "

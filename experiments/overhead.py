@@ -71,7 +71,7 @@ def plan(quick: bool, seeds: int) -> Plan:
               "protocol": ["beaver"] if quick else list(PROTOCOLS)},
         fixed={"phase_s": 2.0 if quick else 4.0, "gateways": GATEWAYS,
                "update_window": UPDATE_WINDOW, "add_sustained_rate": not quick,
-               "burst_snapshots": 800, "client_rate_hz": CLIENT_RATE_HZ},
+               "burst_snapshots": 2400, "client_rate_hz": CLIENT_RATE_HZ},
     )
 
 
