@@ -226,7 +226,7 @@ def test_after_many_updates_only_ids_ahead_of_the_gateway_are_copied(controller)
         copied = bool([t for _, t, _ in trace.to_controller if t == "observe"])
         ahead = full_id > 301
         # the bitmap holds TOS bytes: a code ahead is copied, and so is one whose TOS byte
-        # matches one ahead but whose TTL bits say an id 129 to 255 behind
+        # matches one ahead but whose TTL bits say an id at least 128 behind
         assert copied == (ahead or SPACE.to_wire(full_id) & 0xFF in ahead_tos), full_id
         (caught if ahead else spurious).update({SPACE.to_wire(full_id)} if copied else ())
     assert max(caught) >= 64, "ahead codes beyond the six DSCP bits are caught too"

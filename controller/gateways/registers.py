@@ -25,8 +25,9 @@ over-approximates: it holds a code's low 8 bits only. The ids a gateway at id
 (:data:`beaver.ids.IPV4_LEAD`), whose codes are consecutive modulo 1,023 and
 so span at most 128 consecutive values modulo 1,024: their TOS bytes are all
 different, and every packet truly ahead matches. A packet whose TOS byte
-matches but whose TTL bits say another code (an id some 256 away, i.e. far
-behind) is copied to the controller too, which decodes the whole code and
+matches but whose TTL bits say another code (an id about 256, 512 or 768 away from
+one ahead: at least 128 behind the gateway's, as no id further ahead starts) is copied
+to the controller too, which decodes the whole code and
 ignores it (:meth:`beaver.gateway.Gateway.observe_ingroup` adopts newer ids
 only). The coordinator starts no id more than the lead ahead of a gateway's
 acknowledged one (:mod:`beaver.wire_floor`), so no in-group id is ever further
