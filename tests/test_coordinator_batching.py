@@ -9,6 +9,7 @@ an answer: a run killed mid-way leaves every snapshot it stored whole.
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from test_coordinator_service import (
 )
 from test_store import killed_after
 
+from controller.coordinator.notify_queue import NotifyQueue
 from controller.coordinator.store import Store, open_existing
 
 
@@ -131,3 +133,34 @@ def test_a_notification_made_useless_before_its_time_is_dropped_then(store: Stor
     assert result.stalled is None and result.stored == 20
     notifies = service.agents.notifies
     assert notifies["sent"] + notifies["skipped"] == 20 * len(NODES)
+
+
+def test_a_node_keeps_only_the_waiting_notifications_no_newer_one_overtakes() -> None:
+    async def scenario() -> tuple[list[int], int]:
+        loop = asyncio.get_running_loop()
+        sent: list[int] = []
+        dropped: list[int] = []
+        all_sent = asyncio.Event()
+
+        def due(snapshot_id: int) -> None:
+            sent.append(snapshot_id)
+            if len(sent) == 3:
+                all_sent.set()
+
+        queue = NotifyQueue(loop, due, dropped.append)
+        now = loop.time()
+        queue.add(1, now + 0.03)
+        queue.add(2, now + 0.01)  # goes before 1, which it covers: 1 is dropped
+        queue.add(3, now + 0.02)
+        queue.add(3, now + 0.005)  # waiting already
+        queue.add(5, now + 0.05)
+        queue.add(4, now + 0.045)  # older than 5 but due before it: kept
+        queue.add(1, now + 0.06)  # 2 covers it and goes first
+        queue.drop_through(lambda k: k <= 2)  # the node reported 2
+        assert len(queue) == 3
+        await asyncio.wait_for(all_sent.wait(), 5)
+        return sent, sum(dropped)
+
+    sent, dropped = asyncio.run(scenario())
+    assert sent == [3, 4, 5]
+    assert dropped == 4

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from beaver.refusals import ForgedReport, InvalidReport
+from controller.coordinator.notify_queue import NotifyQueue
 from topologies import management
 from topologies.management import MalformedMessage
 from topologies.secret import MAC_FIELD, RunSecret
@@ -86,8 +87,8 @@ class AgentLinks:
         self._on_change = on_change
         self._agents: dict[str, _Agent] = {}
         self._notify_delays = random.Random(seed)
-        self._pending_notifies: dict[str, dict[int, asyncio.TimerHandle]] = {}
-        """Per node, the notifications waiting for their point of the spread, by id."""
+        self._waiting_notifies: dict[str, NotifyQueue] = {}
+        """Per node, the notifications waiting for their point of the spread."""
         self._due_notifies: dict[str, int] = {}
         """Per node, the newest id whose notification is due in this turn of the loop."""
         self._server: asyncio.Server | None = None
@@ -117,36 +118,36 @@ class AgentLinks:
         id first (a node told about id k takes one local snapshot covering every
         id up to k, under every protocol of the core). The notifications due in
         one turn of the loop leave together, the newest id for each node only;
-        one that such a notification or the node's own report made useless
-        before its time is cancelled then, so it costs the loop no wake-up.
+        one that a newer notification or the node's own report makes useless
+        before its time is dropped then (:mod:`controller.coordinator.notify_queue`),
+        so it costs the loop no wake-up.
         """
-        pending = self._pending_notifies.setdefault(node, {})
-        if not self.notify_needed(node, snapshot_id) or snapshot_id in pending:
+        if not self.notify_needed(node, snapshot_id):
             self.notifies["skipped"] += 1
             return
         delay = self._notify_delays.uniform(0, self.notify_spread) if self.notify_spread else 0
         if not delay:
             self._notify_due(node, snapshot_id)
             return
+        waiting = self._waiting_notifies.get(node)
+        if waiting is None:
+            loop = asyncio.get_running_loop()
+            waiting = self._waiting_notifies[node] = NotifyQueue(
+                loop, lambda k: self._notify_due(node, k), self._count_skipped)
+        waiting.add(snapshot_id, waiting.loop.time() + delay)
 
-        def send_later() -> None:
-            del pending[snapshot_id]
-            self._notify_due(node, snapshot_id)
-
-        pending[snapshot_id] = asyncio.get_running_loop().call_later(delay, send_later)
+    def _count_skipped(self, count: int) -> None:
+        self.notifies["skipped"] += count
 
     def _drop_useless_notifies(self, node: str) -> None:
-        """Cancel the node's notifications waiting for their time that can no longer change
+        """Drop the node's notifications waiting for their time that can no longer change
         anything (after it reported, or a newer one was sent to it)."""
-        pending = self._pending_notifies.get(node)
-        if not pending:
+        waiting = self._waiting_notifies.get(node)
+        if not waiting:
             return
         agent = self._agents.get(node)
         notified = agent.notified if agent is not None else 0
-        for snapshot_id in [k for k in pending
-                            if k <= notified or not self.notify_needed(node, k)]:
-            pending.pop(snapshot_id).cancel()
-            self.notifies["skipped"] += 1
+        waiting.drop_through(lambda k: k <= notified or not self.notify_needed(node, k))
 
     def _notify_due(self, node: str, snapshot_id: int) -> None:
         """A notification's time came: it leaves at the end of this turn of the loop,
@@ -182,10 +183,8 @@ class AgentLinks:
 
     def cancel_notifies(self) -> None:
         """Drop the notifies not sent yet (a take that gave up needs none of them)."""
-        for pending in self._pending_notifies.values():
-            for handle in pending.values():
-                handle.cancel()
-        self._pending_notifies.clear()
+        for waiting in self._waiting_notifies.values():
+            waiting.cancel()
         self._due_notifies.clear()
 
     async def close(self) -> None:
