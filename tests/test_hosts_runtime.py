@@ -1,8 +1,9 @@
 """The snapshot runtime over loopback, driven step by step, with a fake coordinator.
 
 The node under test ("a") listens on 127.0.0.2; its in-group peer "b" is a
-raw socket on 127.0.0.3 and an out-group host sits on 127.0.0.9. The wire code (the whole
-TOS byte, as in the emulation) is really written and read on lo (IP_TOS / IP_RECVTOS).
+raw socket on 127.0.0.3 and an out-group host sits on 127.0.0.9. The wire code (the TOS
+byte and the TTL's two lowest bits, as in the emulation) is really written and read on lo
+(IP_TOS and IP_TTL / IP_RECVTOS and IP_RECVTTL).
 """
 
 from __future__ import annotations
@@ -114,9 +115,9 @@ def test_newer_id_snapshots_before_delivery_and_replies_carry_it(beaver):
     assert beaver.runtime.reachable == {"b"}, "a peer that sent data is up"
 
 
-def test_an_id_whose_code_needs_the_ecn_bits_is_adopted_and_sent_back_whole(beaver):
+def test_an_id_whose_code_needs_the_ttl_bits_is_adopted_and_sent_back_whole(beaver):
     newest = SPACE.window  # the farthest id ahead a node adopts
-    assert SPACE.to_wire(newest) >= 64, "the code does not fit in the six DSCP bits"
+    assert SPACE.to_wire(newest) >= 256, "the code does not fit in the TOS byte"
     beaver.peer.send({"kind": "data", "n": 1}, beaver.address, code=SPACE.to_wire(newest))
     echo, code = beaver.peer.receive(beaver.pump, f"echo of the datagram stamped {newest}")
     assert beaver.runtime.node.current == newest
