@@ -8,7 +8,11 @@ of the same run:
    first with one gateway update at a time (``sustained_snapshot_rate_serial_hz``),
    then with ``--window`` updates pipelined (``sustained_snapshot_rate_hz``), and
    how many of the pipelined burst's accepted snapshots the oracle judges
-   inconsistent or break the bank invariant;
+   inconsistent or break the bank invariant, and each process's extra CPU per
+   snapshot in each burst (``serial_cpu_ms_per_snapshot``,
+   ``parallel_cpu_ms_per_snapshot``: its CPU in the burst less its rate in the
+   bank's phases without snapshots times the burst's length, per snapshot
+   started);
 2. bank throughput (credits delivered per second, from the agents'
    counters) without snapshots and with ``--overhead-rate`` snapshots per
    second (default 100), and user latency p50/p99: external key-value
@@ -78,16 +82,17 @@ def start_rate(store: Store, run: int, first: int) -> float | None:
     return (len(starts) - 1) / (starts[-1] - starts[0]) if len(starts) > 1 else None
 
 
-def bank_rounds(emulation: Emulation, args: argparse.Namespace) -> dict[str, Any]:
+def bank_rounds(emulation: Emulation, args: argparse.Namespace,
+                cpu: PartsCpu) -> dict[str, Any]:
     """Credits per second without and with snapshots, over ``args.rounds`` rounds of
     :data:`ROUND` (each phase ``args.duration`` seconds in all), the A/A calibration, the
-    snapshots started per second of the with slices and each part's CPU per snapshot."""
+    snapshots started per second of the with slices and each part's CPU per snapshot
+    (``cpu`` counts the slices as its ``without`` and ``with`` phases)."""
     assert emulation.service is not None
     seconds = args.duration / (2 * args.rounds)
     snapshots_for(emulation, args.settle, None)
     slices: list[tuple[str, float, float]] = []
     started = 0
-    cpu = PartsCpu(emulation_parts(emulation))
     for _ in range(args.rounds):
         for phase in ROUND:
             before, began = delivered(emulation), time.monotonic()
@@ -119,10 +124,13 @@ def bank_throughput(args: argparse.Namespace, store: Store) -> dict[str, Any]:
     run = store.new_run(args.protocol, {"bench": "throughput"}, None, "measured")
     with Emulation(settings, store, run) as emulation:
         emulation.tau_min(None)
-        serial, parallel = (burst(emulation, args.probe, window)
-                            for window in (1, args.window))
+        cpu = PartsCpu(emulation_parts(emulation))
+        with cpu.phase("serial"):
+            serial = burst(emulation, args.probe, 1)
+        with cpu.phase("parallel"):
+            parallel = burst(emulation, args.probe, args.window)
         rate = parallel.start_rate_hz or 0.0
-        rates = bank_rounds(emulation, args)
+        rates = bank_rounds(emulation, args, cpu)
         emulation.stop_hosts()
         _, worth = judge_bursts(emulation, store, run, [serial, parallel])
     return {"sustained_snapshot_rate_hz": rate,
@@ -137,6 +145,8 @@ def bank_throughput(args: argparse.Namespace, store: Store) -> dict[str, Any]:
             "bank_calibration_ratio": rates["calibration"],
             "bank_snapshot_rate_hz": rates["snapshot_rate"],
             "bank_slices": rates["slices"], "bank_cpu_ms_per_snapshot": rates["cpu"],
+            "serial_cpu_ms_per_snapshot": cpu.ms_per_snapshot(serial.started, "serial"),
+            "parallel_cpu_ms_per_snapshot": cpu.ms_per_snapshot(parallel.started, "parallel"),
             "relay_ports_per_backend": args.relay_ports_per_backend}
 
 
@@ -288,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"snapshots/s asked ({reached(figures['bank_snapshot_rate_hz'])} reached): "
                   f"ratio {figures['bank_throughput_ratio']:.3f}, A/A "
                   f"{reached(figures['bank_calibration_ratio'], '.3f')}", flush=True)
+            print_cpu("serial burst", figures["serial_cpu_ms_per_snapshot"])
+            print_cpu("parallel burst", figures["parallel_cpu_ms_per_snapshot"])
             print_cpu("bank", figures["bank_cpu_ms_per_snapshot"])
         if "latency" in parts:
             figures |= client_latency(args, store, args.overhead_rate)

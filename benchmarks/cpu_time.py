@@ -71,12 +71,12 @@ class PartsCpu:
             spent[part] += cpu_seconds(pids) - before[part]
         self.seconds[label] = self.seconds.get(label, 0.0) + took
 
-    def ms_per_snapshot(self, snapshots: int) -> dict[str, float]:
-        """Each part's extra CPU milliseconds per snapshot in the ``with`` phases (beyond
+    def ms_per_snapshot(self, snapshots: int, label: str = "with") -> dict[str, float]:
+        """Each part's extra CPU milliseconds per snapshot in the phases of ``label`` (beyond
         its rate in the ``without`` phases), and ``total``, ``agents`` (all of them) and
         ``gateways`` (controller and gateway daemons) summed."""
-        without, with_ = self.seconds["without"], self.seconds["with"]
-        extra = {part: (self.spent["with"][part] - self.spent["without"][part] * with_ / without)
+        without, took = self.seconds["without"], self.seconds[label]
+        extra = {part: (self.spent[label][part] - self.spent["without"][part] * took / without)
                  / max(1, snapshots) * 1e3 for part in self.parts}
         extra["agents"] = sum(ms for part, ms in extra.items() if part.startswith("agent "))
         extra["gateways"] = extra["controller"] + extra["gateway daemons"]
