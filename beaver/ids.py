@@ -78,10 +78,10 @@ drop a share of datagrams by it, in steps of 1/32 (``beaver run --data-loss``)."
 IPV4_WINDOW = 448
 """The emulation's default window. Ids alive at once number about rate * (packet lifetime +
 the time a snapshot takes to finish): at 1,000 starts/s with the emulation's 200 ms and
-finish times of 150-250 ms under load (docs/dataplane.md), 350-450. 448 allows that, while
-126 of the 1,023 codes (as many as the 8-bit default left of 255) still decode to no id
-within the window of any receiver, so a corrupt mark is refused that often. The largest
-window 10 bits allow is 511 (every code decodes)."""
+finish times of 130-200 ms p50 under load (docs/dataplane.md), 330-400, more in the tail.
+448 allows that, while 126 of the 1,023 codes (as many as the 8-bit default left of 255)
+still decode to no id within the window of any receiver, so a corrupt mark is refused that
+often. The largest window 10 bits allow is 511 (every code decodes)."""
 IPV4_LEAD = 127
 """How far an id may be ahead of a gateway's id for the gateway to recognise it: its
 observe rules see the TOS byte only, and a code's low 8 bits name it uniquely among the
@@ -111,11 +111,6 @@ def ipv4_code(tos: int, ttl: int) -> int:
     _require_code(tos, TOS_BITS, "a TOS byte")
     _require_code(ttl, 8, "a TTL")
     return (ttl & (1 << TTL_ID_BITS) - 1) << TOS_BITS | tos
-
-
-def ttl_entropy(ttl: int) -> int:
-    """The entropy a TTL made by :func:`ipv4_marks` carries."""
-    return _require_code(ttl, 8, "a TTL") >> TTL_ID_BITS & (1 << TTL_ENTROPY_BITS) - 1
 
 
 def tos_fields(tos: int) -> tuple[int, int]:
