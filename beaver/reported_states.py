@@ -21,44 +21,38 @@ class ReportedStates:
     """Per node, the ``first..last`` ranges of its local snapshots and their states (equal
     when they hold the same)."""
 
-    _firsts: dict[str, array]
-    _lasts: dict[str, array]
-    _states: dict[str, list[Any]]
+    _ranges: dict[str, tuple[array, array, list[Any]]]
+    """Per node: the first ids, the last ids and the states of its ranges, in order."""
 
     def __init__(self, nodes: Iterable[str]):
-        self._firsts: dict[str, array] = {}
-        self._lasts: dict[str, array] = {}
-        self._states: dict[str, list[Any]] = {}
-        for node in nodes:
-            self._firsts[node], self._lasts[node], self._states[node] = (
-                array("q"), array("q"), [])
+        self._ranges = {node: (array("q"), array("q"), []) for node in nodes}
 
     def add(self, node: str, first: int, last: int, state: Any) -> None:
         """``node`` recorded ``state`` for ids ``first..last`` (after every range it had)."""
-        self._firsts[node].append(first)
-        self._lasts[node].append(last)
-        self._states[node].append(state)
+        firsts, lasts, states = self._ranges[node]
+        firsts.append(first)
+        lasts.append(last)
+        states.append(state)
 
     def covering(self, k: int) -> dict[str, Any]:
         """Each node's state for snapshot ``k``, for the nodes that reported one."""
-        states = {}
-        for node, lasts in self._lasts.items():
+        found = {}
+        for node, (firsts, lasts, states) in self._ranges.items():
             i = bisect_left(lasts, k)
-            if i < len(lasts) and self._firsts[node][i] <= k:
-                states[node] = self._states[node][i]
-        return states
+            if i < len(lasts) and firsts[i] <= k:
+                found[node] = states[i]
+        return found
 
     def forget(self, k: int, keep: Collection[int]) -> None:
         """Drop every range that ends at or below ``k`` and covers no id in ``keep``."""
         below = min(k + 1, min(keep, default=k + 1))  # ranges ending below it all go
-        for node, lasts in self._lasts.items():
-            firsts, states = self._firsts[node], self._states[node]
+        for node, (firsts, lasts, states) in self._ranges.items():
             gone = bisect_left(lasts, below)
             del firsts[:gone], lasts[:gone], states[:gone]
             if below > k:  # every range left ends above k: all are kept
                 continue
             kept = [i for i, (first, last) in enumerate(zip(firsts, lasts, strict=True))
                     if last > k or any(s in keep for s in range(first, last + 1))]
-            self._firsts[node] = array("q", (firsts[i] for i in kept))
-            self._lasts[node] = array("q", (lasts[i] for i in kept))
-            self._states[node] = [states[i] for i in kept]
+            self._ranges[node] = (array("q", (firsts[i] for i in kept)),
+                                  array("q", (lasts[i] for i in kept)),
+                                  [states[i] for i in kept])
