@@ -112,7 +112,7 @@ class Coordinator(WireFloor, ReportChecks):
         require_time(now)
         if not self.can_start(now):
             raise RuntimeError(f"{self.window} snapshots in flight; "
-                               f"wait for {self._start_holdup(now)}")
+                               f"wait for {self.start_holdup(now)}")
         self.newest += 1
         k = self.newest
         status = SnapshotStatus(k, t0=now, pending_gateways=set(self.gateways))

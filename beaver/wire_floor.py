@@ -100,7 +100,7 @@ class WireFloor:
                 return rose_at + self.packet_lifetime
         return None  # not reached: the live floor is the last entry
 
-    def _start_holdup(self, now: float) -> str:
+    def start_holdup(self, now: float) -> str:
         """What a start at ``now`` waits for (when :meth:`can_start` says no)."""
         lagging = self._lagging_gateways()
         if lagging:

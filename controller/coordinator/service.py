@@ -333,8 +333,7 @@ class SnapshotService:
         if self.core.can_start(time.monotonic()) and self.updates is not None:
             return (f"the gateway updates of snapshots {list(self.updates.outstanding)} were "
                     f"not answered, so no more than {self.updates.window} could be outstanding")
-        return (f"snapshot {self.core.oldest_unfinished} did not finish, "
-                f"so no more than {self.core.window} could be in flight")
+        return f"the next snapshot waited for {self.core.start_holdup(time.monotonic())}"
 
     def _start_rate(self, first: int) -> float | None:
         return start_rate(self.core.status(k).t0 for k in range(first, self.core.newest + 1))
