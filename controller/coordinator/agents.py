@@ -145,9 +145,14 @@ class AgentLinks:
         waiting = self._waiting_notifies.get(node)
         if not waiting:
             return
+        waiting.drop_through(lambda k: self._notify_useless(node, k))
+
+    def _notify_useless(self, node: str, snapshot_id: int) -> bool:
+        """Whether notifying ``node`` of ``snapshot_id`` can change nothing: it reported the
+        snapshot, or its connection carried a notification of this id or a newer one."""
         agent = self._agents.get(node)
-        notified = agent.notified if agent is not None else 0
-        waiting.drop_through(lambda k: k <= notified or not self.notify_needed(node, k))
+        return (not self.notify_needed(node, snapshot_id)
+                or (agent is not None and agent.notified >= snapshot_id))
 
     def _notify_due(self, node: str, snapshot_id: int) -> None:
         """A notification's time came: it leaves at the end of this turn of the loop,
@@ -168,11 +173,10 @@ class AgentLinks:
             self._send_notify(node, snapshot_id)
 
     def _send_notify(self, node: str, snapshot_id: int) -> None:
-        agent = self._agents.get(node)
-        if not self.notify_needed(node, snapshot_id) or (
-                agent is not None and agent.notified >= snapshot_id):
+        if self._notify_useless(node, snapshot_id):
             self.notifies["skipped"] += 1
             return
+        agent = self._agents.get(node)
         if agent is None or agent.writer.is_closing():
             log.warning("snapshot %d: no agent of %s to notify", snapshot_id, node)
             return
