@@ -65,7 +65,7 @@ from cpu_time import PartsCpu, emulation_parts  # noqa: E402  (beside this scrip
 from beaver.protocols import PROTOCOLS  # noqa: E402
 from controller.coordinator.store import Store  # noqa: E402
 from controller.gateways.datapath import SYNC_MODES  # noqa: E402
-from testbed.bursts import burst, judge_bursts  # noqa: E402
+from testbed.bursts import PIPELINED_BURST, burst, judge_bursts  # noqa: E402
 from testbed.emulation import MAX_UPDATE_WINDOW, Emulation, EmulationSettings  # noqa: E402
 from testbed.network import machine_problem  # noqa: E402
 from testbed.traffic import client_phase, data_tx_bytes, delivered  # noqa: E402
@@ -226,7 +226,7 @@ def print_cpu(part: str, cpu: dict[str, float]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_run.py", description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
-    parser.add_argument("--probe", type=int, default=2400,
+    parser.add_argument("--probe", type=int, default=PIPELINED_BURST,
                         help="snapshots asked for at once to find the sustained rate")
     parser.add_argument("--window", type=int, default=MAX_UPDATE_WINDOW,
                         help="gateway updates in flight for the parallel rate (default "

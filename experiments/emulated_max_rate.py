@@ -36,7 +36,7 @@ from controller.coordinator.service import PACKET_LIFETIME
 from controller.coordinator.store import Store
 from experiments.base import ExperimentError, Plan, Progress, Row
 from experiments.emulated import emulated_experiment
-from testbed.bursts import burst, judge_bursts
+from testbed.bursts import PIPELINED_BURST, burst, judge_bursts
 from testbed.emulation import MAX_UPDATE_WINDOW, Emulation, EmulationSettings
 from testbed.truth import TruthLogError
 
@@ -45,11 +45,8 @@ NAME = "emulated-max-rate"
 PARALLEL_WINDOW = MAX_UPDATE_WINDOW
 """Gateway updates in flight in the parallel burst: as many as the emulation allows."""
 PHASES = (("serial", 1), ("parallel", PARALLEL_WINDOW), ("serial-again", 1))
-PARALLEL_SNAPSHOTS = 2400
-"""Snapshots of the parallel burst: after the core's window of ids (448), which may all
-start at once, enough for the rate over about a second, several packet lifetimes and
-finish times, at well over 1,000 starts/s (a shorter one measures the echo of the first
-window's rush, not what the run sustains)."""
+PARALLEL_SNAPSHOTS = PIPELINED_BURST
+"""Snapshots of the parallel burst (:data:`testbed.bursts.PIPELINED_BURST`)."""
 COLUMNS = ("gateways", "parallel", "rate_hz", "phase", "window", "seed", "snapshots",
            "stored", "accepted", "inconsistent_accepted", "invariant_violations",
            "packet_lifetime_ms")

@@ -47,7 +47,7 @@ from beaver.protocols import PROTOCOLS
 from controller.coordinator.store import Store
 from experiments.base import ExperimentError, Plan, Progress, Row
 from experiments.emulated import emulated_experiment
-from testbed.bursts import burst
+from testbed.bursts import PIPELINED_BURST, burst
 from testbed.emulation import MAX_UPDATE_WINDOW, Emulation, EmulationSettings
 from testbed.traffic import Iperf, client_phase, data_tx_bytes, delivered, phase
 
@@ -71,7 +71,7 @@ def plan(quick: bool, seeds: int) -> Plan:
               "protocol": ["beaver"] if quick else list(PROTOCOLS)},
         fixed={"phase_s": 2.0 if quick else 4.0, "gateways": GATEWAYS,
                "update_window": UPDATE_WINDOW, "add_sustained_rate": not quick,
-               "burst_snapshots": 2400, "client_rate_hz": CLIENT_RATE_HZ},
+               "burst_snapshots": PIPELINED_BURST, "client_rate_hz": CLIENT_RATE_HZ},
     )
 
 

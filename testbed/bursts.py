@@ -31,6 +31,11 @@ from testbed.truth import judge_run
 
 OFFERED_RATE_HZ = 1e6
 """Snapshots asked for per second: far beyond what any emulation starts."""
+PIPELINED_BURST = 2400
+"""Snapshots of a pipelined burst: after the core's window of ids (448), which may all
+start at once, enough for the rate over about a second, several packet lifetimes and
+finish times, at well over 1,000 starts/s (a shorter one measures the echo of the first
+window's rush, not what the run sustains)."""
 
 
 @dataclass(frozen=True)
