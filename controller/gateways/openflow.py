@@ -55,7 +55,8 @@ class FlowModTemplate:
     A gateway's ``current`` rule changes with every id update in exactly these
     (:func:`controller.gateways.registers.ahead_actions` writes every register, so
     its actions keep their layout), and serialising it with os-ken cost more of the
-    controller's CPU than anything else an update does per gateway (docs/dataplane.md).
+    controller's CPU than anything else an update does per gateway
+    (docs/dataplane-history.md).
     :meth:`encode` packs, in one call of a :class:`struct.Struct` made from the serialised
     message, its bytes with the xid, the cookie and each value where the OpenFlow 1.3
     layout puts them: the header's xid, ``ofp_flow_mod``'s cookie, and, in the
