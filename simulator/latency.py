@@ -18,8 +18,10 @@ paper's measurements:
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,23 +63,17 @@ class Delay:
         return delays
 
 
-class Sampler:
-    """Draws one :class:`Delay` value at a time from blocks drawn vectorised.
+def sampler(delay: Delay, generator: np.random.Generator,
+            block: int = 4096) -> Callable[[], float]:
+    """A call that returns one :class:`Delay` value at a time, from blocks drawn vectorised.
 
-    A block of ``block`` delays is drawn with numpy and handed out as Python
-    floats; the stream of values is a pure function of the generator's seed.
+    A block of ``block`` delays is drawn with numpy when the one before is used up and
+    handed out as Python floats; the stream of values is a pure function of the
+    generator's seed. The call is the ``__next__`` of an iterator made of C parts only
+    (the block is drawn in Python), so a draw costs no Python call.
     """
-
-    def __init__(self, delay: Delay, generator: np.random.Generator, block: int = 4096):
-        self.delay, self._generator, self._block = delay, generator, block
-        self._values = iter(())
-
-    def __call__(self) -> float:
-        try:
-            return next(self._values)
-        except StopIteration:
-            self._values = iter(self.delay.draw_many(self._generator, self._block).tolist())
-            return next(self._values)
+    blocks = map(lambda _: delay.draw_many(generator, block).tolist(), itertools.count())
+    return itertools.chain.from_iterable(blocks).__next__
 
 
 @dataclass(frozen=True)
@@ -106,8 +102,8 @@ class Latencies:
         """An external causal chain time: in-group send -> out-group -> gateway, >= tau_min."""
         return tau_min * (1.0 + self.chain_excess.draw(rng))
 
-    def samplers(self, generator: np.random.Generator) -> dict[str, Sampler]:
-        """One :class:`Sampler` per kind of hop, all drawing from ``generator``."""
-        return {name: Sampler(getattr(self, name), generator) for name in (
+    def samplers(self, generator: np.random.Generator) -> dict[str, Callable[[], float]]:
+        """One :func:`sampler` per kind of hop, all drawing from ``generator``."""
+        return {name: sampler(getattr(self, name), generator) for name in (
             "ingroup_link", "gateway_leg", "notification", "client_to_gateway",
             "gateway_to_node", "chain_excess")}

@@ -300,9 +300,10 @@ class World(InGroupTraffic, OutGroupTraffic):
 
     def _capturer(self, node: int) -> Callable[[], NodeState]:
         sequence, sent, received = self.log.sequence(self.names[node]), self._sent, self._received
+        record = tuple.__new__  # NodeState(...) without a Python call: once per local snapshot
 
         def capture() -> NodeState:
-            return NodeState(len(sequence), sent[node], received[node])
+            return record(NodeState, (len(sequence), sent[node], received[node]))
 
         return capture
 
