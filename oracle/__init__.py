@@ -40,6 +40,8 @@ from bisect import bisect_right
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 
 class LogError(ValueError):
     """A log that no execution can have produced (receive without send, duplicates, ...)."""
@@ -157,19 +159,32 @@ class _Replay:
     def __init__(self, log: EventLog, snapshots: int):
         self.log = log
         self.snapshots = snapshots
-        self.taint: dict[int, int] = {}
-        """Every message sent so far: twice its taint, plus 1 if its sender is out-group;
-        :data:`_RECEIVED` once it was received."""
+        sequences = {process: _as_int64(events) for process, events in log.events.items()}
+        self._ids, sequences = _dense_ids(sequences)
+        """The message ids of the log, if the replay numbers them ``0..`` (None: as they are)."""
+        largest = max((int(np.abs(events).max()) for events in sequences.values()
+                       if events.size), default=0)
+        replayed = {process: events if self._ids is None else array("q", sequences[process])
+                    for process, events in log.events.items()}
+        self.taint = array("q", [_NOT_SENT]) * (largest + 1)
+        """Per message id: twice its taint, plus 1 if its sender is out-group, once sent;
+        :data:`_RECEIVED` once received, :data:`_NOT_SENT` before (an array, not a dict:
+        millions of messages in a large run, read and written in one flat block)."""
         self.inconsistent_ranges: list[tuple[int, int]] = []
         self.in_flight: dict[int, set[int]] = {}
         self._resume = {
-            process: (events, process in log.ingroup, log.captures.get(process, ()), 0, 0, 0)
-            for process, events in log.events.items()
+            process: (replayed[process], process in log.ingroup,
+                      log.captures.get(process, ()), 0, 0, 0)
+            for process in log.events
         }
         """Per process: its events, whether it is in-group, its capture positions, and where
         its replay stopped (position, level and carried taint)."""
         self._waiting: dict[int, str] = {}
         """A process blocked on the receive of a message not sent yet."""
+
+    def _message(self, message: int) -> int:
+        """The log's id of the replay's message ``message``."""
+        return message if self._ids is None else int(self._ids[message])
 
     def run(self) -> None:
         ready = list(self.log.events)
@@ -178,14 +193,14 @@ class _Replay:
         if self._waiting:
             message, process = next(iter(self._waiting.items()))
             raise LogError(
-                f"{process} receives message {message}, which is never sent before it "
-                f"(or only after, through a causal cycle)"
+                f"{process} receives message {self._message(message)}, which is never sent "
+                f"before it (or only after, through a causal cycle)"
             )
 
     def _advance(self, process: str, ready: list[str]) -> None:
         """Replay ``process`` until it ends or waits for a message not sent yet."""
         events, ingroup, captures, position, level, carried = self._resume[process]
-        taint, waiting, get = self.taint, self._waiting, self.taint.get
+        taint, waiting = self.taint, self._waiting
         end, captured = len(events), len(captures)
         out_group = 0 if ingroup else 1
         next_capture = captures[level] if level < captured else end
@@ -195,20 +210,21 @@ class _Replay:
                 next_capture = captures[level] if level < captured else end
             event = events[position]
             if event >= 0:
-                sent = len(taint)
+                if taint[event] != _NOT_SENT:
+                    raise LogError(f"message {self._message(event)} is sent twice "
+                                   f"(again by {process})")
                 taint[event] = 2 * (level if ingroup else carried) + out_group
-                if len(taint) == sent:
-                    raise LogError(f"message {event} is sent twice (again by {process})")
                 if waiting:
                     blocked = waiting.pop(event, None)
                     if blocked is not None:
                         ready.append(blocked)
             else:
                 message = ~event
-                code = get(message, _NOT_SENT)
+                code = taint[message]
                 if code < 0:
                     if code == _RECEIVED or message in waiting:
-                        raise LogError(f"message {message} is received twice ({process})")
+                        raise LogError(f"message {self._message(message)} is received twice "
+                                       f"({process})")
                     waiting[message] = process
                     break
                 taint[message] = _RECEIVED
@@ -218,11 +234,38 @@ class _Replay:
                         self.inconsistent_ranges.append((level + 1, sent_at))
                     elif sent_at < level and not code & 1:
                         for k in range(sent_at + 1, min(level, self.snapshots) + 1):
-                            self.in_flight.setdefault(k, set()).add(message)
+                            self.in_flight.setdefault(k, set()).add(self._message(message))
                 elif sent_at > carried:
                     carried = sent_at
             position += 1
         self._resume[process] = events, ingroup, captures, position, level, carried
+
+
+def _as_int64(events: Iterable[int]) -> np.ndarray:
+    """A process's events as an array of int64 (``array("q")`` shares its memory)."""
+    if isinstance(events, array) and events.typecode == "q":
+        return np.frombuffer(events, dtype=np.int64) if len(events) else np.zeros(0, np.int64)
+    return np.fromiter(events, dtype=np.int64)
+
+
+def _dense_ids(sequences: dict[str, np.ndarray]) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+    """Number the messages of a log ``0..`` if its ids are sparse (a log written by hand);
+    returns the ids (index: the new number) and the renumbered sequences. A simulated
+    run's ids are ``1..`` in order already: kept as they are (ids None)."""
+    sizes = [events.size for events in sequences.values()]
+    if not sum(sizes):
+        return None, sequences
+    messages = [np.where(events < 0, ~events, events) for events in sequences.values()]
+    largest = max(int(m.max()) for m in messages if m.size)
+    if largest < 2 * sum(sizes) + 1024:
+        return None, sequences
+    ids, numbers = np.unique(np.concatenate(messages), return_inverse=True)
+    renumbered, start = {}, 0
+    for (process, events), size in zip(sequences.items(), sizes, strict=True):
+        number = numbers[start:start + size]
+        renumbered[process] = np.where(events < 0, ~number, number)
+        start += size
+    return ids, renumbered
 
 
 _RECEIVED, _NOT_SENT = -1, -2
