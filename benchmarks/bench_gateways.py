@@ -61,7 +61,7 @@ from controller.gateways.client import GatewayClient  # noqa: E402
 from controller.gateways.datapath import FALLBACK_PURGE_LOG  # noqa: E402
 from stats import percentile  # noqa: E402
 from testbed.network import DataCenter, machine_problem  # noqa: E402
-from testbed.switchd import GATEWAY_DAEMONS  # noqa: E402
+from testbed.switchd import GATEWAY_DAEMONS, PORT_TYPES, PortsUnavailable  # noqa: E402
 from topologies.addressing import DataCenterParams  # noqa: E402
 from topologies.claims import NamePool  # noqa: E402
 
@@ -146,17 +146,19 @@ def iperf_while_updating(dc: DataCenter, seconds: float, first_id: int, rate: fl
 
 
 def cpu_ms_per_update(groups: dict[str, list[int]],
-                      run: Callable[[], int]) -> dict[str, float]:
+                      run: Callable[[], int]) -> tuple[dict[str, float], dict[str, float]]:
     """CPU milliseconds each group of processes used per update while ``run()`` made its
-    updates (it returns how many), beyond what the group uses in as long idle."""
+    updates (it returns how many), beyond what the group uses in as long idle; and the
+    cores each group used in that idle span."""
     used, began = {name: cpu_seconds(pids) for name, pids in groups.items()}, time.monotonic()
     count = run()
     elapsed = time.monotonic() - began
     busy = {name: cpu_seconds(pids) - used[name] for name, pids in groups.items()}
     used = {name: cpu_seconds(pids) for name, pids in groups.items()}
     time.sleep(elapsed)  # the same span without updates: the daemons' own background work
-    return {name: (busy[name] - (cpu_seconds(pids) - used[name])) / max(1, count) * 1e3
-            for name, pids in groups.items()}
+    idle = {name: cpu_seconds(pids) - used[name] for name, pids in groups.items()}
+    return ({name: (busy[name] - idle[name]) / max(1, count) * 1e3 for name in groups},
+            {name: idle[name] / elapsed for name in groups})
 
 
 def gateway_upcalls(dc: DataCenter) -> int:
@@ -177,12 +179,14 @@ def coalesced_updates(dc: DataCenter) -> int:
 
 def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rate: float,
             prefix: str, datapath_sync: str, in_flight: int = 1,
-            gateway_daemons: str | None = None) -> dict[str, Any]:
+            gateway_daemons: str | None = None, port_type: str = PORT_TYPES[0]
+            ) -> dict[str, Any]:
     # One backend behind the VIP, so iperf3's control and data connections meet.
     params = DataCenterParams(spines=1, leaves=1, hosts_per_leaf=1, gateways=gateways,
                               externals=1, relays=0)
     with DataCenter(params, names=NamePool(prefix, "172.24.0.0/16"),
-                    datapath_sync=datapath_sync, gateway_daemons=gateway_daemons) as dc:
+                    datapath_sync=datapath_sync, gateway_daemons=gateway_daemons,
+                    port_type=port_type) as dc:
         gateway_names = [g.name for g in dc.plan.gateways]
         roundtrips = [dc.controller.roundtrip(gateway_names[i % gateways])
                       for i in range(updates)]
@@ -195,8 +199,8 @@ def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rat
             latencies.extend(update_latencies(dc, 1, updates)[0])
             return updates
 
-        cpu_ms = cpu_ms_per_update({"controller": controller, "switchd": switchds},
-                                   latency_phase)
+        cpu_ms, idle_cores = cpu_ms_per_update({"controller": controller,
+                                                "switchd": switchds}, latency_phase)
         next_id = 10**6
         server = start_iperf_server(dc)
         quiet, calibration, busy, update_rates = [], [], [], []
@@ -234,6 +238,7 @@ def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rat
         "gateways": gateways,
         "datapath_sync": datapath_sync,
         "gateway_daemons": dc.gateway_daemons,
+        "port_type": port_type,
         "updates": updates,
         "update_rate_requested": update_rate,
         "update_p50_ms": percentile(latencies, 0.5) * 1e3,
@@ -248,6 +253,7 @@ def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rat
         "update_mean_ms": statistics.fmean(latencies) * 1e3,
         "controller_cpu_ms_per_update": cpu_ms["controller"],
         "switchd_cpu_ms_per_update": cpu_ms["switchd"],
+        "switchd_idle_cores": idle_cores["switchd"],
         "controller_cpu_ms_per_update_during_iperf": statistics.median(controller_busy) * 1e3,
         "iperf_retransmits_quiet": statistics.median(retransmits["quiet"]),
         "iperf_retransmits_updating": statistics.median(retransmits["updating"]),
@@ -274,6 +280,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated: all gateways on one switch daemon, or each on "
                         f"its own, each in a data center of its own ({', '.join(GATEWAY_DAEMONS)};"
                         " default: the data center's, shared unless the sync is watch)")
+    parser.add_argument("--port-type", default=PORT_TYPES[0],
+                        help="comma-separated: how the bridges open their veth ends, each in a "
+                        f"data center of its own ({', '.join(PORT_TYPES)}; default "
+                        f"{PORT_TYPES[0]})")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     try:
@@ -287,6 +297,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_gateways: unknown --gateway-daemons {', '.join(unknown)}; "
               f"one of {', '.join(GATEWAY_DAEMONS)}", file=sys.stderr)
         return 2
+    port_types = args.port_type.split(",")
+    unknown = sorted(set(port_types) - set(PORT_TYPES))
+    if unknown:
+        print(f"bench_gateways: unknown --port-type {', '.join(unknown)}; "
+              f"one of {', '.join(PORT_TYPES)}", file=sys.stderr)
+        return 2
     if args.in_flight < 1:
         print("bench_gateways: --in-flight must be at least 1", file=sys.stderr)
         return 2
@@ -295,23 +311,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_gateways: {problem}", file=sys.stderr)
         return 1
     results = []
-    print(f"{'|G|':>4} {'sync,daemons':>13} {'update p50':>11} {'p99':>8}"
+    print(f"{'|G|':>4} {'sync,daemons,ports':>19} {'update p50':>11} {'p99':>8}"
           f" {'1 gateway p50':>14} {'p99':>8}"
           f" {'iperf Mb/s':>11} {'w/ updates':>11} {'ratio':>6} {'A/A':>6} {'upd/s':>7}"
           f" {'CPU ms/update ctl':>18} {'switchd':>8} {'ctl in iperf':>12}"
           f" {'retransmits':>12} {'w/ upd':>7} {'upcalls/upd':>11} {'purged':>6}"
-          f" {'coalesced':>9} {'load':>5}")
-    for gateways, daemons, mode in itertools.product(sizes, gateway_daemons, modes):
+          f" {'coalesced':>9} {'switchd idle':>12} {'load':>5}")
+    for gateways, daemons, ports, mode in itertools.product(sizes, gateway_daemons, port_types,
+                                                             modes):
         try:
             row = measure(gateways, args.updates, args.iperf_seconds, args.rounds,
                           args.update_rate, prefix="b", datapath_sync=mode,
-                          in_flight=args.in_flight, gateway_daemons=daemons)
+                          in_flight=args.in_flight, gateway_daemons=daemons, port_type=ports)
         except ValueError as error:
             print(f"bench_gateways: {error}", file=sys.stderr)
             return 2
+        except PortsUnavailable as error:
+            print(f"bench_gateways: {error}", file=sys.stderr)
+            return 1
         results.append(row)
-        label = f"{mode},{row['gateway_daemons']}"
-        print(f"{gateways:>4} {label:>13} {row['update_p50_ms']:>9.2f}ms"
+        label = f"{mode},{row['gateway_daemons']},{ports}"
+        print(f"{gateways:>4} {label:>19} {row['update_p50_ms']:>9.2f}ms"
               f" {row['update_p99_ms']:>6.2f}ms"
               f" {row['roundtrip_p50_ms']:>12.2f}ms {row['roundtrip_p99_ms']:>6.2f}ms"
               f" {row['iperf_quiet_mbps']:>11.1f} {row['iperf_updating_mbps']:>11.1f}"
@@ -323,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
               f" {row['iperf_retransmits_quiet']:>12.0f} {row['iperf_retransmits_updating']:>7.0f}"
               f" {row['gateway_upcalls_per_update']:>11.2f}"
               f" {row['fallback_purges']:>6} {row['coalesced_updates_during_iperf']:>9}"
-              f" {row['load_average']:>5.1f}", flush=True)
+              f" {row['switchd_idle_cores']:>12.3f} {row['load_average']:>5.1f}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

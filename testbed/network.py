@@ -52,9 +52,12 @@ from controller.gateways.rules import dropped_entropies
 from testbed.scoped import Scoped
 from testbed.switchd import (
     GATEWAY_DAEMONS,
+    PORT_TYPES,
+    PortsUnavailable,
     SwitchDaemon,
     SwitchDaemons,
     check_gateway_daemons,
+    check_port_type,
     daemon_problem,
     terminate,
 )
@@ -117,7 +120,8 @@ class DataCenter(Scoped):
                  mininet_log: str = "warning", state_dir: Path | None = None,
                  names: NamePool | None = None, data_loss: float = 0.0,
                  datapath_sync: str | None = None,
-                 gateway_daemons: str | None = None) -> None:
+                 gateway_daemons: str | None = None, port_type: str = PORT_TYPES[0]) -> None:
+        check_port_type(port_type)
         if gateway_daemons is None:
             gateway_daemons = "own" if datapath_sync == "watch" else GATEWAY_DAEMONS[0]
         check_gateway_daemons(gateway_daemons)  # checked now, before anything is created
@@ -138,6 +142,9 @@ class DataCenter(Scoped):
         self.gateway_daemons = gateway_daemons
         """All gateways on one switch daemon, or each on its own (:data:`GATEWAY_DAEMONS`;
         None: shared, but each on its own with the ``watch`` sync, which needs that)."""
+        self.port_type = port_type
+        """How the data-plane bridges open their veth ends (:data:`testbed.switchd.PORT_TYPES`:
+        polled by each daemon's main thread, or AF_XDP sockets polled by a PMD thread)."""
         """Share of in-group datagrams the leaves drop (``rules.loss_rules``)."""
         self.window = window
         """Snapshot ids in flight (the window of :func:`beaver.ids.ipv4_space`); None: its
@@ -193,7 +200,7 @@ class DataCenter(Scoped):
         self.plan_file.write_text(self.plan.to_json())
         self.secret = RunSecret.create(self.workdir)
         self.daemons = SwitchDaemons(self.workdir / "ovs", [g.name for g in self.plan.gateways],
-                                     self.gateway_daemons)
+                                     self.gateway_daemons, self.port_type)
         self.daemons.rundir.mkdir()
         self.daemons.start(self.record.add_process)
         self._start_controller_on_free_ports()
@@ -202,7 +209,8 @@ class DataCenter(Scoped):
         daemons = self.daemons
         self.net = RecordedMininet(
             topo=PlannedTopo(plan=self.plan,
-                             rundir_of=lambda switch: str(daemons.of_switch(switch).rundir)),
+                             rundir_of=lambda switch: str(daemons.of_switch(switch).rundir),
+                             port_type=self.port_type),
             switch=PrivateOVSSwitch, build=False, autoSetMacs=False,
             controller=None, cleanup=False, record=self.record,
         )
@@ -211,6 +219,10 @@ class DataCenter(Scoped):
         self.net.build()
         self.net.start()
         self.net.pin_bridges()
+        errors = self.daemons.port_errors()
+        if errors:
+            raise PortsUnavailable(f"cannot build the data center with {self.port_type} ports: "
+                               f"{errors[0]} ({len(errors)} ports)")
         self.daemons.link_bridges([s.name for s in self.plan.switches] + [self.plan.mgmt_switch])
         names = [h.name for h in self.plan.hosts] + [x.name for x in self.plan.externals]
         self.hosts = {name: self.net.get(name) for name in names}

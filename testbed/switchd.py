@@ -31,11 +31,17 @@ the same userspace datapath as ``netdev``, but its datapath and bridge ports
 are not kernel tap devices, so a private daemon creates no interface in the
 root namespace (a ``netdev`` datapath would create ``ovs-netdev``, which the
 system daemon's own userspace datapath uses too). Bridge ports are ordinary
-veth ends (``type=system``).
+veth ends (``type=system``), which the daemon's main thread polls and forwards
+between its flow-mods, barriers and purges; or, for comparison
+(:data:`PORT_TYPES`), AF_XDP sockets on the same veth ends (``type=afxdp``),
+which one PMD thread per daemon polls apart from the main thread, sleeping up
+to :data:`PMD_MAX_SLEEP_US` when idle (``other_config:pmd-maxsleep``) and
+pinned to a core of its own (``pmd-cpu-mask``, :func:`pmd_cpu_mask`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -53,6 +59,29 @@ DAEMON_OTHER_CONFIG = {"n-handler-threads": "1", "n-revalidator-threads": "1"}
 userspace datapath handles misses in the forwarding thread; 2 cores are shared by
 all daemons)."""
 START_TIMEOUT = 20.0
+
+PORT_TYPES = ("system", "afxdp")
+"""How the data-plane bridges' veth ends are opened, the default first: as ``system``
+ports polled by the daemon's main thread, or as AF_XDP sockets polled by a PMD thread."""
+PMD_MAX_SLEEP_US = 500
+"""``other_config:pmd-maxsleep`` with AF_XDP ports: an idle PMD thread sleeps up to this many
+microseconds between polls instead of spinning on its core."""
+
+
+class PortsUnavailable(RuntimeError):
+    """The daemons could not open the bridges' ports as asked (AF_XDP not available here)."""
+
+
+def check_port_type(port_type: str) -> None:
+    """ValueError unless ``port_type`` is one of :data:`PORT_TYPES`."""
+    if port_type not in PORT_TYPES:
+        raise ValueError(f"unknown port type {port_type!r}; one of {', '.join(PORT_TYPES)}")
+
+
+def pmd_cpu_mask(index: int) -> str:
+    """``pmd-cpu-mask`` of the ``index``-th daemon: one PMD thread, on core ``index`` modulo
+    the machine's cores (so the fabric's and the gateways' PMDs poll different cores)."""
+    return f"0x{1 << (index % (os.cpu_count() or 1)):x}"
 
 
 def vswitch_schema() -> Path | None:
@@ -86,6 +115,8 @@ class SwitchDaemon:
 
     name: str
     rundir: Path
+    other_config: dict[str, str] | None = None
+    """``Open_vSwitch other_config`` beyond :data:`DAEMON_OTHER_CONFIG` (PMD settings)."""
     database: subprocess.Popen[bytes] | None = None
     switch: subprocess.Popen[bytes] | None = None
 
@@ -142,7 +173,8 @@ class SwitchDaemon:
             f"--log-file={self.path('ovsdb.log')}", "--no-chdir", "-vconsole:off",
         ], "ovsdb-server", on_process)
         self._wait_for(self.db_socket, self.database)
-        settings = [f"other_config:{key}={value}" for key, value in DAEMON_OTHER_CONFIG.items()]
+        settings = [f"other_config:{key}={value}" for key, value
+                    in {**DAEMON_OTHER_CONFIG, **(self.other_config or {})}.items()]
         deadline = time.monotonic() + START_TIMEOUT
         while True:  # the socket file exists a moment before the server listens on it
             init = subprocess.run(self.vsctl_command("--no-wait", "init", "--", "set",
@@ -215,15 +247,34 @@ class SwitchDaemons:
     BRIDGES = "bridges"
 
     def __init__(self, rundir: Path, gateways: list[str],
-                 gateway_daemons: str = GATEWAY_DAEMONS[0]) -> None:
+                 gateway_daemons: str = GATEWAY_DAEMONS[0],
+                 port_type: str = PORT_TYPES[0]) -> None:
         check_gateway_daemons(gateway_daemons)
+        check_port_type(port_type)
         self.rundir = rundir
         self.gateways = list(gateways)
+        self.port_type = port_type
         names = list(gateways) if gateway_daemons == "own" else [self.SHARED] if gateways else []
         self._gateway_daemon = {gateway: gateway if gateway_daemons == "own" else self.SHARED
                                 for gateway in gateways}
-        self.daemons = {name: SwitchDaemon(name, rundir / name)
-                        for name in [self.FABRIC, *names]}
+        self.daemons = {name: SwitchDaemon(name, rundir / name, self._pmd_config(index))
+                        for index, name in enumerate([self.FABRIC, *names])}
+
+    def _pmd_config(self, index: int) -> dict[str, str] | None:
+        if self.port_type == "system":
+            return None
+        return {"pmd-maxsleep": str(PMD_MAX_SLEEP_US), "pmd-cpu-mask": pmd_cpu_mask(index)}
+
+    def port_errors(self) -> list[str]:
+        """``<interface>: <error>`` for every port a daemon could not open (an AF_XDP socket
+        the kernel or this Open vSwitch cannot make, for one)."""
+        errors = []
+        for daemon in self.daemons.values():
+            listed = daemon.vsctl("--format=json", "--columns=name,error", "list", "Interface")
+            for name, error in json.loads(listed)["data"]:
+                if isinstance(error, str) and error:
+                    errors.append(f"{name}: {error}")
+        return errors
 
     def of_gateways(self) -> list[SwitchDaemon]:
         """The daemons running the gateways' bridges, each once."""

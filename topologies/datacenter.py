@@ -66,10 +66,17 @@ class PrivateDaemonSwitch:
     The daemon's exit removes the bridge, so shutting down deletes nothing.
     """
 
-    def __init__(self, name: str, ovs_rundir: str, **params: Any) -> None:
+    def __init__(self, name: str, ovs_rundir: str, port_type: str = "system",
+                 **params: Any) -> None:
         super().__init__(name, **params)  # type: ignore[call-arg]
         self.ovs_rundir = ovs_rundir
+        self.port_type = port_type
+        """The Open vSwitch ``Interface`` type of its veth ends (``system``, ``afxdp``)."""
         self.cmd(f"export OVS_RUNDIR={shlex.quote(ovs_rundir)}")  # type: ignore[attr-defined]
+
+    def intfOpts(self, intf: Any) -> str:  # noqa: N802 (Mininet's name)
+        options = super().intfOpts(intf)  # type: ignore[misc]
+        return options if self.port_type == "system" else f"{options} type={self.port_type}"
 
     def bridgeOpts(self) -> str:  # noqa: N802 (Mininet's name)
         options = super().bridgeOpts().replace(" datapath_type=netdev", "")  # type: ignore[misc]
@@ -117,17 +124,21 @@ class DataCenterTopo(Topo):
         plan_into_topo(self, self.plan)
 
 
-def plan_into_topo(topo: Topo, plan: AddressPlan, rundir_of: SwitchRundir | None = None) -> None:
+def plan_into_topo(topo: Topo, plan: AddressPlan, rundir_of: SwitchRundir | None = None,
+                   port_type: str = "system") -> None:
     """Add the plan's switches, hosts and links to ``topo``.
 
     ``rundir_of``: bridges on private daemons (:mod:`testbed.switchd`); None: on the
-    system's Open vSwitch (``mn --custom``).
+    system's Open vSwitch (``mn --custom``). ``port_type``: the Open vSwitch interface
+    type of the data-plane switches' ports on private daemons (the management bridge's
+    stay ``system``).
     """
     for switch in plan.switches:
         if rundir_of is None:
             extra: dict[str, Any] = {"cls": OVSSwitch}
         else:
-            extra = {"cls": PrivateOVSSwitch, "ovs_rundir": rundir_of(switch.name)}
+            extra = {"cls": PrivateOVSSwitch, "ovs_rundir": rundir_of(switch.name),
+                     "port_type": port_type}
         topo.addSwitch(switch.name, dpid=f"{switch.dpid:016x}", **SWITCH_OPTIONS, **extra)
     if rundir_of is None:
         topo.addSwitch(plan.mgmt_switch, dpid=f"{0xF01:016x}", cls=OVSBridge, datapath="user")
@@ -161,8 +172,8 @@ class PlannedTopo(Topo):
     """The topology of an existing plan (what :class:`testbed.network.DataCenter` builds)."""
 
     def build(self, plan: AddressPlan,  # type: ignore[override]
-              rundir_of: SwitchRundir | None = None) -> None:
-        plan_into_topo(self, plan, rundir_of)
+              rundir_of: SwitchRundir | None = None, port_type: str = "system") -> None:
+        plan_into_topo(self, plan, rundir_of, port_type)
 
 
 topos = {"datacenter": DataCenterTopo}
