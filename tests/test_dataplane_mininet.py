@@ -3,15 +3,17 @@
 * Every switch daemon (``ovsdb-server`` + ``ovs-vswitchd`` per gateway and one
   for the fabric) and every file the data plane creates (databases, sockets,
   logs, the temporary directory) is gone after the data center is left
-  normally and on an exception. (Ctrl-C, SIGTERM and SIGHUP of ``beaver
-  run``: ``test_run_mininet.py``; SIGKILL + ``beaver clean``:
-  ``test_crash_mininet.py``.)
+  normally and on an exception, with either port type. (Ctrl-C, SIGTERM and
+  SIGHUP of ``beaver run``: ``test_run_mininet.py``; SIGKILL + ``beaver
+  clean``: ``test_crash_mininet.py``; the same with AF_XDP ports:
+  ``test_afxdp_mininet.py``.)
 * A gateway's part of an id update is acknowledged only once the gateway
   stamps the new id: a datagram of an already cached flow, sent after the
   acknowledgement, carries it. A sender streams timestamped datagrams from an
   external host through the gateways while the ids rise; the backend reports
   each datagram's send time and wire code (its TOS byte). Both datapath
-  syncs are checked.
+  syncs are checked, and the purge with AF_XDP ports (``port_type="afxdp"``,
+  forwarded by PMD threads) too.
 * The ``watch`` sync keeps the gateways' cached flows: no datapath miss per
   update, and the flows of the stamp path mark the newest id.
 """
@@ -32,7 +34,7 @@ from emulated_cli import bridges_of, switch_daemons_of, workdirs_of
 from beaver.ids import ipv4_space
 from controller.gateways.datapath import SYNC_MODES, stale_flows
 from testbed.network import DataCenter
-from testbed.switchd import GATEWAY_DAEMONS
+from testbed.switchd import PORT_TYPES
 from topologies.addressing import DataCenterParams
 from topologies.claims import NamePool
 
@@ -92,13 +94,15 @@ def assert_all_gone(pids: list[int], workdir: Path, prefix: str) -> None:
     assert switch_daemons_of(prefix) == [] and bridges_of(prefix) == [] == workdirs_of(prefix)
 
 
-@pytest.mark.parametrize("gateway_daemons", GATEWAY_DAEMONS)
+@pytest.mark.parametrize("gateway_daemons, port_type",
+                         [("shared", "system"), ("own", "system"), ("shared", "afxdp")])
 def test_leaving_normally_or_on_an_exception_removes_every_daemon_and_file(
-        mininet_machine: None, gateway_daemons: str) -> None:
+        mininet_machine: None, gateway_daemons: str, port_type: str) -> None:
     for ending in ("normal", "exception"):
         with pytest.raises(RuntimeError, match="boom") if ending == "exception" else \
                 contextlib.nullcontext():
-            with DataCenter(SMALL, names=NAMES, gateway_daemons=gateway_daemons) as dc:
+            with DataCenter(SMALL, names=NAMES, gateway_daemons=gateway_daemons,
+                            port_type=port_type) as dc:
                 assert dc.workdir is not None
                 workdir, prefix = dc.workdir, dc.plan.prefix
                 processes = daemon_processes(dc)
@@ -110,6 +114,21 @@ def test_leaving_normally_or_on_an_exception_removes_every_daemon_and_file(
                 if ending == "exception":
                     raise RuntimeError("boom")
         assert_all_gone([p.pid for p in processes], workdir, prefix)
+
+
+def assert_polled_by_pmds(dc: DataCenter) -> None:
+    """Every data-plane port is an AF_XDP socket that a PMD thread of its daemon polls, and
+    the gateways' PMD has received packets."""
+    assert dc.daemons is not None
+    for switch in dc.plan.switches:
+        daemon = dc.switch_daemon(switch.name)
+        for port in daemon.vsctl("list-ports", switch.name).split():
+            assert daemon.vsctl("get", "Interface", port, "type").strip() == "afxdp", port
+            assert f"port: {port} " in daemon.appctl("dpif-netdev/pmd-rxq-show"), port
+    stats = dc.switch_daemon(dc.plan.gateways[0].name).appctl("dpif-netdev/pmd-stats-show")
+    pmd = stats.split("pmd thread", 1)[1].split("main thread", 1)[0]
+    received = int(pmd.split("packets received:", 1)[1].split()[0])
+    assert received > 0, stats
 
 
 def start_stream(dc: DataCenter, seconds: float) -> tuple[Any, Any]:
@@ -128,13 +147,16 @@ def start_stream(dc: DataCenter, seconds: float) -> tuple[Any, Any]:
     return receiver, sender
 
 
-@pytest.mark.parametrize("sync", SYNC_MODES)
-def test_a_datagram_sent_after_the_ack_carries_the_new_id(mininet_machine: None,
-                                                          sync: str) -> None:
+@pytest.mark.parametrize("sync, port_type",
+                         [*((sync, PORT_TYPES[0]) for sync in SYNC_MODES), ("purge", "afxdp")])
+def test_a_datagram_sent_after_the_ack_carries_the_new_id(mininet_machine: None, sync: str,
+                                                          port_type: str) -> None:
     space = ipv4_space()
-    with DataCenter(SMALL, names=NAMES, datapath_sync=sync) as dc:
+    with DataCenter(SMALL, names=NAMES, datapath_sync=sync, port_type=port_type) as dc:
         seconds = 2.0 + UPDATES * (PACE + 0.02)
         receiver, sender = start_stream(dc, seconds)
+        if port_type == "afxdp":  # the stream flows through AF_XDP sockets, polled by PMDs
+            assert_polled_by_pmds(dc)
         updates: list[tuple[int, float, float]] = []
         for snapshot_id in range(1, UPDATES + 1):
             result = dc.controller.set_id(snapshot_id)
