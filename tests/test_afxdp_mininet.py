@@ -49,7 +49,8 @@ def interfaces_of(prefix: str) -> list[str]:
     return [name for name in os.listdir("/sys/class/net") if name.startswith(prefix)]
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
+                         ids=lambda stop: stop.name)
 def test_stopping_a_data_center_with_afxdp_ports_leaves_nothing(
         mininet_machine: None, tmp_path: Path, stop: signal.Signals) -> None:
     state = tmp_path / "state"
