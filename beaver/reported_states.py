@@ -1,58 +1,87 @@
 """The states in-group nodes reported, kept by the snapshot ids each covers.
 
 A node's local snapshot records one state for ids ``first..last``; the
-coordinator keeps, per node, those ranges and states in report order (so
-sorted by id) until the snapshots they cover are finished and forgotten.
-Only what assembling a snapshot needs is kept: the range and the state,
-not the report (its message counts were added up when it was taken).
+coordinator keeps those ranges and states, in the order they were reported,
+until the snapshots they cover are finished and forgotten. Only what
+assembling a snapshot needs is kept: the node, the range and the state, not
+the report (its message counts were added up when it was taken).
+
+The ranges of every node are one log, not one list per node: a report is a
+few appends at the end of four flat containers, where per-node lists would
+make it touch memory of its own node's, cold in a large in-group. Reading a
+snapshot's states (:meth:`ReportedStates.covering`) and forgetting are
+vectorised over the log; they are rare next to reports.
 """
 
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 
-@dataclass(init=False)
+
 class ReportedStates:
-    """Per node, the ``first..last`` ranges of its local snapshots and their states (equal
-    when they hold the same)."""
-
-    _ranges: dict[str, tuple[array, array, list[Any]]]
-    """Per node: the first ids, the last ids and the states of its ranges, in order."""
+    """The ``first..last`` ranges nodes reported, with their states, in report order
+    (two holders are equal when they keep the same ranges and states per node)."""
 
     def __init__(self, nodes: Iterable[str]):
-        self._ranges = {node: (array("q"), array("q"), []) for node in nodes}
+        self._known = frozenset(nodes)
+        self._nodes: list[str] = []
+        self._firsts = array("q")
+        self._lasts = array("q")
+        self._states: list[Any] = []
 
     def add(self, node: str, first: int, last: int, state: Any) -> None:
         """``node`` recorded ``state`` for ids ``first..last`` (after every range it had)."""
-        firsts, lasts, states = self._ranges[node]
-        firsts.append(first)
-        lasts.append(last)
-        states.append(state)
+        self._nodes.append(node)
+        self._firsts.append(first)
+        self._lasts.append(last)
+        self._states.append(state)
 
     def covering(self, k: int) -> dict[str, Any]:
-        """Each node's state for snapshot ``k``, for the nodes that reported one."""
-        found = {}
-        for node, (firsts, lasts, states) in self._ranges.items():
-            i = bisect_left(lasts, k)
-            if i < len(lasts) and firsts[i] <= k:
-                found[node] = states[i]
-        return found
+        """Each node's state for snapshot ``k``, for the nodes that reported one (in the
+        order of their names)."""
+        found = np.flatnonzero(self._covers(k)).tolist()
+        nodes, states = self._nodes, self._states
+        return {nodes[i]: states[i] for i in sorted(found, key=nodes.__getitem__)}
 
     def forget(self, k: int, keep: Collection[int]) -> None:
         """Drop every range that ends at or below ``k`` and covers no id in ``keep``."""
-        below = min(k + 1, min(keep, default=k + 1))  # ranges ending below it all go
-        for node, (firsts, lasts, states) in self._ranges.items():
-            gone = bisect_left(lasts, below)
-            del firsts[:gone], lasts[:gone], states[:gone]
-            if below > k:  # every range left ends above k: all are kept
-                continue
-            kept = [i for i, (first, last) in enumerate(zip(firsts, lasts, strict=True))
-                    if last > k or any(s in keep for s in range(first, last + 1))]
-            self._ranges[node] = (array("q", (firsts[i] for i in kept)),
-                                  array("q", (lasts[i] for i in kept)),
-                                  [states[i] for i in kept])
+        if not self._states:
+            return
+        kept = np.frombuffer(self._lasts, dtype=np.int64) > k
+        for snapshot_id in keep:
+            if snapshot_id <= k:
+                kept |= self._covers(snapshot_id)
+        if kept.all():
+            return
+        indices = np.flatnonzero(kept)
+        self._firsts = array("q", np.frombuffer(self._firsts, dtype=np.int64)[indices].tobytes())
+        self._lasts = array("q", np.frombuffer(self._lasts, dtype=np.int64)[indices].tobytes())
+        indices = indices.tolist()
+        self._nodes = [self._nodes[i] for i in indices]
+        self._states = [self._states[i] for i in indices]
+
+    def _covers(self, k: int) -> np.ndarray:
+        """Which ranges of the log cover id ``k``."""
+        if not self._states:
+            return np.zeros(0, dtype=bool)
+        firsts = np.frombuffer(self._firsts, dtype=np.int64)
+        lasts = np.frombuffer(self._lasts, dtype=np.int64)
+        return (firsts <= k) & (lasts >= k)
+
+    def _by_node(self) -> dict[str, list[tuple[int, int, Any]]]:
+        ranges: dict[str, list[tuple[int, int, Any]]] = {node: [] for node in self._known}
+        for node, first, last, state in zip(self._nodes, self._firsts, self._lasts,
+                                            self._states, strict=True):
+            ranges[node].append((first, last, state))
+        return ranges
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ReportedStates):
+            return NotImplemented
+        return self._by_node() == other._by_node()
+
+    __hash__ = None  # type: ignore[assignment]
