@@ -17,7 +17,10 @@ those snapshots incomplete).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from array import array
+from typing import NamedTuple, NoReturn
+
+import numpy as np
 
 from beaver.records import LocalSnapshot
 from oracle import EventLog, LogError
@@ -32,11 +35,23 @@ class NodeState(NamedTuple):
 
 
 class CutLog:
-    """Turns the local snapshots nodes report into the log's capture positions."""
+    """Turns the local snapshots nodes report into the log's capture positions.
+
+    The cuts are kept as one log in report order (node, the last id a cut is for, its
+    position) and written into the :class:`~oracle.EventLog` at :meth:`close`, node by
+    node: a report appends where the one before did, rather than at the end of its own
+    node's list, which in a large in-group is memory nothing else touched lately.
+    """
 
     def __init__(self, log: EventLog, names: list[str]):
         self._names = names
         self._captures = [log.captures[name] for name in names]
+        self._next = array("q", [1]) * len(names)
+        """Per node, the first id it has no cut for yet."""
+        self._latest = array("q", [-1]) * len(names)
+        """Per node, the position of its latest cut (-1: none)."""
+        self._cuts = array("q")
+        """The cuts in report order, three numbers each: node, last id, position."""
         self._early: dict[int, dict[int, int]] = {}
         """Per node, cuts reported for ids after a gap in its log (out of order)."""
 
@@ -46,44 +61,53 @@ class CutLog:
         if type(state) is not NodeState:
             raise LogError(f"{self._names[node]} reported a state its capture callback did not "
                            f"return: {state!r:.80}")
-        captures = self._captures[node]
-        early = self._early.get(node) if self._early else None
         first, position = local.first_id, state.position
-        if early is None and first == len(captures) + 1:
-            if captures and position < captures[-1]:
-                self._check_order(node, position)
-            if first == local.last_id:
-                captures.append(position)
-            else:
-                captures.extend([position] * (local.last_id - first + 1))
+        if first == self._next[node] and not (self._early and node in self._early):
+            if position < self._latest[node]:
+                self._out_of_order(node)
+            last = local.last_id
+            self._next[node] = last + 1
+            self._latest[node] = position
+            self._cuts.extend((node, last, position))
             return
         early = self._early.setdefault(node, {})
-        for k in range(max(local.first_id, len(captures) + 1), local.last_id + 1):
-            early.setdefault(k, state.position)
+        for k in range(max(first, self._next[node]), local.last_id + 1):
+            early.setdefault(k, position)
         self._drain(node, early)
 
     def close(self) -> None:
-        """At the end of the run: fill the gaps with each node's next reported cut."""
+        """At the end of the run: fill the gaps with each node's next reported cut, and
+        write every cut into the log."""
         for node, early in list(self._early.items()):
             following = None
-            for k in range(max(early), len(self._captures[node]), -1):
+            for k in range(max(early), self._next[node] - 1, -1):
                 if k in early:
                     following = early[k]
                 else:
                     early[k] = following
             self._drain(node, early)
+        cuts = np.frombuffer(self._cuts, dtype=np.int64).reshape(-1, 3) if self._cuts else (
+            np.zeros((0, 3), dtype=np.int64))
+        order = np.argsort(cuts[:, 0], kind="stable")
+        nodes, lasts, positions = (array("q", cuts[order, column].tobytes()) for column in range(3))
+        del cuts, order
+        for node, last, position in zip(nodes, lasts, positions, strict=True):
+            captures = self._captures[node]
+            captures.extend([position] * (last - len(captures)))
+        self._cuts = array("q")
 
     def _drain(self, node: int, early: dict[int, int]) -> None:
-        captures = self._captures[node]
-        while len(captures) + 1 in early:
-            position = early.pop(len(captures) + 1)
-            self._check_order(node, position)
-            captures.append(position)
+        while self._next[node] in early:
+            position = early.pop(self._next[node])
+            if position < self._latest[node]:
+                self._out_of_order(node)
+            self._cuts.extend((node, self._next[node], position))
+            self._next[node] += 1
+            self._latest[node] = position
         if not early:
             del self._early[node]
 
-    def _check_order(self, node: int, position: int) -> None:
-        captures = self._captures[node]
-        if captures and position < captures[-1]:
-            raise LogError(f"{self._names[node]} reported for snapshot {len(captures) + 1} a "
-                           f"state captured before its state for snapshot {len(captures)}")
+    def _out_of_order(self, node: int) -> NoReturn:
+        k = self._next[node]
+        raise LogError(f"{self._names[node]} reported for snapshot {k} a state captured before "
+                       f"its state for snapshot {k - 1}")

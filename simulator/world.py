@@ -37,7 +37,7 @@ coordinator had not started (``Run.unstarted_adoptions``), which can only
 follow from such a packet.
 
 Per-node state the world keeps (counters, clock offsets, crash times,
-pending notifications) lives in flat lists indexed by node number, and
+pending notifications) lives in flat lists and arrays indexed by node number, and
 delays come from vectorised samplers: the cost of an event is a few list
 lookups and one core call.
 """
@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 import random
+from array import array
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -103,8 +104,9 @@ class World(InGroupTraffic, OutGroupTraffic):
         self._sequences = [self.log.sequence(name) for name in self.names]
         self._cuts = CutLog(self.log, self.names)
         """Each node's event sequence and capture positions, as kept in :class:`EventLog`."""
-        self._sent = [0] * count
-        self._received = [0] * count
+        self._sent = array("q", [0]) * count
+        self._received = array("q", [0]) * count
+        """Per node, the messages it sent and received (flat: no int object per node to reach)."""
         self.nodes: list[SnapshotNode] = [
             self.protocol.node(name, self._capturer(i), peers=self.names, space=space)
             for i, name in enumerate(self.names)
