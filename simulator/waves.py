@@ -22,15 +22,26 @@ import numpy as np
 
 
 class Waves:
-    """The notification waves still on their way, and per node its earliest pending arrival."""
+    """The notification waves still on their way, and per node its earliest pending arrival.
 
-    def __init__(self, nodes: int):
+    Arrivals are kept node by node: each node has a row of slots, one per wave on its way
+    (a wave takes a free slot, and frees it when retired), so the waves a node reads when
+    it takes its notifications lie side by side in memory, not one per wave's array.
+    """
+
+    def __init__(self, nodes: int, slots: int = 16):
         self.pending_at = array("d", [math.inf]) * nodes
         """Per node, the earliest arrival of a notification it has not taken yet."""
         self._pending = np.frombuffer(self.pending_at)
         """The same memory, as a numpy array."""
-        self._waves: list[tuple[int, array]] = []
-        """Per wave not retired, its id and every node's arrival, in id order."""
+        self._nodes = nodes
+        self._waves: list[tuple[int, int]] = []
+        """Per wave not retired, its id and its slot, in id order."""
+        self._slots = 0
+        self._free: list[int] = []
+        self._arrivals = array("d")
+        """Node i's arrivals in slots ``i * slots .. i * slots + slots - 1``."""
+        self._grow(slots)
 
     def told_by(self, now: float) -> list[int]:
         """The nodes that have a notification not taken yet that arrived by ``now``."""
@@ -38,23 +49,29 @@ class Waves:
 
     def add(self, snapshot_id: int, arrivals: np.ndarray) -> float:
         """A wave for ``snapshot_id`` with one arrival per node (inf: lost); returns its end."""
-        insort(self._waves, (snapshot_id, array("d", arrivals.tobytes())))
+        if not self._free:
+            self._grow(2 * self._slots)
+        slot = self._free.pop()
+        self._table()[:, slot] = arrivals
+        insort(self._waves, (snapshot_id, slot))
         np.minimum(self._pending, arrivals, out=self._pending)
         finite = arrivals[np.isfinite(arrivals)]
         return float(finite.max()) if finite.size else math.inf
 
     def retire(self, snapshot_id: int) -> None:
         """The wave's last arrival has passed and every node it reached has taken it."""
+        self._free += [slot for wave, slot in self._waves if wave == snapshot_id]
         self._waves = [wave for wave in self._waves if wave[0] != snapshot_id]
 
     def take_due(self, node: int, current: int, now: float) -> tuple[int, float]:
         """The newest id ``node`` (at ``current``) was told by ``now``, and the earliest such
         arrival; ``(0, inf)`` if none. Forgets them, and notifications made moot by them."""
         due_id, due_at, pending = 0, math.inf, math.inf
-        for snapshot_id, arrivals in reversed(self._waves):
+        arrivals, row = self._arrivals, node * self._slots
+        for snapshot_id, slot in reversed(self._waves):
             if snapshot_id <= current:
                 break
-            arrival = arrivals[node]
+            arrival = arrivals[row + slot]
             if arrival <= now:
                 if not due_id:
                     due_id = snapshot_id
@@ -64,3 +81,15 @@ class Waves:
                 pending = arrival
         self.pending_at[node] = pending
         return due_id, due_at
+
+    def _table(self) -> np.ndarray:
+        """The arrivals as a nodes x slots numpy array (the same memory)."""
+        return np.frombuffer(self._arrivals).reshape(self._nodes, self._slots)
+
+    def _grow(self, slots: int) -> None:
+        """Room for ``slots`` waves on their way at once (the ones there keep their slots)."""
+        grown = array("d", [math.inf]) * (self._nodes * slots)
+        if self._slots:
+            np.frombuffer(grown).reshape(self._nodes, slots)[:, :self._slots] = self._table()
+        self._free += range(slots - 1, self._slots - 1, -1)
+        self._arrivals, self._slots = grown, slots
