@@ -18,6 +18,7 @@ those snapshots incomplete).
 from __future__ import annotations
 
 from array import array
+from itertools import chain, repeat
 from typing import NamedTuple, NoReturn
 
 import numpy as np
@@ -86,14 +87,16 @@ class CutLog:
                 else:
                     early[k] = following
             self._drain(node, early)
-        cuts = np.frombuffer(self._cuts, dtype=np.int64).reshape(-1, 3) if self._cuts else (
-            np.zeros((0, 3), dtype=np.int64))
-        order = np.argsort(cuts[:, 0], kind="stable")
-        nodes, lasts, positions = (array("q", cuts[order, column].tobytes()) for column in range(3))
-        del cuts, order
-        for node, last, position in zip(nodes, lasts, positions, strict=True):
-            captures = self._captures[node]
-            captures.extend([position] * (last - len(captures)))
+        cuts = np.frombuffer(self._cuts, dtype=np.int64).reshape(-1, 3)
+        nodes, lasts, positions = cuts[np.argsort(cuts[:, 0], kind="stable")].T
+        del cuts
+        bounds = np.searchsorted(nodes, np.arange(len(self._names) + 1)).tolist()
+        for node, captures in enumerate(self._captures):
+            low, high = bounds[node], bounds[node + 1]
+            if low < high:  # each cut's position once per id it is for
+                counts = np.diff(lasts[low:high], prepend=len(captures)).tolist()
+                captures.extend(chain.from_iterable(
+                    map(repeat, positions[low:high].tolist(), counts)))
         self._cuts = array("q")
 
     def _drain(self, node: int, early: dict[int, int]) -> None:
