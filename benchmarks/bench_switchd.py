@@ -28,7 +28,8 @@ For each number of gateways (default 1, 8), in one data center each, on the
 
 With ``--gateway-daemons shared`` the gateways' bridges share one daemon
 (the data center's default), and the first gateway's daemon is all of
-theirs.
+theirs. With ``--port-type afxdp`` the bridges' ports are AF_XDP sockets
+that a PMD thread polls (its CPU is in ``other``), not the main thread.
 
 Each CPU figure is the busy span less the same span idle. ``/proc`` counts
 CPU in 10 ms ticks, so ``--updates 1000`` makes the per-update figures good
@@ -60,7 +61,7 @@ from sweep_arguments import add_sweep_arguments, sweep  # noqa: E402  (beside th
 
 from controller.gateways.datapath import Unixctl  # noqa: E402
 from testbed.network import DataCenter, machine_problem  # noqa: E402
-from testbed.switchd import GATEWAY_DAEMONS, SwitchDaemon  # noqa: E402
+from testbed.switchd import GATEWAY_DAEMONS, PORT_TYPES, SwitchDaemon  # noqa: E402
 from topologies.addressing import DataCenterParams  # noqa: E402
 from topologies.claims import NamePool  # noqa: E402
 
@@ -165,11 +166,13 @@ def change_interfaces(prefix: str, count: int) -> None:
 
 
 def measure(gateways: int, updates: int, calls: int, changes: int, datapath_sync: str,
-            stream_mbps: float, gateway_daemons: str = "own") -> dict[str, Any]:
+            stream_mbps: float, gateway_daemons: str = "own",
+            port_type: str = PORT_TYPES[0]) -> dict[str, Any]:
     params = DataCenterParams(spines=1, leaves=1, hosts_per_leaf=1, gateways=gateways,
                               externals=1, relays=0)
     with DataCenter(params, names=NamePool("b", "172.24.0.0/16"),
-                    datapath_sync=datapath_sync, gateway_daemons=gateway_daemons) as dc:
+                    datapath_sync=datapath_sync, gateway_daemons=gateway_daemons,
+                    port_type=port_type) as dc:
         assert dc.daemons is not None
         first = dc.switch_daemon(dc.plan.gateways[0].name)
         assert first.switch is not None
@@ -216,6 +219,7 @@ def measure(gateways: int, updates: int, calls: int, changes: int, datapath_sync
         "gateways": gateways,
         "datapath_sync": datapath_sync,
         "gateway_daemons": gateway_daemons,
+        "port_type": port_type,
         "stream_mbps": stream_mbps,
         "updates": updates,
         **{f"update_{key}": value for key, value in update.items()},
@@ -245,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="each gateway on a switch daemon of its own (default), or all on "
                         "one (the data center's default), whose figures are then all the "
                         "gateways'")
+    parser.add_argument("--port-type", choices=PORT_TYPES, default=PORT_TYPES[0],
+                        help="how the bridges open their veth ends (default "
+                        f"{PORT_TYPES[0]})")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     try:
@@ -266,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     for gateways, mode in ((g, m) for g in sizes for m in modes):
         try:
             row = measure(gateways, args.updates, args.calls, args.interface_changes, mode,
-                          args.stream_mbps, args.gateway_daemons)
+                          args.stream_mbps, args.gateway_daemons, args.port_type)
         except ValueError as error:
             print(f"bench_switchd: {error}", file=sys.stderr)
             return 2
