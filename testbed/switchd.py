@@ -52,8 +52,6 @@ from pathlib import Path
 
 VSWITCH_SCHEMA_CANDIDATES = (Path("/usr/share/openvswitch/vswitch.ovsschema"),
                              Path("/usr/local/share/openvswitch/vswitch.ovsschema"))
-DATAPATH_TYPE = "dummy"
-"""The bridges' ``datapath_type``: dpif-netdev without kernel tap devices."""
 DAEMON_OTHER_CONFIG = {"n-handler-threads": "1", "n-revalidator-threads": "1"}
 """Per-daemon ``Open_vSwitch other_config``: one handler and one revalidator each (the
 userspace datapath handles misses in the forwarding thread; 2 cores are shared by
