@@ -20,10 +20,12 @@ Gateway pipeline::
 * ``classify``: traffic from the border toward a VIP; in-group sources go to
   ``observe``, everything else to ``stamp``.
 * ``stamp``: one fixed rule copies the code from its register into the TOS byte
-  (DSCP and ECN bits, :func:`beaver.ids.tos_fields`).
+  (DSCP and ECN bits, :func:`beaver.ids.tos_fields`) and the TTL's lowest bits
+  (:func:`beaver.ids.ipv4_marks`).
 * ``observe``: in-group packets keep their own wire code; those carrying an id
   ahead of the gateway's are copied to the controller (optimistic marking):
-  one fixed rule per wire code, matching it when the registers mark it ahead.
+  one fixed rule per TOS byte, matching it when the registers mark it ahead (the
+  controller decodes the whole code from the TOS byte and the TTL).
 * ``balance``: one exact 5-tuple rule per flow rewrites VIP -> DIP; a miss
   goes to the controller, which picks the backend and installs the rule.
 * ``forward``: DIP -> the spine toward the backend's leaf.
@@ -47,7 +49,7 @@ class Table:
 GATEWAY_PIPELINE: tuple[Table, ...] = (
     Table("current", 0, ("classify",), "hold the gateway's current snapshot id in registers"),
     Table("classify", 1, ("stamp", "observe"), "split out-group from in-group traffic to VIPs"),
-    Table("stamp", 2, ("balance",), "write the gateway's snapshot id into the TOS byte"),
+    Table("stamp", 2, ("balance",), "write the gateway's snapshot id into the TOS byte and TTL"),
     Table("observe", 3, ("balance",), "copy in-group packets with a newer id to the controller"),
     Table("balance", 4, ("forward",), "VIP -> DIP per flow (5-tuple), miss to the controller"),
     Table("forward", 5, (), "DIP -> port toward the backend's leaf"),

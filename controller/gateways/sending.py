@@ -2,8 +2,8 @@
 
 os-ken writes every message through a queue that each connection's own send
 thread empties, so an id update to |G| gateways woke |G| send threads, each
-taking the interpreter lock in turn: at |G| = 8 they used 0.74-0.77 ms of the
-controller's CPU per update with 44-46 voluntary context switches, a quarter
+taking the interpreter lock in turn: at |G| = 8 they used 0.58-0.80 ms of the
+controller's CPU per update with 44-55 voluntary context switches, a quarter
 of the controller's CPU per update (docs/dataplane-history.md), and the flow-mods
 reached the switch daemon one thread turn apart. :class:`DirectSends` writes
 the app's messages to a gateway with one ``sendall`` in the caller's thread
