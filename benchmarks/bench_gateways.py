@@ -23,7 +23,15 @@ For each number of gateways (default 1, 2, 4, 8), in one run:
 * with ``--in-flight N``, the updates during iperf3 are pipelined, N
   outstanding at a time as the coordinator's window keeps them: how many
   gateway parts the controller coalesced (acknowledged by a newer update's
-  flow-mod, so they cost no flow-mod, barrier or sync of their own).
+  flow-mod, so they cost no flow-mod, barrier or sync of their own);
+* with ``--updater lean``, the updates (latency phase and during iperf3) are
+  not the controller's but the benchmark's own: the same flow-mod, barrier
+  and purge sequence, written straight to the gateways' bridges and daemon
+  from one thread (:mod:`lean_updater`), so that the data plane's cost of an
+  update is nearly all there is; its throughput ratio bounds what any
+  leaner controller could reach. ``--updater controller,lean`` measures
+  both, a data center each. The ``benchmark`` CPU column is this process's
+  own (the lean loop, or the control-protocol client asking the controller).
 
 A gateway's part of an update is its one flow-mod (the ``current`` rule), the barrier and the
 sync of its datapath (:mod:`controller.gateways.datapath`); the single round
@@ -47,13 +55,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cpu_time import cpu_seconds  # noqa: E402  (beside this script)
+from lean_updater import UPDATERS, LeanUpdater, chosen_updaters  # noqa: E402
 from pipelined import pipelined  # noqa: E402
 from sweep_arguments import add_sweep_arguments, sweep  # noqa: E402  (beside this script)
 
@@ -66,17 +75,50 @@ from topologies.addressing import DataCenterParams  # noqa: E402
 from topologies.claims import NamePool  # noqa: E402
 
 IPERF_PORT = 5201
+LEAN_PREPARED_RATE = 3000
+"""Updates per second of iperf3 whose bytes the lean loop encodes beforehand when they go
+back to back (more than it reaches; any beyond are encoded as they are sent, and counted)."""
+Updates = Callable[[Iterable[int]], Iterator[object]]
+"""Send an update to each id in turn; yields once per acknowledged update."""
 
 
-def update_latencies(dc: DataCenter, first_id: int, count: int) -> tuple[list[float], int]:
-    """(first send -> last barrier reply) per complete update, and the next unused id."""
+def update_latencies(dc: DataCenter, first_id: int, count: int) -> list[float]:
+    """(first send -> last ack) per complete update by the controller."""
     latencies = []
     for snapshot_id in range(first_id, first_id + count):
         result = dc.controller.set_id(snapshot_id)
         if not result.complete:
             raise RuntimeError(f"update {snapshot_id} failed on {sorted(result.failed)}")
         latencies.append(result.last_acked - result.first_sent)
-    return latencies, first_id + count
+    return latencies
+
+
+def lean_latencies(lean: LeanUpdater, first_id: int, count: int) -> list[float]:
+    """(first send -> last ack) per update by the lean loop (bytes prepared beforehand)."""
+    latencies = []
+    for snapshot_id in range(first_id, first_id + count):
+        began = time.monotonic()
+        lean.update(snapshot_id)
+        latencies.append(time.monotonic() - began)
+    return latencies
+
+
+def controller_updates(dc: DataCenter, in_flight: int) -> Updates:
+    """Updates asked of the controller on a connection of their own, ``in_flight``
+    outstanding at a time."""
+    def run(ids: Iterable[int]) -> Iterator[object]:
+        with GatewayClient(dc.control_port, secret=dc.secret) as client:
+            yield from pipelined(client, ids, in_flight)
+    return run
+
+
+def lean_updates(lean: LeanUpdater) -> Updates:
+    """Updates by the lean loop, one at a time."""
+    def run(ids: Iterable[int]) -> Iterator[object]:
+        for snapshot_id in ids:
+            lean.update(snapshot_id)
+            yield snapshot_id
+    return run
 
 
 def iperf(dc: DataCenter, seconds: float, attempts: int = 2) -> tuple[float, int]:
@@ -110,11 +152,11 @@ def start_iperf_server(dc: DataCenter) -> subprocess.Popen[str]:
 
 
 def iperf_while_updating(dc: DataCenter, seconds: float, first_id: int, rate: float,
-                         in_flight: int = 1) -> tuple[float, tuple[float, int]]:
+                         updates: Updates) -> tuple[float, tuple[float, int]]:
     """(id updates per second, iperf3 bit/s and retransmits) with id updates during the run.
 
     ``rate`` 0: back to back; otherwise paced at ``rate`` updates per second (started at
-    that rate, ``in_flight`` outstanding at most).
+    that rate, as many outstanding at most as ``updates`` keeps).
     """
     stop = threading.Event()
     updated = [0]
@@ -130,9 +172,8 @@ def iperf_while_updating(dc: DataCenter, seconds: float, first_id: int, rate: fl
                 stop.wait(max(0.0, due - time.monotonic()))
 
     def keep_updating() -> None:
-        with GatewayClient(dc.control_port, secret=dc.secret) as client:
-            for _ in pipelined(client, ids(), in_flight):
-                updated[0] += 1
+        for _ in updates(ids()):
+            updated[0] += 1
 
     updater = threading.Thread(target=keep_updating)
     started = time.monotonic()
@@ -179,8 +220,8 @@ def coalesced_updates(dc: DataCenter) -> int:
 
 def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rate: float,
             prefix: str, datapath_sync: str, in_flight: int = 1,
-            gateway_daemons: str | None = None, port_type: str = PORT_TYPES[0]
-            ) -> dict[str, Any]:
+            gateway_daemons: str | None = None, port_type: str = PORT_TYPES[0],
+            updater: str = UPDATERS[0]) -> dict[str, Any]:
     # One backend behind the VIP, so iperf3's control and data connections meet.
     params = DataCenterParams(spines=1, leaves=1, hosts_per_leaf=1, gateways=gateways,
                               externals=1, relays=0)
@@ -194,13 +235,23 @@ def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rat
         controller = [dc.controller_process.pid]
         switchds = [d.switch.pid for d in dc.daemons.daemons.values() if d.switch is not None]
         latencies: list[float] = []
+        daemons = dc.daemons
+        lean = LeanUpdater(dc.plan, {name: daemons.of_switch(name).path(f"{name}.mgmt")
+                                     for name in gateway_names},
+                           daemons.control_sockets().values()) if updater == "lean" else None
 
         def latency_phase() -> int:
-            latencies.extend(update_latencies(dc, 1, updates)[0])
+            latencies.extend(update_latencies(dc, 1, updates) if lean is None
+                             else lean_latencies(lean, 1, updates))
             return updates
 
+        if lean is not None:  # encoded before the CPU is counted, as the iperf3 phases' are
+            lean.prepare(1, updates)
         cpu_ms, idle_cores = cpu_ms_per_update({"controller": controller,
-                                                "switchd": switchds}, latency_phase)
+                                                "switchd": switchds,
+                                                "benchmark": [os.getpid()]}, latency_phase)
+        send_updates = (controller_updates(dc, in_flight) if lean is None
+                        else lean_updates(lean))
         next_id = 10**6
         server = start_iperf_server(dc)
         quiet, calibration, busy, update_rates = [], [], [], []
@@ -213,10 +264,12 @@ def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rat
                 bits, resent = iperf(dc, seconds)
                 quiet.append(bits)
                 retransmits["quiet"].append(resent)
+                if lean is not None:
+                    lean.prepare(next_id, int(seconds * (update_rate or LEAN_PREPARED_RATE)))
                 used, began = cpu_seconds(controller), time.monotonic()
                 missed, merged = gateway_upcalls(dc), coalesced_updates(dc)
                 rate, (bits, resent) = iperf_while_updating(dc, seconds, next_id, update_rate,
-                                                            in_flight)
+                                                            send_updates)
                 coalesced += coalesced_updates(dc) - merged
                 elapsed = time.monotonic() - began
                 upcalls.append((gateway_upcalls(dc) - missed) / max(1.0, rate * elapsed))
@@ -232,11 +285,14 @@ def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rat
         finally:
             server.terminate()
             server.wait(timeout=10)
+            if lean is not None:
+                lean.close()
         purged = fallback_purges(dc)
     without = statistics.median(quiet + calibration)
     return {
         "gateways": gateways,
         "datapath_sync": datapath_sync,
+        "updater": updater,
         "gateway_daemons": dc.gateway_daemons,
         "port_type": port_type,
         "updates": updates,
@@ -253,6 +309,8 @@ def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rat
         "update_mean_ms": statistics.fmean(latencies) * 1e3,
         "controller_cpu_ms_per_update": cpu_ms["controller"],
         "switchd_cpu_ms_per_update": cpu_ms["switchd"],
+        "benchmark_cpu_ms_per_update": cpu_ms["benchmark"],
+        "lean_encoded_in_loop": 0 if lean is None else lean.encoded_in_loop,
         "switchd_idle_cores": idle_cores["switchd"],
         "controller_cpu_ms_per_update_during_iperf": statistics.median(controller_busy) * 1e3,
         "iperf_retransmits_quiet": statistics.median(retransmits["quiet"]),
@@ -284,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated: how the bridges open their veth ends, each in a "
                         f"data center of its own ({', '.join(PORT_TYPES)}; default "
                         f"{PORT_TYPES[0]})")
+    parser.add_argument("--updater", default=UPDATERS[0],
+                        help="comma-separated: who sends the updates, each in a data center of "
+                        f"its own ({', '.join(UPDATERS)}: the benchmark's own loop, nearly no "
+                        "controller cost)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     try:
@@ -306,23 +368,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.in_flight < 1:
         print("bench_gateways: --in-flight must be at least 1", file=sys.stderr)
         return 2
+    try:
+        updaters = chosen_updaters(args.updater, args.in_flight, modes)
+    except ValueError as error:
+        print(f"bench_gateways: {error}", file=sys.stderr)
+        return 2
     problem = machine_problem()
     if problem:
         print(f"bench_gateways: {problem}", file=sys.stderr)
         return 1
     results = []
-    print(f"{'|G|':>4} {'sync,daemons,ports':>19} {'update p50':>11} {'p99':>8}"
+    print(f"{'|G|':>4} {'sync,daemons,ports,updater':>30} {'update p50':>11} {'p99':>8}"
           f" {'1 gateway p50':>14} {'p99':>8}"
           f" {'iperf Mb/s':>11} {'w/ updates':>11} {'ratio':>6} {'A/A':>6} {'upd/s':>7}"
-          f" {'CPU ms/update ctl':>18} {'switchd':>8} {'ctl in iperf':>12}"
+          f" {'CPU ms/update ctl':>18} {'switchd':>8} {'bench':>6} {'ctl in iperf':>12}"
           f" {'retransmits':>12} {'w/ upd':>7} {'upcalls/upd':>11} {'purged':>6}"
           f" {'coalesced':>9} {'switchd idle':>12} {'load':>5}")
-    for gateways, daemons, ports, mode in itertools.product(sizes, gateway_daemons, port_types,
-                                                             modes):
+    for gateways, daemons, ports, mode, updater in itertools.product(
+            sizes, gateway_daemons, port_types, modes, updaters):
         try:
             row = measure(gateways, args.updates, args.iperf_seconds, args.rounds,
                           args.update_rate, prefix="b", datapath_sync=mode,
-                          in_flight=args.in_flight, gateway_daemons=daemons, port_type=ports)
+                          in_flight=args.in_flight, gateway_daemons=daemons, port_type=ports,
+                          updater=updater)
         except ValueError as error:
             print(f"bench_gateways: {error}", file=sys.stderr)
             return 2
@@ -330,8 +398,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench_gateways: {error}", file=sys.stderr)
             return 1
         results.append(row)
-        label = f"{mode},{row['gateway_daemons']},{ports}"
-        print(f"{gateways:>4} {label:>19} {row['update_p50_ms']:>9.2f}ms"
+        label = f"{mode},{row['gateway_daemons']},{ports},{updater}"
+        print(f"{gateways:>4} {label:>30} {row['update_p50_ms']:>9.2f}ms"
               f" {row['update_p99_ms']:>6.2f}ms"
               f" {row['roundtrip_p50_ms']:>12.2f}ms {row['roundtrip_p99_ms']:>6.2f}ms"
               f" {row['iperf_quiet_mbps']:>11.1f} {row['iperf_updating_mbps']:>11.1f}"
@@ -339,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
               f" {row['updates_per_s_during_iperf']:>7.0f}"
               f" {row['controller_cpu_ms_per_update']:>18.2f}"
               f" {row['switchd_cpu_ms_per_update']:>8.2f}"
+              f" {row['benchmark_cpu_ms_per_update']:>6.2f}"
               f" {row['controller_cpu_ms_per_update_during_iperf']:>12.2f}"
               f" {row['iperf_retransmits_quiet']:>12.0f} {row['iperf_retransmits_updating']:>7.0f}"
               f" {row['gateway_upcalls_per_update']:>11.2f}"
