@@ -14,6 +14,12 @@ in flight (``--depths``, default 1, 4, 16):
   the share of datagrams sent after the gateway acknowledged id k that
   still arrived with an older id, and the longest such delay after the ack.
 
+With ``--lean``, the updates are the benchmark's own lean loop's
+(:mod:`lean_updater`, ``bench_gateways.py --updater lean``: the controller's
+flow-mod and barrier bytes straight to the gateways' bridges, then the
+purge), one at a time (``--depths 1``): the effect columns check that its
+ack holds as the controller's does.
+
 Needs root and Open vSwitch; prints one line per depth and can write JSON::
 
     sudo .venv/bin/python benchmarks/bench_pipeline.py --json pipeline.json
@@ -33,6 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cpu_time import cpu_seconds  # noqa: E402  (beside this script)
+from lean_updater import LeanUpdater  # noqa: E402
 from pipelined import pipelined_updates  # noqa: E402
 
 from beaver.ids import OutOfWindow, ipv4_space  # noqa: E402
@@ -75,7 +82,25 @@ def stamped_late(arrivals: list[tuple[float, int, float]], acks: list[tuple[floa
     return during, late, longest
 
 
-def measure(dc: DataCenter, depth: int, count: int) -> dict[str, Any]:
+def lean_updates(dc: DataCenter, count: int) -> tuple[list[tuple[float, int]],
+                                                     list[tuple[float, int]]]:
+    """(time, id) of the sends and of the acks of ``count`` updates by the lean loop, past
+    the gateways' newest id."""
+    assert dc.daemons is not None
+    daemons, first = dc.daemons, max(dc.controller.ids().values()) + 1
+    sends, acks = [], []
+    with LeanUpdater(dc.plan, {g.name: daemons.of_switch(g.name).path(f"{g.name}.mgmt")
+                               for g in dc.plan.gateways},
+                     daemons.control_sockets().values()) as lean:
+        lean.prepare(first, count)
+        for snapshot_id in range(first, first + count):
+            sends.append((time.monotonic(), snapshot_id))
+            lean.update(snapshot_id)
+            acks.append((time.monotonic(), snapshot_id))
+    return sends, acks
+
+
+def measure(dc: DataCenter, depth: int, count: int, lean: bool = False) -> dict[str, Any]:
     gateway = dc.plan.gateways[0].name
     client, vip = dc.plan.externals[0], dc.plan.services[0].vip
     backend = dc.plan.services[0].backends[0]
@@ -90,8 +115,12 @@ def measure(dc: DataCenter, depth: int, count: int) -> dict[str, Any]:
         assert sender.stdout is not None and sender.stdout.readline().strip() == "sending"
         before, began = cpu_seconds([dc.controller_process.pid]), time.monotonic()
         coalesced = sum(dc.controller.status()["coalesced_updates"].values())
-        updates = pipelined_updates(dc, count, depth)
-        elapsed = time.monotonic() - began
+        if lean:  # timed from its first send: its connections and bytes are made before
+            updates, (sends, acks) = [], lean_updates(dc, count)
+            elapsed = acks[-1][0] - sends[0][0]
+        else:
+            updates = pipelined_updates(dc, count, depth)
+            elapsed = time.monotonic() - began
         spent = cpu_seconds([dc.controller_process.pid]) - before
         coalesced = sum(dc.controller.status()["coalesced_updates"].values()) - coalesced
         sender.terminate()
@@ -102,12 +131,15 @@ def measure(dc: DataCenter, depth: int, count: int) -> dict[str, Any]:
         dc.controller.steer(None)
     arrivals = [(float(sent), int(wire), float(arrived)) for sent, wire, arrived in
                 (line.split() for line in out.split("\n")[:-1])]
-    acks = sorted((u.gateways[gateway].acked_at, u.snapshot_id) for u in updates
-                  if u.gateways[gateway].acked_at is not None)
-    sends = sorted((u.gateways[gateway].sent_at, u.snapshot_id) for u in updates
-                   if u.gateways[gateway].sent_at is not None)
+    if not lean:
+        acks = sorted((u.gateways[gateway].acked_at, u.snapshot_id) for u in updates
+                      if u.gateways[gateway].acked_at is not None)
+        sends = sorted((u.gateways[gateway].sent_at, u.snapshot_id) for u in updates
+                       if u.gateways[gateway].sent_at is not None)
+        spans = [u.last_acked - u.first_sent for u in updates if u.last_acked is not None]
+    else:
+        spans = [acked - sent for (sent, _), (acked, _) in zip(sends, acks, strict=True)]
     during, late, longest = stamped_late(arrivals, acks, sends)
-    spans = [u.last_acked - u.first_sent for u in updates if u.last_acked is not None]
     return {"depth": depth, "updates": count, "updates_per_s": count / elapsed,
             "update_p50_ms": statistics.median(spans) * 1e3,
             "controller_cpu_ms_per_update": spent / count * 1e3,
@@ -122,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gateways", type=int, default=2)
     parser.add_argument("--depths", default="1,4,16", help="updates in flight, comma-separated")
     parser.add_argument("--updates", type=int, default=400, help="id updates per depth")
+    parser.add_argument("--lean", action="store_true",
+                        help="updates by the benchmark's own lean loop, not the controller "
+                        "(--depths 1)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     try:
@@ -131,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.gateways < 1 or args.updates < 2 or min(depths) < 1:
         print("bench_pipeline: --gateways, --updates and --depths must be positive",
+              file=sys.stderr)
+        return 2
+    if args.lean and depths != [1]:
+        print("bench_pipeline: --lean sends one update at a time: use --depths 1",
               file=sys.stderr)
         return 2
     if max(depths) > DECODE.window:
@@ -147,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with DataCenter(params, names=NamePool("p", "172.25.0.0/16")) as dc:
         for depth in depths:
-            row = measure(dc, depth, args.updates)
+            row = measure(dc, depth, args.updates, args.lean)
             results.append(row)
             late = row["late_share"]
             print(f"{depth:>3} in flight: {row['updates_per_s']:.0f} updates/s, update p50 "
