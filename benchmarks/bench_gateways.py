@@ -56,6 +56,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -227,7 +228,7 @@ def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rat
                               externals=1, relays=0)
     with DataCenter(params, names=NamePool(prefix, "172.24.0.0/16"),
                     datapath_sync=datapath_sync, gateway_daemons=gateway_daemons,
-                    port_type=port_type) as dc:
+                    port_type=port_type) as dc, ExitStack() as closing:
         gateway_names = [g.name for g in dc.plan.gateways]
         roundtrips = [dc.controller.roundtrip(gateway_names[i % gateways])
                       for i in range(updates)]
@@ -236,9 +237,9 @@ def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rat
         switchds = [d.switch.pid for d in dc.daemons.daemons.values() if d.switch is not None]
         latencies: list[float] = []
         daemons = dc.daemons
-        lean = LeanUpdater(dc.plan, {name: daemons.of_switch(name).path(f"{name}.mgmt")
-                                     for name in gateway_names},
-                           daemons.control_sockets().values()) if updater == "lean" else None
+        lean = closing.enter_context(LeanUpdater(
+            dc.plan, {name: daemons.of_switch(name).path(f"{name}.mgmt") for name in gateway_names},
+            daemons.control_sockets().values())) if updater == "lean" else None
 
         def latency_phase() -> int:
             latencies.extend(update_latencies(dc, 1, updates) if lean is None
@@ -285,8 +286,6 @@ def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rat
         finally:
             server.terminate()
             server.wait(timeout=10)
-            if lean is not None:
-                lean.close()
         purged = fallback_purges(dc)
     without = statistics.median(quiet + calibration)
     return {

@@ -150,9 +150,9 @@ class LeanUpdater:
 
     def prepare(self, first_id: int, count: int) -> None:
         """Encode the bytes of updates to ``first_id`` .. ``first_id + count - 1`` now, so
-        that sending them costs no encoding."""
-        for snapshot_id in range(first_id, first_id + count):
-            self.prepared[snapshot_id] = self.messages.of(snapshot_id)
+        that sending them costs no encoding (any prepared before and not sent are dropped)."""
+        self.prepared = {snapshot_id: self.messages.of(snapshot_id)
+                         for snapshot_id in range(first_id, first_id + count)}
 
     def update(self, snapshot_id: int) -> None:
         """Raise every gateway to ``snapshot_id``; returns once it is acknowledged (every
