@@ -497,3 +497,24 @@ def test_only_holders_of_the_runs_secret_say_hello_or_report(store: Store) -> No
                  "h1's own report")
     assert store.node_counters(run)["h1"]["delivered"] == 7
     assert "h2" not in store.node_counters(run)
+
+
+def test_closing_the_service_closes_a_connection_that_never_said_hello(store: Store) -> None:
+    run = store.new_run("beaver", {}, None, "measured")
+    service = SnapshotService("beaver", NODES, store, run, secret=SECRET,
+                              gateways=FakeGateways())
+    address = service.start()
+    silent = socket.create_connection(address, timeout=5)
+    try:
+        # a malformed first line on a second connection: once it is counted, the service
+        # has accepted the silent one before it (connections are accepted in order)
+        with socket.create_connection(address, timeout=5) as garbage:
+            garbage.sendall(b"not a hello\n")
+            deadline = time.monotonic() + 5
+            while not service.rejections and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert service.rejections, "the malformed line was counted"
+        service.close()
+        assert silent.recv(1) == b"", "the service closed the connection as it stopped"
+    finally:
+        silent.close()

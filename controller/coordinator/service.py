@@ -68,7 +68,20 @@ PACKET_LIFETIME = 0.2
 buffers (the coordinator's wire-id assumption, :mod:`beaver.wire_floor`): userspace
 switches and busy agents hold datagrams for milliseconds, not for a fifth of a second."""
 
+SHUTDOWN_WAIT = 2.0
+"""Seconds the service's close waits for its loop's remaining tasks to end once cancelled."""
+
 _T = TypeVar("_T")
+
+
+async def _finish_other_tasks() -> None:
+    """Cancel the loop's other tasks (a connection that never said hello, for one) and wait
+    for them, so that each closes what it holds while the loop still runs."""
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in others:
+        task.cancel()
+    if others:
+        await asyncio.wait(others, timeout=SHUTDOWN_WAIT)
 
 
 @dataclass(frozen=True)
@@ -282,6 +295,7 @@ class SnapshotService:
         await self.agents.close()
         self.store.set_rejections(self.run, self.rejections)
         self.store.set_node_counters(self.run, self.node_counters)
+        await _finish_other_tasks()
 
     async def _wait_chain_time(self, timeout: float, chains: int) -> float:
         try:
