@@ -6,6 +6,7 @@ with the Agg backend so no display is needed.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -18,6 +19,10 @@ from matplotlib.figure import Figure  # noqa: E402
 
 PAPER_STYLE = {"linestyle": "--", "linewidth": 1.3, "alpha": 0.85}
 """How the paper's series are drawn: dashed, beside our solid ones."""
+CAPTION_POINTS = 8.5
+"""The caption's font size."""
+CAPTION_CHARS_PER_INCH = 16
+"""About how many caption characters fit in an inch of the figure's width."""
 
 
 def results_csv(root: Path, name: str) -> Path:
@@ -57,9 +62,15 @@ def figure_path(root: Path, name: str) -> Path:
 
 
 def save(fig: Figure, path: Path, caption: str) -> Path:
-    """Write ``fig`` with ``caption`` under it to ``path`` (PNG) and close it."""
-    fig.text(0.01, 0.01, caption, fontsize=8.5, ha="left", va="bottom", wrap=True)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    """Write ``fig`` with ``caption`` under it to ``path`` (PNG) and close it.
+
+    The caption is wrapped to the figure's width, and the axes are laid out above
+    as many lines as it takes, so that no caption line covers an axis label."""
+    width, height = fig.get_size_inches()
+    lines = textwrap.wrap(caption, int(width * CAPTION_CHARS_PER_INCH)) or [""]
+    fig.text(0.01, 0.01, "\n".join(lines), fontsize=CAPTION_POINTS, ha="left", va="bottom")
+    caption_inches = (len(lines) * 1.25 + 1) * CAPTION_POINTS / 72
+    fig.tight_layout(rect=(0, min(caption_inches / height, 0.5), 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
