@@ -65,7 +65,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cpu_time import cpu_seconds  # noqa: E402  (beside this script)
 from lean_updater import UPDATERS, LeanUpdater, chosen_updaters  # noqa: E402
 from pipelined import pipelined  # noqa: E402
-from sweep_arguments import add_sweep_arguments, sweep  # noqa: E402  (beside this script)
+from sweep_arguments import add_sweep_arguments, named, sweep  # noqa: E402  (beside this script)
 
 from controller.gateways.client import GatewayClient  # noqa: E402
 from controller.gateways.datapath import FALLBACK_PURGE_LOG  # noqa: E402
@@ -236,10 +236,8 @@ def measure(gateways: int, updates: int, seconds: float, rounds: int, update_rat
         controller = [dc.controller_process.pid]
         switchds = [d.switch.pid for d in dc.daemons.daemons.values() if d.switch is not None]
         latencies: list[float] = []
-        daemons = dc.daemons
-        lean = closing.enter_context(LeanUpdater(
-            dc.plan, {name: daemons.of_switch(name).path(f"{name}.mgmt") for name in gateway_names},
-            daemons.control_sockets().values())) if updater == "lean" else None
+        lean = closing.enter_context(LeanUpdater.of_data_center(dc)) \
+            if updater == "lean" else None
 
         def latency_phase() -> int:
             latencies.extend(update_latencies(dc, 1, updates) if lean is None
@@ -349,20 +347,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         sizes, modes = sweep(args.gateways, args.datapath_sync)
+        gateway_daemons: list[str | None] = [*named(
+            args.gateway_daemons, GATEWAY_DAEMONS, "--gateway-daemons")] \
+            if args.gateway_daemons else [None]
+        port_types = named(args.port_type, PORT_TYPES, "--port-type")
     except ValueError as error:
         print(f"bench_gateways: {error}", file=sys.stderr)
-        return 2
-    gateway_daemons = args.gateway_daemons.split(",") if args.gateway_daemons else [None]
-    unknown = sorted(set(gateway_daemons) - {*GATEWAY_DAEMONS, None})
-    if unknown:
-        print(f"bench_gateways: unknown --gateway-daemons {', '.join(unknown)}; "
-              f"one of {', '.join(GATEWAY_DAEMONS)}", file=sys.stderr)
-        return 2
-    port_types = args.port_type.split(",")
-    unknown = sorted(set(port_types) - set(PORT_TYPES))
-    if unknown:
-        print(f"bench_gateways: unknown --port-type {', '.join(unknown)}; "
-              f"one of {', '.join(PORT_TYPES)}", file=sys.stderr)
         return 2
     if args.in_flight < 1:
         print("bench_gateways: --in-flight must be at least 1", file=sys.stderr)

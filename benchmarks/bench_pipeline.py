@@ -86,12 +86,9 @@ def lean_updates(dc: DataCenter, count: int) -> tuple[list[tuple[float, int]],
                                                      list[tuple[float, int]]]:
     """(time, id) of the sends and of the acks of ``count`` updates by the lean loop, past
     the gateways' newest id."""
-    assert dc.daemons is not None
-    daemons, first = dc.daemons, max(dc.controller.ids().values()) + 1
+    first = max(dc.controller.ids().values()) + 1
     sends, acks = [], []
-    with LeanUpdater(dc.plan, {g.name: daemons.of_switch(g.name).path(f"{g.name}.mgmt")
-                               for g in dc.plan.gateways},
-                     daemons.control_sockets().values()) as lean:
+    with LeanUpdater.of_data_center(dc) as lean:
         lean.prepare(first, count)
         for snapshot_id in range(first, first + count):
             sends.append((time.monotonic(), snapshot_id))

@@ -38,6 +38,7 @@ import socket
 import struct
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from os_ken.ofproto import ofproto_protocol, ofproto_v1_3
 
@@ -46,6 +47,9 @@ from controller.gateways.decisions import GatewayController
 from controller.gateways.openflow import BarrierRequests, CurrentRuleMessages
 from controller.gateways.pipeline import GATEWAY_PIPELINE
 from topologies.addressing import AddressPlan
+
+if TYPE_CHECKING:
+    from testbed.network import DataCenter
 
 DATAPATH = ofproto_protocol.ProtocolDesc(ofproto_v1_3.OFP_VERSION)
 """What the controller's encoders need of a connection: its OpenFlow version."""
@@ -133,6 +137,16 @@ class LeanUpdater:
         except BaseException:
             self.close()
             raise
+
+    @classmethod
+    def of_data_center(cls, dc: DataCenter) -> LeanUpdater:
+        """A lean loop to the gateways of running data center ``dc``."""
+        if dc.daemons is None:
+            raise RuntimeError("the data center is not running")
+        daemons = dc.daemons
+        return cls(dc.plan, {gateway.name: daemons.of_switch(gateway.name).path(
+            f"{gateway.name}.mgmt") for gateway in dc.plan.gateways},
+            daemons.control_sockets().values())
 
     def _connect(self, gateway: str, path: Path) -> None:
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

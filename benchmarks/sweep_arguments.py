@@ -8,6 +8,7 @@ says in one line what is wrong with either.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from controller.gateways.datapath import SYNC_MODES
 
@@ -28,9 +29,14 @@ def sweep(gateways: str, datapath_sync: str) -> tuple[list[int], list[str]]:
         raise ValueError(f"--gateways must be integers, got {gateways!r}") from None
     if min(sizes) < 1:
         raise ValueError(f"--gateways must be at least 1, got {gateways!r}")
-    modes = datapath_sync.split(",")
-    unknown = sorted(set(modes) - set(SYNC_MODES))
+    return sizes, named(datapath_sync, SYNC_MODES, "--datapath-sync")
+
+
+def named(value: str, allowed: Sequence[str], option: str) -> list[str]:
+    """The names in the comma-separated ``value`` of ``option``; ValueError with one line
+    naming those not ``allowed``."""
+    names = value.split(",")
+    unknown = sorted(set(names) - set(allowed))
     if unknown:
-        raise ValueError(f"unknown --datapath-sync {', '.join(unknown)}; "
-                         f"one of {', '.join(SYNC_MODES)}")
-    return sizes, modes
+        raise ValueError(f"unknown {option} {', '.join(unknown)}; one of {', '.join(allowed)}")
+    return names
