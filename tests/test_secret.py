@@ -46,12 +46,12 @@ def test_a_file_without_a_secret_is_one_error(tmp_path: Path) -> None:
 def test_a_management_line_is_authentic_only_byte_for_byte_under_the_runs_secret() -> None:
     secret = RunSecret(b"this run's secret, 16+ bytes")
     line = management.encode("counters", secret, seq=1, session="s", rejected=0, delivered=5)
-    assert management.authentic(line, secret)
+    assert secret.authentic_line(line)
     assert management.decode(line, sealed=True)["delivered"] == 5
     changed = line.replace(b'"delivered":5', b'"delivered":6')
-    assert not management.authentic(changed, secret)
-    assert not management.authentic(line, RunSecret(b"another run's secret, 16+"))
-    assert not management.authentic(management.encode("counters", seq=1, session="s",
-                                                       rejected=0, delivered=5), secret)
+    assert not secret.authentic_line(changed)
+    assert not RunSecret(b"another run's secret, 16+").authentic_line(line)
+    assert not secret.authentic_line(management.encode("counters", seq=1, session="s",
+                                                       rejected=0, delivered=5))
     respaced = json.dumps(json.loads(line)).encode() + b"\n"  # same fields, other bytes
-    assert json.loads(respaced) == json.loads(line) and not management.authentic(respaced, secret)
+    assert json.loads(respaced) == json.loads(line) and not secret.authentic_line(respaced)

@@ -30,8 +30,8 @@ connection: a report cannot speak for another node.
 Every agent message is authenticated with the run's secret
 (:mod:`topologies.secret`, handed to the agent as ``--secret-file``): it
 carries ``mac``, its last field, the HMAC of the line's bytes before that
-field (:func:`encode`, checked by :func:`authentic` on the bytes as they
-arrive, before the JSON is parsed). ``hello`` carries a fresh
+field (:func:`encode`, checked by :meth:`RunSecret.authentic_line` on the bytes
+as they arrive, before the JSON is parsed). ``hello`` carries a fresh
 random ``nonce`` and every later message ``session``, that nonce: a report
 cannot be moved to another connection, and a recorded hello cannot be
 replayed (the coordinator refuses a nonce it has seen). Coordinator messages
@@ -89,18 +89,12 @@ def encode(kind: str, secret: RunSecret | None = None, **fields: Any) -> bytes:
     return line + b"\n"
 
 
-def authentic(line: bytes, secret: RunSecret) -> bool:
-    """Whether ``line`` was sealed by :func:`encode` with ``secret`` (checked on its bytes,
-    before any parsing)."""
-    return secret.authentic_line(line)
-
-
 def decode(line: bytes | str, *, sealed: bool = False) -> dict[str, Any]:
     """A checked message from one line; :class:`MalformedMessage` says what is wrong.
 
-    ``sealed``: the line is :func:`authentic`, made by a component that holds the run's
-    secret, so its nesting is not counted before it is parsed (the parser's own
-    recursion limit still holds)."""
+    ``sealed``: the line is authentic (:meth:`RunSecret.authentic_line`), made by a
+    component that holds the run's secret, so its nesting is not counted before it is
+    parsed (the parser's own recursion limit still holds)."""
     try:
         message = untrusted.loads_object(line, MAX_LINE, count_depth=not sealed)
     except untrusted.Rejected as error:

@@ -227,7 +227,7 @@ class AgentLinks:
             writer.close()
 
     def _hello(self, line: bytes, writer: asyncio.StreamWriter, peer: object) -> _Agent | None:
-        sealed = management.authentic(line, self.secret)
+        sealed = self.secret.authentic_line(line)
         try:
             message = management.decode(line, sealed=sealed)
         except MalformedMessage as error:
@@ -258,7 +258,7 @@ class AgentLinks:
         return agent
 
     def _report(self, agent: _Agent, line: bytes) -> None:
-        sealed = management.authentic(line, self.secret)
+        sealed = self.secret.authentic_line(line)
         try:
             message = management.decode(line, sealed=sealed)
         except MalformedMessage as error:
