@@ -17,6 +17,7 @@ import numpy as np
 
 from beaver.records import Command, InFlight, LocalSnapshot, NotifyNode, NotifyNodes, UpdateGateway
 from beaver.refusals import InvalidReport
+from simulator.engine import push
 from simulator.faults import REORDER_SPREAD, ROLLBACK_IDS
 
 if TYPE_CHECKING:
@@ -37,6 +38,9 @@ class ControlPlane:
         self._report_clear = [0.0] * len(world.nodes)
         """Per node, when its report stream delivers its last report (FIFO)."""
         self.gateway_down_until = [0.0] * len(world.gateways)
+        self._datagram_faults = bool(self.faults.control_duplicate or self.faults.control_loss
+                                     or self.faults.control_reorder)
+        self._queue, self._ticket = self.engine.queue, self.engine.ticket
         self.revoked: set[int] = set()
 
     # -- commands out ---------------------------------------------------------------------
@@ -69,6 +73,9 @@ class ControlPlane:
     def _datagram(self, delay, action, *args) -> None:
         """Send a control datagram: ``action(*args)`` after ``delay()``, unless lost."""
         faults, rng = self.faults, self.world.rng
+        if not self._datagram_faults:
+            push(self._queue, (self.engine.now + delay(), self._ticket(), action, args))
+            return
         copies = 1
         if faults.control_duplicate and rng.random() < faults.control_duplicate:
             copies = 2

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from beaver.records import NOTHING, Marker, Receipt
+from simulator.engine import push
 
 
 class InGroupTraffic:
@@ -38,45 +39,69 @@ class InGroupTraffic:
         retransmission timeout and holds the channel meanwhile.
         """
         arrival = self.engine.now + self._link()
-        faults = self.faults
-        if faults.data_loss:
-            lost = faults.retransmissions(faults.data_loss, self.rng)
-            self.counts.data_lost += lost
-            arrival += lost * faults.retransmit_timeout
-        if faults.data_duplicate and self._random() < faults.data_duplicate:
-            self.counts.data_duplicated += 1
+        if self._data_faults:
+            arrival += self._channel_faults()
         channel = sender * len(self.nodes) + receiver
         clear = self._channel_clear
         held = clear.get(channel, 0.0)
         if held > arrival:
             arrival = held
         clear[channel] = arrival
-        self.engine.at(arrival, action, sender, receiver, *args)
+        push(self._queue, (arrival, self._ticket(), action, (sender, receiver, *args)))
         return arrival
 
+    def _channel_faults(self) -> float:
+        """What data loss and duplication do to one packet on a channel: its extra delay."""
+        faults = self.faults
+        extra = 0.0
+        if faults.data_loss:
+            lost = faults.retransmissions(faults.data_loss, self.rng)
+            self.counts.data_lost += lost
+            extra = lost * faults.retransmit_timeout
+        if faults.data_duplicate and self._random() < faults.data_duplicate:
+            self.counts.data_duplicated += 1
+        return extra
+
     def _ingroup_message(self) -> None:
-        count, now = len(self.nodes), self.engine.now
-        sender = int(self._random() * count)
+        """A random in-group node sends: to a relay, or on its channel to a random peer.
+
+        The hot path of a run (one call per in-group message): the channel's FIFO
+        bookkeeping (:meth:`_on_channel`) is written out here, and events go straight
+        onto the engine's heap.
+        """
+        nodes, now, random = self.nodes, self.engine.now, self._random
+        count = len(nodes)
+        sender = int(random() * count)
         if self._down_until[sender] > now:
             return
         if self._pending_at[sender] <= now:
             self._catch_up(sender)
-        if self.relays and self._random() < self.workload.relay_share:
+        if self.relays and random() < self.workload.relay_share:
             self._to_relay(sender)
             return
-        receiver = int(self._random() * (count - 1))
+        receiver = int(random() * (count - 1))
         if receiver >= sender:
             receiver += 1
         wire = self.nodes[sender].send(self.names[receiver], now + self._clock[sender])
         self._next_message = message = self._next_message + 1
         self._sequences[sender].append(message)
         self._sent[sender] += 1
-        arrival = self._on_channel(sender, receiver, self._deliver, message, wire)
+        arrival = now + self._link()
+        if self._data_faults:
+            arrival += self._channel_faults()
+        channel = sender * count + receiver
+        clear = self._channel_clear
+        held = clear.get(channel, 0.0)
+        if held > arrival:
+            arrival = held
+        clear[channel] = arrival
+        queue, ticket = self._queue, self._ticket
+        push(queue, (arrival, ticket(), self._deliver, (sender, receiver, message, wire)))
         if arrival - now > self._lifetime:
             self.overdue.append(message)
-        if self.stamping and self._random() < self.workload.vip_share:
-            gateway = self._pick_gateway()
-            self.engine.at((now + arrival) / 2, self._observe, gateway, wire)
+        if self.stamping and random() < self.workload.vip_share:
+            gateway = int(random() * len(self.gateways))
+            push(queue, ((now + arrival) / 2, ticket(), self._observe, (gateway, wire)))
 
     def _observe(self, gateway: int, wire: int) -> None:
         if self.control.gateway_down_until[gateway] <= self.engine.now:

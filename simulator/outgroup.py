@@ -19,6 +19,7 @@ Mixed into :class:`~simulator.world.World`, whose state it uses.
 from __future__ import annotations
 
 from beaver.ids import UNMARKED
+from simulator.engine import push
 
 RELAY_RECEIVES_AT = 0.3
 """Share of an external chain's time after which the relay has the message."""
@@ -33,26 +34,28 @@ class OutGroupTraffic:
 
     def _to_relay(self, sender: int) -> None:
         """In-group ``sender`` starts an external chain through a random relay."""
-        now, faults, tau_min = self.engine.now, self.faults, self.config.tau_min
-        relay = self.relays[self._pick(len(self.relays))]
+        now, faults, random = self.engine.now, self.faults, self._random
+        tau_min = self.config.tau_min
+        relay = self.relays[int(random() * len(self.relays))]
         self.nodes[sender].send(None, now + self._clock[sender])
-        message = self._new_message()
+        self._next_message = message = self._next_message + 1
         self._sequences[sender].append(message)
         self._sent[sender] += 1
-        if faults.data_loss and self._random() < faults.data_loss:
+        if faults.data_loss and random() < faults.data_loss:
             self.counts.data_lost += 1
             return
         short = bool(faults.chain_violation_share) and (
-            self._random() < faults.chain_violation_share)
+            random() < faults.chain_violation_share)
         if short:
             low, high = SHORT_CHAIN
-            chain = tau_min * (low + (high - low) * self._random())
+            chain = tau_min * (low + (high - low) * random())
         else:
-            chain = tau_min * (1.0 + self.delays["chain_excess"]())
-        self.engine.after(chain * RELAY_RECEIVES_AT, self._relay_receive, relay, message, now,
-                          short)
-        self.engine.after(chain * RELAY_SENDS_AT, self._relay_forward, relay, sender, now,
-                          now + chain, short)
+            chain = tau_min * (1.0 + self._chain_excess())
+        queue, ticket = self._queue, self._ticket
+        push(queue, (now + chain * RELAY_RECEIVES_AT, ticket(), self._relay_receive,
+                     (relay, message, now, short)))
+        push(queue, (now + chain * RELAY_SENDS_AT, ticket(), self._relay_forward,
+                     (relay, sender, now, now + chain, short)))
 
     def _relay_receive(
         self, relay: str, message: int, sent_at: float, short: bool = False
@@ -66,11 +69,12 @@ class OutGroupTraffic:
         self, relay: str, origin: int, sent_at: float, at_gateway: float, short: bool
     ) -> None:
         """The relay's new message, caused by what it received, to another in-group node."""
-        receiver = self._pick(len(self.nodes) - 1)
+        random = self._random
+        receiver = int(random() * (len(self.nodes) - 1))
         if receiver >= origin:
             receiver += 1
         arrival = at_gateway if short else max(at_gateway, self._relay_floor[relay])
-        gateway = self._pick_gateway()
+        gateway = int(random() * len(self.gateways))
         chain = arrival - sent_at
         if chain < self.coordinator.tau_min:
             self.counts.short_chains += 1
@@ -81,14 +85,22 @@ class OutGroupTraffic:
         self._inbound(relay, receiver, arrival, gateway)
 
     def _client_request(self) -> None:
-        client = self.clients[self._pick(len(self.clients))]
-        arrival = self.engine.now + self.delays["client_to_gateway"]()
-        self._inbound(client, self._pick(len(self.nodes)), arrival, self._pick_gateway())
+        random = self._random
+        client = self.clients[int(random() * len(self.clients))]
+        arrival = self.engine.now + self._to_gateway()
+        self._inbound(client, int(random() * len(self.nodes)), arrival,
+                      int(random() * len(self.gateways)))
 
     def _inbound(self, process: str, receiver: int, at_gateway: float, gateway: int) -> None:
         """``process`` sends a message into the in-group; it reaches ``gateway`` at
         ``at_gateway``, unless lost; a duplicate is a second message with the same past."""
         faults = self.faults
+        if not (faults.data_duplicate or faults.data_loss):
+            self._next_message = message = self._next_message + 1
+            self.log.sequence(process).append(message)
+            push(self._queue, (at_gateway, self._ticket(), self._cross_gateway,
+                               (gateway, receiver, message)))
+            return
         copies = 1
         if faults.data_duplicate and self._random() < faults.data_duplicate:
             copies = 2
@@ -97,7 +109,7 @@ class OutGroupTraffic:
             message = self._new_message()
             self.log.send(process, message)
             if copy:
-                at_gateway += self.delays["client_to_gateway"]()
+                at_gateway += self._to_gateway()
             if faults.data_loss and self._random() < faults.data_loss:
                 self.counts.data_lost += 1
                 continue
@@ -116,7 +128,8 @@ class OutGroupTraffic:
             self.counts.inbound_dropped += 1
             return
         wire = state.stamp() if self.stamping else UNMARKED
-        delay = self.delays["gateway_to_node"]()
+        delay = self._to_node()
         if delay > self._lifetime and self.stamping:
             self.overdue.append(message)
-        self.engine.after(delay, self._deliver_inbound, receiver, message, wire)
+        push(self._queue, (self.engine.now + delay, self._ticket(), self._deliver_inbound,
+                           (receiver, message, wire)))

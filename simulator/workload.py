@@ -26,7 +26,9 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from simulator.engine import Engine
+from simulator.engine import Engine, push
+
+_log = math.log
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,11 @@ class Workload:
 
 
 class PoissonSource:
-    """Calls ``emit`` at the arrivals of a Poisson process while ``active()`` holds."""
+    """Calls ``emit`` at the arrivals of a Poisson process while ``active()`` holds.
+
+    One event per arrival: the gap to the next one is drawn after ``emit`` (as
+    ``random.expovariate`` draws it, inline) and pushed straight onto the engine's heap.
+    """
 
     def __init__(
         self,
@@ -67,6 +73,8 @@ class PoissonSource:
     ):
         self._engine, self._rng, self._rate = engine, rng, rate_hz
         self._emit, self._active = emit, active
+        self._random, self._queue, self._ticket = rng.random, engine.queue, engine.ticket
+        self._fire_next = self._fire
 
     def start(self) -> None:
         if self._rate > 0:
@@ -76,4 +84,5 @@ class PoissonSource:
         if not self._active():
             return
         self._emit()
-        self._engine.after(self._rng.expovariate(self._rate), self._fire)
+        gap = -_log(1.0 - self._random()) / self._rate  # rng.expovariate(rate)
+        push(self._queue, (self._engine.now + gap, self._ticket(), self._fire_next, ()))

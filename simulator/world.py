@@ -154,6 +154,12 @@ class World(InGroupTraffic, OutGroupTraffic):
             self.control.deliver_report)
         """Without control loss a report reaches the coordinator at once."""
         self._link = self.delays["ingroup_link"]
+        self._data_faults = bool(self.faults.data_loss or self.faults.data_duplicate)
+        self._queue, self._ticket = self.engine.queue, self.engine.ticket
+        """The engine's heap and tickets, for the paths that schedule an event per message."""
+        self._chain_excess = self.delays["chain_excess"]
+        self._to_gateway = self.delays["client_to_gateway"]
+        self._to_node = self.delays["gateway_to_node"]
         self._started = 0
         self._last_start = math.inf
         self._waiting_to_start = False
@@ -215,8 +221,9 @@ class World(InGroupTraffic, OutGroupTraffic):
         return self.engine.now - self._waiting_since >= self.workload.give_up_s
 
     def traffic_on(self) -> bool:
+        """Whether traffic goes on (asked once per message: :attr:`stalled` written out)."""
         if self._started < self.config.snapshots:
-            return not self.stalled
+            return not self.engine.now - self._waiting_since >= self.workload.give_up_s
         coordinator = self.coordinator
         unfinished = coordinator.oldest_unfinished <= coordinator.newest
         return unfinished and self.engine.now < self._last_start + self.workload.give_up_s
