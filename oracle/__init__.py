@@ -39,6 +39,7 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
@@ -116,13 +117,15 @@ def judge(
     """
     if snapshots < 0:
         raise ValueError(f"snapshot count must be non-negative, got {snapshots}")
-    replay = _Replay(log, snapshots)
-    replay.run()
-    inconsistent = _covered(replay.inconsistent_ranges, snapshots)
+    passed = _Pass.of(log, snapshots)
+    if passed is None:  # a log the vectorised pass cannot vouch for: replay it event by event
+        passed = _Replay(log, snapshots)
+        passed.run()
+    inconsistent = _covered(passed.inconsistent_ranges, snapshots)
     captured_by_all = min((len(positions) for positions in log.captures.values()), default=0)
     verdicts = []
     for k in range(1, snapshots + 1):
-        truth = replay.in_flight.get(k, set())
+        truth = passed.in_flight.get(k, set())
         got = set(recorded.get(k, ()))
         missing, extra = len(truth - got), len(got - truth)
         verdicts.append(
@@ -239,6 +242,120 @@ class _Replay:
                     carried = sent_at
             position += 1
         self._resume[process] = events, ingroup, captures, position, level, carried
+
+
+class _Pass:
+    """The same judgement as :class:`_Replay`, computed with whole-array operations.
+
+    Once it is known that the log has a causal order, levels and taints no longer need
+    a replay: a send's taint is its sender's level at its position (an in-group sender)
+    or the highest taint its sender received before it (an out-group one), and a
+    receive compares the message's taint with its receiver's level there. The order is
+    proved by a witness rather than found: give each event the value ``2m`` (the send
+    of ``m``) or ``2m + 1`` (its receive) and each event the highest value its
+    process had up to it; if every send of ``m`` has the value ``2m`` that way (nothing
+    before it in its process is above it), the values grow along every process and
+    strictly along every message, so no causal cycle exists. A simulated run's logs
+    pass (message ids are handed out in time order); a log that does not pass, or that
+    is not well formed (a message sent or received twice, or never sent, captures out
+    of order), is left to :class:`_Replay`, which finds its error.
+    """
+
+    def __init__(self, ranges: list[tuple[int, int]], in_flight: dict[int, set[int]]):
+        self.inconsistent_ranges = ranges
+        self.in_flight = in_flight
+
+    @classmethod
+    def of(cls, log: EventLog, snapshots: int, rounds: int = 64) -> _Pass | None:
+        """The judgement of ``log``, or None if it needs the replay (``rounds``: how long
+        a chain of out-group processes passing a taint on it follows before giving up)."""
+        sequences = {process: _as_int64(events) for process, events in log.events.items()}
+        ids, sequences = _dense_ids(sequences)
+        processes = list(sequences)
+        sizes = np.array([sequences[p].size for p in processes], dtype=np.int64)
+        if not sizes.sum():
+            return cls([], {})
+        events = np.concatenate([sequences[p] for p in processes])
+        del sequences
+        sends = events >= 0
+        messages = np.where(sends, events, ~events)
+        del events
+        count = int(messages.max()) + 1
+        owner = np.repeat(np.arange(len(processes), dtype=np.int64), sizes)
+        sent_by = np.full(count, -1, dtype=np.int64)
+        """Per message, the index of its send (-1: none)."""
+        send_at, receive_at = np.flatnonzero(sends), np.flatnonzero(~sends)
+        if (np.bincount(messages[send_at], minlength=count).max(initial=0) > 1
+                or np.bincount(messages[receive_at], minlength=count).max(initial=0) > 1):
+            return None
+        sent_by[messages[send_at]] = send_at
+        if (sent_by[messages[receive_at]] < 0).any():
+            return None
+        # the witness of a causal order (see the class docstring)
+        value = 2 * messages + ~sends + owner * (2 * count + 2)
+        highest = np.maximum.accumulate(value)
+        if (highest[send_at - 1][send_at > 0] >= value[send_at][send_at > 0]).any():
+            return None
+        del value, highest
+        # levels of in-group events: how many captures of their node lie at or before them
+        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        ingroup = np.array([p in log.ingroup for p in processes])
+        nodes = np.flatnonzero(ingroup)
+        captures = [log.captures.get(processes[p], ()) for p in nodes]
+        counts = np.array([len(positions) for positions in captures], dtype=np.int64)
+        flat = np.fromiter(chain.from_iterable(captures), dtype=np.int64, count=int(counts.sum()))
+        placed = flat + np.repeat(starts[nodes], counts)
+        if ((flat < 0).any() or (placed > np.repeat(starts[nodes] + sizes[nodes], counts)).any()
+                or (np.diff(placed) < 0).any()):
+            return None  # captures out of order, or past their node's events
+        del flat
+        before = np.zeros(len(processes), dtype=np.int64)
+        before[nodes] = np.cumsum(counts) - counts
+        inside = ingroup[owner]
+        level = np.zeros(messages.size, dtype=np.int64)
+        level[inside] = (np.searchsorted(placed, np.flatnonzero(inside), side="right")
+                         - before[owner[inside]])
+        del placed
+        # taints: an in-group sender's level; an out-group sender's highest taint received
+        taint = np.zeros(count, dtype=np.int64)
+        in_sends = send_at[inside[send_at]]
+        taint[messages[in_sends]] = level[in_sends]
+        outside = np.flatnonzero(~inside)
+        if outside.size:
+            out_messages, out_owner = messages[outside], owner[outside]
+            out_sends = sends[outside]
+            out_send_messages = out_messages[out_sends]
+            spread = int(level.max()) + 1
+            lift = out_owner * spread
+            for _ in range(rounds):
+                heard = np.where(out_sends, 0, taint[out_messages]) + lift
+                carried = (np.maximum.accumulate(heard) - lift)[out_sends]
+                if (carried == taint[out_send_messages]).all():
+                    break
+                taint[out_send_messages] = carried
+            else:
+                return None
+        # what each in-group receive tells
+        received = receive_at[inside[receive_at]]
+        message = messages[received]
+        sent_at, at = taint[message], level[received]
+        late = sent_at > at
+        ranges = list(zip((at[late] + 1).tolist(), sent_at[late].tolist(), strict=True))
+        crossing = (sent_at < at) & inside[sent_by[message]]
+        low, high = sent_at[crossing] + 1, np.minimum(at[crossing], snapshots)
+        kept = low <= high
+        low, high, message = low[kept], high[kept], message[crossing][kept]
+        spans = high - low + 1
+        total = int(spans.sum())
+        first = np.repeat(np.cumsum(spans) - spans, spans)
+        snapshot = np.repeat(low, spans) + np.arange(total, dtype=np.int64) - first
+        logged = np.repeat(message if ids is None else ids[message], spans)
+        order = np.argsort(snapshot, kind="stable")
+        snapshot, logged = snapshot[order], logged[order]
+        bounds = np.flatnonzero(np.diff(snapshot)) + 1
+        in_flight = {int(group[0]): set(found.tolist()) for group, found in zip(
+            np.split(snapshot, bounds), np.split(logged, bounds), strict=True) if group.size}
+        return cls(ranges, in_flight)
 
 
 def _as_int64(events: Iterable[int]) -> np.ndarray:
