@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import selectors
 import socket
-import struct
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,7 +43,12 @@ from os_ken.ofproto import ofproto_protocol, ofproto_v1_3
 
 from controller.gateways.datapath import SYNC_MODES, Unixctl
 from controller.gateways.decisions import GatewayController
-from controller.gateways.openflow import BarrierRequests, CurrentRuleMessages
+from controller.gateways.openflow import (
+    HEADER,
+    BarrierRequests,
+    CurrentRuleMessages,
+    take_messages,
+)
 from controller.gateways.pipeline import GATEWAY_PIPELINE
 from topologies.addressing import AddressPlan
 
@@ -53,8 +57,6 @@ if TYPE_CHECKING:
 
 DATAPATH = ofproto_protocol.ProtocolDesc(ofproto_v1_3.OFP_VERSION)
 """What the controller's encoders need of a connection: its OpenFlow version."""
-HEADER = struct.Struct("!BBHI")
-"""An OpenFlow message's header: version, type, length, xid."""
 HELLO = HEADER.pack(ofproto_v1_3.OFP_VERSION, ofproto_v1_3.OFPT_HELLO, HEADER.size, 0)
 UPDATERS = ("controller", "lean")
 """Who sends a benchmark's updates: the gateway controller, or :class:`LeanUpdater`."""
@@ -75,22 +77,6 @@ def chosen_updaters(value: str, in_flight: int, syncs: list[str]) -> list[str]:
         raise ValueError(f"--updater lean syncs by {SYNC_MODES[0]} only: "
                          f"use --datapath-sync {SYNC_MODES[0]}")
     return updaters
-
-
-def take_messages(buffer: bytearray) -> list[tuple[int, int, bytes]]:
-    """(type, xid, whole message) of every complete OpenFlow message at the start of
-    ``buffer``, removed from it; a message not yet complete stays."""
-    messages, at = [], 0
-    while len(buffer) - at >= HEADER.size:
-        _, kind, length, xid = HEADER.unpack_from(buffer, at)
-        if length < HEADER.size:
-            raise ValueError(f"an OpenFlow message of length {length}")
-        if len(buffer) - at < length:
-            break
-        messages.append((kind, xid, bytes(buffer[at:at + length])))
-        at += length
-    del buffer[:at]
-    return messages
 
 
 class UpdateMessages:

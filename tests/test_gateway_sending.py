@@ -3,12 +3,11 @@ barrier says the queue is written, then from the caller's thread, never interlea
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from controller.gateways.sending import DirectSends, SerialSocket
+from controller.gateways.sending import DirectSends
 
 
 class SlowSocket:
@@ -74,7 +73,7 @@ def test_a_gateway_goes_direct_once_a_barrier_says_its_queue_is_written() -> Non
     assert sends.is_direct(datapath)
     sends.send(datapath, b"update 2")
     assert datapath.queued[-1] == b"barrier"
-    assert bytes(datapath.socket._wrapped.written) == b"update 2"
+    assert bytes(datapath.socket.written) == b"update 2"
 
 
 def test_a_connection_not_adopted_keeps_the_queue() -> None:
@@ -104,22 +103,6 @@ def test_a_failed_direct_write_ends_the_connection() -> None:
     def broken(data: bytes) -> None:
         raise BrokenPipeError("the switch went away")
 
-    datapath.socket._wrapped.sendall = broken
+    datapath.socket.sendall = broken
     sends.send(datapath, b"update")
     assert datapath.closed
-
-
-def test_concurrent_sends_on_a_serial_socket_never_interleave() -> None:
-    raw = SlowSocket()
-    serial = SerialSocket(raw)  # type: ignore[arg-type]
-    messages = [bytes([65 + n]) * 30 for n in range(8)]
-    threads = [threading.Thread(target=lambda m=m: [serial.sendall(m) for _ in range(20)])
-               for m in messages]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    written = bytes(raw.written)
-    pieces = [written[at:at + 30] for at in range(0, len(written), 30)]
-    assert sorted(pieces) == sorted(messages * 20)
-    assert serial.fileno() == 7  # everything else is the socket's

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from os_ken.ofproto import ofproto_v1_3
 
-from benchmarks.lean_updater import DATAPATH, HEADER, UpdateMessages, chosen_updaters, take_messages
+from benchmarks.lean_updater import DATAPATH, UpdateMessages, chosen_updaters
 from controller.gateways.decisions import GatewayController
-from controller.gateways.openflow import flow_mod
+from controller.gateways.openflow import HEADER, flow_mod, take_messages
 from controller.gateways.pipeline import GATEWAY_PIPELINE
 from topologies.addressing import DataCenterParams, build_plan
 

@@ -15,7 +15,10 @@ flows follow the new rules (:mod:`controller.gateways.datapath`), so that every
 packet it forwards from then on is stamped with the new id; that last step
 runs on the applier thread of its daemon, without the lock. Messages to a gateway
 leave from the thread that decided them (:mod:`controller.gateways.sending`),
-not through os-ken's send thread, once its connection is set up.
+not through os-ken's send thread, once its connection is set up, and what a
+gateway sends is read by one thread for all of them, which handles the barrier
+replies the app awaits and passes the rest to os-ken
+(:mod:`controller.gateways.replies`).
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ from controller.gateways.pipeline import (
     purpose_of,
     table,
 )
+from controller.gateways.replies import GatewayReader
 from controller.gateways.rules import Rule
 from controller.gateways.sending import DirectSends
 from controller.gateways.updates import IdUpdate
@@ -123,19 +127,28 @@ class GatewayApp(app_manager.OSKenApp):
         self.barrier_requests = BarrierRequests()
         self.sends = DirectSends()
         """Writes to gateways from the caller's thread (:mod:`controller.gateways.sending`)."""
+        self.reader = GatewayReader(self._awaited_barrier)
+        """Reads the gateways' connections on one thread (:mod:`controller.gateways.replies`)."""
         self.control = ControlServer(self, self.settings.control_host, self.settings.control_port,
                                      self.settings.secret)
         self.appliers = appliers_by_gateway(self.settings.datapath_controls,
                                             self.settings.datapath_sync)
 
     def start(self) -> Any:
-        # Barrier replies are handled by the connection's receiving thread, as os-ken's own
-        # handshake handlers are, not queued to this app's event thread: one thread fewer
-        # woken per gateway and update (docs/dataplane.md).
-        app_manager.lookup_service_brick("ofp_event").register_handler(
+        # These run on the connection's receiving thread, as os-ken's own handshake handlers
+        # do, not queued to this app's event thread: a gateway's connection is handed to the
+        # reader between two of that thread's reads, and the barrier replies of the other
+        # switches wake one thread fewer (docs/dataplane.md).
+        brick = app_manager.lookup_service_brick("ofp_event")
+        brick.register_handler(
+            ofp_event.EventOFPSwitchFeatures,
+            set_ev_handler(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)(
+                lambda event: self._read_gateway(event.msg.datapath, event.msg.datapath_id)))
+        brick.register_handler(
             ofp_event.EventOFPBarrierReply,
             set_ev_handler(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)(
                 lambda event: self.barrier_reply(event)))
+        self.reader.start()
         thread = super().start()
         for applier in set(self.appliers.values()):
             applier.start()
@@ -146,6 +159,7 @@ class GatewayApp(app_manager.OSKenApp):
 
     def stop(self) -> None:
         self.control.stop()
+        self.reader.stop()
         for applier in set(self.appliers.values()):
             applier.stop()
         super().stop()
@@ -175,6 +189,12 @@ class GatewayApp(app_manager.OSKenApp):
             self._barrier(datapath, lambda now: self._mark_ready(name))
             self.sends.go_direct(datapath, self._barrier)
         log.info("switch %s (dpid %#x) connected", name, datapath.id)
+
+    def _read_gateway(self, datapath: Any, dpid: int) -> None:
+        """Switch ``dpid``'s features arrived (on its receiving thread): a gateway's
+        connection is read by the reader from now on."""
+        if self.names.get(dpid) in self.decisions.gateways:
+            self.reader.adopt(datapath)
 
     def _refusal(self, datapath: Any, name: str) -> str | None:
         """Why a connection may not be switch ``name``, or None: not root's, or the name's
@@ -236,13 +256,19 @@ class GatewayApp(app_manager.OSKenApp):
         self.changed.notify_all()
 
     def barrier_reply(self, event: Any) -> None:
-        """A barrier reply, on the thread that received it (see :meth:`start`)."""
-        now = time.monotonic()
+        """A barrier reply os-ken parsed, on the thread that received it (see :meth:`start`)."""
+        self._awaited_barrier(event.msg.datapath, event.msg.xid, time.monotonic())
+
+    def _awaited_barrier(self, datapath: Any, xid: int, now: float) -> bool:
+        """The reply to barrier ``xid`` came back on ``datapath`` at ``now``: True if it was
+        awaited (its callback ran)."""
         with self.lock:
-            callback = self.barriers.pop((event.msg.datapath.id, event.msg.xid), None)
-            if callback is not None:
-                callback(now)
-                self.changed.notify_all()
+            callback = self.barriers.pop((datapath.id, xid), None)
+            if callback is None:
+                return False
+            callback(now)
+            self.changed.notify_all()
+            return True
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     def error(self, event: Any) -> None:

@@ -151,6 +151,27 @@ def delete_all(datapath: Any) -> Any:
                              out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY)
 
 
+HEADER = struct.Struct("!BBHI")
+"""An OpenFlow message's header: version, type, length, xid."""
+
+
+def take_messages(buffer: bytearray) -> list[tuple[int, int, bytes]]:
+    """(type, xid, whole message) of every complete OpenFlow message at the start of
+    ``buffer``, removed from it; a message not yet complete stays. ValueError for a
+    length shorter than the header (the stream cannot be framed past it)."""
+    messages, at = [], 0
+    while len(buffer) - at >= HEADER.size:
+        _, kind, length, xid = HEADER.unpack_from(buffer, at)
+        if length < HEADER.size:
+            raise ValueError(f"an OpenFlow message of length {length}")
+        if len(buffer) - at < length:
+            break
+        messages.append((kind, xid, bytes(buffer[at:at + length])))
+        at += length
+    del buffer[:at]
+    return messages
+
+
 XID_FIELD, COOKIE_FIELD = (4, 4), (8, 8)
 """(offset, size) of an OpenFlow message's xid and of a flow-mod's cookie."""
 INTEGERS = {1: "B", 2: "H", 4: "I", 8: "Q"}

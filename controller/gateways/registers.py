@@ -76,11 +76,12 @@ def ahead_actions(ahead: Iterable[int]) -> tuple[SetField, ...]:
     :data:`AHEAD_REGISTERS`. Every register is written, those left at 0 too, so that the
     ``current`` rule has the same actions for every id, only their values differ (the
     controller rewrites its serialised flow-mod in place: ``openflow.FlowModTemplate``)."""
-    words = dict.fromkeys(AHEAD_REGISTERS, 0)
+    bitmap = 0  # bit t for TOS byte t: bit t % 32 of register t // 32, as _bit says
     for wire in ahead:
-        register, bit = _bit(ipv4_marks(wire)[0])
-        words[register] |= bit
-    return tuple(SetField(register, word) for register, word in words.items())
+        bitmap |= 1 << ipv4_marks(wire)[0]
+    word = (1 << REGISTER_BITS) - 1
+    return tuple(SetField(register, bitmap >> index * REGISTER_BITS & word)
+                 for index, register in enumerate(AHEAD_REGISTERS))
 
 
 def current_actions(code: int, mark: int, ahead: tuple[SetField, ...]) -> tuple[SetField, ...]:

@@ -11,11 +11,12 @@ the app's messages to a gateway with one ``sendall`` in the caller's thread
 
 Two rules keep that sound:
 
-* Bytes never interleave. A gateway's socket is wrapped (:class:`SerialSocket`)
-  when its features arrive, before the app sends it anything: os-ken's own
-  writes (echo requests) and the direct ones each hold one lock for their
-  whole ``sendall``. Only os-ken's handshake messages were written before, and
-  they are written by the time the barrier below comes back.
+* Bytes never interleave. A gateway's socket is wrapped when its features
+  arrive, before the app sends it anything
+  (:class:`controller.gateways.replies.GatewaySocket`): os-ken's own writes
+  (echo requests) and the direct ones each hold one lock for their whole
+  ``sendall``. Only os-ken's handshake messages were written before, and they
+  are written by the time the barrier below comes back.
 * Messages keep the order they were sent in. Until a gateway goes direct, the
   app's messages to it go through os-ken's queue; it goes direct at the reply
   of a barrier that left through the queue after every app message sent
@@ -27,27 +28,10 @@ Two rules keep that sound:
 from __future__ import annotations
 
 import logging
-import socket
-import threading
 from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("beaver.controller.sending")
-
-
-class SerialSocket:
-    """A connection's socket whose ``sendall`` calls never overlap (the rest is the socket's)."""
-
-    def __init__(self, wrapped: socket.socket) -> None:
-        self._wrapped = wrapped
-        self._sending = threading.Lock()
-
-    def sendall(self, data: bytes) -> None:
-        with self._sending:
-            self._wrapped.sendall(data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._wrapped, name)
 
 
 class DirectSends:
@@ -60,8 +44,8 @@ class DirectSends:
         """Per adopted datapath not yet direct, the app's messages sent through the queue."""
 
     def adopt(self, datapath: Any) -> None:
-        """A gateway's connection got its features: serialise its sends (before any)."""
-        datapath.socket = SerialSocket(datapath.socket)
+        """A gateway's connection got its features (its socket is the reader's, whose
+        ``sendall`` calls never overlap): it may go direct."""
         self._queued[id(datapath)] = 0
 
     def forget(self, datapath: Any) -> None:
