@@ -15,6 +15,7 @@ from os_ken.ofproto import ofproto_v1_3
 
 from controller.gateways.openflow import HEADER
 from controller.gateways.replies import GatewayReader, GatewaySocket
+from tests.test_gateway_sending import SlowSocket
 
 WAIT = 5.0
 
@@ -150,22 +151,6 @@ def test_closing_takes_the_connection_off_the_reader_and_stopping_ends_the_rest(
     kept.socket.close()
     switch.close()
     other_switch.close()
-
-
-class SlowSocket:
-    """Writes each ``sendall`` in small pieces, yielding between them (as a full socket
-    buffer makes a real ``sendall`` do)."""
-
-    def __init__(self) -> None:
-        self.written = bytearray()
-
-    def sendall(self, data: bytes) -> None:
-        for at in range(0, len(data), 3):
-            self.written += data[at:at + 3]
-            time.sleep(0)
-
-    def fileno(self) -> int:
-        return 7
 
 
 def test_concurrent_sends_on_a_gateway_socket_never_interleave() -> None:
