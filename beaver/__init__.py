@@ -2,7 +2,8 @@
 
 - :mod:`~beaver.ids`: snapshot ids and their wire form (the TOS byte in the emulation)
 - :mod:`~beaver.gateway`: gateway stamping and optimistic marking
-- :mod:`~beaver.node`: in-group node rules (Beaver, Lai-Yang)
+- :mod:`~beaver.node_group`: the in-group node rule (Beaver, Lai-Yang), for many nodes in arrays
+- :mod:`~beaver.node`: one in-group node on its own (a group of one)
 - :mod:`~beaver.baselines`: Chandy-Lamport and polling nodes
 - :mod:`~beaver.coordinator`: start, gateway phase, validity, completeness, assembly
 - :mod:`~beaver.wire_floor`: which ids may still be on the wire, so when a snapshot may start

@@ -29,11 +29,24 @@ before any state changes.
 from __future__ import annotations
 
 import math
+from array import array
+from collections import Counter
 from collections.abc import Iterable
 from math import isfinite
 
+import numpy as np
+
 from beaver.ids import IdSpace, InvalidId, require_id
-from beaver.records import Command, InFlight, LocalSnapshot, NotifyNode, NotifyNodes, UpdateGateway
+from beaver.records import (
+    Command,
+    InFlight,
+    LocalSnapshot,
+    MemberSnapshot,
+    MemberSnapshots,
+    NotifyNode,
+    NotifyNodes,
+    UpdateGateway,
+)
 from beaver.refusals import InvalidInput, ReportChecks, require_time
 from beaver.reported_states import ReportedStates
 from beaver.snapshot_status import GlobalSnapshot, Notify, SnapshotStatus
@@ -86,7 +99,13 @@ class Coordinator(WireFloor, ReportChecks):
         self._gateway_ids = dict.fromkeys(self.gateways, 0)
         """The newest id each gateway acknowledged (it stamps at least that one)."""
         self._known = frozenset(self.nodes)
-        self._last_reported = dict.fromkeys(self.nodes, 0)
+        self._index = {name: i for i, name in enumerate(self.nodes)}
+        """Each node's number: its place in ``nodes``."""
+        self._last_reported = array("q", [0]) * len(self.nodes)
+        """Per node (by number), the last id it reported."""
+        self._group: tuple[str, ...] | None = None
+        self._group_indices = array("q")
+        """The last group whose members were all found in-group, and their numbers."""
         self._states = ReportedStates(self.nodes)
         self._in_flight: dict[int, list[InFlight]] = {}
         self._reported_through: dict[int, int] = {0: len(self.nodes)}
@@ -258,7 +277,7 @@ class Coordinator(WireFloor, ReportChecks):
         only grows, so the notification would find it at or past the id and do
         nothing. A service that delays notifications (a spread) asks again
         when it is about to send one."""
-        return self._last_reported[node] < snapshot_id
+        return self._last_reported[self._index[node]] < snapshot_id
 
     def _gateway_progress(self, status: SnapshotStatus, now: float) -> list[Command]:
         """After the last gateway answered: t1, validity, then tell the nodes.
@@ -291,13 +310,78 @@ class Coordinator(WireFloor, ReportChecks):
         The report is checked whole first: a refused one changes nothing."""
         if type(now) is not float or not isfinite(now):
             require_time(now)
-        self._check_local(local)
+        index = self._check_local(local)
+        _, first, last, _, state, sent, received = local
+        balance = sum(sent.values()) - sum(received.values()) if sent or received else 0
+        return self._record_local(index, first, last, state, balance, now)
+
+    def add_member_local(self, local: MemberSnapshot, now: float) -> list[int]:
+        """Take the local snapshot of a group's member (:class:`MemberSnapshot`); returns
+        the snapshots it completed, as :meth:`add_local` does."""
+        if type(now) is not float or not isfinite(now):
+            require_time(now)
+        # the common case checked in one go (a hot path); anything else by _check_member
+        fast = type(local) is MemberSnapshot
+        if fast:
+            node, first, last, taken_at, state, sent, received, group = local
+            index = self._index.get(node) if type(node) is str else None
+            fast = (index is not None and type(first) is int and type(last) is int
+                    and type(taken_at) is float and isfinite(taken_at)
+                    and first == self._last_reported[index] + 1 and first <= last <= self.newest
+                    and type(sent) is int and type(received) is int and sent >= 0 <= received
+                    and group is self._group)
+        if not fast:
+            index = self._check_member(local)
+            _, first, last, _, state, sent, received, _ = local
+        return self._record_local(index, first, last, state, sent - received, now)
+
+    def add_locals(self, batch: MemberSnapshots, now: float) -> list[int]:
+        """Take the local snapshots of distinct members of a group at once; returns the
+        snapshots they completed, in the order :meth:`add_member_local` of each in turn
+        would, and leaves the coordinator as that would.
+
+        The batch is checked whole first, with the refusals a report alone gets (the first
+        refused element's): a refused batch changes nothing and counts as one refusal."""
+        require_time(now)
+        indices = self._check_members(batch)
+        if not indices.size:
+            return []
         if now > self._clock:
             self._tick(now)
-        # recorded here, not in a method of its own: one call less per local snapshot
-        node, first, last, _, state, sent, received = local
-        self._last_reported[node] = last
-        self._states.add(node, first, last, state)
+        _, _, firsts, lasts, _, states, sent, received = batch
+        np.frombuffer(self._last_reported, dtype=np.int64)[indices] = lasts
+        nodes = self.nodes
+        self._states.add_many([nodes[i] for i in indices.tolist()], firsts, lasts, states)
+        through = self._reported_through
+        # each node's report moves it from its last reported id to its new last id
+        for value, count in Counter((firsts - 1).tolist()).items():
+            left = through[value] - count
+            if left:
+                through[value] = left
+            else:
+                del through[value]
+        for value, count in Counter(lasts.tolist()).items():
+            through[value] = through.get(value, 0) + count
+        if self.counts_channels:
+            balances = sent - received
+            counted = np.flatnonzero(balances)
+            if counted.size:
+                balance_from = self._balance_from
+                for first, balance in zip(firsts[counted].tolist(), balances[counted].tolist(),
+                                          strict=True):
+                    balance_from[first] = balance_from.get(first, 0) + balance
+        if self._everyone_through in through:
+            return []
+        return self._advance(now)
+
+    def _record_local(self, index: int, first: int, last: int, state: object, balance: int,
+                      now: float) -> list[int]:
+        """Record node ``index``'s checked report of ``first..last`` (``balance``: the
+        in-group messages it sent minus those it received since its previous one)."""
+        if now > self._clock:
+            self._tick(now)
+        self._last_reported[index] = last
+        self._states.add(self.nodes[index], first, last, state)
         through = self._reported_through
         left = through[first - 1] - 1
         if left:
@@ -305,12 +389,16 @@ class Coordinator(WireFloor, ReportChecks):
         else:
             del through[first - 1]
         through[last] = through.get(last, 0) + 1
-        if (sent or received) and self.counts_channels:
-            balance = sum(sent.values()) - sum(received.values())
+        if balance and self.counts_channels:
             self._balance_from[first] = self._balance_from.get(first, 0) + balance
         if self._everyone_through in through:
             return []
-        done = []
+        return self._advance(now)
+
+    def _advance(self, now: float) -> list[int]:
+        """Every node has reported past ``_everyone_through``: the snapshots that makes
+        decidable, and those of them now complete."""
+        through, done = self._reported_through, []
         while self._everyone_through not in through:
             k = self._everyone_through = self._everyone_through + 1
             self._balance_through += self._balance_from.pop(k, 0)

@@ -28,6 +28,7 @@ from beaver.baselines import MarkerNode, PollingNode
 from beaver.coordinator import Coordinator
 from beaver.ids import IdSpace
 from beaver.node import PiggybackNode
+from beaver.node_group import NodeGroup
 from beaver.records import Receipt
 from beaver.snapshot_status import Notify
 from beaver.wire_floor import DEFAULT_PACKET_LIFETIME
@@ -125,6 +126,23 @@ class Protocol:
     ) -> SnapshotNode:
         """The state machine of in-group node ``name`` (``peers``: the other in-group nodes)."""
         return self.make_node(name, capture, peers=peers, space=space)
+
+    def node_group(
+        self,
+        names: Iterable[str],
+        capture: Callable[[int, int, int], Any],
+        *,
+        capture_many: Callable[[Any, Any, Any], list[Any]] | None = None,
+        space: IdSpace | None = None,
+    ) -> NodeGroup | None:
+        """Every in-group node as one :class:`NodeGroup` (``capture(i, first, last)``:
+        records node ``names[i]``'s state for snapshots ``first..last``), when its nodes are
+        the core's :class:`PiggybackNode`, whose rule the group applies; None for any other
+        node (it runs one object per node)."""
+        make_node = self.make_node
+        if not (isinstance(make_node, Piggybacking) and make_node.node_class is PiggybackNode):
+            return None
+        return NodeGroup(tuple(names), capture, space, capture_many=capture_many)
 
     def coordinator(
         self,

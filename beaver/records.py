@@ -7,16 +7,23 @@ events with :class:`Command` values (update a gateway, tell a node); the
 simulator, the os-ken app and the host runtime carry them out. Nothing here
 does I/O.
 
+A node of a :class:`~beaver.node_group.NodeGroup` (every in-group node kept in flat
+arrays) reports a :class:`MemberSnapshot`, the same report with total counts, and a group
+taking many local snapshots at once reports them as one :class:`MemberSnapshots`.
+
 The records a node makes at every local snapshot and message (:class:`LocalSnapshot`,
-:class:`InFlight`, :class:`Receipt`) are named tuples: as immutable as frozen
-dataclasses, and several times cheaper to make, which a simulated run making
-hundreds of thousands of them feels.
+:class:`MemberSnapshot`, :class:`InFlight`, :class:`Receipt`) are named tuples: as
+immutable as frozen dataclasses, and several times cheaper to make, which a simulated run
+making hundreds of thousands of them feels.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class _LocalSnapshotFields(NamedTuple):
@@ -51,6 +58,51 @@ class LocalSnapshot(_LocalSnapshotFields):
 
     def covers(self, snapshot_id: int) -> bool:
         return self.first_id <= snapshot_id <= self.last_id
+
+
+class MemberSnapshot(NamedTuple):
+    """A local snapshot of member ``node`` of a :class:`~beaver.node_group.NodeGroup`.
+
+    The same report as a :class:`LocalSnapshot` (the first seven fields mean the same),
+    with its counts as totals: ``sent`` and ``received`` count the in-group messages the
+    node sent to and received from members of ``group`` (the names of the group's members)
+    since its previous local snapshot. A coordinator checks ``group`` once, not the peers
+    of every report.
+    """
+
+    node: str
+    first_id: int
+    last_id: int
+    taken_at: float
+    state: Any
+    sent: int
+    received: int
+    group: tuple[str, ...]
+
+    def covers(self, snapshot_id: int) -> bool:
+        return self.first_id <= snapshot_id <= self.last_id
+
+
+class MemberSnapshots(NamedTuple):
+    """Local snapshots of distinct members of one group, taken at once: element ``j`` is
+    the :class:`MemberSnapshot` of member ``members[j]`` (an index into ``group``), with
+    ``first_ids[j]``, ``last_ids[j]``, ``taken_at[j]``, ``states[j]``, ``sent[j]`` and
+    ``received[j]``. The numbers are numpy arrays (int64; ``taken_at`` float64)."""
+
+    group: tuple[str, ...]
+    members: np.ndarray
+    first_ids: np.ndarray
+    last_ids: np.ndarray
+    taken_at: np.ndarray
+    states: list[Any]
+    sent: np.ndarray
+    received: np.ndarray
+
+    def member(self, j: int) -> MemberSnapshot:
+        """Element ``j`` as the report it stands for."""
+        return MemberSnapshot(self.group[int(self.members[j])], int(self.first_ids[j]),
+                              int(self.last_ids[j]), float(self.taken_at[j]), self.states[j],
+                              int(self.sent[j]), int(self.received[j]), self.group)
 
 
 class InFlight(NamedTuple):

@@ -40,6 +40,15 @@ class ReportedStates:
         self._lasts.append(last)
         self._states.append(state)
 
+    def add_many(self, nodes: list[str], firsts: np.ndarray, lasts: np.ndarray,
+                 states: list[Any]) -> None:
+        """``add`` of each ``nodes[j]``, ``firsts[j]``, ``lasts[j]``, ``states[j]`` in turn
+        (the ids as int64 arrays)."""
+        self._nodes += nodes
+        self._firsts.frombytes(np.ascontiguousarray(firsts, dtype=np.int64).tobytes())
+        self._lasts.frombytes(np.ascontiguousarray(lasts, dtype=np.int64).tobytes())
+        self._states += states
+
     def covering(self, k: int) -> dict[str, Any]:
         """Each node's state for snapshot ``k``, for the nodes that reported one (in the
         order of their names)."""

@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from beaver.records import Command, InFlight, LocalSnapshot, NotifyNode, NotifyNodes, UpdateGateway
+from beaver.records import (
+    Command,
+    InFlight,
+    LocalSnapshot,
+    MemberSnapshot,
+    MemberSnapshots,
+    NotifyNode,
+    NotifyNodes,
+    UpdateGateway,
+)
 from beaver.refusals import InvalidReport
 from simulator.engine import push
 from simulator.faults import REORDER_SPREAD, ROLLBACK_IDS
@@ -198,16 +207,32 @@ class ControlPlane:
         self._report_clear[node] = arrival
         self.engine.at(arrival, self.deliver_report, record, node)
 
-    def deliver_report(self, record: LocalSnapshot | InFlight, node: int) -> None:
+    def deliver_report(self, record: LocalSnapshot | MemberSnapshot | InFlight,
+                       node: int) -> None:
         """The coordinator takes ``record`` (from ``node``) now."""
         now, coordinator = self.engine.now, self.coordinator
         try:
-            if isinstance(record, InFlight):
+            kind = type(record)
+            if kind is MemberSnapshot:
+                done = coordinator.add_member_local(record, now)
+            elif kind is InFlight:
                 done = coordinator.add_in_flight(record, now)
             else:
                 done = coordinator.add_local(record, now)
         except InvalidReport:
             self.world.rejected_reports += 1
+            return
+        if done:
+            self.world.completed(done)
+
+    def deliver_reports(self, taken: MemberSnapshots) -> None:
+        """The coordinator takes the group's local snapshots ``taken`` now: at once, or one
+        by one if it refuses them together (then it refuses only the ones it would alone)."""
+        try:
+            done = self.coordinator.add_locals(taken, self.engine.now)
+        except InvalidReport:
+            for j, node in enumerate(taken.members.tolist()):
+                self.deliver_report(taken.member(j), node)
             return
         if done:
             self.world.completed(done)

@@ -13,6 +13,11 @@ captured before the one it reported for an earlier snapshot, gets a
 reports a snapshot when its channels close); ids a node never reported a
 state for take the cut of its next reported state (the coordinator finds
 those snapshots incomplete).
+
+The nodes of a :class:`~beaver.node_group.NodeGroup` (the core's own rule, the
+default for Beaver and Lai-Yang) are captured by the world itself, which the
+group tells the ids each capture is for: there the cut is logged as the
+capture runs (:meth:`CutLog.captured`), before anything is reported.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import NamedTuple, NoReturn
 
 import numpy as np
 
-from beaver.records import LocalSnapshot
+from beaver.records import LocalSnapshot, MemberSnapshot
 from oracle import EventLog, LogError
 
 
@@ -56,7 +61,7 @@ class CutLog:
         self._early: dict[int, dict[int, int]] = {}
         """Per node, cuts reported for ids after a gap in its log (out of order)."""
 
-    def reported(self, node: int, local: LocalSnapshot) -> None:
+    def reported(self, node: int, local: LocalSnapshot | MemberSnapshot) -> None:
         """Node ``node`` (by index) reported ``local``."""
         state = local.state
         if type(state) is not NodeState:
@@ -75,6 +80,17 @@ class CutLog:
         for k in range(max(first, self._next[node]), local.last_id + 1):
             early.setdefault(k, position)
         self._drain(node, early)
+
+    def captured(self, node: int, last: int, position: int) -> None:
+        """Node ``node`` (by index) ran its capture at ``position`` for its local snapshot
+        ending at id ``last``, following its previous one (a member of a
+        :class:`~beaver.node_group.NodeGroup`, whose captures the world runs itself)."""
+        self._cuts.extend((node, last, position))
+
+    def captured_many(self, nodes: np.ndarray, lasts: np.ndarray, positions: list[int]) -> None:
+        """:meth:`captured` of each of ``nodes`` with its ``lasts`` and ``positions`` entries."""
+        cuts = np.column_stack((nodes, lasts, np.array(positions, dtype=np.int64)))
+        self._cuts.frombytes(cuts.astype(np.int64, copy=False).tobytes())
 
     def close(self) -> None:
         """At the end of the run: fill the gaps with each node's next reported cut, and

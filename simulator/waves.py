@@ -45,7 +45,11 @@ class Waves:
 
     def told_by(self, now: float) -> list[int]:
         """The nodes that have a notification not taken yet that arrived by ``now``."""
-        return np.flatnonzero(self._pending <= now).tolist()
+        return self.told(now).tolist()
+
+    def told(self, now: float) -> np.ndarray:
+        """:meth:`told_by`, as an array."""
+        return np.flatnonzero(self._pending <= now)
 
     def add(self, snapshot_id: int, arrivals: np.ndarray) -> float:
         """A wave for ``snapshot_id`` with one arrival per node (inf: lost); returns its end."""
@@ -81,6 +85,27 @@ class Waves:
                 pending = arrival
         self.pending_at[node] = pending
         return due_id, due_at
+
+    def take_due_many(self, nodes: np.ndarray, current: np.ndarray,
+                      now: float) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`take_due` of each of the distinct ``nodes`` (at ``current``) at once: the
+        newest ids (0: none) and earliest arrivals (inf: none), as arrays."""
+        if not self._waves or not nodes.size:
+            self._pending[nodes] = math.inf
+            return np.zeros(nodes.size, dtype=np.int64), np.full(nodes.size, math.inf)
+        ids, slots = np.array(self._waves, dtype=np.int64).T
+        arrivals = self._table()[nodes[:, None], slots]
+        newer = ids > current[:, None]
+        arrived = newer & (arrivals <= now)
+        # take_due visits the waves newest first: the first arrived one it meets is the due
+        # one, and only the waves it met before that one are still pending
+        order = np.arange(ids.size)
+        due_at_wave = np.where(arrived, order, -1).max(axis=1)
+        due = np.where(due_at_wave >= 0, ids[due_at_wave], 0)
+        due_at = np.where(arrived, arrivals, math.inf).min(axis=1)
+        still = newer & (order > due_at_wave[:, None])
+        self._pending[nodes] = np.where(still, arrivals, math.inf).min(axis=1)
+        return due, due_at
 
     def _table(self) -> np.ndarray:
         """The arrivals as a nodes x slots numpy array (the same memory)."""

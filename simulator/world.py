@@ -39,7 +39,13 @@ follow from such a packet.
 Per-node state the world keeps (counters, clock offsets, crash times,
 pending notifications) lives in flat lists and arrays indexed by node number, and
 delays come from vectorised samplers: the cost of an event is a few list
-lookups and one core call.
+lookups and one core call. Under Beaver and Lai-Yang the nodes themselves are
+one :class:`~beaver.node_group.NodeGroup` (their snapshot state in arrays):
+a node catching up on its notifications takes its local snapshot in one group
+call whose report goes straight to the coordinator, and a wave's end takes every
+told node's at once (numpy over the waves' arrivals and the group's arrays,
+one batch to :meth:`Coordinator.add_locals`). A ``node_class`` runs one object
+per node, as any other protocol does.
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ from beaver.coordinator import Coordinator
 from beaver.gateway import Gateway
 from beaver.ids import IdSpace
 from beaver.protocols import SnapshotNode
-from beaver.records import NOTHING, Receipt
+from beaver.records import NOTHING, MemberSnapshots, Receipt
 from beaver.snapshot_status import GlobalSnapshot
 from oracle import EventLog
 from simulator.config import Run, WorldConfig
@@ -71,6 +77,7 @@ from simulator.workload import PoissonSource
 
 __all__ = ["NodeState", "Run", "World", "WorldConfig"]
 
+_record = tuple.__new__
 FORGET_EVERY = 64
 """The coordinator drops stored states of finished snapshots every this many starts."""
 
@@ -104,10 +111,15 @@ class World(InGroupTraffic, OutGroupTraffic):
         self._sequences = [self.log.sequence(name) for name in self.names]
         self._cuts = CutLog(self.log, self.names)
         """Each node's event sequence and capture positions, as kept in :class:`EventLog`."""
+        self._captured = self._cuts.captured
         self._sent = array("q", [0]) * count
         self._received = array("q", [0]) * count
         """Per node, the messages it sent and received (flat: no int object per node to reach)."""
-        self.nodes: list[SnapshotNode] = [
+        self.group = self.protocol.node_group(self.names, self._capture, space=space,
+                                              capture_many=self._capture_many)
+        """Every node in one :class:`NodeGroup` when the protocol's nodes are the core's
+        (None: one object per node, e.g. a ``node_class``)."""
+        self.nodes: list[SnapshotNode] = self.group.members() if self.group else [
             self.protocol.node(name, self._capturer(i), peers=self.names, space=space)
             for i, name in enumerate(self.names)
         ]
@@ -139,6 +151,7 @@ class World(InGroupTraffic, OutGroupTraffic):
         self._gateway_clock = [self._random() * 2 * skew - skew if skew else 0.0
                                for _ in self.gateways]
         """Clock offsets from the coordinator's clock, per node and per gateway."""
+        self._clock_array = np.array(self._clock)
         self._down_until = [0.0] * count
         """Per node, until when it is down after a crash."""
         self._next_message = 0
@@ -275,6 +288,9 @@ class World(InGroupTraffic, OutGroupTraffic):
 
     def wave_end(self, snapshot_id: int) -> None:
         """The last notification of ``snapshot_id`` arrived: every node told takes it now."""
+        if self.group is not None:
+            self._group_wave_end(snapshot_id)
+            return
         now, nodes, down = self.engine.now, self.nodes, self._down_until
         take_due, clock = self.waves.take_due, self._clock
         receipts = []
@@ -288,12 +304,35 @@ class World(InGroupTraffic, OutGroupTraffic):
             self._settle(node, receipt)
         self.waves.retire(snapshot_id)
 
+    def _group_wave_end(self, snapshot_id: int) -> None:
+        """:meth:`wave_end` of the group: every told node behind takes its due notification
+        at once (numpy over the waves' arrivals and the group's arrays)."""
+        now, group = self.engine.now, self.group
+        told = self.waves.told(now)
+        current = np.frombuffer(group.current, dtype=np.int64)
+        behind = told[current[told] < snapshot_id]
+        if self.faults.node_crash_rate_hz:
+            behind = behind[np.array(self._down_until)[behind] <= now]
+        due, arrived = self.waves.take_due_many(behind, current[behind], now)
+        taking = due > 0
+        if taking.any():
+            members = behind[taking]
+            self._settle_many(group.notify_many(members, due[taking],
+                                                arrived[taking] + self._clock_array[members]))
+        self.waves.retire(snapshot_id)
+
     def _catch_up(self, node: int) -> None:
         """``node`` takes the notifications that reached it (their arrival is the moment)."""
-        state = self.nodes[node]
-        snapshot_id, arrived = self._take_due(node, state.current, self.engine.now)
-        if snapshot_id:
-            self._settle(node, state.notify(snapshot_id, arrived + self._clock[node]))
+        group = self.group
+        if group is None:
+            state = self.nodes[node]
+            snapshot_id, arrived = self._take_due(node, state.current, self.engine.now)
+            if snapshot_id:
+                self._settle(node, state.notify(snapshot_id, arrived + self._clock[node]))
+            return
+        snapshot_id, arrived = self._take_due(node, group.current[node], self.engine.now)
+        if snapshot_id:  # newer than the node's id: it takes a local snapshot
+            self._report(group.notify(node, snapshot_id, arrived + self._clock[node]), node)
 
     def notify_one(self, node: int, snapshot_id: int) -> None:
         """A single notification (a marker protocol's initiator, or one sent again)."""
@@ -306,6 +345,27 @@ class World(InGroupTraffic, OutGroupTraffic):
         self._settle(node, self.nodes[node].notify(snapshot_id, now + self._clock[node]))
 
     # -- in-group nodes -------------------------------------------------------------------
+
+    def _capture(self, node: int, first: int, last: int) -> NodeState:
+        """The state of ``node`` for its local snapshot of ``first..last`` as a member of the
+        group: its position in its event sequence and its message counters. The cut of
+        ``first..last`` is that position, logged here, where the capture ran."""
+        position = len(self._sequences[node])
+        self._captured(node, last, position)
+        # NodeState(...) without a Python call: once per local snapshot
+        return _record(NodeState, (position, self._sent[node], self._received[node]))
+
+    def _capture_many(self, nodes: np.ndarray, firsts: np.ndarray,
+                      lasts: np.ndarray) -> list[NodeState]:
+        """:meth:`_capture` of each of ``nodes`` (distinct) with its ``firsts`` and ``lasts``
+        entries."""
+        sequences = self._sequences
+        positions = [len(sequences[node]) for node in nodes.tolist()]
+        self._cuts.captured_many(nodes, lasts, positions)
+        sent = np.frombuffer(self._sent, dtype=np.int64)[nodes].tolist()
+        received = np.frombuffer(self._received, dtype=np.int64)[nodes].tolist()
+        return [_record(NodeState, state) for state in zip(positions, sent, received,
+                                                            strict=True)]
 
     def _capturer(self, node: int) -> Callable[[], NodeState]:
         sequence, sent, received = self.log.sequence(self.names[node]), self._sent, self._received
@@ -324,7 +384,8 @@ class World(InGroupTraffic, OutGroupTraffic):
         if receipt.snapshots:
             reported = self._cuts.reported
             for local in receipt.snapshots:
-                reported(node, local)
+                if self.group is None:  # a group's members log their cuts where they capture
+                    reported(node, local)
                 report(local, node)
         for record in receipt.in_flight:
             for k in range(record.first_id, record.last_id + 1):
@@ -333,6 +394,17 @@ class World(InGroupTraffic, OutGroupTraffic):
         for peer, marker in receipt.outgoing:
             self.extra_messages += 1
             self._on_channel(node, self.index[peer], self._deliver_marker, marker)
+
+    def _settle_many(self, taken: MemberSnapshots | None) -> None:
+        """After the group took local snapshots at once: ground truth and reports."""
+        if taken is None:
+            return
+        if self._report == self.control.deliver_report:
+            self.control.deliver_reports(taken)
+            return
+        report = self._report
+        for j, node in enumerate(taken.members.tolist()):
+            report(taken.member(j), node)
 
     def completed(self, snapshot_ids: list[int]) -> None:
         """The coordinator completed ``snapshot_ids``: hand them to ``on_complete``, and start

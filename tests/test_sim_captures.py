@@ -184,9 +184,11 @@ def test_a_class_that_adopts_at_once_but_records_later_is_caught():
 
 def test_a_state_the_capture_callback_did_not_return_is_refused():
     class Forger(PiggybackNode):
-        def _take(self, snapshot_id: int, now: float) -> LocalSnapshot:
-            local = super()._take(snapshot_id, now)
-            return LocalSnapshot(local.node, local.first_id, local.last_id, now, "forged")
+        def notify(self, snapshot_id: int, now: float) -> Receipt:
+            receipt = super().notify(snapshot_id, now)
+            return receipt._replace(snapshots=tuple(
+                LocalSnapshot(local.node, local.first_id, local.last_id, now, "forged")
+                for local in receipt.snapshots))
 
     with pytest.raises(LogError, match="did not return"):
         simulate(WorldConfig(snapshots=5, node_class=Forger))
