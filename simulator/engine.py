@@ -7,7 +7,8 @@ run is a pure function of its inputs and seed.
 An event costs one heap push, one heap pop and the call itself. Callers on
 the hot paths (a message per event) push ``(time, ticket(), action, args)``
 onto :attr:`Engine.queue` themselves rather than through :meth:`Engine.at`,
-which saves a Python call per event; the engine counts the events it ran
+which saves a Python call per event. A ticket is taken for an event pushed
+onto the queue and for nothing else: the engine counts the events it ran
 from the tickets it handed out, so its loop does nothing but pop and call.
 
 While the engine runs, Python's cyclic garbage collector is paused: a run

@@ -13,10 +13,20 @@ chains: :mod:`simulator.faults`). A chain seen shorter than the
 coordinator's bound is counted and, when the world learns tau_min, reported
 to the control plane.
 
+A relay's receipt of a message is no event of its own: the message waits in
+the relay's inbox (a heap by arrival time, then by the ticket the event
+would have had), and the relay takes every message that reached it before
+it next acts, which is when it forwards (the forward of the same chain comes
+later, so nothing is left in an inbox at the end). Only what the relay has
+received when it sends matters, and it takes the messages in the order the
+events would have run: the same log, one event fewer per chain.
+
 Mixed into :class:`~simulator.world.World`, whose state it uses.
 """
 
 from __future__ import annotations
+
+from heapq import heappop, heappush
 
 from beaver.ids import UNMARKED
 from simulator.engine import push
@@ -52,10 +62,13 @@ class OutGroupTraffic:
         else:
             chain = tau_min * (1.0 + self._chain_excess())
         queue, ticket = self._queue, self._ticket
-        push(queue, (now + chain * RELAY_RECEIVES_AT, ticket(), self._relay_receive,
-                     (relay, message, now, short)))
-        push(queue, (now + chain * RELAY_SENDS_AT, ticket(), self._relay_forward,
-                     (relay, sender, now, now + chain, short)))
+        received_at = now + chain * RELAY_RECEIVES_AT
+        if relay not in self.log.events:  # its first receive puts the relay in the log
+            push(queue, (received_at, ticket(), self.log.sequence, (relay,)))
+        forward = ticket()
+        heappush(self._relay_inbox[relay], (received_at, forward - 0.5, message, now, short))
+        push(queue, (now + chain * RELAY_SENDS_AT, forward, self._relay_forward,
+                     (relay, sender, now, now + chain, short, forward)))
 
     def _relay_receive(
         self, relay: str, message: int, sent_at: float, short: bool = False
@@ -66,9 +79,24 @@ class OutGroupTraffic:
             self._relay_floor[relay] = floor
 
     def _relay_forward(
-        self, relay: str, origin: int, sent_at: float, at_gateway: float, short: bool
+        self, relay: str, origin: int, sent_at: float, at_gateway: float, short: bool,
+        ticket: int,
     ) -> None:
-        """The relay's new message, caused by what it received, to another in-group node."""
+        """The relay's new message, caused by what it received, to another in-group node.
+
+        First the relay takes the messages that reached it before this event (by time,
+        then ticket: the order the engine would have run them in), its own among them.
+        """
+        inbox, due = self._relay_inbox[relay], (self.engine.now, ticket)
+        if inbox and inbox[0] < due:
+            received, floor, tau_min = self.log.events[relay], self._relay_floor[relay], (
+                self.config.tau_min)
+            while inbox and inbox[0] < due:
+                _, _, message, sent, short_chain = heappop(inbox)
+                received.append(~message)
+                if not short_chain and sent + tau_min > floor:
+                    floor = sent + tau_min
+            self._relay_floor[relay] = floor
         random = self._random
         receiver = int(random() * (len(self.nodes) - 1))
         if receiver >= origin:

@@ -159,6 +159,9 @@ class World(InGroupTraffic, OutGroupTraffic):
         """Per in-group channel (i * N + j), when its last message is delivered (FIFO)."""
         self._relay_floor = dict.fromkeys(self.relays, 0.0)
         """Per relay, the earliest time its next message may cross a gateway."""
+        self._relay_inbox: dict[str, list[tuple[float, int, int, float, bool]]] = {
+            relay: [] for relay in self.relays}
+        """Per relay, the messages on their way to it (a heap by arrival, then ticket)."""
         self.waves = Waves(count)
         self._pending_at = self.waves.pending_at
         self._take_due = self.waves.take_due
