@@ -39,7 +39,6 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from itertools import chain
 
 import numpy as np
 
@@ -298,24 +297,19 @@ class _Pass:
             return None
         del value, highest
         # levels of in-group events: how many captures of their node lie at or before them
-        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        starts = (np.cumsum(sizes) - sizes).tolist()
         ingroup = np.array([p in log.ingroup for p in processes])
-        nodes = np.flatnonzero(ingroup)
-        captures = [log.captures.get(processes[p], ()) for p in nodes]
-        counts = np.array([len(positions) for positions in captures], dtype=np.int64)
-        flat = np.fromiter(chain.from_iterable(captures), dtype=np.int64, count=int(counts.sum()))
-        placed = flat + np.repeat(starts[nodes], counts)
-        if ((flat < 0).any() or (placed > np.repeat(starts[nodes] + sizes[nodes], counts)).any()
-                or (np.diff(placed) < 0).any()):
-            return None  # captures out of order, or past their node's events
-        del flat
-        before = np.zeros(len(processes), dtype=np.int64)
-        before[nodes] = np.cumsum(counts) - counts
         inside = ingroup[owner]
         level = np.zeros(messages.size, dtype=np.int64)
-        level[inside] = (np.searchsorted(placed, np.flatnonzero(inside), side="right")
-                         - before[owner[inside]])
-        del placed
+        positions_of = np.arange(int(sizes.max()), dtype=np.int64)
+        for p in np.flatnonzero(ingroup).tolist():
+            captures = np.array(log.captures.get(processes[p], ()), dtype=np.int64)
+            size, start = int(sizes[p]), starts[p]
+            if captures.size:
+                if captures[0] < 0 or captures[-1] > size or (np.diff(captures) < 0).any():
+                    return None  # captures out of order, or past their node's events
+                level[start:start + size] = np.searchsorted(captures, positions_of[:size],
+                                                            side="right")
         # taints: an in-group sender's level; an out-group sender's highest taint received
         taint = np.zeros(count, dtype=np.int64)
         in_sends = send_at[inside[send_at]]

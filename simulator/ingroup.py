@@ -124,9 +124,12 @@ class InGroupTraffic:
             self._catch_up(receiver)
         node = self.nodes[receiver]
         receipt = node.receive(wire, self.names[sender], now + self._clock[receiver], message)
-        if receipt is not NOTHING:
+        if receipt is NOTHING:  # delivered, nothing else to do (most messages)
+            self._sequences[receiver].append(~message)
+            self._received[receiver] += 1
+        else:
             self._settle(receiver, receipt)
-        self._record_receive(receiver, message, receipt)
+            self._record_receive(receiver, message, receipt)
         if node.current > self.coordinator.newest:
             self.unstarted_adoptions += 1
 
@@ -149,9 +152,12 @@ class InGroupTraffic:
             self._catch_up(receiver)
         node = self.nodes[receiver]
         receipt = node.receive(wire, None, now + self._clock[receiver], message)
-        if receipt is not NOTHING:
+        if receipt is NOTHING:  # delivered, nothing else to do (most messages)
+            self._sequences[receiver].append(~message)
+            self._received[receiver] += 1
+        else:
             self._settle(receiver, receipt)
-        self._record_receive(receiver, message, receipt)
+            self._record_receive(receiver, message, receipt)
         if node.current > self.coordinator.newest:
             self.unstarted_adoptions += 1
 
