@@ -29,6 +29,14 @@ in-group message sent at level ls and received at level lr is in flight
 across cuts ls+1..lr. The cost is linear in events plus snapshots plus the
 size of the channel states.
 
+Levels and taints depend only on each process's order and on which send
+each receive matches, not on the order of the replay, so once the log is
+known to have a causal order they follow from whole-array operations
+(:class:`_Pass`: numpy over all events at once). A log proves its order
+when its ids were handed out in time order, as the simulator's are; any
+other log, or a malformed one, is replayed event by event
+(:class:`_Replay`), which also says what is wrong with it.
+
 A message that is sent but never received belongs to no channel state (the
 log does not say which channel it was on): a run should drain first.
 """
