@@ -321,18 +321,20 @@ class Coordinator(WireFloor, ReportChecks):
         if type(now) is not float or not isfinite(now):
             require_time(now)
         # the common case checked in one go (a hot path); anything else by _check_member
-        fast = type(local) is MemberSnapshot
-        if fast:
+        if type(local) is MemberSnapshot:
             node, first, last, taken_at, state, sent, received, group = local
-            index = self._index.get(node) if type(node) is str else None
-            fast = (index is not None and type(first) is int and type(last) is int
-                    and type(taken_at) is float and isfinite(taken_at)
-                    and first == self._last_reported[index] + 1 and first <= last <= self.newest
-                    and type(sent) is int and type(received) is int and sent >= 0 <= received
-                    and group is self._group)
-        if not fast:
-            index = self._check_member(local)
-            _, first, last, _, state, sent, received, _ = local
+            try:
+                index = self._index[node]
+            except (KeyError, TypeError):
+                index = -1
+            if (index >= 0 and group is self._group
+                    and type(first) is type(last) is type(sent) is type(received) is int
+                    and first == self._last_reported[index] + 1 <= last <= self.newest
+                    and sent >= 0 <= received and type(taken_at) is float
+                    and isfinite(taken_at)):
+                return self._record_local(index, first, last, state, sent - received, now)
+        index = self._check_member(local)
+        _, first, last, _, state, sent, received, _ = local
         return self._record_local(index, first, last, state, sent - received, now)
 
     def add_locals(self, batch: MemberSnapshots, now: float) -> list[int]:

@@ -120,7 +120,7 @@ class NodeGroup:
                 self.rejected[i] += 1
                 return REJECTED
             return NOTHING
-        snapshots = (self._take(i, seen, now),) if seen > current else ()
+        snapshots = (self.notify(i, seen, now),) if seen > current else ()
         in_flight: tuple[InFlight, ...] = ()
         if sender is not None:
             self._received[i] += 1
@@ -137,12 +137,27 @@ class NodeGroup:
     def notify(self, i: int, snapshot_id: int,
                now: float) -> MemberSnapshot | LocalSnapshot | None:
         """The coordinator told member ``i`` that snapshot ``snapshot_id`` exists: the local
-        snapshot it takes, or None if it has taken that one already."""
+        snapshot it takes, or None if it has taken that one already (a message with a newer
+        id is such a notification first)."""
         if type(snapshot_id) is not int or snapshot_id < 0:
             require_id(snapshot_id)
-        if snapshot_id <= self.current[i]:
+        # a hot path: the record made from its fields in one go, the counts reset
+        current = self.current
+        first = current[i] + 1
+        if snapshot_id < first:
             return None
-        return self._take(i, snapshot_id, now)
+        state = self._capture(i, first, snapshot_id)
+        current[i] = snapshot_id
+        sent, received = self._sent, self._received
+        sent_since, received_since = sent[i], received[i]
+        sent[i] = received[i] = 0
+        if self._sent_to is None:
+            return _record(MemberSnapshot, (self.names[i], first, snapshot_id, now, state,
+                                            sent_since, received_since, self.names))
+        sent_to, received_from = self._sent_to[i], self._received_from[i]  # type: ignore[index]
+        self._sent_to[i], self._received_from[i] = {}, {}  # type: ignore[index]
+        return _record(LocalSnapshot, (self.names[i], first, snapshot_id, now, state,
+                                       sent_to, received_from))
 
     def notify_many(self, members: np.ndarray, snapshot_ids: np.ndarray,
                     now: np.ndarray) -> MemberSnapshots | None:
@@ -189,23 +204,6 @@ class NodeGroup:
         received[members] = 0
         current[members] = snapshot_ids
         return taken
-
-    def _take(self, i: int, snapshot_id: int, now: float) -> MemberSnapshot | LocalSnapshot:
-        # a hot path: the record made from its fields in one go, the counts reset
-        current = self.current
-        first = current[i] + 1
-        state = self._capture(i, first, snapshot_id)
-        current[i] = snapshot_id
-        if self._sent_to is None:
-            sent, received = self._sent[i], self._received[i]
-            self._sent[i] = self._received[i] = 0
-            return _record(MemberSnapshot, (self.names[i], first, snapshot_id, now, state,
-                                            sent, received, self.names))
-        sent_to, received_from = self._sent_to[i], self._received_from[i]  # type: ignore[index]
-        self._sent_to[i], self._received_from[i] = {}, {}  # type: ignore[index]
-        self._sent[i] = self._received[i] = 0
-        return _record(LocalSnapshot, (self.names[i], first, snapshot_id, now, state,
-                                       sent_to, received_from))
 
 
 class GroupMember:

@@ -63,6 +63,9 @@ class WireFloor:
         self._floors: deque[tuple[float, int]] = deque([(-math.inf, 0)])
         """When the live floor rose, and to what: ids below a floor that rose at t may be
         on the wire until t + packet_lifetime (older entries are dropped once unneeded)."""
+        self._drop_at = math.inf
+        """When the oldest floor is no longer needed (the second one's rise plus the packet
+        lifetime; inf while there is one floor)."""
 
     @property
     def window(self) -> int:
@@ -115,9 +118,11 @@ class WireFloor:
         packet can carry any more; returns the clock."""
         if now > self._clock:
             self._clock = now
-            floors, lifetime = self._floors, self.packet_lifetime
-            while len(floors) > 1 and floors[1][0] + lifetime <= now:
-                floors.popleft()
+            if now >= self._drop_at:
+                floors, lifetime = self._floors, self.packet_lifetime
+                while len(floors) > 1 and floors[1][0] + lifetime <= now:
+                    floors.popleft()
+                self._drop_at = floors[1][0] + lifetime if len(floors) > 1 else math.inf
         return self._clock
 
     def _raise_floor(self) -> None:
@@ -127,9 +132,12 @@ class WireFloor:
         if floor > self._live_floor:
             self._live_floor = floor
             self._floors.append((self._clock, floor))
+            if len(self._floors) == 2:
+                self._drop_at = self._clock + self.packet_lifetime
 
     def _lower_floor(self, stamping: int) -> None:
         """A process stamps ``stamping`` again (a restart with an older id): alive again."""
         if stamping < self._live_floor:
             self._live_floor = stamping
             self._floors = deque([(-math.inf, stamping)])
+            self._drop_at = math.inf

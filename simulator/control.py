@@ -47,6 +47,7 @@ class ControlPlane:
         self._report_clear = [0.0] * len(world.nodes)
         """Per node, when its report stream delivers its last report (FIFO)."""
         self.gateway_down_until = [0.0] * len(world.gateways)
+        self._add_member_local = world.coordinator.add_member_local
         self._datagram_faults = bool(self.faults.control_duplicate or self.faults.control_loss
                                      or self.faults.control_reorder)
         self._queue, self._ticket = self.engine.queue, self.engine.ticket
@@ -219,6 +220,16 @@ class ControlPlane:
                 done = coordinator.add_in_flight(record, now)
             else:
                 done = coordinator.add_local(record, now)
+        except InvalidReport:
+            self.world.rejected_reports += 1
+            return
+        if done:
+            self.world.completed(done)
+
+    def deliver_member_report(self, local: MemberSnapshot, node: int) -> None:
+        """:meth:`deliver_report` of a group member's local snapshot (the common report)."""
+        try:
+            done = self._add_member_local(local, self.engine.now)
         except InvalidReport:
             self.world.rejected_reports += 1
             return

@@ -17,7 +17,7 @@ those snapshots incomplete).
 The nodes of a :class:`~beaver.node_group.NodeGroup` (the core's own rule, the
 default for Beaver and Lai-Yang) are captured by the world itself, which the
 group tells the ids each capture is for: there the cut is logged as the
-capture runs (:meth:`CutLog.captured`), before anything is reported.
+capture runs (:attr:`CutLog.log_cut`), before anything is reported.
 """
 
 from __future__ import annotations
@@ -60,6 +60,11 @@ class CutLog:
         """The cuts in report order, three numbers each: node, last id, position."""
         self._early: dict[int, dict[int, int]] = {}
         """Per node, cuts reported for ids after a gap in its log (out of order)."""
+        self.log_cut = self._cuts.extend
+        """``log_cut((node, last, position))``: node ``node`` (by index) ran its capture at
+        ``position`` for its local snapshot ending at id ``last``, following its previous one
+        (a member of a :class:`~beaver.node_group.NodeGroup`, whose captures the world runs
+        itself; one call, a hot path)."""
 
     def reported(self, node: int, local: LocalSnapshot | MemberSnapshot) -> None:
         """Node ``node`` (by index) reported ``local``."""
@@ -81,14 +86,8 @@ class CutLog:
             early.setdefault(k, position)
         self._drain(node, early)
 
-    def captured(self, node: int, last: int, position: int) -> None:
-        """Node ``node`` (by index) ran its capture at ``position`` for its local snapshot
-        ending at id ``last``, following its previous one (a member of a
-        :class:`~beaver.node_group.NodeGroup`, whose captures the world runs itself)."""
-        self._cuts.extend((node, last, position))
-
     def captured_many(self, nodes: np.ndarray, lasts: np.ndarray, positions: list[int]) -> None:
-        """:meth:`captured` of each of ``nodes`` with its ``lasts`` and ``positions`` entries."""
+        """:attr:`log_cut` of each of ``nodes`` with its ``lasts`` and ``positions`` entries."""
         cuts = np.column_stack((nodes, lasts, np.array(positions, dtype=np.int64)))
         self._cuts.frombytes(cuts.astype(np.int64, copy=False).tobytes())
 
@@ -113,7 +112,7 @@ class CutLog:
                 counts = np.diff(lasts[low:high], prepend=len(captures)).tolist()
                 captures.extend(chain.from_iterable(
                     map(repeat, positions[low:high].tolist(), counts)))
-        self._cuts = array("q")
+        del self._cuts[:]
 
     def _drain(self, node: int, early: dict[int, int]) -> None:
         while self._next[node] in early:

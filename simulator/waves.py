@@ -72,16 +72,21 @@ class Waves:
         arrival; ``(0, inf)`` if none. Forgets them, and notifications made moot by them."""
         due_id, due_at, pending = 0, math.inf, math.inf
         arrivals, row = self._arrivals, node * self._slots
-        for snapshot_id, slot in reversed(self._waves):
+        waves = reversed(self._waves)
+        for snapshot_id, slot in waves:  # newest first: the waves still on their way
             if snapshot_id <= current:
                 break
             arrival = arrivals[row + slot]
-            if arrival <= now:
-                if not due_id:
-                    due_id = snapshot_id
-                if arrival < due_at:
-                    due_at = arrival
-            elif not due_id and arrival < pending:
+            if arrival <= now:  # the newest that arrived: it is due, and so are older ones
+                due_id, due_at = snapshot_id, arrival
+                for snapshot_id, slot in waves:
+                    if snapshot_id <= current:
+                        break
+                    arrival = arrivals[row + slot]
+                    if arrival < due_at:
+                        due_at = arrival
+                break
+            if arrival < pending:
                 pending = arrival
         self.pending_at[node] = pending
         return due_id, due_at

@@ -111,7 +111,7 @@ class World(InGroupTraffic, OutGroupTraffic):
         self._sequences = [self.log.sequence(name) for name in self.names]
         self._cuts = CutLog(self.log, self.names)
         """Each node's event sequence and capture positions, as kept in :class:`EventLog`."""
-        self._captured = self._cuts.captured
+        self._log_cut = self._cuts.log_cut
         self._sent = array("q", [0]) * count
         self._received = array("q", [0]) * count
         """Per node, the messages it sent and received (flat: no int object per node to reach)."""
@@ -169,6 +169,9 @@ class World(InGroupTraffic, OutGroupTraffic):
         self._report = self.control.report if self.faults.control_loss else (
             self.control.deliver_report)
         """Without control loss a report reaches the coordinator at once."""
+        self._report_member = self.control.report if self.faults.control_loss else (
+            self.control.deliver_member_report)
+        """The same, for a group member's local snapshot."""
         self._link = self.delays["ingroup_link"]
         self._data_faults = bool(self.faults.data_loss or self.faults.data_duplicate)
         self._queue, self._ticket = self.engine.queue, self.engine.ticket
@@ -335,7 +338,8 @@ class World(InGroupTraffic, OutGroupTraffic):
             return
         snapshot_id, arrived = self._take_due(node, group.current[node], self.engine.now)
         if snapshot_id:  # newer than the node's id: it takes a local snapshot
-            self._report(group.notify(node, snapshot_id, arrived + self._clock[node]), node)
+            self._report_member(group.notify(node, snapshot_id, arrived + self._clock[node]),
+                                node)
 
     def notify_one(self, node: int, snapshot_id: int) -> None:
         """A single notification (a marker protocol's initiator, or one sent again)."""
@@ -354,7 +358,7 @@ class World(InGroupTraffic, OutGroupTraffic):
         group: its position in its event sequence and its message counters. The cut of
         ``first..last`` is that position, logged here, where the capture ran."""
         position = len(self._sequences[node])
-        self._captured(node, last, position)
+        self._log_cut((node, last, position))
         # NodeState(...) without a Python call: once per local snapshot
         return _record(NodeState, (position, self._sent[node], self._received[node]))
 
