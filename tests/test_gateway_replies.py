@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -192,3 +193,18 @@ def test_a_failing_handler_ends_its_connection_and_the_reader_goes_on() -> None:
         gateways.stop()
     switch.close()
     other_switch.close()
+
+
+def test_only_a_switchs_current_connection_answers_its_barriers() -> None:
+    from controller.gateways.app import GatewayApp
+
+    current, refused = SimpleNamespace(id=0x301), SimpleNamespace(id=0x301)
+    answered: list[float] = []
+    app = SimpleNamespace(lock=threading.RLock(), names={0x301: "gw1"},
+                          datapaths={"gw1": current}, barriers={(0x301, 7): answered.append})
+    app.changed = threading.Condition(app.lock)
+    assert not GatewayApp._awaited_barrier(app, refused, 7, 1.0)  # type: ignore[arg-type]
+    assert answered == [] and (0x301, 7) in app.barriers
+    assert GatewayApp._awaited_barrier(app, current, 7, 2.0)  # type: ignore[arg-type]
+    assert answered == [2.0]
+    assert not GatewayApp._awaited_barrier(app, current, 7, 3.0)  # type: ignore[arg-type]

@@ -261,8 +261,11 @@ class GatewayApp(app_manager.OSKenApp):
 
     def _awaited_barrier(self, datapath: Any, xid: int, now: float) -> bool:
         """The reply to barrier ``xid`` came back on ``datapath`` at ``now``: True if it was
-        awaited (its callback ran)."""
+        awaited (its callback ran). Only the switch's current connection answers: a refused
+        one claiming its dpid cannot."""
         with self.lock:
+            if self.datapaths.get(self.names.get(datapath.id, "")) is not datapath:
+                return False
             callback = self.barriers.pop((datapath.id, xid), None)
             if callback is None:
                 return False
