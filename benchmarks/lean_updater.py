@@ -3,8 +3,9 @@
 The gateway controller's ack of an id update is, per gateway, the
 ``current`` rule's flow-mod and a barrier on the gateway's OpenFlow
 connection, and once every barrier reply is back, one ``revalidator/purge``
-per switch daemon over its unixctl socket. The controller spends 0.6-1.5 ms
-of CPU per update doing it through os-ken (docs/dataplane.md).
+per switch daemon over its unixctl socket. The controller spends 0.7-1.5 ms
+of CPU per update doing it, for the request, its decisions and its threads
+(docs/dataplane.md).
 :class:`LeanUpdater` does the same sequence with as little else as it can,
 on one thread: it opens its own OpenFlow 1.3 connection to each gateway's
 bridge (the bridge's ``<bridge>.mgmt`` socket, which the switch daemon
@@ -15,7 +16,8 @@ serves as it serves ``ovs-ofctl``: a hello, then requests), and per update
   :class:`~controller.gateways.openflow.CurrentRuleMessages` and
   :class:`~controller.gateways.openflow.BarrierRequests`, then a barrier)
   with one ``sendall``,
-* reads every barrier reply with one selector,
+* reads every barrier reply with one selector (framed as the controller's
+  reader frames them, :func:`~controller.gateways.openflow.take_messages`),
 * then calls ``revalidator/purge`` on each daemon of the gateways over one
   persistent JSON-RPC connection (:class:`~controller.gateways.datapath.Unixctl`,
   as the controller does).
@@ -24,8 +26,9 @@ So it sends the daemon the very messages the controller sends, in the same
 order, and its ack promises what the controller's does: the barrier reply
 says the flow-mod is in the tables, the purge after it that packets see
 them. What it leaves out is everything a controller does besides
-(decisions, the control protocol, os-ken's threads and parsers): a run with
-it bounds what any leaner controller could give the data plane
+(the request and its answer, the decisions, the encoding while it is
+measured, the hand-offs between threads): a run with it bounds what any
+leaner controller could give the data plane
 (``bench_gateways.py --updater lean``). The controller stays connected
 (it installed the rules and still receives what the gateways send it) but
 is not asked for updates.
