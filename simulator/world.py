@@ -115,7 +115,7 @@ class World(InGroupTraffic, OutGroupTraffic):
         self._sent = array("q", [0]) * count
         self._received = array("q", [0]) * count
         """Per node, the messages it sent and received (flat: no int object per node to reach)."""
-        self.group = self.protocol.node_group(self.names, self._capture, space=space,
+        self.group = self.protocol.node_group(self.names, self._member_capture(), space=space,
                                               capture_many=self._capture_many)
         """Every node in one :class:`NodeGroup` when the protocol's nodes are the core's
         (None: one object per node, e.g. a ``node_class``)."""
@@ -172,6 +172,8 @@ class World(InGroupTraffic, OutGroupTraffic):
         self._report_member = self.control.report if self.faults.control_loss else (
             self.control.deliver_member_report)
         """The same, for a group member's local snapshot."""
+        if self.group is not None:
+            self._catch_up = self._member_catch_up()
         self._link = self.delays["ingroup_link"]
         self._data_faults = bool(self.faults.data_loss or self.faults.data_duplicate)
         self._queue, self._ticket = self.engine.queue, self.engine.ticket
@@ -328,18 +330,26 @@ class World(InGroupTraffic, OutGroupTraffic):
         self.waves.retire(snapshot_id)
 
     def _catch_up(self, node: int) -> None:
-        """``node`` takes the notifications that reached it (their arrival is the moment)."""
-        group = self.group
-        if group is None:
-            state = self.nodes[node]
-            snapshot_id, arrived = self._take_due(node, state.current, self.engine.now)
-            if snapshot_id:
-                self._settle(node, state.notify(snapshot_id, arrived + self._clock[node]))
-            return
-        snapshot_id, arrived = self._take_due(node, group.current[node], self.engine.now)
-        if snapshot_id:  # newer than the node's id: it takes a local snapshot
-            self._report_member(group.notify(node, snapshot_id, arrived + self._clock[node]),
-                                node)
+        """``node`` takes the notifications that reached it (their arrival is the moment).
+        A group's world replaces this with :meth:`_member_catch_up`'s function."""
+        state = self.nodes[node]
+        snapshot_id, arrived = self._take_due(node, state.current, self.engine.now)
+        if snapshot_id:
+            self._settle(node, state.notify(snapshot_id, arrived + self._clock[node]))
+
+    def _member_catch_up(self) -> Callable[[int], None]:
+        """:meth:`_catch_up` of a group member: its local snapshot in one group call, the
+        report straight to the coordinator (or over the lossy stream). A hot path (once per
+        node touched after a notification reached it): what it reads is bound here."""
+        take_due, current, notify = self._take_due, self.group.current, self.group.notify
+        engine, clock, report = self.engine, self._clock, self._report_member
+
+        def catch_up(node: int) -> None:
+            snapshot_id, arrived = take_due(node, current[node], engine.now)
+            if snapshot_id:  # newer than the node's id: it takes a local snapshot
+                report(notify(node, snapshot_id, arrived + clock[node]), node)
+
+        return catch_up
 
     def notify_one(self, node: int, snapshot_id: int) -> None:
         """A single notification (a marker protocol's initiator, or one sent again)."""
@@ -353,19 +363,26 @@ class World(InGroupTraffic, OutGroupTraffic):
 
     # -- in-group nodes -------------------------------------------------------------------
 
-    def _capture(self, node: int, first: int, last: int) -> NodeState:
-        """The state of ``node`` for its local snapshot of ``first..last`` as a member of the
-        group: its position in its event sequence and its message counters. The cut of
-        ``first..last`` is that position, logged here, where the capture ran."""
-        position = len(self._sequences[node])
-        self._log_cut((node, last, position))
-        # NodeState(...) without a Python call: once per local snapshot
-        return _record(NodeState, (position, self._sent[node], self._received[node]))
+    def _member_capture(self) -> Callable[[int, int, int], NodeState]:
+        """The capture callback of the group's members: ``capture(node, first, last)`` is the
+        state of ``node`` for its local snapshot of ``first..last``, its position in its event
+        sequence and its message counters. The cut of ``first..last`` is that position, logged
+        where the capture ran. Once per local snapshot: what it reads is bound here."""
+        sequences, log_cut, sent, received = (self._sequences, self._log_cut, self._sent,
+                                              self._received)
+
+        def capture(node: int, first: int, last: int) -> NodeState:
+            position = len(sequences[node])
+            log_cut((node, last, position))
+            # NodeState(...) without a Python call
+            return _record(NodeState, (position, sent[node], received[node]))
+
+        return capture
 
     def _capture_many(self, nodes: np.ndarray, firsts: np.ndarray,
                       lasts: np.ndarray) -> list[NodeState]:
-        """:meth:`_capture` of each of ``nodes`` (distinct) with its ``firsts`` and ``lasts``
-        entries."""
+        """The members' capture callback (:meth:`_member_capture`) of each of ``nodes``
+        (distinct) with its ``firsts`` and ``lasts`` entries."""
         sequences = self._sequences
         positions = [len(sequences[node]) for node in nodes.tolist()]
         self._cuts.captured_many(nodes, lasts, positions)
