@@ -6,13 +6,11 @@ until the snapshots they cover are finished and forgotten. Only what
 assembling a snapshot needs is kept: the node, the range and the state, not
 the report (its message counts were added up when it was taken).
 
-The ranges of every node are one log, not one list per node: a report is
-one append at the end of the log, where per-node lists would make it touch
-memory of its own node's, cold in a large in-group. The log's newest reports
-are kept as they came (one tuple each) and moved into four flat containers
-(nodes, firsts, lasts, states) when the log is read: reading a snapshot's
-states (:meth:`ReportedStates.covering`) and forgetting are vectorised over
-those; they are rare next to reports.
+The ranges of every node are one log, not one list per node: a report is a
+few appends at the end of four flat containers, where per-node lists would
+make it touch memory of its own node's, cold in a large in-group. Reading a
+snapshot's states (:meth:`ReportedStates.covering`) and forgetting are
+vectorised over the log; they are rare next to reports.
 """
 
 from __future__ import annotations
@@ -34,28 +32,18 @@ class ReportedStates:
         self._firsts = array("q")
         self._lasts = array("q")
         self._states: list[Any] = []
-        self._newest: list[tuple[str, int, int, Any]] = []
-        """The reports after those in the four containers, in order."""
 
     def add(self, node: str, first: int, last: int, state: Any) -> None:
         """``node`` recorded ``state`` for ids ``first..last`` (after every range it had)."""
-        self._newest.append((node, first, last, state))
-
-    def _settle(self) -> None:
-        """Move the newest reports into the four containers (before the log is read)."""
-        if self._newest:
-            nodes, firsts, lasts, states = zip(*self._newest, strict=True)
-            self._nodes += nodes
-            self._firsts.extend(firsts)
-            self._lasts.extend(lasts)
-            self._states += states
-            self._newest = []
+        self._nodes.append(node)
+        self._firsts.append(first)
+        self._lasts.append(last)
+        self._states.append(state)
 
     def add_many(self, nodes: list[str], firsts: np.ndarray, lasts: np.ndarray,
                  states: list[Any]) -> None:
         """``add`` of each ``nodes[j]``, ``firsts[j]``, ``lasts[j]``, ``states[j]`` in turn
         (the ids as int64 arrays)."""
-        self._settle()
         self._nodes += nodes
         self._firsts.frombytes(np.ascontiguousarray(firsts, dtype=np.int64).tobytes())
         self._lasts.frombytes(np.ascontiguousarray(lasts, dtype=np.int64).tobytes())
@@ -64,14 +52,12 @@ class ReportedStates:
     def covering(self, k: int) -> dict[str, Any]:
         """Each node's state for snapshot ``k``, for the nodes that reported one (in the
         order of their names)."""
-        self._settle()
         found = np.flatnonzero(self._covers(k)).tolist()
         nodes, states = self._nodes, self._states
         return {nodes[i]: states[i] for i in sorted(found, key=nodes.__getitem__)}
 
     def forget(self, k: int, keep: Collection[int]) -> None:
         """Drop every range that ends at or below ``k`` and covers no id in ``keep``."""
-        self._settle()
         if not self._states:
             return
         kept = np.frombuffer(self._lasts, dtype=np.int64) > k
@@ -96,7 +82,6 @@ class ReportedStates:
         return (firsts <= k) & (lasts >= k)
 
     def _by_node(self) -> dict[str, list[tuple[int, int, Any]]]:
-        self._settle()
         ranges: dict[str, list[tuple[int, int, Any]]] = {node: [] for node in self._known}
         for node, first, last, state in zip(self._nodes, self._firsts, self._lasts,
                                             self._states, strict=True):
