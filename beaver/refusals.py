@@ -213,27 +213,31 @@ class ReportChecks:
         """What makes ``local`` no well-formed member's local snapshot."""
         if not isinstance(local, MemberSnapshot):
             return f"a member's local snapshot must be a MemberSnapshot, got {type(local).__name__}"
+        return (ReportChecks._malformed_fields(local, (float,))
+                or f"local snapshot from {local.node}: its group must be a tuple of names")
+
+    @staticmethod
+    def _malformed_fields(local: LocalSnapshot | MemberSnapshot,
+                          times: tuple[type, ...]) -> str | None:
+        """What is wrong with the fields every kind of local snapshot has: the node's name,
+        the ids, the time it was taken (of a type in ``times``); None: nothing."""
         if not isinstance(local.node, str):
             return f"local snapshot from a node whose name is not a string: {local.node!r}"
         if not (type(local.first_id) is int and type(local.last_id) is int):
             return (f"local snapshot ids must be ints, got "
                     f"{local.first_id!r}..{local.last_id!r}")
-        if type(local.taken_at) is not float or not math.isfinite(local.taken_at):
+        if type(local.taken_at) not in times or not math.isfinite(local.taken_at):
             return f"local snapshot from {local.node} taken at {local.taken_at!r}, not a time"
-        return f"local snapshot from {local.node}: its group must be a tuple of names"
+        return None
 
     @staticmethod
     def _malformed(local: object) -> str | None:
         """What makes ``local`` no well-formed local snapshot at all (None: nothing)."""
         if not isinstance(local, LocalSnapshot):
             return f"a local snapshot must be a LocalSnapshot, got {type(local).__name__}"
-        if not isinstance(local.node, str):
-            return f"local snapshot from a node whose name is not a string: {local.node!r}"
-        if not (type(local.first_id) is int and type(local.last_id) is int):
-            return (f"local snapshot ids must be ints, got "
-                    f"{local.first_id!r}..{local.last_id!r}")
-        if type(local.taken_at) not in (int, float) or not math.isfinite(local.taken_at):
-            return f"local snapshot from {local.node} taken at {local.taken_at!r}, not a time"
+        problem = ReportChecks._malformed_fields(local, (int, float))
+        if problem:
+            return problem
         sent, received = local.sent, local.received
         if not ((type(sent) is dict or isinstance(sent, Mapping))
                 and (type(received) is dict or isinstance(received, Mapping))):
