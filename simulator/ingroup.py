@@ -65,43 +65,32 @@ class InGroupTraffic:
     def _ingroup_message(self) -> None:
         """A random in-group node sends: to a relay, or on its channel to a random peer.
 
-        The hot path of a run (one call per in-group message): the channel's FIFO
-        bookkeeping (:meth:`_on_channel`) is written out here, and events go straight
+        The hot path of a run (one call per in-group message): its events go straight
         onto the engine's heap.
         """
-        nodes, now, random = self.nodes, self.engine.now, self._random
-        count = len(nodes)
-        sender = int(random() * count)
+        now, pick = self.engine.now, self._pick
+        count = len(self.nodes)
+        sender = pick(count)
         if self._down_until[sender] > now:
             return
         if self._pending_at[sender] <= now:
             self._catch_up(sender)
-        if self.relays and random() < self.workload.relay_share:
+        if self.relays and self._random() < self.workload.relay_share:
             self._to_relay(sender)
             return
-        receiver = int(random() * (count - 1))
+        receiver = pick(count - 1)
         if receiver >= sender:
             receiver += 1
         wire = self.nodes[sender].send(self.names[receiver], now + self._clock[sender])
         self._next_message = message = self._next_message + 1
         self._sequences[sender].append(message)
         self._sent[sender] += 1
-        arrival = now + self._link()
-        if self._data_faults:
-            arrival += self._channel_faults()
-        channel = sender * count + receiver
-        clear = self._channel_clear
-        held = clear.get(channel, 0.0)
-        if held > arrival:
-            arrival = held
-        clear[channel] = arrival
-        queue, ticket = self._queue, self._ticket
-        push(queue, (arrival, ticket(), self._deliver, (sender, receiver, message, wire)))
+        arrival = self._on_channel(sender, receiver, self._deliver, message, wire)
         if arrival - now > self._lifetime:
             self.overdue.append(message)
-        if self.stamping and random() < self.workload.vip_share:
-            gateway = int(random() * len(self.gateways))
-            push(queue, ((now + arrival) / 2, ticket(), self._observe, (gateway, wire)))
+        if self.stamping and self._random() < self.workload.vip_share:
+            push(self._queue, ((now + arrival) / 2, self._ticket(), self._observe,
+                               (self._pick_gateway(), wire)))
 
     def _observe(self, gateway: int, wire: int) -> None:
         if self.control.gateway_down_until[gateway] <= self.engine.now:

@@ -46,7 +46,7 @@ class OutGroupTraffic:
         """In-group ``sender`` starts an external chain through a random relay."""
         now, faults, random = self.engine.now, self.faults, self._random
         tau_min = self.config.tau_min
-        relay = self.relays[int(random() * len(self.relays))]
+        relay = self.relays[self._pick(len(self.relays))]
         self.nodes[sender].send(None, now + self._clock[sender])
         self._next_message = message = self._next_message + 1
         self._sequences[sender].append(message)
@@ -97,12 +97,11 @@ class OutGroupTraffic:
                 if not short_chain and sent + tau_min > floor:
                     floor = sent + tau_min
             self._relay_floor[relay] = floor
-        random = self._random
-        receiver = int(random() * (len(self.nodes) - 1))
+        receiver = self._pick(len(self.nodes) - 1)
         if receiver >= origin:
             receiver += 1
         arrival = at_gateway if short else max(at_gateway, self._relay_floor[relay])
-        gateway = int(random() * len(self.gateways))
+        gateway = self._pick_gateway()
         chain = arrival - sent_at
         if chain < self.coordinator.tau_min:
             self.counts.short_chains += 1
@@ -113,11 +112,9 @@ class OutGroupTraffic:
         self._inbound(relay, receiver, arrival, gateway)
 
     def _client_request(self) -> None:
-        random = self._random
-        client = self.clients[int(random() * len(self.clients))]
+        client = self.clients[self._pick(len(self.clients))]
         arrival = self.engine.now + self._to_gateway()
-        self._inbound(client, int(random() * len(self.nodes)), arrival,
-                      int(random() * len(self.gateways)))
+        self._inbound(client, self._pick(len(self.nodes)), arrival, self._pick_gateway())
 
     def _inbound(self, process: str, receiver: int, at_gateway: float, gateway: int) -> None:
         """``process`` sends a message into the in-group; it reaches ``gateway`` at
@@ -144,7 +141,7 @@ class OutGroupTraffic:
             self.engine.at(at_gateway, self._cross_gateway, gateway, receiver, message)
 
     def _pick_gateway(self) -> int:
-        return int(self._random() * len(self.gateways))
+        return self._pick(len(self.gateways))
 
     def _pick(self, count: int) -> int:
         """A uniform choice among ``0..count-1`` (one call into the generator)."""
