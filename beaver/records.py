@@ -79,9 +79,6 @@ class MemberSnapshot(NamedTuple):
     received: int
     group: tuple[str, ...]
 
-    def covers(self, snapshot_id: int) -> bool:
-        return self.first_id <= snapshot_id <= self.last_id
-
 
 class MemberSnapshots(NamedTuple):
     """Local snapshots of distinct members of one group, taken at once: element ``j`` is
