@@ -7,9 +7,7 @@ run is a pure function of its inputs and seed.
 An event costs one heap push, one heap pop and the call itself. Callers on
 the hot paths (a message per event) push ``(time, ticket(), action, args)``
 onto :attr:`Engine.queue` themselves rather than through :meth:`Engine.at`,
-which saves a Python call per event. A ticket is taken for an event pushed
-onto the queue and for nothing else: the engine counts the events it ran
-from the tickets it handed out, so its loop does nothing but pop and call.
+which saves a Python call per event.
 
 While the engine runs, Python's cyclic garbage collector is paused: a run
 allocates millions of short-lived, acyclic records while it keeps millions
@@ -57,25 +55,18 @@ class Engine:
     ) -> None:
         """Run until no event is left, calling ``progress`` every ``progress_every`` events."""
         queue, pop = self.queue, heapq.heappop
-        before, queued, first = self.events_run, len(queue), self.ticket()
+        before, run = self.events_run, 0
         collecting = gc.isenabled()
         gc.disable()
         try:
-            if progress is None:
-                while queue:
-                    self.now, _, action, args = pop(queue)
-                    action(*args)
-            else:
-                run = 0
-                while queue:
-                    self.now, _, action, args = pop(queue)
-                    action(*args)
-                    run += 1
-                    if run % progress_every == 0:
-                        self.events_run = before + run
-                        progress()
+            while queue:
+                self.now, _, action, args = pop(queue)
+                action(*args)
+                run += 1
+                if progress is not None and run % progress_every == 0:
+                    self.events_run = before + run
+                    progress()
         finally:
-            scheduled = self.ticket() - first - 1
-            self.events_run = before + queued + scheduled - len(queue)
+            self.events_run = before + run
             if collecting:
                 gc.enable()
